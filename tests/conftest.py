@@ -1,0 +1,53 @@
+"""Shared fixtures: the real default model (converted once into a cache kept between test runs)
+and a tiny random llama with the default model's tokenizer, for fast tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.default_model import ensure_default_model
+from engine.workspace import Workspace
+
+CACHE = Path(os.environ.get("WORKBENCH_TEST_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "tests"))
+
+
+@pytest.fixture(scope="session")
+def default_model_path() -> Path:
+    """SmolLM2-135M-Instruct as safetensors (converted from the packaged GGUF on first use)."""
+    return ensure_default_model(CACHE / "models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(default_model_path: Path) -> Path:
+    """A 2-layer llama (hidden 64) with random weights and SmolLM2's tokenizer and chat template."""
+    target = CACHE / "models" / "tiny-llama"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from engine.files import atomic_dir
+
+    tok = AutoTokenizer.from_pretrained(default_model_path)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    with atomic_dir(target) as tmp:
+        LlamaForCausalLM(config).save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return target
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, default_model_path: Path) -> Workspace:
+    """A fresh workspace whose models/ already holds the converted default model (linked, not copied)."""
+    ws = Workspace.from_env(tmp_path / "workspace")
+    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    return ws
