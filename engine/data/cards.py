@@ -1,0 +1,166 @@
+"""SillyTavern / TavernAI character cards, V1, V2 (`chara_card_v2`) and V3 (`chara_card_v3`), as
+JSON or as PNG (the JSON, base64-encoded, in a `chara` or `ccv3` text chunk).
+
+A card becomes a system prompt and an opening assistant message (for chat), and its example
+dialogues (`mes_example`, blocks starting with `<START>`) become conversations (for data).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.data.errors import DataError
+
+PYGMALION_KEYS = {"char_name": "name", "char_persona": "description", "world_scenario": "scenario",
+                  "char_greeting": "first_mes", "example_dialogue": "mes_example"}
+_CHAR = re.compile(r"\{\{char\}\}|<BOT>", re.IGNORECASE)
+_USER = re.compile(r"\{\{user\}\}|<USER>", re.IGNORECASE)
+_START = re.compile(r"^\s*<START>\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    description: str = ""
+    personality: str = ""
+    scenario: str = ""
+    first_message: str = ""
+    example_dialogue: str = ""
+    card_system_prompt: str = ""
+    post_history_instructions: str = ""
+    alternate_greetings: tuple[str, ...] = ()
+    creator_notes: str = ""
+    tags: tuple[str, ...] = ()
+    spec: str = "v1"
+
+    def fill(self, text: str, user: str = "User") -> str:
+        """Replace the card macros {{char}} and {{user}} (and V1's <BOT>, <USER>)."""
+        return _USER.sub(user, _CHAR.sub(self.name, text or "")).strip()
+
+    def system_prompt(self, user: str = "User") -> str:
+        """The card as one system prompt, laid out like SillyTavern's default story string."""
+        parts = [self.card_system_prompt.replace("{{original}}", "").strip(), f"You are {self.name}."]
+        parts.append(self.description)
+        if self.personality:
+            parts.append(f"{self.name}'s personality: {self.personality}")
+        if self.scenario:
+            parts.append(f"Scenario: {self.scenario}")
+        return self.fill("\n".join(p for p in parts if p and p.strip()), user)
+
+    def opening(self, user: str = "User") -> list[dict]:
+        """The start of a chat with this character: its system prompt and its first message."""
+        messages = [{"role": "system", "content": self.system_prompt(user)}]
+        if self.first_message.strip():
+            messages.append({"role": "assistant", "content": self.fill(self.first_message, user)})
+        return messages
+
+    def conversations(self, user: str = "User") -> list[list[dict]]:
+        """Training conversations from the example dialogues; the opening alone where there are none."""
+        system = {"role": "system", "content": self.system_prompt(user)}
+        found = [turns for block in _START.split(self.example_dialogue or "") if (turns := self._turns(block, user))]
+        return [[system, *turns] for turns in found] or [self.opening(user)]
+
+    def _turns(self, block: str, user: str) -> list[dict]:
+        speaker = re.compile(rf"^\s*(\{{\{{user\}}\}}|<USER>|{re.escape(user)}|\{{\{{char\}}\}}|<BOT>|{re.escape(self.name)})\s*:",
+                             re.IGNORECASE)
+        turns: list[dict] = []
+        for line in block.splitlines():
+            match = speaker.match(line)
+            if match:
+                who = match.group(1).lower()
+                role = "user" if who in ("{{user}}", "<user>", user.lower()) else "assistant"
+                turns.append({"role": role, "content": line[match.end():]})
+            elif turns:
+                turns[-1]["content"] += "\n" + line
+        return [{"role": t["role"], "content": self.fill(t["content"], user)} for t in turns if t["content"].strip()]
+
+
+def is_card(record: dict) -> bool:
+    spec = str(record.get("spec", ""))
+    if spec.startswith("chara_card"):
+        return True
+    return ("name" in record and "first_mes" in record) or ("char_name" in record and "char_greeting" in record)
+
+
+def card_from_dict(record: dict) -> Card:
+    """A Card from a parsed card of any version; raises `DataError` when it is not one."""
+    if not isinstance(record, dict) or not is_card(record):
+        keys = ", ".join(list(record)[:12]) if isinstance(record, dict) else type(record).__name__
+        raise DataError(
+            f"This is not a character card (fields seen: {keys}). A card has 'spec': 'chara_card_v2' or "
+            "'chara_card_v3' with a 'data' object, or the V1 fields name, description, first_mes."
+        )
+    spec = str(record.get("spec", ""))
+    data = record.get("data") if spec.startswith("chara_card") and isinstance(record.get("data"), dict) else record
+    data = {PYGMALION_KEYS.get(k, k): v for k, v in data.items()}
+    text = lambda key: str(data.get(key) or "")  # noqa: E731
+    return Card(
+        name=text("name").strip() or "Character",
+        description=text("description"),
+        personality=text("personality"),
+        scenario=text("scenario"),
+        first_message=text("first_mes"),
+        example_dialogue=text("mes_example"),
+        card_system_prompt=text("system_prompt"),
+        post_history_instructions=text("post_history_instructions"),
+        alternate_greetings=tuple(str(g) for g in data.get("alternate_greetings") or ()),
+        creator_notes=text("creator_notes"),
+        tags=tuple(str(t) for t in data.get("tags") or ()),
+        spec={"chara_card_v2": "v2", "chara_card_v3": "v3"}.get(spec, "v1"),
+    )
+
+
+def card_json_from_png(path: Path) -> dict:
+    """The card JSON stored in a PNG's `ccv3` (preferred) or `chara` text chunk."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            chunks = dict(getattr(image, "text", {}) or {})
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"'{path.name}' could not be read as a PNG image ({e}).") from None
+    encoded = chunks.get("ccv3") or chunks.get("chara")
+    if not encoded:
+        raise DataError(
+            f"'{path.name}' is a PNG without a character card in it (no 'chara' or 'ccv3' text chunk). "
+            "Export the card again from SillyTavern or the site it came from, as PNG or JSON."
+        )
+    try:
+        return json.loads(base64.b64decode(encoded).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"The character card inside '{path.name}' is damaged ({e}). Export it again.") from None
+
+
+def read_card(path: str | Path) -> Card:
+    """Read a character card from a .json or .png file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"There is no file at '{path}'.")
+    with open(path, "rb") as f:
+        png = f.read(8) == b"\x89PNG\r\n\x1a\n"
+    if png:
+        return card_from_dict(card_json_from_png(path))
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"'{path.name}' is not a character card: it is not valid JSON ({e}).") from None
+    return card_from_dict(record)
+
+
+def card_png_info(card: dict):
+    """PNG metadata carrying `card` as a `chara` chunk (and `ccv3` for V3 cards), for `image.save(..., pnginfo=)`."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    encoded = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8")).decode("ascii")
+    info.add_text("chara", encoded)
+    if card.get("spec") == "chara_card_v3":
+        info.add_text("ccv3", encoded)
+    return info

@@ -1,0 +1,210 @@
+"""Every record shape to one shape inside: `{"messages": [{role, content}, ...]}` (trl's
+conversational format; tool calls kept as `tool_calls`, tool definitions as a JSON string in
+`tools`), or `{"text": ...}` for continued pre-training.
+
+A mapped system column becomes the conversation's system turn; where it is empty, a system turn
+already in the conversation is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable, Iterator
+
+from engine.data.cards import card_from_dict
+from engine.data.detect import as_list
+from engine.data.errors import DataError
+from engine.data.formats import FORMATS
+
+ROLES = {
+    "user": "user", "human": "user", "prompter": "user", "question": "user",
+    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
+    "claude": "assistant", "bard": "assistant", "answer": "assistant",
+    "system": "system", "developer": "system",
+    "tool": "tool", "function": "tool", "observation": "tool", "ipython": "tool", "function_response": "tool",
+    "tool_response": "tool",
+}
+_CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
+_MARKER = re.compile(r"<\|(system|user|assistant)\|>")
+_EOS = re.compile(r"(\s*</s>\s*)+$")
+
+
+class Malformed(Exception):
+    """A record that does not fit the chosen shape; it is dropped with this reason."""
+
+
+def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -> None:
+    """Raise `DataError` for a mapping that names unknown fields or columns, or misses a required one."""
+    fmt = FORMATS[format_id]
+    shown = ", ".join(columns) or "none"
+    for name, column in mapping.items():
+        if name not in fmt.fields:
+            raise DataError(f"'{name}' is not a field of the {format_id} shape; its fields are {', '.join(fmt.fields) or 'none'}.")
+        if column and column not in columns:
+            raise DataError(f"There is no column '{column}' in this file (mapped to {name}). Its columns are: {shown}.")
+    missing = [name for name in fmt.required if not mapping.get(name)]
+    if missing:
+        needs = ", ".join(f"{name} ({fmt.fields[name]})" for name in missing)
+        raise DataError(f"To read this file as {format_id}, choose the column for: {needs}. Its columns are: {shown}.")
+
+
+def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str, str]) -> Iterator[tuple[int, dict | Malformed]]:
+    """(number, row) for each converted record, or (number, Malformed) for one that does not fit."""
+    if format_id == "sillytavern_chat":
+        yield from _sillytavern(items)
+        return
+    one = _PER_RECORD.get(format_id)
+    for number, record in items:
+        try:
+            if format_id == "character_card":
+                for messages in card_from_dict(record).conversations():
+                    yield number, {"messages": messages}
+            else:
+                yield number, one(record, mapping)
+        except Malformed as e:
+            yield number, e
+        except DataError as e:
+            yield number, Malformed(str(e))
+
+
+def text_of(content) -> str:
+    """Message content as text: strings as they are, OpenAI content parts joined, nothing as ''."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, list):
+        return "\n".join(text_of(p.get("text") if isinstance(p, dict) else p) for p in content).strip()
+    return str(content).strip()
+
+
+def _role(name, turn: int) -> str:
+    role = ROLES.get(str(name or "").strip().lower())
+    if role is None:
+        raise Malformed(f"turn {turn} has an unknown speaker '{name}' (known: user, assistant, system, tool and their aliases)")
+    return role
+
+
+def _finish(messages: list[dict], record: dict, mapping: dict[str, str]) -> dict:
+    system = text_of(record.get(mapping["system"])) if mapping.get("system") else ""
+    if system:
+        messages = [{"role": "system", "content": system}, *(m for m in messages if m["role"] != "system")]
+    row = {"messages": messages}
+    tools = record.get(mapping["tools"]) if mapping.get("tools") else None
+    if tools:
+        row["tools"] = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
+    return row
+
+
+def _turns(record: dict, column: str) -> list:
+    turns = as_list(record.get(column))
+    if turns is None:
+        raise Malformed(f"'{column}' is not a list of turns")
+    for i, turn in enumerate(turns, 1):
+        if not isinstance(turn, dict):
+            raise Malformed(f"turn {i} of '{column}' is not an object")
+    return turns
+
+
+def _messages(record: dict, mapping: dict[str, str]) -> dict:
+    messages = []
+    for i, turn in enumerate(_turns(record, mapping["messages"]), 1):
+        message = {"role": _role(turn.get("role"), i), "content": text_of(turn.get("content"))}
+        for key in ("tool_calls", "tool_call_id", "name"):
+            if turn.get(key):
+                message[key] = turn[key]
+        messages.append(message)
+    return _finish(messages, record, mapping)
+
+
+def _sharegpt(record: dict, mapping: dict[str, str]) -> dict:
+    messages = []
+    for i, turn in enumerate(_turns(record, mapping["conversations"]), 1):
+        speaker, value = str(turn.get("from", "")).strip().lower(), turn.get("value")
+        if speaker == "function_call":
+            messages.append(_tool_call(value))
+        else:
+            messages.append({"role": _role(speaker, i), "content": text_of(value)})
+    return _finish(messages, record, mapping)
+
+
+def _tool_call(value) -> dict:
+    """A ShareGPT function_call turn ({"name", "arguments"} as JSON) as an assistant tool call."""
+    try:
+        call = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        call = None
+    calls = call if isinstance(call, list) else [call]
+    if not all(isinstance(c, dict) and c.get("name") for c in calls):
+        return {"role": "assistant", "content": text_of(value)}
+    return {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": c["name"], "arguments": c.get("arguments", c.get("parameters", {}))}}
+        for c in calls
+    ]}
+
+
+def _chatml(record: dict, mapping: dict[str, str]) -> dict:
+    text = _string(record, mapping["text"])
+    turns = _CHATML.findall(text)
+    if not turns:
+        raise Malformed(f"'{mapping['text']}' holds no <|im_start|> turns")
+    return _finish([{"role": _role(r, i), "content": c.strip()} for i, (r, c) in enumerate(turns, 1)], record, mapping)
+
+
+def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
+    parts = _MARKER.split(_string(record, mapping["text"]))
+    if len(parts) < 3:
+        raise Malformed(f"'{mapping['text']}' holds no <|user|> or <|assistant|> markers")
+    messages = [{"role": "system", "content": _EOS.sub("", parts[0]).strip()}] if parts[0].strip() else []
+    messages += [{"role": role, "content": _EOS.sub("", content).strip()} for role, content in zip(parts[1::2], parts[2::2])]
+    return _finish(messages, record, mapping)
+
+
+def _pairs(record: dict, mapping: dict[str, str]) -> dict:
+    messages = [{"role": "user", "content": text_of(record.get(mapping["prompt"]))},
+                {"role": "assistant", "content": text_of(record.get(mapping["response"]))}]
+    return _finish(messages, record, mapping)
+
+
+def _alpaca(record: dict, mapping: dict[str, str]) -> dict:
+    messages = []
+    history = as_list(record.get(mapping["history"])) if mapping.get("history") else None
+    for pair in history or []:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            raise Malformed(f"'{mapping['history']}' is not a list of [question, answer] pairs")
+        messages += [{"role": "user", "content": text_of(pair[0])}, {"role": "assistant", "content": text_of(pair[1])}]
+    instruction = text_of(record.get(mapping["instruction"]))
+    extra = text_of(record.get(mapping["input"])) if mapping.get("input") else ""
+    messages += [{"role": "user", "content": f"{instruction}\n\n{extra}".strip()},
+                 {"role": "assistant", "content": text_of(record.get(mapping["output"]))}]
+    return _finish(messages, record, mapping)
+
+
+def _text(record: dict, mapping: dict[str, str]) -> dict:
+    return {"text": text_of(record.get(mapping["text"]))}
+
+
+def _string(record: dict, column: str) -> str:
+    value = record.get(column)
+    if not isinstance(value, str):
+        raise Malformed(f"'{column}' is {'missing' if value is None else 'not text'}")
+    return value
+
+
+def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict | Malformed]]:
+    """A SillyTavern chat file is one conversation: the header line, then one line per message."""
+    messages, first = [], None
+    for number, record in items:
+        if "mes" not in record or record.get("is_system"):
+            continue  # the header, and messages SillyTavern hides from the prompt
+        first = first or number
+        messages.append({"role": "user" if record.get("is_user") else "assistant", "content": text_of(record["mes"])})
+    if first is not None:
+        yield first, {"messages": messages}
+
+
+_PER_RECORD = {
+    "alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages, "chatml": _chatml,
+    "roleplay_markers": _roleplay, "pairs": _pairs, "text": _text,
+}

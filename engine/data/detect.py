@@ -1,0 +1,199 @@
+"""Which record shape a file holds, how sure we are, and why.
+
+Each known shape scores the share of sampled records that look like it; the best wins (ties go to
+the more specific shape, in the order of `formats.FORMATS`). Below half, the shape is unknown and
+the person is asked to choose one and map the columns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from engine.data.cards import is_card
+from engine.data.formats import FORMATS
+
+SAMPLE = 200
+MIN_CONFIDENCE = 0.5
+PAIRS = (
+    ("prompt", "response"), ("prompt", "completion"), ("question", "answer"), ("question", "response"),
+    ("query", "answer"), ("query", "response"), ("input", "output"), ("input", "response"),
+    ("context", "response"), ("instruction", "response"), ("instruction", "output"), ("user", "assistant"),
+    ("human", "assistant"), ("human", "gpt"), ("message", "reply"), ("source", "target"),
+)
+SYSTEM_COLUMNS = ("system", "system_prompt", "persona")
+
+
+@dataclass
+class Detection:
+    format: str | None
+    confidence: float
+    evidence: list[str]
+    mapping: dict[str, str]
+    columns: list[str]
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    mappings: dict[str, dict[str, str]] = field(default_factory=dict)  # the mapping each candidate shape found
+
+
+def columns_of(records: list[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    return list(seen)
+
+
+def as_list(value):
+    """A list, also from a JSON string (CSV cells hold lists as text); None otherwise."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def find(columns: list[str], names) -> str | None:
+    lower = {c.lower(): c for c in reversed(columns)}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def detect(records: list[dict]) -> Detection:
+    sample = records[:SAMPLE]
+    columns = columns_of(sample)
+    if not sample:
+        return Detection(None, 0.0, ["No records were read."], {}, columns)
+    results = []
+    for format_id in FORMATS:
+        found = _SCORERS[format_id](sample, columns)
+        if found:
+            results.append((format_id, *found))
+    results.sort(key=lambda r: -r[1])  # stable: ties keep the order of FORMATS
+    candidates = [(r[0], round(r[1], 3)) for r in results]
+    mappings = {r[0]: r[2] for r in results}
+    if not results or results[0][1] < MIN_CONFIDENCE:
+        return Detection(None, results[0][1] if results else 0.0,
+                         [f"No known shape fits; columns seen: {', '.join(columns) or 'none'}."], {}, columns,
+                         candidates, mappings)
+    format_id, score, mapping, evidence = results[0]
+    return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings)
+
+
+def _share(sample: list[dict], test) -> float:
+    return sum(1 for r in sample if test(r)) / len(sample)
+
+
+def _evidence(share: float, n: int, what: str) -> str:
+    return f"{round(share * n)} of {n} sampled records {what}."
+
+
+def _turn_lists(sample, columns, keys: tuple[str, ...]):
+    def is_turns(value) -> bool:
+        turns = as_list(value)
+        return bool(turns) and all(isinstance(t, dict) and all(k in t for k in keys) for t in turns)
+
+    best = None
+    for column in columns:
+        share = _share(sample, lambda r: is_turns(r.get(column)))
+        if share and (best is None or share > best[0]):
+            best = (share, column)
+    return best
+
+
+def _conversations(keys: tuple[str, ...], field_name: str, label: str):
+    def score(sample, columns):
+        best = _turn_lists(sample, columns, keys)
+        if not best:
+            return None
+        share, column = best
+        mapping = {field_name: column}
+        for name, names in (("system", SYSTEM_COLUMNS), ("tools", ("tools", "functions"))):
+            if found := find(columns, names):
+                mapping[name] = found
+        return share, mapping, [_evidence(share, len(sample), f"hold '{column}' as a list of {label} turns")]
+
+    return score
+
+
+def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ...]):
+    def score(sample, columns):
+        best = None
+        for column in columns:
+            share = _share(sample, lambda r: isinstance(r.get(column), str) and any(m in r[column] for m in markers))
+            if share and (best is None or share > best[0]):
+                best = (share, column)
+        if not best:
+            return None
+        share, column = best
+        mapping = {"text": column}
+        if system := find([c for c in columns if c != column], system_names):
+            mapping["system"] = system
+        return share, mapping, [_evidence(share, len(sample), f"hold {label} in '{column}'")]
+
+    return score
+
+
+def _alpaca(sample, columns):
+    instruction, output = find(columns, ("instruction",)), find(columns, ("output", "response"))
+    if not (instruction and output):
+        return None
+    share = _share(sample, lambda r: instruction in r and output in r)
+    mapping = {"instruction": instruction, "output": output}
+    for name, names in (("input", ("input", "context")), ("system", SYSTEM_COLUMNS), ("history", ("history",))):
+        if found := find(columns, names):
+            mapping[name] = found
+    named = ", ".join(f"'{c}'" for c in mapping.values())
+    return share, mapping, [_evidence(share, len(sample), f"have the Alpaca columns {named}")]
+
+
+def _pairs(sample, columns):
+    for prompt_name, response_name in PAIRS:
+        prompt, response = find(columns, (prompt_name,)), find(columns, (response_name,))
+        if prompt and response:
+            share = _share(sample, lambda r: prompt in r and response in r)
+            mapping = {"prompt": prompt, "response": response}
+            if system := find(columns, SYSTEM_COLUMNS):
+                mapping["system"] = system
+            return share, mapping, [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+    return None
+
+
+def _sillytavern(sample, columns):
+    header = int(any(k in sample[0] for k in ("user_name", "character_name", "chat_metadata")))
+    lines = sum(1 for r in sample if "mes" in r and ("is_user" in r or "name" in r))
+    if not lines:
+        return None
+    share = (lines + header) / len(sample)
+    evidence = [_evidence(lines / len(sample), len(sample), "are chat messages with 'name', 'is_user', 'mes'")]
+    if header:
+        evidence.append("The first line is a SillyTavern chat header.")
+    return min(share, 1.0), {}, evidence
+
+
+def _card(sample, columns):
+    share = _share(sample, is_card)
+    if not share:
+        return None
+    specs = {str(r.get("spec") or "V1 fields") for r in sample if is_card(r)}
+    return share, {}, [_evidence(share, len(sample), f"are character cards ({', '.join(sorted(specs))})")]
+
+
+def _text(sample, columns):
+    column = find(columns, ("text", "content", "document", "body", "passage"))
+    if not column:
+        return None
+    share = _share(sample, lambda r: isinstance(r.get(column), str))
+    return share, {"text": column}, [_evidence(share, len(sample), f"have plain text in '{column}'")]
+
+
+_SCORERS = {
+    "alpaca": _alpaca,
+    "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
+    "messages": _conversations(("role",), "messages", "role/content"),
+    "chatml": _text_with(("<|im_start|>",), "ChatML turns", ("system",)),
+    "roleplay_markers": _text_with(("<|user|>", "<|assistant|>"), "<|user|>/<|assistant|> turns",
+                                   ("description", "system", "persona")),
+    "pairs": _pairs,
+    "sillytavern_chat": _sillytavern,
+    "character_card": _card,
+    "text": _text,
+}

@@ -1,0 +1,44 @@
+"""The record shapes the data engine knows, by id (used by the CLI and the UI).
+
+Each shape names the fields a person can map to columns of their file; detection fills them in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Format:
+    id: str
+    title: str
+    looks_like: str
+    fields: dict[str, str]  # mapping field -> what it becomes
+    required: tuple[str, ...] = ()
+
+
+FORMATS: dict[str, Format] = {f.id: f for f in (
+    Format("alpaca", "Alpaca", "instruction / input / output columns",
+           {"instruction": "user turn", "input": "added to the user turn", "output": "assistant reply",
+            "system": "system turn", "history": "earlier [question, answer] pairs"}, ("instruction", "output")),
+    Format("sharegpt", "ShareGPT", "a 'conversations' list of from/value turns",
+           {"conversations": "the turns", "system": "system turn", "tools": "tool definitions"}, ("conversations",)),
+    Format("messages", "OpenAI / Hugging Face messages", "a 'messages' list of role/content turns",
+           {"messages": "the turns", "system": "system turn", "tools": "tool definitions"}, ("messages",)),
+    Format("chatml", "ChatML text", "text holding <|im_start|>role ... <|im_end|> turns",
+           {"text": "the turns", "system": "system turn"}, ("text",)),
+    Format("roleplay_markers", "Roleplay markers", "text with <|system|>, <|user|>, <|assistant|> markers",
+           {"text": "the turns", "system": "system turn (e.g. 'description')"}, ("text",)),
+    Format("pairs", "Prompt and reply", "two columns such as prompt/response or question/answer",
+           {"prompt": "user turn", "response": "assistant reply", "system": "system turn"}, ("prompt", "response")),
+    Format("sillytavern_chat", "SillyTavern chat", "a chat export: a header line, then name/is_user/mes lines", {}),
+    Format("character_card", "Character card", "a SillyTavern / TavernAI card (V1, V2, V3; JSON or PNG)", {}),
+    Format("text", "Plain text", "a 'text' column or a plain text file (continued pre-training)",
+           {"text": "the text"}, ("text",)),
+)}
+
+TEXT_FORMATS = ("text",)
+
+
+def known_shapes() -> str:
+    return "; ".join(f"{f.id} ({f.looks_like})" for f in FORMATS.values())

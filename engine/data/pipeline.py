@@ -1,0 +1,151 @@
+"""From a file to conversations: read, detect, convert, apply the rules, report.
+
+One pass over the file: the first records decide the shape, then every record streams through
+conversion and the rules. Kept rows are collected, or handed to a sink (saving a large file never
+holds it in memory), with the first few kept beside their raw records for the preview.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.data.convert import Malformed, check_mapping, convert
+from engine.data.detect import SAMPLE, Detection, detect
+from engine.data.errors import DataError
+from engine.data.formats import FORMATS, TEXT_FORMATS, known_shapes
+from engine.data.readers import Progress, ReadError, Source, open_source
+from engine.data.rules import Report, Rules, check, tidy
+
+
+@dataclass(frozen=True)
+class Options:
+    format: str | None = None  # None: detected
+    mapping: dict[str, str] = field(default_factory=dict)  # overrides of the detected mapping; "" unsets
+    system_prompt: str = ""  # given to every conversation without a system turn
+    rules: Rules = Rules()
+
+
+@dataclass
+class Sample:
+    number: int
+    record: dict | None  # the raw record, where one record made the row
+    row: dict
+
+
+@dataclass
+class Inspection:
+    source: Source
+    detection: Detection
+    format: str
+    mapping: dict[str, str]
+    options: Options
+    report: Report
+    rows: list[dict]
+    samples: list[Sample]
+
+    @property
+    def kind(self) -> str:
+        return "text" if self.format in TEXT_FORMATS else "conversations"
+
+    def as_dict(self) -> dict:
+        """What `python -m engine data inspect --json` prints."""
+        return {
+            "file": str(self.source.path), "file_type": self.source.kind, "encoding": self.source.encoding,
+            "format": self.format, "confidence": self.detection.confidence if self.format == self.detection.format else None,
+            "evidence": self.detection.evidence, "candidates": dict(self.detection.candidates),
+            "columns": self.detection.columns, "mapping": self.mapping, "kind": self.kind,
+            **self.report.as_dict(),
+            "example": (self.samples[0].row.get("messages") or self.samples[0].row) if self.samples else None,
+        }
+
+
+def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Callable[[dict], None] | None = None,
+            keep_rows: bool = True, progress: Progress | None = None, max_bytes: int | None = None,
+            samples: int = 5) -> Inspection:
+    """Read `path` and report what would be trained; raises `DataError` for a file that cannot be used."""
+    source = open_source(path, max_bytes)
+    items = source.items(progress)
+    head = list(itertools.islice(items, SAMPLE))
+    records = [item[1] for item in head if not isinstance(item, ReadError)]
+    if not records:
+        errors = [item.message for item in head if isinstance(item, ReadError)]
+        raise DataError(f"Nothing in '{source.path.name}' could be read. {errors[0] if errors else ''}".strip())
+    detection = detect(records)
+    format_id = _choose_format(options.format, detection)
+    mapping = {**detection.mappings.get(format_id, {}), **options.mapping}
+    mapping = {k: v for k, v in mapping.items() if v}
+    check_mapping(format_id, mapping, detection.columns)
+
+    report = Report(unit=source.unit, notes=source.notes)
+    last: list = [None, None]  # the number and raw record that conversion took last
+
+    def good_items():
+        for item in itertools.chain(head, items):
+            if isinstance(item, ReadError):
+                report.drop("unreadable", item.number, item.message)
+                continue
+            last[:] = item
+            yield item
+
+    kept, shown = [], []
+    for number, row in convert(good_items(), format_id, mapping):
+        if isinstance(row, Malformed):
+            report.drop("malformed", number, f"{report.unit.capitalize()} {number}: {row}")
+            continue
+        row = tidy(row, options.system_prompt)
+        reason = check(row, options.rules)
+        if reason:
+            report.drop(reason, number)
+            continue
+        report.keep()
+        if len(shown) < samples:
+            shown.append(Sample(number, last[1] if last[0] == number else None, row))
+        if sink:
+            sink(row)
+        if keep_rows:
+            kept.append(row)
+    return Inspection(source, detection, format_id, mapping, options, report, kept, shown)
+
+
+def _choose_format(chosen: str | None, detection: Detection) -> str:
+    if chosen:
+        if chosen not in FORMATS:
+            raise DataError(f"'{chosen}' is not a known format. Choose one of: {', '.join(FORMATS)}.")
+        return chosen
+    if detection.format is None:
+        raise DataError(
+            f"The records have a shape I don't know. Columns seen: {', '.join(detection.columns) or 'none'}. "
+            f"Known shapes: {known_shapes()}. Choose a format and map your columns to roles, or rename them."
+        )
+    return detection.format
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a saved dataset's data.jsonl."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_conversations(ref: str | os.PathLike, workspace=None) -> list[dict]:
+    """Training rows ({"messages": [...]}, or {"text": ...} for plain text) from a dataset saved in the
+    workspace (by name), a dataset folder, or a file of any supported shape (detected)."""
+    if workspace is not None and (saved := Path(workspace.datasets) / str(ref) / "data.jsonl").is_file():
+        return read_rows(saved)
+    path = Path(ref).expanduser()
+    if path.is_dir() and (path / "data.jsonl").is_file():
+        return read_rows(path / "data.jsonl")
+    if path.is_file():
+        inspection = inspect(path)
+        if not inspection.rows:
+            raise DataError(f"'{path.name}' holds nothing to train on: {inspection.report.summary()}")
+        return inspection.rows
+    where = f" in {workspace.datasets}" if workspace is not None else ""
+    raise DataError(
+        f"'{ref}' is neither a dataset saved{where} nor a file. Import it on the Dataset tab (or with "
+        "`python -m engine data import FILE --name NAME`), or give the path to a data file."
+    )

@@ -1,0 +1,355 @@
+"""Reading a data file into records (dicts), whatever its type and encoding.
+
+A `Source` says what the file is (json, jsonl, csv, tsv, parquet, text, png) and yields its records
+one by one with the line (or row) they came from. A broken line or row is yielded as a `ReadError`
+and reading goes on, so nothing valid is lost; a file that cannot be read at all raises `DataError`.
+JSONL, CSV and Parquet are streamed: memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engine.data.errors import DataError
+
+DEFAULT_MAX_MB = 1024
+HEAD_BYTES = 64 * 1024
+WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
+CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
+
+Progress = Callable[[int, int], None]  # (bytes or rows done, total)
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """A line or row that could not be read; the rest of the file still is."""
+
+    unit: str  # "line" or "row"
+    number: int
+    message: str
+
+    def as_dict(self) -> dict:
+        return {self.unit: self.number, "message": self.message}
+
+
+Item = tuple  # (number, record): the line or row a record came from, and the record
+
+
+@dataclass
+class Source:
+    path: Path
+    kind: str
+    encoding: str | None
+    size: int
+    unit: str
+    notes: list[str] = field(default_factory=list)
+
+    def items(self, progress: Progress | None = None) -> Iterator[Item | ReadError]:
+        return _READERS[self.kind](self, progress or _no_progress)
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def max_bytes_default() -> int:
+    return int(float(os.environ.get("WORKBENCH_MAX_DATA_MB", DEFAULT_MAX_MB)) * 1024 * 1024)
+
+
+def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source:
+    """Look at a file and say how to read it; raises `DataError` for one that cannot be read at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"There is no file at '{path}'. Check the path, or upload the file again.")
+    size = path.stat().st_size
+    limit = max_bytes if max_bytes is not None else max_bytes_default()
+    if size > limit:
+        raise DataError(
+            f"'{path.name}' is {_human(size)}, over the size limit of {_human(limit)}. Split it into smaller "
+            "files, or raise the limit with the WORKBENCH_MAX_DATA_MB setting."
+        )
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    if not head.strip():
+        raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Source(path, "png", None, size, "row")
+    if head.startswith(b"PAR1"):
+        return Source(path, "parquet", None, size, "row")
+    encoding = _sniff_encoding(head, path.name)
+    notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
+    text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
+    ext = path.suffix.lower()
+    if ext in (".jsonl", ".ndjson", ".jsonlines"):
+        kind = "jsonl"
+    elif text.startswith("["):
+        kind = "json"
+    elif text.startswith("{"):
+        kind = "jsonl" if _first_line_is_object(path, encoding) else "json"
+    elif ext == ".json":
+        kind = "json"
+    elif ext in (".csv", ".tsv", ".tab"):
+        kind = "csv"
+    else:
+        kind = "text"
+    return Source(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
+
+
+def _sniff_encoding(head: bytes, name: str) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 4 and odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if len(head) >= 4 and even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    binary = DataError(
+        f"'{name}' does not look like a text file: it holds binary data. Choose a JSON, JSONL, CSV, TSV, "
+        "Parquet, plain text or character card PNG file."
+    )
+    if b"\0" in head:
+        raise binary
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+        controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f")
+        if controls > 0.01 * max(len(text), 1):
+            raise binary
+        return encoding
+    raise binary
+
+
+def _first_line_is_object(path: Path, encoding: str) -> bool:
+    """True where the first line is a whole JSON object and more lines follow: JSON Lines."""
+    with open(path, encoding=encoding, errors="replace") as f:
+        first = f.readline()
+        rest = f.readline()
+        while rest and not rest.strip():
+            rest = f.readline()
+    try:
+        return isinstance(json.loads(first.lstrip("\ufeff")), dict) and bool(rest.strip())
+    except json.JSONDecodeError:
+        return False
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _record(value, unit: str, number: int) -> Item | ReadError:
+    if isinstance(value, dict):
+        return (number, value)
+    if isinstance(value, str):
+        return (number, {"text": value})
+    return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
+
+
+def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    wide = source.encoding.startswith("utf-16")
+    with open(source.path, "rb") as raw:
+        lines = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace") if wide else raw
+        done = 0
+        for number, line in enumerate(lines, 1):
+            if wide:
+                done = raw.tell()
+            else:
+                done += len(line)
+                try:
+                    line = line.decode(source.encoding)
+                except UnicodeDecodeError as e:
+                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}).")
+                    continue
+            if number % 2000 == 0:
+                progress(done, source.size)
+            line = line.lstrip("\ufeff")
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield ReadError("line", number, f"Line {number} is not valid JSON: {e.msg} at column {e.colno}.")
+                continue
+            yield _record(value, "line", number)
+    progress(source.size, source.size)
+
+
+def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" and text.lstrip().startswith("{"):
+            source.unit = "line"
+            yield from _read_jsonl(source, progress)  # JSON Lines saved as .json
+            return
+        if not text.lstrip().startswith("["):
+            raise DataError(_broken_json(source.path.name, e, 0)) from None
+        yield from _salvage_list(source.path.name, text)
+        progress(source.size, source.size)
+        return
+    progress(source.size, source.size)
+    if isinstance(data, dict):
+        data = _unwrap(data, source)
+    if isinstance(data, dict):
+        yield (1, data)
+        return
+    if not isinstance(data, list):
+        raise DataError(f"'{source.path.name}' holds a single {type(data).__name__}, not records. Save a list of records.")
+    for number, value in enumerate(data, 1):
+        yield _record(value, "row", number)
+
+
+def _unwrap(data: dict, source: Source):
+    """A dict holding the records under a key like "data", or a dict of equally long columns."""
+    for key in WRAPPER_KEYS:
+        if isinstance(data.get(key), list) and len(data) <= 3:
+            source.notes.append(f"Records read from the '{key}' field.")
+            return data[key]
+    columns = list(data.values())
+    if len(data) > 1 and all(isinstance(c, list) for c in columns) and len({len(c) for c in columns}) == 1:
+        source.notes.append("Read as a table of columns.")
+        return [dict(zip(data, values)) for values in zip(*columns)]
+    return data
+
+
+def _salvage_list(name: str, text: str) -> Iterator[Item | ReadError]:
+    """A JSON list that breaks part way: keep every record before the break, then report it."""
+    decoder = json.JSONDecoder()
+    pos, number = text.index("[") + 1, 0
+    ws = re.compile(r"\s*")
+    while True:
+        pos = ws.match(text, pos).end()
+        if pos < len(text) and text[pos] == "]":
+            return
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            if number == 0:
+                raise DataError(_broken_json(name, e, 0)) from None
+            yield ReadError("row", number + 1, _broken_json(name, e, number))
+            return
+        number += 1
+        yield _record(value, "row", number)
+        pos = ws.match(text, pos).end()
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos >= len(text) or text[pos] != "]":
+            e = json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            yield ReadError("row", number + 1, _broken_json(name, e, number))
+            return
+
+
+def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
+    where = f"'{name}' is not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})"
+    if kept:
+        return (f"{where}: the file may be cut short. The {kept} records before that point were read; "
+                "repair the file from there to use the rest.")
+    return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
+
+
+def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    csv.field_size_limit(sys.maxsize)
+    with open(source.path, "rb") as raw:
+        f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
+        first = f.readline()
+        delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
+        reader = csv.reader(f, delimiter=delimiter)
+        header = _header(next(csv.reader([first], delimiter=delimiter), []))
+        if not header:
+            raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
+        count = 0
+        while True:
+            number = reader.line_num + 2
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                yield ReadError("line", number, f"Line {number} could not be read as CSV: {e}.")
+                continue
+            count += 1
+            if count % 2000 == 0:
+                progress(raw.tell(), source.size)
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                yield ReadError(
+                    "line", number,
+                    f"Line {number} has {len(row)} fields but the header has {len(header)}; a value holding the "
+                    f"separator '{delimiter if delimiter != chr(9) else 'tab'}' needs quotes around it.",
+                )
+                continue
+            yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
+    progress(source.size, source.size)
+
+
+def _header(cells: list[str]) -> list[str]:
+    names = []
+    for i, cell in enumerate(cells, 1):
+        name = cell.strip().lstrip("\ufeff") or f"column_{i}"
+        names.append(name if name not in names else f"{name}_{i}")
+    return names
+
+
+def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(source.path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"'{source.path.name}' could not be read as Parquet ({e}). Save it again, or export it as JSONL.") from None
+    total, number = parquet.metadata.num_rows, 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            number += 1
+            yield (number, record)
+        progress(number, total)
+
+
+def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    """Blocks separated by blank lines; where chat markers appear, a new block starts only at a marker."""
+    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    chat = any(marker in text for marker in CHAT_MARKERS)
+    splitter = re.compile(r"\n[ \t]*\n\s*(?=<\|)" if chat else r"\n[ \t]*\n\s*")
+    start, line, counted = 0, 1, 0
+    for match in [*splitter.finditer(text), None]:
+        end = match.start() if match else len(text)
+        segment = text[start:end]
+        if segment.strip():
+            offset = start + len(segment) - len(segment.lstrip())
+            line += text.count("\n", counted, offset)
+            counted = offset
+            yield (line, {"text": segment.strip()})
+        if match:
+            start = match.end()
+    progress(source.size, source.size)
+
+
+def _read_png(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+    from engine.data.cards import card_json_from_png
+
+    yield (1, card_json_from_png(source.path))
+
+
+_READERS = {
+    "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet,
+    "text": _read_text, "png": _read_png,
+}

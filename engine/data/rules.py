@@ -1,0 +1,97 @@
+"""The tutorial's rules for what is worth training on, and the report of what they dropped.
+
+A conversation is dropped when it is empty, has no user turn, has no assistant reply, is shorter
+than a minimum, or (when asked) has no system turn. Every drop is counted by reason with its line or
+row number, so a person can find it in their file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+REASONS = {
+    "unreadable": "could not be read",
+    "malformed": "does not fit the chosen shape",
+    "empty": "empty",
+    "no_user_turn": "no user turn",
+    "no_assistant_reply": "no assistant reply",
+    "too_short": "shorter than the minimum length",
+    "no_system_turn": "no system turn (one is required)",
+}
+KEEP_NUMBERS = 1000
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_chars: int = 20
+    require_system: bool = False
+
+
+def tidy(row: dict, system_prompt: str = "") -> dict:
+    """Give a conversation `system_prompt` where it has no system turn, and leave out empty turns."""
+    if "messages" not in row:
+        return row
+    messages = [m for m in row["messages"] if m["content"] or m.get("tool_calls")]
+    if system_prompt.strip() and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+    return {**row, "messages": messages}
+
+
+def check(row: dict, rules: Rules) -> str | None:
+    """The reason to drop a (tidied) row, or None to keep it."""
+    if "text" in row:
+        text = row["text"].strip()
+        return "empty" if not text else "too_short" if len(text) < rules.min_chars else None
+    messages = row["messages"]
+    if not messages:
+        return "empty"
+    roles = {m["role"] for m in messages}
+    if "user" not in roles:
+        return "no_user_turn"
+    if "assistant" not in roles:
+        return "no_assistant_reply"
+    if rules.require_system and "system" not in roles:
+        return "no_system_turn"
+    if sum(len(m["content"]) for m in messages if m["role"] != "system") < rules.min_chars:
+        return "too_short"
+    return None
+
+
+@dataclass
+class Report:
+    unit: str = "row"
+    rows_in: int = 0
+    rows_kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    dropped_rows: dict[str, list[int]] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def keep(self) -> None:
+        self.rows_in += 1
+        self.rows_kept += 1
+
+    def drop(self, reason: str, number: int, message: str | None = None) -> None:
+        self.rows_in += 1
+        self.dropped[reason] += 1
+        numbers = self.dropped_rows.setdefault(reason, [])
+        if len(numbers) < KEEP_NUMBERS:
+            numbers.append(number)
+        if message and len(self.errors) < KEEP_NUMBERS:
+            self.errors.append({self.unit: number, "message": message})
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_in": self.rows_in, "rows_kept": self.rows_kept, "dropped": dict(self.dropped),
+            "dropped_rows": self.dropped_rows, "errors": self.errors, "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        """One plain paragraph: rows in, kept, and dropped by reason with where to look."""
+        lines = [f"{self.rows_in} in, {self.rows_kept} kept, {self.rows_in - self.rows_kept} dropped."]
+        for reason, count in self.dropped.most_common():
+            numbers = self.dropped_rows.get(reason, [])
+            shown = ", ".join(map(str, numbers[:10])) + (" ..." if count > 10 else "")
+            lines.append(f"- {count} {REASONS[reason]} ({self.unit}s {shown})")
+        return "\n".join(lines)
