@@ -153,14 +153,3 @@ def read_card(path: str | Path) -> Card:
         raise DataError(f"'{path.name}' is not a character card: it is not valid JSON ({e}).") from None
     return card_from_dict(record)
 
-
-def card_png_info(card: dict):
-    """PNG metadata carrying `card` as a `chara` chunk (and `ccv3` for V3 cards), for `image.save(..., pnginfo=)`."""
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    encoded = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8")).decode("ascii")
-    info.add_text("chara", encoded)
-    if card.get("spec") == "chara_card_v3":
-        info.add_text("ccv3", encoded)
-    return info

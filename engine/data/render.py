@@ -1,0 +1,99 @@
+"""Rendering a row exactly as training will see it, and marking the tokens that are trained.
+
+`encode` is the one rendering: the preview, the statistics and `store.tokenize_for_training` all
+call it, and it makes the same `apply_chat_template(..., return_assistant_tokens_mask=True)` call
+trl's SFTTrainer makes for `messages` rows (text rows: the text plus EOS, every token trained).
+The tokenizer comes from `load_tokenizer`, which gives it the training template of
+`engine.templates` (the model's own, or ChatML / Alpaca where the model has none).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+TEMPLATE_CHOICES = ("model", "chatml", "alpaca")
+
+
+def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):
+    """The model's tokenizer with its training chat template and eos/pad set."""
+    from transformers import AutoTokenizer
+
+    from engine.templates import prepare_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    return prepare_tokenizer(tokenizer, fallback=fallback, template_choice=template)
+
+
+def has_own_template(model_path) -> bool:
+    """Whether the model ships a chat template (else the person picks ChatML or Alpaca)."""
+    from transformers import AutoTokenizer
+
+    return bool(AutoTokenizer.from_pretrained(str(model_path)).chat_template)
+
+
+def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[dict], list | None]:
+    """Keep tool calls and tool definitions visible to a template that has no place for them: calls
+    become text in the reply, definitions a paragraph of the system turn."""
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    if "tool_calls" not in template and any(m.get("tool_calls") for m in messages):
+        messages = [_call_as_text(m) if m.get("tool_calls") else m for m in messages]
+    if tools and "tools" not in template:
+        described = "You can call these tools:\n" + json.dumps(tools, ensure_ascii=False)
+        if messages and messages[0]["role"] == "system":
+            messages = [{**messages[0], "content": messages[0]["content"] + "\n\n" + described}, *messages[1:]]
+        else:
+            messages = [{"role": "system", "content": described}, *messages]
+        tools = None
+    return messages, tools
+
+
+def _call_as_text(message: dict) -> dict:
+    calls = "\n".join(
+        "<tool_call>\n" + json.dumps(c.get("function", c), ensure_ascii=False) + "\n</tool_call>" for c in message["tool_calls"]
+    )
+    content = f"{message['content']}\n{calls}".strip()
+    return {k: v for k, v in {**message, "content": content}.items() if k != "tool_calls"}
+
+
+def encode(row: dict, tokenizer) -> dict:
+    """{"input_ids", "assistant_masks"} of one row, as training computes them."""
+    if "text" in row:
+        text = row["text"] if row["text"].endswith(tokenizer.eos_token) else row["text"] + tokenizer.eos_token
+        ids = list(tokenizer(text=text)["input_ids"])
+        return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
+    messages, tools = fit_to_template(row["messages"], row.get("tools"), tokenizer.chat_template)
+    out = tokenizer.apply_chat_template(
+        messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    return {"input_ids": list(out["input_ids"]), "assistant_masks": list(out["assistant_masks"])}
+
+
+@dataclass
+class Preview:
+    segments: list[tuple[str, bool]]  # consecutive pieces of the rendered text, and whether each is trained
+    tokens: int
+    trained: int
+    ends_with_eos: bool  # the last trained token is EOS: the model learns to stop
+    max_seq_length: int | None
+
+    @property
+    def text(self) -> str:
+        return "".join(piece for piece, _ in self.segments)
+
+    @property
+    def truncated(self) -> bool:
+        return self.max_seq_length is not None and self.tokens > self.max_seq_length
+
+
+def preview(row: dict, tokenizer, max_seq_length: int | None = None) -> Preview:
+    encoded = encode(row, tokenizer)
+    ids, mask = encoded["input_ids"], encoded["assistant_masks"]
+    segments: list[tuple[str, bool]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or bool(mask[i]) != bool(mask[start]):
+            segments.append((tokenizer.decode(ids[start:i]), bool(mask[start])))
+            start = i
+    trained = [t for t, m in zip(ids, mask) if m]
+    return Preview(segments, len(ids), len(trained), bool(trained) and trained[-1] == tokenizer.eos_token_id, max_seq_length)
