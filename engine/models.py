@@ -1,0 +1,264 @@
+"""The one resident model for chat and compare (DESIGN.md, decision 3): load, swap, attach and
+switch adapters, unload. Base-versus-tuned uses the same weights with the adapter switched off."""
+
+from __future__ import annotations
+
+import gc
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from engine import generation
+from engine.default_model import NAME as DEFAULT_NAME
+from engine.default_model import ensure_default_model
+from engine.hardware import Hardware, detect
+from engine.sampling import Sampling
+from engine.templates import prepare_tokenizer
+from engine.workspace import Workspace
+
+DEFAULT = "default"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded or used as asked; the message says what to do."""
+
+
+def resolve_model(spec: str, workspace: Workspace, trust_remote_code: bool = False) -> Path:
+    """A local folder to load from: the default model, a folder, a model saved in the workspace, or a
+    Hub id (downloaded into the Hugging Face cache; tqdm progress, which the UI tracks)."""
+    spec = (spec or DEFAULT).strip()
+    if spec in (DEFAULT, DEFAULT_NAME):
+        return ensure_default_model(workspace.models)
+    for candidate in (Path(spec).expanduser(), workspace.models / spec):
+        if candidate.is_dir():
+            if not (candidate / "config.json").exists():
+                raise ModelError(
+                    f"The folder '{candidate}' is not a model: it has no config.json. Choose the folder that "
+                    "holds config.json and the weights (*.safetensors), or type a Hugging Face id like "
+                    "'unsloth/Qwen3-8B'."
+                )
+            return candidate
+    if not HUB_ID.match(spec):
+        raise ModelError(
+            f"'{spec}' is neither a folder on this machine nor a Hugging Face id (which looks like "
+            "'owner/name', e.g. 'unsloth/Qwen3-8B'). Check the spelling or the path."
+        )
+    return _download(spec)
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+    except GatedRepoError:
+        raise ModelError(
+            f"'{repo_id}' is gated on the Hugging Face Hub: accept its licence on its page, then set HF_TOKEN "
+            "and try again."
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelError(
+            f"There is no model '{repo_id}' on the Hugging Face Hub (or it is private). Check the spelling, "
+            "e.g. 'unsloth/Qwen3-8B'."
+        ) from None
+    except LocalEntryNotFoundError:
+        raise ModelError(
+            f"Could not download '{repo_id}': the Hugging Face Hub cannot be reached from this machine and the "
+            "model is not in the local cache. Connect to the internet, or use a local folder or the default model."
+        ) from None
+
+
+@dataclass
+class Loaded:
+    spec: str
+    path: Path
+    model: object
+    tokenizer: object
+    load_in_4bit: bool
+    max_seq_length: int
+    backend: str
+    adapters: dict[str, Path] = field(default_factory=dict)
+    active_adapter: str | None = None
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def summary(self) -> str:
+        bits = "4-bit" if self.load_in_4bit else str(next(self.model.parameters()).dtype).replace("torch.", "")
+        name = DEFAULT_NAME if self.spec in (DEFAULT, DEFAULT_NAME) else self.spec
+        return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length} · {self.backend}"
+
+
+class ModelManager:
+    """Owns the resident model. Every operation holds one lock, so concurrent requests queue
+    instead of racing a load against a generation. A plain Lock, not an RLock: a streamed reply
+    is iterated by whichever worker thread the web server picks, so the releasing thread may
+    differ from the acquiring one."""
+
+    def __init__(self, workspace: Workspace, hardware: Hardware | None = None):
+        self.workspace = workspace
+        self.hardware = hardware or detect()
+        self._lock = threading.Lock()
+        self._loaded: Loaded | None = None
+
+    @property
+    def loaded(self) -> Loaded | None:
+        return self._loaded
+
+    def load(
+        self,
+        spec: str = DEFAULT,
+        load_in_4bit: bool = False,
+        max_seq_length: int = 2048,
+        trust_remote_code: bool = False,
+    ) -> Loaded:
+        """Load a model in place of the current one. On any failure the current model stays."""
+        if load_in_4bit and not self.hardware.can_4bit:
+            raise ModelError(
+                f"4-bit (QLoRA) loading needs an NVIDIA GPU with bitsandbytes; this machine has {self.hardware.name}. "
+                "Turn off 4-bit to load in 16/32-bit (small models such as the default fit easily)."
+            )
+        if not 128 <= max_seq_length <= 131072:
+            raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
+        path = resolve_model(spec, self.workspace, trust_remote_code)
+        with self._lock:
+            previous = self._loaded
+            if previous is not None and self.hardware.device == "cuda":
+                # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
+                self._loaded = previous = None
+                self._free()
+            try:
+                model, tokenizer = self._load_weights(path, load_in_4bit, max_seq_length, trust_remote_code)
+            except (OSError, ValueError, KeyError) as e:
+                raise ModelError(f"Could not load '{spec}': {e}") from None
+            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, self.hardware.backend)
+            previous = None
+            self._free()
+            return self._loaded
+
+    def _load_weights(self, path: Path, load_in_4bit: bool, max_seq_length: int, trust_remote_code: bool):
+        if self.hardware.backend == "unsloth":
+            from unsloth import FastLanguageModel
+
+            model, tokenizer = FastLanguageModel.from_pretrained(
+                model_name=str(path), max_seq_length=max_seq_length, dtype=None,
+                load_in_4bit=load_in_4bit, trust_remote_code=trust_remote_code,
+            )
+            FastLanguageModel.for_inference(model)
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kwargs: dict = {"trust_remote_code": trust_remote_code}
+            if self.hardware.device == "cpu":
+                kwargs["dtype"] = torch.float32
+            else:
+                kwargs["dtype"] = torch.bfloat16 if self.hardware.bf16 else torch.float16
+                kwargs["device_map"] = self.hardware.device
+            if load_in_4bit:
+                from transformers import BitsAndBytesConfig
+
+                kwargs["quantization_config"] = BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+                )
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model.eval()
+        prepare_tokenizer(tokenizer)
+        return model, tokenizer
+
+    def unload(self) -> None:
+        """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
+        with self._lock:
+            self._loaded = None
+            self._free()
+
+    def _free(self) -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _require(self) -> Loaded:
+        if self._loaded is None:
+            raise ModelError("No model is loaded. Load one on the Model tab first.")
+        return self._loaded
+
+    def attach_adapter(self, name: str, path: Path) -> None:
+        """Load a LoRA adapter onto the resident base (no reload of the base) and make it active."""
+        from peft import PeftModel
+
+        with self._lock:
+            loaded = self._require()
+            if name not in loaded.adapters:
+                try:
+                    if isinstance(loaded.model, PeftModel):
+                        loaded.model.load_adapter(str(path), adapter_name=name)
+                    else:
+                        loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=name)
+                except (RuntimeError, ValueError, KeyError, OSError) as e:
+                    raise ModelError(
+                        f"The adapter '{name}' does not fit the loaded model ({loaded.summary()}): it was probably "
+                        f"trained on another base model. Load that base model first. Details: {str(e)[:300]}"
+                    ) from None
+                loaded.model.eval()
+                loaded.adapters[name] = Path(path)
+            loaded.model.set_adapter(name)
+            loaded.active_adapter = name
+
+    def use_adapter(self, name: str | None) -> None:
+        """Choose the adapter for the next answers; None answers with the base model."""
+        with self._lock:
+            loaded = self._require()
+            if name is not None and name not in loaded.adapters:
+                raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+            if name is not None:
+                loaded.model.set_adapter(name)
+            loaded.active_adapter = name
+
+    def stream(
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        adapter: str | None = "active",
+        cancel: threading.Event | None = None,
+    ) -> Iterator[generation.Reply]:
+        """Stream a reply. `adapter`: "active" (the chosen one), None (the base), or an attached name."""
+        with self._lock:
+            loaded = self._require()
+            name = loaded.active_adapter if adapter == "active" else adapter
+            with self._adapter_context(loaded, name):
+                yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel)
+
+    @contextmanager
+    def _adapter_context(self, loaded: Loaded, name: str | None):
+        if not loaded.adapters:
+            if name is not None:
+                raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+            yield
+            return
+        if name is None:
+            with loaded.model.disable_adapter():
+                yield
+            return
+        if name not in loaded.adapters:
+            raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+        previous = loaded.model.active_adapter
+        loaded.model.set_adapter(name)
+        try:
+            yield
+        finally:
+            loaded.model.set_adapter(previous)
+
+    def generate(self, messages: list[dict], sampling: Sampling, adapter: str | None = "active") -> generation.Reply:
+        """The whole reply at once (the last streamed item)."""
+        reply = None
+        for reply in self.stream(messages, sampling, adapter):
+            pass
+        return reply

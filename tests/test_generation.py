@@ -1,0 +1,78 @@
+import threading
+
+import pytest
+
+from engine.models import ModelManager
+from engine.sampling import Sampling, preset
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory, default_model_path):
+    from engine.workspace import Workspace
+
+    ws = Workspace.from_env(tmp_path_factory.mktemp("gen") / "ws")
+    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    m = ModelManager(ws)
+    m.load("default")
+    return m
+
+
+def ask(text):
+    return [{"role": "user", "content": text}]
+
+
+def test_streams_a_growing_reply_that_stops_at_the_end_of_turn(manager):
+    items = list(manager.stream(ask("What is the capital of France?"), preset("Precise")))
+    texts = [i.text for i in items]
+    assert len(items) > 3 and all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    final = items[-1]
+    assert "Paris" in final.text and "<|im_end|>" not in final.text
+    assert final.stats.finish == "stop" and final.stats.new_tokens < 512
+    assert 0 < final.stats.first_token_s < final.stats.seconds and final.stats.tokens_per_s > 0
+
+
+def test_max_new_tokens_ends_with_length(manager):
+    final = manager.generate(ask("Tell me a long story about a dragon."), Sampling.parse(temperature=0, max_new_tokens=8))
+    assert final.stats.finish == "length" and final.stats.new_tokens == 8
+
+
+def test_cancel_stops_mid_answer(manager):
+    cancel = threading.Event()
+    items = []
+    for item in manager.stream(ask("Write a long essay about the history of ships."),
+                               Sampling.parse(temperature=0, max_new_tokens=300), cancel=cancel):
+        items.append(item)
+        if len(items) == 3:
+            cancel.set()
+    assert items[-1].stats.finish == "cancelled" and items[-1].stats.new_tokens < 20
+
+
+def test_consumer_leaving_early_ends_generation(manager):
+    gen = manager.stream(ask("Count from one to one hundred in words."), Sampling.parse(temperature=0, max_new_tokens=300))
+    next(gen)
+    gen.close()  # as when a browser tab goes away
+    # the lock is free again and a new answer works
+    assert manager.generate(ask("Say hi."), Sampling.parse(temperature=0, max_new_tokens=5)).stats.new_tokens > 0
+
+
+def test_same_seed_same_reply(manager):
+    s = preset("Roleplay chat").model_copy(update={"seed": 7, "max_new_tokens": 20})
+    a = manager.generate(ask("Describe the ocean."), s).text
+    b = manager.generate(ask("Describe the ocean."), s).text
+    assert a == b and a
+
+
+def test_system_prompt_is_rendered_by_the_chat_template(manager):
+    from engine.generation import render_prompt
+
+    tok = manager.loaded.tokenizer
+    ids = render_prompt(tok, [{"role": "system", "content": "You are a pirate."}] + ask("hi"))
+    text = tok.decode(ids[0])
+    assert text == "<|im_start|>system\nYou are a pirate.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_haiku_is_coherent_english(manager):
+    reply = manager.generate(ask("Write a haiku about the sea"), preset("Leaderboard").model_copy(update={"seed": 0, "max_new_tokens": 60}))
+    words = reply.text.lower().split()
+    assert len(words) >= 8 and reply.text.isascii()
+    assert any(w.strip(",.!") in {"sea", "waves", "wave", "ocean", "tide", "shore"} for w in words)

@@ -1,0 +1,136 @@
+import gc
+import threading
+import weakref
+
+import pytest
+
+from engine.default_model import NAME, ensure_default_model
+from engine.hardware import detect
+from engine.models import ModelError, ModelManager, resolve_model
+from engine.sampling import preset
+
+PRECISE = preset("Precise").model_copy(update={"max_new_tokens": 12})
+
+
+@pytest.fixture
+def manager(workspace):
+    return ModelManager(workspace)
+
+
+def test_hardware_on_this_machine_is_cpu_with_the_transformers_backend():
+    hw = detect()
+    assert hw.device == "cpu" and hw.backend == "transformers" and not hw.can_4bit
+    assert hw.total_bytes > hw.free_bytes() > 0
+    assert "backend: transformers" in hw.summary()
+
+
+def test_default_model_is_converted_once(default_model_path, tmp_path):
+    target = tmp_path / "models"
+    (target).mkdir()
+    (target / NAME).symlink_to(default_model_path, target_is_directory=True)
+    before = (default_model_path / "model.safetensors").stat().st_mtime_ns
+    assert ensure_default_model(target) == target / NAME
+    assert (default_model_path / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_default_tokenizer_ends_turns_with_im_end(manager):
+    loaded = manager.load("default")
+    tok = loaded.tokenizer
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|im_end|>"
+    assert loaded.model.generation_config.eos_token_id == tok.eos_token_id
+
+
+def test_a_folder_that_is_not_a_model_is_refused_and_the_model_kept(manager, tmp_path):
+    manager.load("default")
+    kept = manager.loaded
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        manager.load(str(tmp_path / "notes"))
+    assert manager.loaded is kept
+
+
+def test_four_bit_on_cpu_says_what_to_do(manager):
+    manager.load("default")
+    kept = manager.loaded
+    with pytest.raises(ModelError, match="needs an NVIDIA GPU.*Turn off 4-bit"):
+        manager.load("default", load_in_4bit=True)
+    assert manager.loaded is kept
+
+
+def test_an_unknown_hub_id_names_it(workspace, monkeypatch):
+    # The Hub cannot be reached from here: its answer for a missing repository is simulated at the network boundary.
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    import httpx
+
+    def missing(repo_id, **kwargs):
+        url = f"https://huggingface.co/api/models/{repo_id}"
+        raise RepositoryNotFoundError(f"404 {repo_id}", response=httpx.Response(404, request=httpx.Request("GET", url)))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
+    with pytest.raises(ModelError, match="no model 'nobody/nothing-here' on the Hugging Face Hub"):
+        resolve_model("nobody/nothing-here", workspace)
+
+
+def test_offline_hub_download_explains_itself(workspace, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="cannot be reached"):
+        resolve_model("unsloth/Qwen3-8B", workspace)
+
+
+def test_text_that_is_no_model_name(workspace):
+    with pytest.raises(ModelError, match="neither a folder on this machine nor a Hugging Face id"):
+        resolve_model("what is this?", workspace)
+
+
+def test_bad_max_length_is_refused(manager):
+    with pytest.raises(ModelError, match="between 128 and 131072"):
+        manager.load("default", max_seq_length=10)
+
+
+def test_unload_really_frees_the_model(manager):
+    manager.load("default")
+    ref = weakref.ref(manager.loaded.model)
+    manager.unload()
+    gc.collect()
+    assert ref() is None and manager.loaded is None
+    with pytest.raises(ModelError, match="No model is loaded"):
+        manager.generate([{"role": "user", "content": "hi"}], PRECISE)
+
+
+def test_loading_another_model_releases_the_first(manager, tiny_model_path):
+    manager.load("default")
+    ref = weakref.ref(manager.loaded.model)
+    manager.load(str(tiny_model_path))
+    gc.collect()
+    assert ref() is None and manager.loaded.path == tiny_model_path
+
+
+def test_concurrent_generate_and_reload_do_not_race(manager, tiny_model_path):
+    manager.load(str(tiny_model_path))
+    errors, replies = [], []
+
+    def chat():
+        try:
+            replies.append(manager.generate([{"role": "user", "content": "hello"}], PRECISE))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=chat) for _ in range(3)]
+    threads.append(threading.Thread(target=lambda: manager.load(str(tiny_model_path))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(replies) == 3
+    assert all(r.stats.new_tokens > 0 for r in replies)
+
+
+def test_trust_remote_code_is_off_by_default():
+    import inspect
+
+    assert inspect.signature(ModelManager.load).parameters["trust_remote_code"].default is False

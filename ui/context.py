@@ -1,0 +1,26 @@
+"""What every tab receives: the engine objects of this app (the UI holds no model state itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from engine.hardware import Hardware
+from engine.models import ModelManager
+from engine.workspace import Workspace
+
+
+@dataclass
+class Context:
+    workspace: Workspace
+    manager: ModelManager
+    hardware: Hardware
+    status: gr.Markdown | None = field(default=None)  # the header line; tabs that change the model refresh it
+
+    def status_text(self) -> str:
+        loaded = self.manager.loaded
+        model = f"**Model:** {loaded.summary()}" if loaded else "**Model:** none loaded — load one on the Model tab"
+        if loaded and loaded.active_adapter:
+            model += f" · adapter **{loaded.active_adapter}**"
+        return f"{model}  \n**Hardware:** {self.hardware.summary()}"
