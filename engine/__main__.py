@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("engine.cli.generate",)
+COMMANDS = ("engine.cli.generate", "engine.data.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

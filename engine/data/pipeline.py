@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -64,10 +65,7 @@ class Inspection:
         }
 
 
-def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Callable[[dict], None] | None = None,
-            keep_rows: bool = True, progress: Progress | None = None, max_bytes: int | None = None,
-            samples: int = 5) -> Inspection:
-    """Read `path` and report what would be trained; raises `DataError` for a file that cannot be used."""
+def _open(path, max_bytes: int | None, progress: Progress | None):
     source = open_source(path, max_bytes)
     items = source.items(progress)
     head = list(itertools.islice(items, SAMPLE))
@@ -75,7 +73,22 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
     if not records:
         errors = [item.message for item in head if isinstance(item, ReadError)]
         raise DataError(f"Nothing in '{source.path.name}' could be read. {errors[0] if errors else ''}".strip())
-    detection = detect(records)
+    return source, head, items, detect(records)
+
+
+def peek(path: str | os.PathLike, max_bytes: int | None = None) -> Detection:
+    """The detected shape and the columns, from the first records only (for choosing a mapping)."""
+    return _open(path, max_bytes, None)[3]
+
+
+def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Callable[[dict], None] | None = None,
+            keep_rows: bool | int = True, progress: Progress | None = None, max_bytes: int | None = None,
+            samples: int = 5) -> Inspection:
+    """Read `path` and report what would be trained; raises `DataError` for a file that cannot be used.
+
+    `keep_rows`: True keeps every kept row in `rows`, False none, a number an even random sample of that many.
+    """
+    source, head, items, detection = _open(path, max_bytes, progress)
     format_id = _choose_format(options.format, detection)
     mapping = {**detection.mappings.get(format_id, {}), **options.mapping}
     mapping = {k: v for k, v in mapping.items() if v}
@@ -92,7 +105,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             last[:] = item
             yield item
 
-    kept, shown = [], []
+    kept, shown, sampler = [], [], random.Random(0)
     for number, row in convert(good_items(), format_id, mapping):
         if isinstance(row, Malformed):
             report.drop("malformed", number, f"{report.unit.capitalize()} {number}: {row}")
@@ -107,8 +120,10 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             shown.append(Sample(number, last[1] if last[0] == number else None, row))
         if sink:
             sink(row)
-        if keep_rows:
+        if keep_rows is True or len(kept) < keep_rows:
             kept.append(row)
+        elif keep_rows and (slot := sampler.randrange(report.rows_kept)) < keep_rows:
+            kept[slot] = row
     return Inspection(source, detection, format_id, mapping, options, report, kept, shown)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 TEMPLATE_CHOICES = ("model", "chatml", "alpaca")
 
@@ -25,7 +26,14 @@ def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"
     return prepare_tokenizer(tokenizer, fallback=fallback, template_choice=template)
 
 
-def has_own_template(model_path) -> bool:
+@lru_cache(maxsize=4)
+def shared_tokenizer(model_path: str, template: str = "model", fallback: str = "chatml"):
+    """`load_tokenizer`, kept for the next call (the app previews many times with one model): don't modify it."""
+    return load_tokenizer(model_path, template, fallback)
+
+
+@lru_cache(maxsize=8)
+def has_own_template(model_path: str) -> bool:
     """Whether the model ships a chat template (else the person picks ChatML or Alpaca)."""
     from transformers import AutoTokenizer
 

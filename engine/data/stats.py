@@ -1,7 +1,7 @@
 """Statistics of a data set as training will see it: token lengths (a histogram), the share cut at
 `max_seq_length`, tokens in total and per epoch, trained tokens, turns per conversation.
 
-Large sets are measured on an even sample of `limit` rows and the totals scaled up (said in `sampled`).
+Large sets are measured on an even sample of at most `limit` rows and the totals scaled up (`sampled`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ class Stats:
         }
 
 
-def statistics(rows: list[dict], tokenizer, max_seq_length: int = 2048, limit: int = 5000) -> Stats:
+def statistics(rows: list[dict], tokenizer, max_seq_length: int = 2048, limit: int = 5000,
+               total: int | None = None) -> Stats:
+    """`total`: how many rows the set has where `rows` is a sample of it."""
+    total = total or len(rows)
     step = max(1, -(-len(rows) // limit))
     measured = rows[::step]
     lengths, trained, per_epoch, truncated, nothing, no_eos = [], 0, 0, 0, 0, 0
@@ -68,10 +71,10 @@ def statistics(rows: list[dict], tokenizer, max_seq_length: int = 2048, limit: i
         nothing += not any(mask[:max_seq_length])
         last = max((i for i, m in enumerate(mask) if m), default=None)
         no_eos += last is None or ids[last] != tokenizer.eos_token_id
-    turns = [sum(1 for m in row["messages"] if m["role"] != "system") for row in measured if "messages" in row] or [1]
-    scale = len(rows) / max(len(measured), 1)
+    turns = [sum(1 for m in row["messages"] if m["role"] != "system") for row in measured if "messages" in row] or [0]
+    scale = total / max(len(measured), 1)
     return Stats(
-        rows=len(rows), measured=len(measured), max_seq_length=max_seq_length, lengths=lengths,
+        rows=total, measured=len(measured), max_seq_length=max_seq_length, lengths=lengths,
         total_tokens=round(sum(lengths) * scale), trained_tokens=round(trained * scale),
         tokens_per_epoch=round(per_epoch * scale), truncated_share=truncated / max(len(measured), 1),
         nothing_trained=round(nothing * scale), no_eos=round(no_eos * scale),
