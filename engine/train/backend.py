@@ -1,0 +1,143 @@
+"""What this machine makes of a run config, and the model with its LoRA adapter, loaded by one of the
+two backends (DESIGN.md, decision 4): unsloth on a CUDA GPU, plain transformers + peft elsewhere."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.hardware import Hardware
+from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str  # cuda | mps | cpu
+    backend: str  # unsloth | transformers
+    weights_dtype: str  # float32 | bfloat16 | float16
+    mixed_precision: str  # no | bf16 | fp16
+    optimizer: str  # the TrainingArguments `optim`
+    gradient_checkpointing: bool
+
+    def describe(self) -> str:
+        precision = self.weights_dtype + ("" if self.mixed_precision == "no" else f" with {self.mixed_precision} mixed precision")
+        return (f"{self.backend} on {self.device}, {precision}, optimizer {self.optimizer}, gradient checkpointing "
+                f"{'on' if self.gradient_checkpointing else 'off'}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve(config: RunConfig, hw: Hardware) -> Settings:
+    """The concrete choices for this machine; a ConfigError names each setting it cannot honour."""
+    settings, problems = choose(config, hw)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings
+
+
+def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
+    """The concrete choices for this machine, and the settings it cannot honour (one sentence each)."""
+    problems = []
+    if config.model.load_in_4bit and not hw.can_4bit:
+        problems.append(f"model.load_in_4bit: 4-bit loading needs an NVIDIA GPU with bitsandbytes, and this machine "
+                        f"has {hw.name}. Turn 4-bit off.")
+    weights, mixed = _precision(config.model.dtype, hw, problems)
+    optimizer = config.train.optimizer
+    if optimizer == "auto":
+        optimizer = "paged_adamw_8bit" if hw.can_4bit else "adamw_torch"
+    elif "8bit" in optimizer and not hw.can_4bit:
+        problems.append(f"train.optimizer: '{optimizer}' needs an NVIDIA GPU with bitsandbytes; choose 'auto' or "
+                        "'adamw_torch' here.")
+    if config.train.report_to != "none" and importlib.util.find_spec(config.train.report_to) is None:
+        problems.append(f"train.report_to: the package '{config.train.report_to}' is not installed; install it "
+                        f"(pip install {config.train.report_to}) or choose 'none'.")
+    checkpointing = {"on": True, "off": False, "auto": hw.device == "cuda"}[config.lora.gradient_checkpointing]
+    return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
+
+
+def _precision(dtype: str, hw: Hardware, problems: list[str]) -> tuple[str, str]:
+    if hw.device == "cuda":
+        if dtype == "auto":
+            dtype = "bfloat16" if hw.bf16 else "float16"
+        if dtype == "bfloat16" and not hw.bf16:
+            problems.append(f"model.dtype: {hw.name} has no bfloat16; choose 'auto' or 'float16'.")
+        return dtype, {"bfloat16": "bf16", "float16": "fp16", "float32": "no"}[dtype]
+    # CPU and Apple: the weights stay float32 (the LoRA update needs it); bf16 autocast speeds up the
+    # matrix products where the CPU has bf16 instructions.
+    if dtype == "float16":
+        problems.append("model.dtype: float16 training needs a GPU; choose 'auto' or 'float32'.")
+    if dtype == "bfloat16" or (dtype == "auto" and hw.device == "cpu" and cpu_has_bf16()):
+        return "float32", "bf16"
+    return "float32", "no"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load(config: RunConfig, settings: Settings, model_path: Path):
+    """The model with a fresh LoRA adapter attached, and its tokenizer."""
+    if settings.backend == "unsloth":
+        return _load_unsloth(config, settings, model_path)
+    return _load_transformers(config, settings, model_path)
+
+
+def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
+    import torch
+    from unsloth import FastLanguageModel
+
+    lora = config.lora
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(model_path), max_seq_length=config.model.max_seq_length,
+        dtype=getattr(torch, settings.weights_dtype), load_in_4bit=config.model.load_in_4bit,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    model = FastLanguageModel.get_peft_model(
+        model, r=lora.r, target_modules=lora.target_modules, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        bias=lora.bias, use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
+        random_state=lora.random_state, use_rslora=lora.use_rslora, loftq_config=_loftq(lora.loftq),
+    )
+    return model, tokenizer
+
+
+def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    lora = config.lora
+    dtype = getattr(torch, settings.weights_dtype)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+    ) if config.model.load_in_4bit else None
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.model.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=dtype, quantization_config=quantization, attn_implementation="sdpa",
+        trust_remote_code=config.model.trust_remote_code, device_map={"": settings.device},
+    )
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+    torch.manual_seed(lora.random_state)
+    peft_config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias, use_rslora=lora.use_rslora,
+        target_modules=[m for m in lora.target_modules if m not in EMBEDDING_MODULES],
+        # Embeddings and the LM head train fully, as unsloth does when they are named as targets.
+        modules_to_save=[m for m in lora.target_modules if m in EMBEDDING_MODULES] or None,
+        init_lora_weights="loftq" if lora.loftq else True, loftq_config=_loftq(lora.loftq) or {},
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config), tokenizer
+
+
+def _loftq(enabled: bool):
+    if not enabled:
+        return None
+    from peft import LoftQConfig
+
+    return LoftQConfig(loftq_bits=4)

@@ -1,0 +1,69 @@
+"""`python -m engine train PATH`: the one entry point of training, for the app and for headless use.
+
+    python -m engine train RUN_DIR                 run (or resume) the run in that folder
+    python -m engine train CONFIG.yaml             make a run folder in the workspace from the config, run it
+    python -m engine train CONFIG.yaml --plan      print the plan (data, steps, memory, time) and stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a LoRA adapter: a run folder, or a run config (YAML) to start",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", type=Path, help="a run folder holding run.yaml, or a run config file")
+    p.add_argument("--workspace", help="the workspace folder (default: $WORKBENCH_HOME or ./workspace)")
+    p.add_argument("--name", help="name of the new run folder (default: preset, data set and time)")
+    p.add_argument("--plan", action="store_true", help="print the run plan instead of training")
+    p.add_argument("--measure", type=int, metavar="STEPS", help=argparse.SUPPRESS)  # used by the plan
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.train import config as run_config
+    from engine.train import plan, runs, worker
+    from engine.workspace import Workspace
+
+    try:
+        if args.path.is_dir():  # a run folder lives in its workspace's runs/
+            path = args.path.resolve()
+            workspace = Workspace.from_env(args.workspace) if args.workspace else Workspace(path.parent.parent)
+            if args.measure:
+                return _measure(path, workspace, args.measure)
+            config = runs.Run(path.name, path, {}).config
+            if not args.plan:
+                return worker.main(path, workspace)
+        else:
+            workspace = Workspace.from_env(args.workspace)
+            config = runs.absolute_dataset(run_config.load(args.path))
+        if args.plan:
+            print(plan.make(config, workspace).summary().replace("  \n", "\n").replace("**", ""))
+            return 0
+        run = runs.create_run(workspace, config, args.name)
+        print(f"Run folder: {run.path}", flush=True)
+        code = worker.main(run.path, workspace)
+        status = runs.read_status(run.path)
+        print(f"{status.get('state')}: {status.get('error') or ''} {status.get('advice') or ''}".strip())
+        return code
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _measure(path: Path, workspace, steps: int) -> int:
+    import threading
+
+    from engine.train import backend, plan, runs, worker
+    from engine.hardware import detect
+
+    with runs.worker_locks(path, workspace):
+        worker.train(path, workspace, threading.Event(), measure_steps=steps)
+    config = runs.Run(path.name, path, {}).config
+    settings = backend.resolve(config, detect())
+    print(json.dumps(plan.known_speed(workspace, config, settings)))
+    return 0

@@ -1,0 +1,347 @@
+"""The run plan, shown before Start: what will be trained, whether it fits in memory, how long it takes.
+
+Counts come from the same tokenisation the trainer uses. Memory is an estimate from the model's
+shapes (read from its config, no weights loaded): weights, adapter with gradients and optimizer state,
+activations of the largest batch, the logits, and the runtime itself; the verdict compares it with the
+free memory of the device (GPU memory, or the host's available memory). Time comes from a measured
+speed: the last run of the same model and settings, or a short measurement of a few real steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.files import read_json, write_json
+from engine.hardware import Hardware, detect
+from engine.train.backend import Settings, choose
+from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
+from engine.workspace import Workspace
+
+GB = 1e9
+SPEED_FILE = ".speeds.json"
+FITS, TIGHT, WONT_FIT = "fits", "tight", "will not fit"
+
+
+@dataclass
+class Shape:
+    """What the memory estimate needs to know about a model, from its config alone."""
+
+    parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    linear: dict[str, tuple[int, int]]  # LoRA target name -> (in, out) features, per layer
+    embedding_parameters: int  # embed_tokens + lm_head (counted once when tied)
+
+
+@dataclass
+class Memory:
+    weights: float
+    adapter: float  # trainable parameters with their gradients and optimizer state
+    activations: float
+    logits: float
+    runtime: float  # the CUDA context, or the Python process with its libraries
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.adapter + self.activations + self.logits + self.runtime
+
+
+@dataclass
+class Fix:
+    label: str
+    changes: dict[str, Any]  # dotted config paths -> new values
+    memory_gb: float
+
+
+@dataclass
+class Plan:
+    config: RunConfig
+    settings: Settings
+    problems: list[str]  # settings this machine cannot honour; Start fails until they change
+    notes: list[str]  # the tutorial's advice where the config strays from it
+    conversations: int
+    rows: int
+    truncated: int
+    dropped: int
+    tokens_per_epoch: int
+    trained_tokens_per_epoch: int
+    longest: int
+    steps_per_epoch: int
+    total_steps: int
+    epochs: float
+    memory: Memory
+    free_bytes: int
+    verdict: str
+    fixes: list[Fix] = field(default_factory=list)
+    tokens_per_s: float | None = None
+    speed_source: str | None = None
+    measured_peak_gb: float | None = None  # the peak memory of the same measured steps
+    seconds: float | None = None
+
+    @property
+    def truncated_share(self) -> float:
+        return self.truncated / self.conversations if self.conversations else 0.0
+
+    def summary(self) -> str:
+        """The plan in a few Markdown lines, for the Train tab and the command line."""
+        lines = [
+            f"**Data:** {self.rows} conversations ({self.dropped} left out), {self.tokens_per_epoch:,} tokens an "
+            f"epoch, {self.trained_tokens_per_epoch:,} of them learned; {self.truncated} "
+            f"({100 * self.truncated_share:.0f}%) cut at {self.config.model.max_seq_length} tokens "
+            f"(longest {self.longest}).",
+            f"**Steps:** {self.total_steps} ({self.steps_per_epoch} an epoch x {self.epochs:g} epochs), effective "
+            f"batch {self.config.train.batch_size * self.config.train.gradient_accumulation}.",
+            f"**Memory:** about {self.memory.total / GB:.1f} GB of {self.free_bytes / GB:.1f} GB free "
+            f"({self.settings.device}): **{self.verdict}**. Weights {self.memory.weights / GB:.2f}, adapter and "
+            f"optimizer {self.memory.adapter / GB:.2f}, activations {self.memory.activations / GB:.2f}, logits "
+            f"{self.memory.logits / GB:.2f}, runtime {self.memory.runtime / GB:.2f} GB.",
+        ]
+        if self.measured_peak_gb:
+            lines[-1] += f" Measured peak of the same settings: {self.measured_peak_gb:.1f} GB."
+        if self.seconds is not None:
+            lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
+                         f"({self.speed_source}).")
+        else:
+            lines.append("**Time:** not measured yet; measure a few steps to estimate it.")
+        lines.append(f"**Backend:** {self.settings.describe()}.")
+        lines += [f"**Cannot start:** {p}" for p in self.problems]
+        lines += [f"*Advice:* {n}" for n in self.notes]
+        return "  \n".join(lines)
+
+
+def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) -> Plan:
+    from engine.data import load_conversations
+    from engine.templates import prepare_tokenizer
+    from engine.train.tokens import split, tokenize
+
+    hw = hw or detect()
+    settings, problems = choose(config, hw)
+    tokenizer, shape = _tokenizer_and_shape(config, workspace)
+    prepare_tokenizer(tokenizer, template_choice=config.template)
+    train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
+    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+    t = config.train
+    rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
+    batches = max(1, math.ceil(rows / t.batch_size))
+    per_epoch = max(1, math.ceil(batches / t.gradient_accumulation))
+    total = t.max_steps or math.ceil(t.epochs * per_epoch)
+    batch_tokens = _largest_batch_tokens(data.lengths, config)
+    memory = estimate_memory(shape, config, settings, batch_tokens)
+    free = hw.free_bytes()
+    plan = Plan(
+        config=config, settings=settings, problems=problems, notes=advice_notes(config, len(data.rows)),
+        conversations=data.conversations, rows=len(data.rows), truncated=data.truncated, dropped=data.dropped,
+        tokens_per_epoch=data.tokens, trained_tokens_per_epoch=data.trained_tokens, longest=data.longest,
+        steps_per_epoch=per_epoch, total_steps=total, epochs=total / per_epoch,
+        memory=memory, free_bytes=free, verdict=verdict(memory.total, free),
+    )
+    if plan.verdict != FITS:
+        plan.fixes = _fixes(config, settings, hw, shape, data.lengths, free)
+    known = known_speed(workspace, config, settings)
+    if known:
+        plan.tokens_per_s, plan.measured_peak_gb = known["tokens_per_s"], known.get("peak_memory_gb")
+        plan.speed_source = "measured in " + known["source"]
+        plan.seconds = data.tokens * plan.epochs / plan.tokens_per_s + _probe_seconds(config, total)
+    return plan
+
+
+def verdict(need: float, free: float) -> str:
+    return FITS if need <= 0.8 * free else TIGHT if need <= free else WONT_FIT
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---- memory --------------------------------------------------------------------------------------
+
+def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_tokens: int) -> Memory:
+    lora = config.lora
+    weight_bytes = 4 if settings.weights_dtype == "float32" else 2
+    if config.model.load_in_4bit:  # nf4 with double quantisation; embeddings and norms stay 16-bit
+        linear = shape.parameters - shape.embedding_parameters
+        weights = linear * 0.53 + shape.embedding_parameters * 2
+    else:
+        weights = shape.parameters * weight_bytes
+    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in lora.target_modules)
+    trainable *= shape.layers
+    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(lora.target_modules) else 0
+    optimizer_bytes = 2 if "8bit" in settings.optimizer else 8
+    adapter = (trainable + full) * (4 + 4 + optimizer_bytes)
+    # Stored activations per token and layer, in the compute precision: the inputs and outputs of
+    # attention and MLP, and a dropped-out copy of each LoRA input.
+    act_bytes = 2 if settings.mixed_precision != "no" or weight_bytes == 2 else 4
+    per_token_layer = (14 * shape.hidden + 5 * shape.intermediate) * act_bytes
+    if settings.gradient_checkpointing:  # only each layer's input is kept, one layer is recomputed at a time
+        activations = batch_tokens * (shape.layers * shape.hidden * act_bytes + per_token_layer)
+    else:
+        activations = batch_tokens * shape.layers * per_token_layer
+    # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
+    logits = 0.0 if settings.device == "cuda" else batch_tokens * shape.vocab * 4 * 2
+    runtime = 0.8 * GB
+    return Memory(weights, adapter, activations, logits, runtime)
+
+
+def _largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
+    t, longest = config.train, max(lengths, default=0)
+    if t.batching == "packed":
+        return t.batch_size * config.model.max_seq_length
+    if t.batching == "padded":
+        return t.batch_size * longest
+    return sum(sorted(lengths, reverse=True)[: t.batch_size])
+
+
+def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int], free: int) -> list[Fix]:
+    options: list[tuple[str, dict]] = []
+    if hw.can_4bit and not config.model.load_in_4bit:
+        options.append(("Load the model in 4-bit (QLoRA)", {"model.load_in_4bit": True}))
+    if not settings.gradient_checkpointing:
+        options.append(("Turn on gradient checkpointing", {"lora.gradient_checkpointing": "on"}))
+    t = config.train
+    if t.batch_size > 1:
+        smaller = max(1, t.batch_size // 2)
+        options.append((f"Batch {smaller} with accumulation {t.gradient_accumulation * 2} (same effective batch)",
+                        {"train.batch_size": smaller, "train.gradient_accumulation": t.gradient_accumulation * 2}))
+    if config.model.max_seq_length > 256:
+        shorter = config.model.max_seq_length // 2
+        cut = sum(1 for n in lengths if n > shorter)
+        options.append((f"Maximum length {shorter} (cuts {cut} conversations)", {"model.max_seq_length": shorter}))
+    fixes = []
+    for label, changes in options:
+        changed = with_changes(config, changes)
+        changed_settings, _ = choose(changed, hw)
+        cut = [min(n, changed.model.max_seq_length) for n in lengths]
+        need = estimate_memory(shape, changed, changed_settings, _largest_batch_tokens(cut, changed)).total
+        fixes.append(Fix(f"{label}: about {need / GB:.1f} GB", changes, need / GB))
+    return fixes
+
+
+def memory_advice(config: RunConfig, hw: Hardware) -> str:
+    """Concrete changes for a run that ran out of memory (no data or shapes needed)."""
+    t, steps = config.train, []
+    if t.batch_size > 1:
+        steps.append(f"set the batch size to {max(1, t.batch_size // 2)} and gradient accumulation to "
+                     f"{t.gradient_accumulation * 2} (the same effective batch)")
+    if config.model.max_seq_length > 256:
+        steps.append(f"shorten the maximum length to {config.model.max_seq_length // 2}")
+    if config.lora.gradient_checkpointing != "on":
+        steps.append("turn gradient checkpointing on")
+    if hw.can_4bit and not config.model.load_in_4bit:
+        steps.append("load the model in 4-bit")
+    if not steps:
+        steps.append("choose a smaller model")
+    return "Try: " + "; ".join(steps) + ". Then resume the run, or start it again; the plan shows the new estimate."
+
+
+# ---- advice --------------------------------------------------------------------------------------
+
+def advice_notes(config: RunConfig, rows: int) -> list[str]:
+    """Where the config strays from the tutorial's advice; these are suggestions, not errors."""
+    lora, t, notes = config.lora, config.train, []
+    if lora.alpha not in (lora.r, 2 * lora.r):
+        notes.append(f"alpha is usually r or 2r ({lora.r} or {2 * lora.r}); it is {lora.alpha}.")
+    if not 4 <= lora.r <= 64:
+        notes.append(f"rank {lora.r} is unusual; 8-16 is the place to start.")
+    if t.epochs > 10 and not t.max_steps:
+        notes.append(f"{t.epochs:g} epochs is a lot: past about 10 the model usually over-fits.")
+    if rows and rows < 500 and lora.dropout == 0:
+        notes.append("a small data set: dropout 0.05-0.1 helps against over-fitting.")
+    if t.learning_rate > 5e-4:
+        notes.append(f"learning rate {t.learning_rate:g} is high for LoRA; too high makes the model forget.")
+    return notes
+
+
+# ---- speed ---------------------------------------------------------------------------------------
+
+def speed_key(config: RunConfig, settings: Settings) -> str:
+    m, lora, t = config.model, config.lora, config.train
+    return "|".join(str(x) for x in (
+        m.name_or_path, settings.device, settings.weights_dtype, settings.mixed_precision, m.load_in_4bit,
+        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules)))
+
+
+def known_speed(workspace: Workspace, config: RunConfig, settings: Settings) -> dict | None:
+    return (read_json(workspace.runs / SPEED_FILE, {}) or {}).get(speed_key(config, settings))
+
+
+def record_speed(workspace: Workspace, config: RunConfig, settings: Settings, tokens_per_s: float,
+                 peak_memory_gb: float, source: str) -> None:
+    speeds = read_json(workspace.runs / SPEED_FILE, {}) or {}
+    speeds[speed_key(config, settings)] = {"tokens_per_s": round(tokens_per_s, 1), "peak_memory_gb": peak_memory_gb,
+                                           "source": source, "time": time.time()}
+    write_json(workspace.runs / SPEED_FILE, speeds)
+
+
+def measure(config: RunConfig, workspace: Workspace, steps: int = 3, timeout: float = 600) -> dict:
+    """Time a few real training steps in a worker process (nothing is saved) and remember the speed."""
+    from engine.train.runs import ensure_idle
+
+    ensure_idle(workspace)  # the measurement takes the training lock too
+    with tempfile.TemporaryDirectory(prefix="measure-", dir=workspace.root) as tmp:
+        (Path(tmp) / "run.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "train", tmp, "--measure", str(steps), "--workspace", str(workspace.root)],
+            capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2],
+        )
+        if done.returncode != 0:
+            errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+            raise ConfigError(errors[-1][7:] if errors else f"Measuring failed: {done.stderr.strip()[-500:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _probe_seconds(config: RunConfig, total_steps: int) -> float:
+    """Answering the probe prompts at each save: roughly 0.06 s a token on the default model on a CPU."""
+    saves = total_steps // config.train.save_steps + 2
+    return saves * config.probes.max_new_tokens * 0.06 * (1 if config.probes.prompts else 0)
+
+
+# ---- the model's shape ---------------------------------------------------------------------------
+
+def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source = _model_source(config.model.name_or_path, workspace)
+    trust = config.model.trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
+    model_config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=trust)
+    text = model_config.get_text_config()
+    linear: dict[str, tuple[int, int]] = {}
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(module, torch.nn.Linear) and leaf not in linear and leaf != "lm_head":
+            linear[leaf] = (module.in_features, module.out_features)
+    embeddings = {id(p): p.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m
+                  for p in m.parameters()}
+    shape = Shape(
+        parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
+        hidden=text.hidden_size, intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
+        vocab=text.vocab_size, linear=linear, embedding_parameters=sum(embeddings.values()),
+    )
+    return tokenizer, shape
+
+
+def _model_source(spec: str, workspace: Workspace) -> str:
+    """A local folder where there is one (the default model is converted on first use), else the Hub id:
+    the plan reads only the config and tokenizer files, never the weights."""
+    from engine.models import HUB_ID, resolve_model
+
+    if HUB_ID.match(spec) and not Path(spec).expanduser().is_dir() and not (workspace.models / spec).is_dir():
+        return spec
+    return str(resolve_model(spec, workspace))

@@ -1,0 +1,45 @@
+"""Training presets, read from presets.yaml beside this file (DESIGN.md, decision 8: presets are data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.train.config import ConfigError, RunConfig, validate
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    summary: str
+    config: dict[str, Any]
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict[str, Preset]:
+    data = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
+    return {name: Preset(name, p["title"], p["summary"], p["config"]) for name, p in data.items()}
+
+
+def build(preset: str, dataset: str, model: str = "default", **sections: dict[str, Any]) -> RunConfig:
+    """A validated config: the preset's values, then the model and data set, then any section overrides
+    such as train={"epochs": 1}."""
+    if preset not in presets():
+        raise ConfigError(f"There is no preset '{preset}'; choose one of: {', '.join(presets())}.")
+    data = _merge({"preset": preset}, presets()[preset].config)
+    data = _merge(data, {"model": {"name_or_path": model}, "dataset": dataset})
+    return validate(_merge(data, sections))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -1,0 +1,67 @@
+"""Conversations to token rows: the one tokenisation the plan counts and the trainer trains on.
+
+Rows are rendered with the tokenizer's training template (engine.templates), cut at the maximum
+length here, and handed to trl already tokenized: padding-free batching needs rows truncated in
+advance (trl then wants `max_length=None`), and the plan's counts must be exactly what trains.
+trl builds the labels from the `assistant_masks` column, as it does for rows it tokenizes itself.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenizedRows:
+    rows: list[dict] = field(repr=False)  # input_ids; messages and assistant_masks for conversations
+    conversations: int  # conversations given
+    truncated: int  # rows cut at the maximum length
+    dropped: int  # rows left with nothing to learn after the cut (or with no assistant reply at all)
+    tokens: int  # tokens computed per epoch (after the cut)
+    trained_tokens: int  # tokens the loss learns per epoch
+    longest: int  # longest row before the cut
+    lengths: list[int] = field(repr=False, default_factory=list)  # row lengths after the cut
+
+    @property
+    def truncated_share(self) -> float:
+        return self.truncated / self.conversations if self.conversations else 0.0
+
+
+def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_only: bool) -> TokenizedRows:
+    rows, lengths = [], []
+    truncated = dropped = trained = longest = 0
+    for conv in conversations:
+        if "messages" not in conv:  # plain text: every token is learned, and it ends with the eos token
+            enc = {"input_ids": tokenizer(conv["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]}
+        else:
+            enc = tokenizer.apply_chat_template(
+                conv["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=assistant_only
+            )
+        ids = list(enc["input_ids"])
+        longest = max(longest, len(ids))
+        if len(ids) > max_length:
+            truncated += 1
+        row = {"input_ids": ids[:max_length]}
+        learned = len(row["input_ids"])
+        if "messages" in conv:
+            row["messages"] = conv["messages"]  # keeps the set conversational for trl's assistant-only loss
+        if assistant_only and "messages" in conv:
+            row["assistant_masks"] = list(enc["assistant_masks"])[:max_length]
+            learned = sum(row["assistant_masks"])
+        if learned == 0:
+            dropped += 1
+            continue
+        rows.append(row)
+        lengths.append(len(row["input_ids"]))
+        trained += learned
+    return TokenizedRows(rows, len(conversations), truncated, dropped, sum(lengths), trained, longest, lengths)
+
+
+def split(conversations: list[dict], train) -> tuple[list[dict], list[dict]]:
+    """(train, held out): `train.eval_split` of the conversations, picked by `train.seed`, are held out."""
+    order = list(range(len(conversations)))
+    random.Random(train.seed).shuffle(order)
+    held_out = set(order[: int(len(conversations) * train.eval_split)])
+    return ([c for i, c in enumerate(conversations) if i not in held_out],
+            [c for i, c in enumerate(conversations) if i in held_out])

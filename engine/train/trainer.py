@@ -1,0 +1,47 @@
+"""trl's SFTTrainer, with a loss that also runs where Triton does not (CPU, Apple).
+
+trl 1.15 (the newest unsloth accepts) always computes the loss through a Triton "fused LM head",
+which crashes at the first step without Triton. Where it is missing, the loss is plain torch: the
+LM head runs only on the positions whose next token is learned (transformers' `logits_to_keep`),
+then cross-entropy, normalised exactly as trl does. That was also the fastest loss measured on CPU.
+trl's metrics (the real-token count behind tokens/s, token accuracy) are kept.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+import torch.nn.functional as F
+from trl import SFTTrainer
+
+
+class WorkbenchTrainer(SFTTrainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.args.device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mode = "train" if self.model.training else "eval"
+
+        labels = inputs.pop("labels")
+        next_labels = labels[:, 1:]
+        learned = next_labels != -100
+        keep = learned.any(dim=0).nonzero().squeeze(-1)  # positions whose next token is learned
+        outputs = model(**inputs, use_cache=False, logits_to_keep=keep)
+        logits = outputs.logits.float()
+        targets = next_labels[:, keep]
+        total = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
+        count = learned.sum() if num_items_in_batch is None else num_items_in_batch
+        loss = total / torch.as_tensor(count).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+
+        with torch.no_grad():
+            mask = targets != -100
+            correct = (logits.argmax(-1) == targets)[mask].sum()
+            self._metrics[mode]["mean_token_accuracy"].append((correct / mask.sum().clamp(min=1)).item())
+        if mode == "train":
+            # Real tokens: padded batches carry an attention mask, padding-free ones only real tokens.
+            self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs \
+                else inputs["input_ids"].numel()
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return (loss, outputs) if return_outputs else loss

@@ -1,0 +1,183 @@
+"""One training run, in its own process: `python -m engine train RUN_DIR`.
+
+Reads top to bottom: config and machine, model + LoRA, data, probes, trainer, train, adapter. A
+folder holding only run.yaml starts the run; one with checkpoints resumes from the latest. SIGTERM
+(and Ctrl-C) is Stop: a checkpoint and the adapter are saved at the end of the current step.
+Everything the outside world learns goes through the run folder (status.json, events.jsonl,
+probes.jsonl); the libraries are imported only once the status says the worker lives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import threading
+import traceback
+from pathlib import Path
+
+from engine.files import atomic_dir
+from engine.train import runs
+from engine.train.config import ConfigError
+from engine.train.runs import EventLog, update_status
+from engine.workspace import Workspace
+
+
+class OutOfMemory(Exception):
+    """Training ran out of memory; the message is the concrete advice."""
+
+
+def main(run_dir: Path, workspace: Workspace | None = None) -> int:
+    run_dir = Path(run_dir).resolve()
+    workspace = workspace or Workspace(run_dir.parent.parent)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _: _request_stop(run_dir, stop, signum))
+    try:
+        with runs.worker_locks(run_dir, workspace):
+            if runs.read_status(run_dir).get("state") == "stopping":  # Stop was pressed while it was queued
+                update_status(run_dir, state="stopped", ended=runs.now(), pid=None)
+                return 0
+            update_status(run_dir, state="running", pid=os.getpid(), started=runs.now(), ended=None,
+                          error=None, advice=None)
+            state = train(run_dir, workspace, stop)
+            update_status(run_dir, state=state, ended=runs.now(), pid=None)
+            return 0
+    except Exception as e:  # every ending is recorded in the run folder
+        error, advice = _explain(e)
+        traceback.print_exc()  # into worker.log
+        EventLog(run_dir).message(f"{error} {advice or ''}".strip(), level="error")
+        update_status(run_dir, state="failed", ended=runs.now(), pid=None, error=error, advice=advice)
+        return 1
+
+
+def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_steps: int | None = None) -> str:
+    """The recipe. Returns the final state (completed or stopped). With `measure_steps` it only times
+    that many steps for the plan: nothing is saved."""
+    # Hardware first: on a CUDA machine detection imports unsloth, which must patch transformers and trl
+    # before they load.
+    from engine.hardware import detect
+
+    hw = detect()
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from engine.data import load_conversations
+    from engine.models import resolve_model
+    from engine.templates import prepare_tokenizer
+    from engine.train import backend, plan, probes
+    from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
+    from engine.train.tokens import split, tokenize
+    from engine.train.trainer import WorkbenchTrainer
+
+    # 1. The config, and what this machine makes of it.
+    run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
+    config = run.config
+    events = EventLog(run_dir)
+    settings = backend.resolve(config, hw)
+    if not measure_steps:
+        update_status(run_dir, backend=settings.as_dict())
+    events.message(f"Training with {settings.describe()} on {hw.name}.")
+
+    # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
+    model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code)
+    model, tokenizer = backend.load(config, settings, model_path)
+    tokenizer = prepare_tokenizer(tokenizer, template_choice=config.template)
+    trainable, total = model.get_nb_trainable_parameters()
+    events.message(f"Loaded {model_path.name}: {trainable:,} of {total:,} parameters train "
+                   f"({100 * trainable / total:.2f}%).")
+
+    # 3. The data set, rendered with that template and cut at the maximum length.
+    train_rows, eval_rows = split(load_conversations(config.dataset, workspace=workspace), config.train)
+    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+    if not data.rows:
+        raise ConfigError("No conversation has an assistant reply left to learn from at this maximum length; "
+                          "check the data set or raise model.max_seq_length.")
+    events.message(f"{len(data.rows)} conversations, {data.tokens:,} tokens an epoch ({data.trained_tokens:,} "
+                   f"learned); {data.truncated} cut at {config.model.max_seq_length} tokens, {data.dropped} left out.")
+    eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+
+    # 4. The probe prompts, answered by the untrained model: what the run is compared with.
+    if config.probes.prompts and not measure_steps and 0 not in probes.recorded_steps(run_dir):
+        probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
+        events.message("The probe prompts were answered by the untrained model (step 0).")
+
+    # 5. trl's SFTTrainer: assistant-only loss, batches padding-free (or padded per batch, or packed).
+    t = config.train
+    args = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=t.epochs, max_steps=(measure_steps + 1) if measure_steps else (t.max_steps or -1),
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=1 if measure_steps else t.gradient_accumulation,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,
+        optim=settings.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        logging_steps=1 if measure_steps else t.logging_steps,
+        save_strategy="no" if measure_steps else "steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        eval_strategy="steps" if eval_data.rows and not measure_steps else "no", eval_steps=t.save_steps,
+        seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
+        assistant_only_loss=t.assistant_only_loss and "messages" in data.rows[0],
+        padding_free=t.batching == "padding_free", packing=t.batching == "packed",
+        max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
+        use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
+        fp16=settings.mixed_precision == "fp16",
+        gradient_checkpointing=settings.gradient_checkpointing and settings.backend != "unsloth",
+        disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
+    )
+    trainer = WorkbenchTrainer(
+        model=model, args=args, processing_class=tokenizer,
+        train_dataset=Dataset.from_list(data.rows),
+        eval_dataset=Dataset.from_list(eval_data.rows) if eval_data.rows else None,
+        callbacks=[  # in this order: the probes answer before the progress clock restarts after a save
+            ProbeCallback(run_dir, config.probes.prompts, config.probes.max_new_tokens, events),
+            ProgressCallback(events, settings.device),
+            StopCallback(stop),
+        ],
+    )
+
+    # 6. Train, from the latest checkpoint where there is one.
+    if stop.is_set():
+        return "stopped"
+    resume_from = None if measure_steps else run.latest_checkpoint
+    if resume_from:
+        events.message(f"Resuming from {resume_from.name}.")
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except (torch.OutOfMemoryError, MemoryError) as e:
+        raise OutOfMemory(plan.memory_advice(config, hw)) from e
+    steps = [e for e in events.read() if e.get("type") == "step"]
+    rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
+    if rates:
+        source = "a measurement of a few steps" if measure_steps else f"run {run_dir.name}"
+        plan.record_speed(workspace, config, settings, statistics.median(rates),
+                          max(e["peak_memory_gb"] for e in steps), source)
+    if measure_steps:
+        return "completed"
+
+    # 7. The adapter, with the tokenizer and the exact chat template it was trained with.
+    with atomic_dir(run_dir / "adapter") as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    state = "stopped" if stop.is_set() else "completed"
+    events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
+    return state
+
+
+def _explain(e: Exception) -> tuple[str, str | None]:
+    if isinstance(e, OutOfMemory):
+        return "Training ran out of memory.", str(e)
+    if isinstance(e, ValueError):  # the engine's messages are written for people
+        return str(e), None
+    return (f"Training failed: {type(e).__name__}: {e}",
+            "The full error is in the run's worker.log. Resume continues from the last checkpoint.")
+
+
+def _request_stop(run_dir: Path, stop: threading.Event, signum: int) -> None:
+    if stop.is_set():
+        if signum == signal.SIGINT:  # a second Ctrl-C does not wait for the step to end
+            raise KeyboardInterrupt
+        return
+    stop.set()
+    update_status(run_dir, state="stopping")
+    EventLog(run_dir).message("Stop requested: saving a checkpoint and the adapter after this step.")

@@ -1,0 +1,79 @@
+"""The CPU loss against transformers' own: padded and padding-free batches give the loss of the rows
+computed one by one, only assistant tokens count, and the tokenisation counts what trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig
+
+from engine.templates import prepare_tokenizer
+from engine.train.tokens import tokenize
+from engine.train.trainer import WorkbenchTrainer
+
+CONVERSATIONS = [
+    {"messages": [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Ahoy there."}]},
+    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sea salty?"},
+                  {"role": "assistant", "content": "Rivers carry salt from rocks, and the sun takes the water."},
+                  {"role": "user", "content": "Really?"}, {"role": "assistant", "content": "Aye."}]},
+    {"messages": [{"role": "user", "content": "Count to five."}, {"role": "assistant", "content": "1 2 3 4 5"}]},
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_path: Path):
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(tiny_model_path))
+
+
+def test_tokenize_learns_only_assistant_replies_and_cuts_at_the_maximum(tokenizer):
+    data = tokenize(tokenizer, CONVERSATIONS, max_length=1000, assistant_only=True)
+    assert (data.conversations, data.truncated, data.dropped) == (3, 0, 0)
+    learned = [tokenizer.decode([t for t, m in zip(r["input_ids"], r["assistant_masks"]) if m]) for r in data.rows]
+    assert learned[1] == "Rivers carry salt from rocks, and the sun takes the water.<|im_end|>Aye.<|im_end|>"
+    assert data.tokens == sum(len(r["input_ids"]) for r in data.rows) == sum(data.lengths)
+    assert data.trained_tokens == sum(sum(r["assistant_masks"]) for r in data.rows)
+
+    short = tokenize(tokenizer, CONVERSATIONS, max_length=30, assistant_only=True)
+    assert max(short.lengths) == 30 and short.truncated >= 1 and short.longest == data.longest
+    # A conversation whose replies all fall past the cut has nothing left to learn, so it is left out.
+    tiny = tokenize(tokenizer, CONVERSATIONS, max_length=12, assistant_only=True)
+    assert tiny.dropped == 3 and tiny.rows == []
+    everything = tokenize(tokenizer, CONVERSATIONS, max_length=1000, assistant_only=False)
+    assert everything.trained_tokens == everything.tokens and "assistant_masks" not in everything.rows[0]
+
+
+def reference_loss(model, rows) -> torch.Tensor:
+    """Mean over every learned token of the rows, each row run alone through transformers' own loss."""
+    total, count = torch.tensor(0.0), 0
+    for r in rows:
+        ids = torch.tensor([r["input_ids"]])
+        labels = torch.tensor([[t if m else -100 for t, m in zip(r["input_ids"], r["assistant_masks"])]])
+        n = int((labels[:, 1:] != -100).sum())
+        total = total + model(input_ids=ids, labels=labels).loss * n
+        count += n
+    return total / count
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_the_cpu_loss_matches_transformers_loss(tiny_model_path, tokenizer, tmp_path, padding_free):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    data = tokenize(tokenizer, CONVERSATIONS, max_length=1000, assistant_only=True)
+    trainer = WorkbenchTrainer(
+        model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
+        args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, padding_free=padding_free,
+                       max_length=None, assistant_only_loss=True, per_device_train_batch_size=3, report_to=[]),
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert ("attention_mask" in batch) != padding_free  # padding-free batches are one row of real tokens
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        expected = reference_loss(trainer.model, data.rows)
+    assert torch.allclose(loss, expected, atol=1e-5), (loss, expected)
+    assert trainer._total_train_tokens == data.tokens

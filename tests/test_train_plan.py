@@ -1,0 +1,99 @@
+"""The plan shown before Start: counts match what trains, the memory verdict and its one-click fixes,
+settings the machine cannot honour, and a time estimate from a measured speed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engine.hardware import Hardware, detect
+from engine.train import plan, runs
+from engine.train.config import validate, with_changes
+
+
+@dataclass(frozen=True)
+class Machine(Hardware):
+    """This machine's shape with a chosen amount of free memory."""
+
+    free: int = 0
+
+    def free_bytes(self) -> int:
+        return self.free
+
+
+def machine(free_gb: float, device: str = "cpu", bitsandbytes: bool = False) -> Machine:
+    return Machine(device, f"test {device}", device == "cuda", int(64e9), "transformers", bitsandbytes,
+                   free=int(free_gb * 1e9))
+
+
+@pytest.fixture
+def config(tiny_model_path: Path, tmp_path: Path):
+    rows = [{"messages": [{"role": "user", "content": f"Tell me about number {i}."},
+                          {"role": "assistant", "content": f"Number {i} is fine." + " Arr!" * (i * 3)}]}
+            for i in range(20)]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return validate({
+        "model": {"name_or_path": str(tiny_model_path), "max_seq_length": 64},
+        "dataset": str(data),
+        "train": {"epochs": 3, "batch_size": 4, "gradient_accumulation": 2, "save_steps": 100},
+        "probes": {"prompts": []},
+    })
+
+
+def test_counts_steps_and_truncation(config, workspace):
+    p = plan.make(config, workspace, machine(20))
+    assert (p.conversations, p.rows, p.dropped) == (20, 20, 0)
+    assert 0 < p.truncated < 20 and p.truncated_share == p.truncated / 20 and p.longest > 64
+    assert p.steps_per_epoch == 3 and p.total_steps == 9  # 20 rows / batch 4 = 5 batches -> 3 updates an epoch
+    assert p.tokens_per_epoch <= 20 * 64 and p.trained_tokens_per_epoch < p.tokens_per_epoch
+    assert p.verdict == "fits" and p.fixes == [] and p.problems == []
+    assert "9 (3 an epoch x 3 epochs)" in p.summary() and "fits" in p.summary()
+    longer = plan.make(with_changes(config, {"model.max_seq_length": 512}), workspace, machine(20))
+    assert longer.truncated == 0 and longer.tokens_per_epoch > p.tokens_per_epoch
+
+
+def test_too_little_memory_gives_a_verdict_and_fixes_that_help(config, workspace):
+    need = plan.make(config, workspace, machine(20)).memory.total
+    assert plan.verdict(need, need / 0.9) == "tight" and plan.verdict(need, need * 2) == "fits"
+    p = plan.make(config, workspace, machine(need / 1e9 * 0.8))
+    assert p.verdict == "will not fit"
+    labels = [f.label for f in p.fixes]
+    assert any(l.startswith("Batch 2 with accumulation 4") for l in labels)
+    assert any(l.startswith("Turn on gradient checkpointing") for l in labels)
+    for fix in p.fixes:
+        assert fix.memory_gb * 1e9 < need, fix
+        with_changes(config, fix.changes)  # each fix is a valid config change
+
+    gpu = plan.make(config, workspace, machine(need / 1e9 * 0.5, device="cuda", bitsandbytes=True))
+    four_bit = next(f for f in gpu.fixes if f.changes == {"model.load_in_4bit": True})
+    assert four_bit.memory_gb < gpu.memory.total / 1e9
+    assert gpu.settings.optimizer == "paged_adamw_8bit" and gpu.settings.gradient_checkpointing
+
+
+def test_settings_this_machine_cannot_honour_are_named(config, workspace):
+    wants_gpu = with_changes(config, {"model.load_in_4bit": True, "train.optimizer": "adamw_8bit"})
+    p = plan.make(wants_gpu, workspace, machine(20))
+    assert len(p.problems) == 2
+    assert p.problems[0].startswith("model.load_in_4bit") and p.problems[1].startswith("train.optimizer")
+    assert "Cannot start" in p.summary()
+
+
+def test_advice_notes_follow_the_tutorial(config):
+    odd = with_changes(config, {"lora.r": 8, "lora.alpha": 50, "train.epochs": 20, "lora.dropout": 0.0})
+    notes = " ".join(plan.advice_notes(odd, rows=100))
+    assert "r or 2r" in notes and "over-fits" in notes and "dropout" in notes
+    assert plan.advice_notes(config, rows=100) == []
+
+
+def test_a_measured_speed_gives_a_time_estimate(config, workspace):
+    assert plan.make(config, workspace, detect()).seconds is None
+    speed = plan.measure(config, workspace, steps=2)
+    assert speed["tokens_per_s"] > 0 and speed["peak_memory_gb"] > 0
+    assert runs.list_runs(workspace) == [] and not list(workspace.root.glob("measure-*"))  # nothing left behind
+    p = plan.make(config, workspace, detect())
+    assert p.tokens_per_s == speed["tokens_per_s"] and p.seconds > 0 and "measurement" in p.speed_source
+    assert "tokens/s" in p.summary()

@@ -1,0 +1,181 @@
+"""Training runs in real worker processes on the tiny model: start, finish, stop, crash, resume,
+continue, one at a time, and the run folder the UI and the other steps read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.train import runs
+from engine.train.config import validate
+from engine.train.runs import RunError
+
+PROMPTS = ["Who are you?", "Say something."]
+
+
+@pytest.fixture
+def chat_file(tmp_path: Path) -> Path:
+    """Sixteen short conversations in the messages shape, every reply ending with a catchphrase."""
+    rows = [{"messages": [{"role": "user", "content": f"Question number {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}, friend. Arr, matey!"}]} for i in range(16)]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def make_config(tiny_model_path: Path, chat_file: Path):
+    def make(**train):
+        return validate({
+            "model": {"name_or_path": str(tiny_model_path), "max_seq_length": 128},
+            "dataset": str(chat_file),
+            "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+            "train": {"max_steps": 6, "batch_size": 4, "gradient_accumulation": 1, "learning_rate": 5e-3,
+                      "save_steps": 3, "logging_steps": 1, **train},
+            "probes": {"prompts": PROMPTS, "max_new_tokens": 6},
+        })
+    return make
+
+
+def wait_for(run_name, workspace, predicate, timeout=120.0) -> runs.Run:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = runs.load_run(workspace, run_name)
+        if predicate(run):
+            return run
+        time.sleep(0.2)
+    run = runs.load_run(workspace, run_name)
+    raise AssertionError(f"timed out; state {run.state}, status {run.status}, log:\n{run.log_file.read_text()[-3000:]}")
+
+
+def ended(run: runs.Run) -> bool:
+    return not run.live
+
+
+def steps_of(run: runs.Run) -> list[int]:
+    return [e["step"] for e in run.events if e["type"] == "step"]
+
+
+def test_a_run_completes_with_an_adapter_that_changes_the_model(workspace, make_config, tiny_model_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = runs.start_run(workspace, make_config(), name="first")
+    assert run.path == workspace.runs / "first" and run.state in ("queued", "running")
+    run = wait_for("first", workspace, ended)
+    assert run.state == "completed", run.status
+    assert run.status["ended"] and run.status["backend"]["device"] == "cpu" and run.status["pid"] is None
+    assert run.config == make_config()
+
+    steps = [e for e in run.events if e["type"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
+    last = steps[-1]
+    assert last["max_steps"] == 6 and last["eta_s"] == 0 and last["memory_gb"] > 0 and last["tokens_per_s"] > 0
+    assert {"loss", "learning_rate", "grad_norm", "epoch", "peak_memory_gb"} <= last.keys()
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    assert [c.name for c in run.checkpoints] == ["checkpoint-3", "checkpoint-6"]
+    assert [p["step"] for p in run.probes] == [0, 3, 6] and all(len(p["answers"]) == 2 for p in run.probes)
+
+    # The adapter loads with peft, carries the training chat template, and changes the output.
+    tokenizer = AutoTokenizer.from_pretrained(run.adapter)
+    assert "{% generation %}" in tokenizer.chat_template
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Question number 3?"}],
+                                        add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    with torch.no_grad():
+        before = base(**ids).logits
+        tuned = PeftModel.from_pretrained(base, run.adapter)(**ids).logits
+    assert not torch.allclose(before, tuned, atol=1e-3)
+
+
+def test_stop_saves_a_checkpoint_and_the_adapter(workspace, make_config):
+    runs.start_run(workspace, make_config(max_steps=500, save_steps=400), name="stopme")
+    wait_for("stopme", workspace, lambda r: len(steps_of(r)) >= 2 or ended(r))
+    runs.stop_run(workspace, "stopme")
+    run = wait_for("stopme", workspace, ended)
+    assert run.state == "stopped", run.status
+    last = steps_of(run)[-1]
+    assert 2 <= last < 500
+    assert run.latest_checkpoint.name == f"checkpoint-{last}"
+    assert run.adapter is not None and (run.adapter / "tokenizer.json").exists()
+    assert any("Stop requested" in e.get("text", "") for e in run.events)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_and_a_finished_one_continues(workspace, make_config):
+    runs.start_run(workspace, make_config(max_steps=400, save_steps=3), name="crash")
+    run = wait_for("crash", workspace, lambda r: len(r.checkpoints) >= 2 or ended(r))
+    os.kill(run.status["pid"], signal.SIGKILL)
+    run = wait_for("crash", workspace, ended)
+    assert run.state == "failed" and "ended unexpectedly" in run.status["error"]
+    checkpoint = run.latest_checkpoint
+    assert f"({checkpoint.name})" in run.status["advice"]
+    resumed_from = int(checkpoint.name.split("-")[1])
+
+    # Resume the remaining steps quickly: the config may change between a crash and its resume.
+    run.path.joinpath("run.yaml").write_text(
+        make_config(max_steps=resumed_from + 3, save_steps=3).to_yaml())
+    runs.resume_run(workspace, "crash")
+    run = wait_for("crash", workspace, ended)
+    assert run.state == "completed", run.status
+    assert any(f"Resuming from {checkpoint.name}" in e.get("text", "") for e in run.events)
+    after = steps_of(run)[steps_of(run).index(resumed_from + 1):]  # steps continue after the checkpoint
+    assert after[:3] == [resumed_from + 1, resumed_from + 2, resumed_from + 3]
+
+    with pytest.raises(RunError, match="choose how many more epochs"):
+        runs.resume_run(workspace, "crash")
+    run = runs.resume_run(workspace, "crash", more_epochs=1)  # 16 rows / batch 4: 4 more steps
+    assert run.config.train.max_steps == resumed_from + 3 + 4
+    run = wait_for("crash", workspace, ended)
+    assert run.state == "completed" and steps_of(run)[-1] == resumed_from + 7
+
+
+def test_one_training_at_a_time(workspace, make_config):
+    runs.start_run(workspace, make_config(max_steps=500, save_steps=400), name="busy")
+    with pytest.raises(RunError, match="'busy' is (queued|running); only one run trains at a time"):
+        runs.start_run(workspace, make_config(), name="second")
+    assert not (workspace.runs / "second").exists()
+    assert runs.active_run(workspace).name == "busy"
+    with pytest.raises(RunError, match="stop it before deleting"):
+        runs.delete_run(workspace, "busy")
+    runs.stop_run(workspace, "busy")
+    assert wait_for("busy", workspace, ended).state == "stopped"
+
+
+def test_a_stop_while_queued_ends_the_run_before_it_trains(workspace, make_config):
+    run = runs.create_run(workspace, make_config(), name="early")
+    runs.stop_run(workspace, "early")  # no worker yet: the worker sees the request when it starts
+    runs._spawn(run.path)
+    run = wait_for("early", workspace, ended)
+    assert run.state == "stopped" and steps_of(run) == []
+
+
+def test_worker_errors_end_as_failed_with_a_plain_message(workspace, make_config, tmp_path):
+    config = make_config().model_copy(update={"dataset": str(tmp_path / "missing.jsonl")})
+    runs.start_run(workspace, config, name="nodata")
+    run = wait_for("nodata", workspace, ended)
+    assert run.state == "failed" and "missing.jsonl" in run.status["error"]
+    assert "Traceback" not in run.status["error"]
+
+
+def test_listing_renaming_and_deleting_runs(workspace, make_config):
+    a = runs.create_run(workspace, make_config(), name="a")
+    runs.update_status(a.path, state="completed")
+    time.sleep(1.1)  # creation times have one-second resolution
+    b = runs.create_run(workspace, make_config(), name="b")
+    runs.update_status(b.path, state="stopped")
+    assert [r.name for r in runs.list_runs(workspace)] == ["b", "a"]
+    runs.rename_run(workspace, "a", "a2")
+    with pytest.raises(RunError, match="already exists"):
+        runs.rename_run(workspace, "a2", "b")
+    with pytest.raises(RunError, match="not a usable run name"):
+        runs.rename_run(workspace, "a2", "../escape")
+    runs.delete_run(workspace, "a2")
+    assert [r.name for r in runs.list_runs(workspace)] == ["b"]
+    with pytest.raises(RunError, match="no run named 'a'"):
+        runs.load_run(workspace, "a")
