@@ -70,11 +70,28 @@ def render_prompt(tokenizer, messages: list[dict]) -> torch.Tensor:
     ]
 
 
-def stream(model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None) -> Iterator[Reply]:
+def static_cache(model, max_len: int):
+    """On CUDA, a key/value cache of fixed size kept across replies: with it, `generate` compiles the
+    decoding step once and replays it as a CUDA graph (the per-token Python and launch overhead is
+    what held chat at a tenth of the card's memory bandwidth; see bench/RESULTS.md). A fixed size
+    means prompts of any length reuse the same graph. None elsewhere."""
+    if model.device.type != "cuda":
+        return None
+    from transformers import StaticCache
+
+    return StaticCache(config=model.config, max_cache_len=max_len)
+
+
+def stream(
+    model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None, cache=None
+) -> Iterator[Reply]:
     """Yield the growing reply; the last item carries the statistics. Stops at the end of the
     assistant's turn, at a stop string, at max_new_tokens, or when `cancel` is set."""
     cancel = cancel or threading.Event()
     input_ids = render_prompt(tokenizer, messages).to(model.device)
+    cache_kwargs = {}
+    if cache is not None and input_ids.shape[1] + sampling.max_new_tokens <= cache.get_max_length():
+        cache_kwargs["past_key_values"] = cache
     started = time.perf_counter()
     streamer = _CountingStreamer(tokenizer, started)
     failure: list[BaseException] = []
@@ -84,6 +101,8 @@ def stream(model, tokenizer, messages: list[dict], sampling: Sampling, cancel: t
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             with torch.inference_mode():
+                if cache_kwargs:
+                    cache.reset()  # the previous reply's keys and values
                 model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
@@ -92,6 +111,7 @@ def stream(model, tokenizer, messages: list[dict], sampling: Sampling, cancel: t
                     stop_strings=stop_strings(tokenizer),
                     tokenizer=tokenizer,
                     pad_token_id=tokenizer.pad_token_id,
+                    **cache_kwargs,
                     **sampling.generate_kwargs(),
                 )
         except BaseException as e:  # surfaced in the consumer's thread below

@@ -86,6 +86,7 @@ class Loaded:
     backend: str
     adapters: dict[str, Path] = field(default_factory=dict)
     active_adapter: str | None = None
+    cache: object = None  # generation.static_cache: a fixed-size KV cache on CUDA, None elsewhere
 
     @property
     def parameters(self) -> int:
@@ -139,7 +140,8 @@ class ModelManager:
                 model, tokenizer = self._load_weights(path, load_in_4bit, max_seq_length, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
                 raise ModelError(f"Could not load '{spec}': {e}") from None
-            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, self.hardware.backend)
+            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, self.hardware.backend,
+                                  cache=generation.static_cache(model, max_seq_length))
             previous = None
             self._free()
             return self._loaded
@@ -234,7 +236,7 @@ class ModelManager:
             loaded = self._require()
             name = loaded.active_adapter if adapter == "active" else adapter
             with self._adapter_context(loaded, name):
-                yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel)
+                yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel, loaded.cache)
 
     @contextmanager
     def _adapter_context(self, loaded: Loaded, name: str | None):

@@ -76,3 +76,19 @@ def test_haiku_is_coherent_english(manager):
     words = reply.text.lower().split()
     assert len(words) >= 8 and reply.text.isascii()
     assert any(w.strip(",.!") in {"sea", "waves", "wave", "ocean", "tide", "shore"} for w in words)
+
+
+def test_a_reused_static_cache_gives_the_same_tokens(manager):
+    # On CUDA the app keeps one fixed-size cache across replies (so the compiled decode step is reused);
+    # its results must not depend on what the previous reply left in it.
+    from transformers import StaticCache
+
+    loaded = manager.loaded
+    cache = StaticCache(config=loaded.model.config, max_cache_len=256)
+    greedy = Sampling.parse(temperature=0, max_new_tokens=20)
+    from engine.generation import stream
+
+    for prompt in ("What is the capital of France?", "Name a colour."):
+        plain = list(stream(loaded.model, loaded.tokenizer, ask(prompt), greedy))[-1].text
+        cached = list(stream(loaded.model, loaded.tokenizer, ask(prompt), greedy, cache=cache))[-1].text
+        assert cached == plain and plain

@@ -1,0 +1,144 @@
+"""Chat decoding on the GPU, batch 1: time to first token for a 512-token prompt and decode tokens/s
+over 256 new tokens, greedy. Stacks: plain transformers `generate`, unsloth's `for_inference`, and the
+app's path (engine.models.ModelManager.stream) with the transformers or the unsloth loader.
+Each configuration runs in its own process (clean peak memory); one JSON line each.
+
+    python bench/gpu_generate.py [--shapes llama-3.2-1b,llama-3.1-8b] [--out DIR] [--budget-s 540]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROMPT_TOKENS, NEW_TOKENS = 512, 256
+CONFIGS = [  # (stack, 4-bit)
+    ("transformers", False), ("unsloth", False), ("app", False), ("app-unsloth", False),
+    ("transformers", True), ("unsloth", True), ("app", True),
+]
+
+
+def one(shape: str, stack: str, four_bit: bool) -> dict:
+    if stack.startswith("unsloth") or stack == "app-unsloth":
+        import unsloth  # noqa: F401  (before transformers)
+    import torch
+
+    from bench.gpu_models import build, prompt_words
+
+    path = build(shape)
+    messages = [{"role": "user", "content": prompt_words(PROMPT_TOKENS - 5)}]
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    if stack.startswith("app"):
+        from engine.hardware import detect
+        from engine.models import ModelManager
+        from engine.sampling import Sampling
+        from engine.workspace import Workspace
+
+        hw = dataclasses.replace(detect(), backend="unsloth" if stack == "app-unsloth" else "transformers")
+        manager = ModelManager(Workspace.from_env("/tmp/ws"), hw)
+        manager.load(str(path), load_in_4bit=four_bit, max_seq_length=2048)
+        load_s = time.perf_counter() - t0
+
+        def run(n):
+            return manager.generate(messages, Sampling.parse(temperature=0, max_new_tokens=n)).stats
+
+        t = time.perf_counter()
+        run(NEW_TOKENS), run(NEW_TOKENS)
+        warm_s = time.perf_counter() - t
+        ttft = statistics.median(run(1).first_token_s for _ in range(3))
+        stats = [run(NEW_TOKENS) for _ in range(2)]
+        decode = statistics.median(s.tokens_per_s for s in stats)
+        new_tokens = stats[-1].new_tokens
+    else:
+        if stack == "unsloth":
+            from unsloth import FastLanguageModel
+
+            model, tok = FastLanguageModel.from_pretrained(str(path), max_seq_length=2048, dtype=torch.bfloat16,
+                                                           load_in_4bit=four_bit)
+            FastLanguageModel.for_inference(model)
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+            q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_compute_dtype=torch.bfloat16) if four_bit else None
+            tok = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map="cuda",
+                                                         quantization_config=q)
+        load_s = time.perf_counter() - t0
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        ids = {k: v.cuda() for k, v in ids.items()}
+
+        def timed(n):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            out = model.generate(**ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True,
+                                 pad_token_id=tok.pad_token_id)
+            torch.cuda.synchronize()
+            return time.perf_counter() - t, out.shape[1] - ids["input_ids"].shape[1]
+
+        t = time.perf_counter()
+        timed(NEW_TOKENS), timed(NEW_TOKENS)
+        warm_s = time.perf_counter() - t
+        ttft = statistics.median(timed(1)[0] for _ in range(3))
+        runs = [timed(NEW_TOKENS) for _ in range(2)]
+        total, new_tokens = min(runs)
+        decode = (new_tokens - 1) / (total - ttft)
+    return {
+        "shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16",
+        "first_token_ms": round(ttft * 1000, 1), "decode_tokens_per_s": round(decode, 1), "new_tokens": new_tokens,
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "load_s": round(load_s, 1),
+        "warmup_s": round(warm_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", nargs=3, metavar=("SHAPE", "STACK", "BITS"))
+    parser.add_argument("--shapes", default="llama-3.2-1b,llama-3.1-8b")
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
+    parser.add_argument("--budget-s", type=float, default=540)
+    args = parser.parse_args()
+    if args.one:
+        shape, stack, bits = args.one
+        print("RESULT " + json.dumps(one(shape, stack, bits == "4")), flush=True)
+        return
+    import torch
+
+    card = torch.cuda.get_device_name(0)
+    started, results = time.time(), []
+    for shape in args.shapes.split(","):
+        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
+        for stack, four_bit in CONFIGS:
+            left = args.budget_s - (time.time() - started)
+            if left < 30:
+                results.append({"shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16", "error": "skipped: out of time"})
+                continue
+            cmd = [sys.executable, __file__, "--one", shape, stack, "4" if four_bit else "16"]
+            try:
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 240))
+                lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+                row = json.loads(lines[-1][7:]) if lines else {
+                    "shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16",
+                    "error": (proc.stderr or proc.stdout)[-600:]}
+            except subprocess.TimeoutExpired:
+                row = {"shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16", "error": "timeout"}
+            row["card"] = card
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-generate.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
