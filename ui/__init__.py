@@ -11,6 +11,7 @@ from ui.context import Context
 TABS = (
     ("Model", "ui.model_tab"),
     ("Chat", "ui.chat_tab"),
+    ("Dataset", "ui.dataset_tab"),
 )
 
 def build(ctx: Context) -> gr.Blocks:
