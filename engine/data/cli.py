@@ -65,7 +65,7 @@ def _options(args) -> Options:
 def _progress():
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="B", unit_scale=True, desc="Reading", file=sys.stderr, leave=False)
+    bar = tqdm(total=0, unit="B", unit_scale=True, desc="Reading", file=sys.stderr, leave=False, delay=0.5)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -75,11 +75,14 @@ def _progress():
 
 
 def _inspect(args) -> int:
+    bar, update = _progress()
     try:
-        inspection = inspect(args.file, _options(args))
+        inspection = inspect(args.file, _options(args), keep_rows=False, progress=update)
     except DataError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
+    finally:
+        bar.close()
     rendered, render_note = None, None
     if inspection.samples and not args.no_render:
         try:
@@ -147,10 +150,10 @@ def _import(args) -> int:
             template=args.template, fallback=args.fallback, overwrite=args.overwrite, progress=update,
         )
     except DataError as e:
-        bar.close()
         print(f"Error: {e}", file=sys.stderr)
         return 2
-    bar.close()
+    finally:
+        bar.close()
     print(_describe(inspection))
     print(f"\nSaved {inspection.report.rows_kept} rows as '{args.name}' in {target}")
     return 0
