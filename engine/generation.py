@@ -11,7 +11,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from engine.sampling import Sampling
-from engine.templates import stop_strings
+from engine.templates import stop_token_ids
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def stream(
     model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None, cache=None
 ) -> Iterator[Reply]:
     """Yield the growing reply; the last item carries the statistics. Stops at the end of the
-    assistant's turn, at a stop string, at max_new_tokens, or when `cancel` is set."""
+    assistant's turn (any end-of-turn token), at max_new_tokens, or when `cancel` is set."""
     cancel = cancel or threading.Event()
     input_ids = render_prompt(tokenizer, messages).to(model.device)
     cache_kwargs = {}
@@ -108,8 +108,7 @@ def stream(
                     attention_mask=torch.ones_like(input_ids),
                     streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                    stop_strings=stop_strings(tokenizer),
-                    tokenizer=tokenizer,
+                    eos_token_id=stop_token_ids(tokenizer, model.generation_config),
                     pad_token_id=tokenizer.pad_token_id,
                     **cache_kwargs,
                     **sampling.generate_kwargs(),
@@ -125,7 +124,7 @@ def stream(
     try:
         for piece in streamer:
             text += piece
-            yield Reply(_strip_stops(text, tokenizer))
+            yield Reply(text.strip())
         finished = True
     finally:
         if not finished:  # the consumer went away mid-answer: end the generation thread
@@ -141,12 +140,4 @@ def stream(
     else:
         finish = "stop"
     first = (streamer.first_token_at or ended) - started
-    yield Reply(_strip_stops(text, tokenizer), Stats(first, streamer.new_tokens, ended - started, finish))
-
-
-def _strip_stops(text: str, tokenizer) -> str:
-    for s in stop_strings(tokenizer):
-        cut = text.find(s)
-        if cut != -1:
-            text = text[:cut]
-    return text.strip()
+    yield Reply(text.strip(), Stats(first, streamer.new_tokens, ended - started, finish))
