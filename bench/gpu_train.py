@@ -1,0 +1,266 @@
+"""LoRA training speed and memory on the GPU: the app's worker against a raw unsloth script,
+transformers + peft, and the tutorial's recipe (every row padded to 2048, its batch and optimizer).
+
+Shapes: Llama-3.2-1B and Llama-3.1-8B, random init, saved and loaded as a user would load them.
+LoRA r=16 on q/k/v/o/gate/up/down, maximum length 2048, batch 2 (the tutorial: 16), 10 steps;
+figures are medians over steps 3-10. Data (one word = one token with the bench tokenizer):
+  fixed:    every row 2048 tokens;
+  variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048.
+Each configuration runs in its own process; one JSON line each.
+
+    python bench/gpu_train.py [--only 1b|8b] [--out DIR] [--budget-s 540]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEPS, WARMUP = 10, 2
+MAX_LEN = 2048
+CONFIGS = [  # (shape, 4-bit, stack, data)
+    ("llama-3.2-1b", False, "worker", "fixed"),
+    ("llama-3.2-1b", False, "unsloth", "fixed"),
+    ("llama-3.2-1b", False, "transformers", "fixed"),
+    ("llama-3.2-1b", False, "worker", "variable"),
+    ("llama-3.2-1b", False, "unsloth", "variable"),
+    ("llama-3.2-1b", False, "tutorial", "variable"),
+    ("llama-3.1-8b", True, "worker", "fixed"),
+    ("llama-3.1-8b", True, "unsloth", "fixed"),
+    ("llama-3.1-8b", True, "worker", "variable"),
+    ("llama-3.1-8b", True, "tutorial", "variable"),
+]
+
+
+def lengths(kind: str, n: int, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    if kind == "fixed":
+        return [MAX_LEN] * n
+    return [max(64, min(MAX_LEN, int(rng.lognormvariate(math.log(600), 0.7)))) for _ in range(n)]
+
+
+def write_data(kind: str, path: Path, n: int = 400) -> Path:
+    """Conversations whose rendered length is the drawn one: a 24-token question, the rest the reply."""
+    from bench.gpu_models import prompt_words
+
+    with path.open("w") as f:
+        for i, total in enumerate(lengths(kind, n)):
+            reply = total - 24 - 8  # ChatML markers: 4 tokens a turn
+            f.write(json.dumps({"messages": [
+                {"role": "user", "content": prompt_words(24, seed=i)},
+                {"role": "assistant", "content": prompt_words(reply, seed=10_000 + i)},
+            ]}) + "\n")
+    return path
+
+
+def linear_params(shape: str) -> int:
+    from bench.gpu_models import SHAPES
+
+    s = SHAPES[shape]
+    h, i, n = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
+    kv = h // s["num_attention_heads"] * s["num_key_value_heads"]
+    return n * (2 * h * h + 2 * h * kv + 3 * h * i) + 128256 * h  # layers + LM head
+
+
+class Timer:
+    """A TrainerCallback recording each step's wall time and the real tokens trl counted."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                import torch
+
+                torch.cuda.synchronize()
+                outer.begin = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                import torch
+
+                torch.cuda.synchronize()
+                outer.steps.append(time.perf_counter() - outer.begin)
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "num_tokens" in logs:
+                    outer.tokens.append(logs["num_tokens"])
+
+        self.steps, self.tokens, self.callback = [], [], CB()
+
+
+def sft_args(stack: str, out: Path, four_bit: bool):
+    from trl import SFTConfig
+
+    tutorial = stack == "tutorial"
+    return SFTConfig(
+        output_dir=str(out), max_steps=STEPS, per_device_train_batch_size=16 if tutorial else 2,
+        gradient_accumulation_steps=1, learning_rate=2e-5 if tutorial else 2e-4, logging_steps=1,
+        optim="paged_adamw_8bit" if tutorial else "adamw_8bit", lr_scheduler_type="cosine", warmup_steps=0.03,
+        bf16=True, save_strategy="no", report_to=[], max_length=MAX_LEN, disable_tqdm=True,
+        dataset_text_field="text", dataset_num_proc=1,
+        gradient_checkpointing=stack == "transformers",
+    )
+
+
+def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, work: Path) -> dict:
+    import torch
+    from datasets import Dataset
+
+    path = Path("/tmp/models") / shape
+    if stack in ("unsloth", "tutorial"):
+        from unsloth import FastLanguageModel
+
+        model, tok = FastLanguageModel.from_pretrained(str(path), max_seq_length=MAX_LEN, dtype=torch.bfloat16,
+                                                       load_in_4bit=four_bit)
+        model = FastLanguageModel.get_peft_model(
+            model, r=16, lora_alpha=16, lora_dropout=0, bias="none", random_state=3407,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            use_gradient_checkpointing="unsloth")
+    else:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16) \
+            if four_bit else None
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map="cuda", quantization_config=q)
+        if four_bit:
+            model = prepare_model_for_kbit_training(model)
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, lora_dropout=0, task_type="CAUSAL_LM",
+                                                 target_modules="all-linear"))
+    rows = [json.loads(line) for line in data.open()]
+    texts = [tok.apply_chat_template(r["messages"], tokenize=False) for r in rows]
+    if stack == "tutorial":  # the tutorial's own tokenisation: every row padded to the maximum length
+        enc = tok(texts, truncation=True, max_length=MAX_LEN, padding="max_length")
+        dataset = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    else:
+        dataset = Dataset.from_dict({"text": texts})
+    from trl import SFTTrainer
+
+    timer = Timer()
+    trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=dataset,
+                         args=sft_args(stack, work / "out", four_bit), callbacks=[timer.callback])
+    torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    per_step = statistics.median(timer.steps[WARMUP:])
+    real_per_step = (timer.tokens[-1] - timer.tokens[WARMUP - 1]) / (len(timer.tokens) - WARMUP)
+    batch = trainer.args.per_device_train_batch_size
+    padded = batch * MAX_LEN if stack == "tutorial" else None
+    return {"s_per_step": per_step, "real_tokens_per_s": real_per_step / per_step,
+            "padded_tokens_per_s": padded / per_step if padded else None,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def run_worker(shape: str, four_bit: bool, data: Path, work: Path) -> dict:
+    import yaml
+
+    run_dir = work / "ws" / "runs" / "bench"
+    run_dir.mkdir(parents=True)
+    config = {
+        "model": {"name_or_path": f"/tmp/models/{shape}", "load_in_4bit": four_bit, "max_seq_length": MAX_LEN},
+        "dataset": str(data),
+        "lora": {"r": 16, "alpha": 16, "dropout": 0.0},
+        "train": {"max_steps": STEPS, "batch_size": 2, "gradient_accumulation": 1, "logging_steps": 1,
+                  "save_steps": 1000, "optimizer": "adamw_8bit", "scheduler": "cosine"},
+        "probes": {"prompts": []},
+    }
+    (run_dir / "run.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "engine", "train", str(run_dir)], cwd=ROOT, capture_output=True,
+                          text=True)
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").open()] if (run_dir / "events.jsonl").exists() else []
+    steps = [e for e in events if e.get("type") == "step"]
+    if proc.returncode != 0 or len(steps) < STEPS:
+        log = run_dir / "worker.log"
+        raise RuntimeError((log.read_text() if log.exists() else proc.stderr)[-1500:])
+    rates = [e["tokens_per_s"] for e in steps[WARMUP:] if e.get("tokens_per_s")]
+    return {"real_tokens_per_s": statistics.median(rates), "padded_tokens_per_s": None,
+            "peak_gib": max(e["peak_memory_gb"] for e in steps) * 1e9 / 2**30,
+            "backend": json.loads((run_dir / "status.json").read_text()).get("backend")}
+
+
+def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    data = write_data(kind, work / f"{kind}.jsonl")
+    if stack == "worker":
+        return run_worker(shape, four_bit, data, work)
+    return run_trainer(shape, four_bit, stack, data, work)
+
+
+def matmul_tflops() -> float:
+    import torch
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * 8192**3 * 20 / (time.perf_counter() - t) / 1e12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", nargs=4, metavar=("SHAPE", "BITS", "STACK", "DATA"))
+    parser.add_argument("--only", default=None, help="1b or 8b")
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
+    parser.add_argument("--budget-s", type=float, default=540)
+    args = parser.parse_args()
+    if args.one:
+        shape, bits, stack, kind = args.one
+        if stack in ("unsloth", "tutorial"):
+            import unsloth  # noqa: F401  (it patches transformers and trl, so it comes first; never for the others)
+        result = one(shape, bits == "4", stack, kind, Path(f"/tmp/bench-{shape}-{bits}-{stack}-{kind}"))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    import torch
+
+    card = torch.cuda.get_device_name(0)
+    peak = matmul_tflops()
+    print(json.dumps({"card": card, "bf16_matmul_tflops": round(peak, 1)}), flush=True)
+    started, results = time.time(), []
+    for shape, four_bit, stack, kind in CONFIGS:
+        if args.only and not shape.endswith(args.only):
+            continue
+        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
+        row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind}
+        left = args.budget_s - (time.time() - started)
+        if left < 40:
+            results.append({**row, "error": "skipped: out of time"})
+            continue
+        cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind]
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 200))
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            if lines:
+                row.update(json.loads(lines[-1][7:]))
+                flops = 6 * linear_params(shape) * row["real_tokens_per_s"]
+                row["mfu"] = round(flops / (peak * 1e12), 3)
+            else:
+                row["error"] = (proc.stderr or proc.stdout)[-1200:]
+        except subprocess.TimeoutExpired:
+            row["error"] = "timeout"
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-train.json"
+    out.write_text(json.dumps({"bf16_matmul_tflops": peak, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
