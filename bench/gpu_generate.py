@@ -3,7 +3,7 @@ over 256 new tokens, greedy. Stacks: plain transformers `generate`, unsloth's `f
 app's path (engine.models.ModelManager.stream) with the transformers or the unsloth loader.
 Each configuration runs in its own process (clean peak memory); one JSON line each.
 
-    python bench/gpu_generate.py [--shapes llama-3.2-1b,llama-3.1-8b] [--out DIR] [--budget-s 540]
+    python bench/gpu_generate.py [--configs llama-3.1-8b:app:16,...] [--out DIR] [--budget-s 540]
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROMPT_TOKENS, NEW_TOKENS = 512, 256
-CONFIGS = [  # (stack, 4-bit)
-    ("transformers", False), ("unsloth", False), ("app", False), ("app-unsloth", False),
-    ("transformers", True), ("unsloth", True), ("app", True),
-]
+STACKS = ["transformers", "unsloth", "app", "app-unsloth"]
+CONFIGS = [f"{shape}:{stack}:{bits}" for shape in ("llama-3.2-1b", "llama-3.1-8b") for bits in (16, 4) for stack in STACKS]
 
 
 def one(shape: str, stack: str, four_bit: bool) -> dict:
@@ -105,7 +103,7 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=3, metavar=("SHAPE", "STACK", "BITS"))
-    parser.add_argument("--shapes", default="llama-3.2-1b,llama-3.1-8b")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="SHAPE:STACK:BITS,... in the order to run")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
     parser.add_argument("--budget-s", type=float, default=540)
     args = parser.parse_args()
@@ -117,25 +115,23 @@ def main() -> None:
 
     card = torch.cuda.get_device_name(0)
     started, results = time.time(), []
-    for shape in args.shapes.split(","):
+    for config in args.configs.split(","):
+        shape, stack, bits = config.split(":")
+        row = {"shape": shape, "stack": stack, "weights": "4-bit" if bits == "4" else "bf16", "card": card}
+        left = args.budget_s - (time.time() - started)
+        if left < 30:
+            results.append({**row, "error": "skipped: out of time"})
+            continue
         subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
-        for stack, four_bit in CONFIGS:
-            left = args.budget_s - (time.time() - started)
-            if left < 30:
-                results.append({"shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16", "error": "skipped: out of time"})
-                continue
-            cmd = [sys.executable, __file__, "--one", shape, stack, "4" if four_bit else "16"]
-            try:
-                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 240))
-                lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                row = json.loads(lines[-1][7:]) if lines else {
-                    "shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16",
-                    "error": (proc.stderr or proc.stdout)[-600:]}
-            except subprocess.TimeoutExpired:
-                row = {"shape": shape, "stack": stack, "weights": "4-bit" if four_bit else "bf16", "error": "timeout"}
-            row["card"] = card
-            results.append(row)
-            print(json.dumps(row), flush=True)
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--one", shape, stack, bits], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=max(10, min(left, 240)))
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            row.update(json.loads(lines[-1][7:]) if lines else {"error": (proc.stderr or proc.stdout)[-600:]})
+        except subprocess.TimeoutExpired:
+            row["error"] = "timeout"
+        results.append(row)
+        print(json.dumps(row), flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-generate.json").write_text(json.dumps(results, indent=2))
 
