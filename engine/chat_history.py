@@ -1,0 +1,128 @@
+"""A chat saved as JSON and read back: the messages, the system prompt and the character's name.
+
+Reads this app's own files, and also a bare list of {role, content} messages or an object with a
+`messages` list (OpenAI's shape, a system message first); anything else is refused with a message
+saying what was wrong."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.files import write_text
+
+FORMAT = "lora-workbench-chat"
+MAX_BYTES = 20 * 2**20
+
+
+class ChatHistoryError(ValueError):
+    """A chat file that cannot be read; the message says what was wrong and what to do."""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Chat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["lora-workbench-chat"] = FORMAT
+    version: int = 1
+    character: str = ""
+    system: str = ""
+    adapter: str | None = Field(None, description="the side that answered: 'base', a run, or RUN:checkpoint-N")
+    messages: list[Message] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(), indent=2, ensure_ascii=False) + "\n"
+
+    def turns(self) -> list[dict]:
+        return [m.model_dump() for m in self.messages]
+
+
+def parse(text: str | bytes) -> Chat:
+    """A Chat from the text of a chat file, or a ChatHistoryError."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ChatHistoryError("This file is not text, so it is not a saved chat. Choose a .json file saved "
+                                   "with 'Export chat'.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ChatHistoryError(f"This file is not valid JSON ({e.msg} at line {e.lineno}), so it is not a saved chat.") from None
+    if isinstance(data, list):
+        data = {"messages": data}
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        found = ", ".join(map(str, list(data)[:8])) if isinstance(data, dict) else type(data).__name__
+        raise ChatHistoryError(
+            f"This JSON is not a chat: it needs a 'messages' list of {{\"role\", \"content\"}} objects (found: {found}). "
+            "Choose a file saved with 'Export chat'."
+        )
+    if data.get("format", FORMAT) != FORMAT:
+        raise ChatHistoryError(f"This file's format is '{data['format']}', not a chat saved by this app ('{FORMAT}').")
+    try:
+        chat = Chat.model_validate(data)
+    except ValidationError as e:
+        raise ChatHistoryError(_explain(e)) from None
+    return _system_first(chat)
+
+
+def save(chat: Chat, folder: str | Path) -> Path:
+    """Write the chat into a folder as `chat-<character>-<time>.json`; returns the file."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", chat.character).strip("-")[:40] or "chat"
+    path = Path(folder) / f"chat-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    write_text(path, chat.to_json())
+    return path
+
+
+def read(path: str | Path) -> Chat:
+    path = Path(path)
+    if not path.is_file():
+        raise ChatHistoryError(f"There is no file at '{path}'.")
+    if path.stat().st_size > MAX_BYTES:
+        raise ChatHistoryError(f"'{path.name}' is larger than {MAX_BYTES // 2**20} MB; a saved chat is far smaller.")
+    return parse(path.read_bytes())
+
+
+def _system_first(chat: Chat) -> Chat:
+    """A system message at the start becomes the chat's system prompt; one later on is refused."""
+    messages = list(chat.messages)
+    system = chat.system
+    if messages and messages[0].role == "system":
+        system = system or messages[0].content
+        messages = messages[1:]
+    for i, m in enumerate(messages):
+        if m.role == "system":
+            raise ChatHistoryError(f"Message {i + 1} is a system message in the middle of the chat; only the first "
+                                   "message may be one.")
+    return chat.model_copy(update={"messages": messages, "system": system})
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors()[:5]:
+        loc = list(err["loc"])
+        if loc[:1] == ["messages"] and len(loc) >= 2 and isinstance(loc[1], int):
+            where = f"Message {loc[1] + 1}"
+            field = loc[2] if len(loc) > 2 else None
+            if err["type"] == "missing":
+                lines.append(f"{where} has no '{field}'.")
+            elif field == "role":
+                lines.append(f"{where} has the role {err.get('input')!r}; a role is 'user', 'assistant' or 'system'.")
+            elif field == "content":
+                lines.append(f"{where}'s content is not text (got {type(err.get('input')).__name__}).")
+            else:
+                lines.append(f"{where} is not a {{\"role\", \"content\"}} object (got {err.get('input')!r:.60}).")
+        else:
+            lines.append(f"'{'.'.join(map(str, loc))}': {err['msg']} (got {err.get('input')!r:.60}).")
+    return "This is not a chat this app can read: " + " ".join(lines)

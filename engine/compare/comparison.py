@@ -1,0 +1,123 @@
+"""One comparison: a prompt answered by two sides (the base model and a run's adapter, two
+checkpoints, or two runs on the same base) with the same sampling preset and the same seed, one
+after the other on the one resident model. In blind mode the answers are shown as A and B in a
+random order."""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from engine.compare import sides, store
+from engine.models import ModelError, ModelManager
+from engine.sampling import Sampling, preset
+from engine.train.runs import now
+from engine.workspace import Workspace
+
+
+@dataclass
+class Comparison:
+    messages: list[dict]
+    left: sides.Side  # what the other is measured against (the base model, usually)
+    right: sides.Side
+    sampling: Sampling
+    preset: str
+    blind: bool = False
+    source: str = "typed"  # typed | probe | held-out | api
+    shown: tuple[sides.Side, sides.Side] = ()  # the display order: A, B
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    time: str = field(default_factory=now)
+    replies: dict[str, str] = field(default_factory=dict)  # spec -> reply
+    stats: dict[str, str] = field(default_factory=dict)  # spec -> a line of statistics
+    finished: bool = False  # both replies complete (not stopped)
+    _adapters: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def runs(self) -> list[str]:
+        return list(dict.fromkeys(s.run for s in (self.left, self.right) if s.run))
+
+    def reply(self, side: sides.Side) -> str:
+        return self.replies.get(side.spec, "")
+
+    def record(self) -> dict:
+        return {
+            "type": "comparison", "id": self.id, "time": self.time, "source": self.source,
+            "messages": self.messages, "sides": [self.left.spec, self.right.spec],
+            "labels": {self.left.spec: self.left.label, self.right.spec: self.right.label},
+            "preset": self.preset, "sampling": self.sampling.model_dump(), "blind": self.blind,
+            "shown": [s.spec for s in self.shown], "replies": self.replies, "stats": self.stats, "runs": self.runs,
+        }
+
+
+def sampling_for(preset_name: str, max_new_tokens: int | None = None, seed: int | None = None) -> Sampling:
+    """The preset's settings with this length; a seed drawn once when none is given, so both sides
+    sample with the same one (greedy decoding needs none)."""
+    chosen = preset(preset_name)
+    changes: dict = {}
+    if max_new_tokens:
+        changes["max_new_tokens"] = int(max_new_tokens)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    elif chosen.seed is None and not chosen.greedy:
+        changes["seed"] = random.randrange(2**31)
+    return Sampling.parse(**{**chosen.model_dump(), **changes})
+
+
+def prepare(
+    manager: ModelManager, workspace: Workspace, messages: list[dict], left: str, right: str, sampling: Sampling,
+    preset_name: str, blind: bool = False, source: str = "typed", rng: random.Random | None = None,
+) -> Comparison:
+    """Check both sides and attach their adapters (before anything is generated), and pick the
+    blind order."""
+    if not messages or messages[-1]["role"] != "user" or not str(messages[-1]["content"]).strip():
+        raise ModelError("Type a prompt to compare on, or pick one of the run's prompts.")
+    a, b = sides.parse(workspace, left), sides.parse(workspace, right)
+    if a.spec == b.spec:
+        raise ModelError(f"Both sides are '{a.label}': pick two different ones (e.g. the base model and a run).")
+    comparison = Comparison(list(messages), a, b, sampling, preset_name, blind, source)
+    for side in (a, b):
+        comparison._adapters[side.spec] = sides.activate(manager, side)
+    comparison.shown = tuple((rng or random).sample([a, b], 2)) if blind else (a, b)
+    return comparison
+
+
+def stream(manager: ModelManager, comparison: Comparison, cancel: threading.Event | None = None) -> Iterator[tuple[str, str]]:
+    """Answer with each side in the display order, yielding (A's text, B's text) as they grow."""
+    cancel = cancel or threading.Event()
+    first, second = comparison.shown
+    finishes = []
+    for side in (first, second):
+        name = comparison._adapters[side.spec]
+        for reply in manager.stream(comparison.messages, comparison.sampling, adapter=name, cancel=cancel):
+            comparison.replies[side.spec] = reply.text
+            if reply.stats:
+                comparison.stats[side.spec] = reply.stats.summary()
+                finishes.append(reply.stats.finish)
+            yield comparison.reply(first), comparison.reply(second)
+    comparison.finished = "cancelled" not in finishes
+
+
+def save(workspace: Workspace, comparison: Comparison) -> dict:
+    """Store a finished comparison with every run it involves; returns the stored record."""
+    record = comparison.record()
+    store.save(workspace, comparison.runs, record)
+    return record
+
+
+def compare(
+    manager: ModelManager, workspace: Workspace, prompt: str, run: str, preset_name: str = "Precise",
+    max_new_tokens: int = 256,
+) -> tuple[str, str]:
+    """The base model's reply and the run's (a run name, or RUN:checkpoint-N), saved with the run."""
+    if not (run or "").strip() or run.strip() == sides.BASE:
+        raise ModelError("Name the run to compare with the base model.")
+    sampling = sampling_for(preset_name, max_new_tokens)
+    comparison = prepare(manager, workspace, [{"role": "user", "content": prompt or ""}], sides.BASE, run.strip(),
+                         sampling, preset_name, source="api")
+    for _ in stream(manager, comparison):
+        pass
+    save(workspace, comparison)
+    return comparison.reply(comparison.left), comparison.reply(comparison.right)
