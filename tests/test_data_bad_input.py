@@ -70,6 +70,14 @@ def test_utf16_csv_is_read(tmp_path):
     assert ins.report.notes == ["Read as utf-16 text."]
 
 
+def test_windows_1252_csv_is_read_with_a_note(tmp_path):
+    f = tmp_path / "excel.csv"
+    f.write_bytes("prompt;response\r\nCafé or thé?;Café, s'il vous plaît – merci.\r\n".encode("cp1252"))
+    ins = inspect(f)
+    assert ins.rows[0]["messages"][1]["content"] == "Café, s'il vous plaît – merci."
+    assert ins.report.notes == ["Read as cp1252 text."]
+
+
 def test_binary_garbage(tmp_path):
     f = tmp_path / "data.jsonl"
     f.write_bytes(random.Random(1).randbytes(5000))

@@ -14,8 +14,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 def upload(page, path) -> None:
     clear = page.locator("#data-file button[aria-label='Clear']")
-    if clear.count():
+    if clear.count():  # the old file's events finish before the next upload
         clear.first.click()
+        page.wait_for_selector("#data-detected :text('Upload a file to begin.')", timeout=60_000)
     page.locator("#data-file input[type=file]").set_input_files(str(path))
 
 
