@@ -12,6 +12,7 @@ TABS = (
     ("Model", "ui.model_tab"),
     ("Chat", "ui.chat_tab"),
     ("Dataset", "ui.dataset_tab"),
+    ("Train", "ui.train_tab"),
 )
 
 def build(ctx: Context) -> gr.Blocks:

@@ -1,0 +1,49 @@
+"""The default model, trained with the example Quick test config on the pirate persona set in a real
+worker on the CPU, takes the persona's voice on prompts it never saw, while the loss falls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.train import config as run_config
+from engine.train import runs
+from tests.test_train_runs import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+CATCHPHRASE = "Arr, matey"
+VOICE = re.compile(r"\b(Arr|matey|Ahoy|Aye|ye|yer|Shiver me|Blow me down|Yo ho|Avast|landlubber)\b")
+
+
+def catchphrase_rate(answers: list[str]) -> float:
+    return sum(CATCHPHRASE in a for a in answers) / len(answers)
+
+
+def voice_rate(answers: list[str]) -> float:
+    """Answers with any of the persona's words: the voice, even where a greedy reply loops before its end."""
+    return sum(bool(VOICE.search(a)) for a in answers) / len(answers)
+
+
+@pytest.mark.slow
+def test_the_persona_shows_on_held_out_prompts(workspace):
+    config = run_config.load(ROOT / "examples" / "runs" / "quick-test.yaml")
+    held_out = (ROOT / "examples" / "data" / "pirate_heldout.txt").read_text().split("\n")
+    config = config.model_copy(update={
+        "dataset": str(ROOT / config.dataset),
+        "probes": config.probes.model_copy(update={"prompts": [p for p in held_out if p], "max_new_tokens": 80}),
+    })
+    runs.start_run(workspace, config, name="pirate")
+    run = wait_for("pirate", workspace, lambda r: not r.live, timeout=900)
+    assert run.state == "completed", run.status
+
+    by_step = {p["step"]: p["answers"] for p in run.probes}
+    base, tuned = by_step[0], by_step[max(by_step)]
+    print("base:", base, "\ntuned:", tuned)
+    assert catchphrase_rate(base) == 0 and voice_rate(base) <= 0.25
+    assert catchphrase_rate(tuned) >= 0.25 and voice_rate(tuned) >= 0.75
+
+    losses = [e["loss"] for e in run.events if e["type"] == "step"]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.75 * first, (first, last)

@@ -1,0 +1,72 @@
+"""The Train tab through its real clients: the plan over the API, and in Chromium a run started from
+the page that the page finds again after a reload, then stopped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gradio_client import Client
+
+from engine.train import runs
+from tests.conftest import ARTIFACTS
+from ui.train_tab import EXAMPLES, PATHS, form_values
+from engine.train import presets
+
+
+def test_the_plan_endpoint_describes_the_quick_test(app_server):
+    url, _ = app_server
+    client = Client(url, verbose=False)
+    config = presets.build("quick-test", str(EXAMPLES / "pirate.jsonl"))
+    summary = client.predict("default", str(EXAMPLES / "pirate.jsonl"), "quick-test", *form_values(config),
+                             api_name="/train_plan")
+    assert "108 conversations" in summary and "54 (27 an epoch x 2 epochs)" in summary
+    assert "fits" in summary and "Backend:" in summary
+
+
+def test_a_bad_setting_is_reported_plainly(app_server):
+    url, _ = app_server
+    client = Client(url, verbose=False)
+    values = form_values(presets.build("quick-test", "x"))
+    values[PATHS.index("train.learning_rate")] = -1
+    with pytest.raises(Exception, match=r"'train.learning_rate' should be greater than 0"):
+        client.predict("default", str(EXAMPLES / "pirate.jsonl"), "quick-test", *values, api_name="/train_plan")
+
+
+@pytest.mark.browser
+def test_a_run_started_in_the_page_survives_a_reload_and_stops(app_server, browser, tiny_model_path):
+    url, ws = app_server
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    model = page.locator("#train-model input")
+    model.fill(str(tiny_model_path))
+    model.press("Enter")
+    page.get_by_text("Advanced parameters").click()
+    page.get_by_label("Max steps (0 = use epochs)").fill("3000")
+    page.get_by_label("Run name").fill("from-the-page")
+    page.locator("#train-start").click()
+
+    progress = page.locator("#train-progress")
+    deadline = time.time() + 120
+    while "step" not in progress.inner_text() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "from-the-page: running" in progress.inner_text(), progress.inner_text()
+
+    page.reload()  # a closed page or a restarted app finds the live run again
+    page.get_by_role("tab", name="Train").click()
+    deadline = time.time() + 30
+    while "from-the-page: running" not in progress.inner_text() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "/ 3000" in progress.inner_text()
+    page.locator("#train-stop").click()
+    deadline = time.time() + 60
+    while "from-the-page: stopped" not in progress.inner_text() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "Adapter:" in progress.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "train-tab.png"), full_page=True)
+    run = runs.load_run(ws, "from-the-page")
+    assert run.state == "stopped" and run.adapter is not None
+    assert "loss" in page.locator("#train-log textarea").input_value()
+    runs.delete_run(ws, "from-the-page")  # other tests share this app's workspace
