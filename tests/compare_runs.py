@@ -81,7 +81,7 @@ def app_runs(workspace: Workspace, default_model_path: Path, tiny_model_path: Pa
     answers differ from the base's), with probe answers before and after; and one trained on the tiny
     model, which does not fit the default model the app has loaded."""
     if not (workspace.runs / PIRATE_RUN).exists():
-        adapter_run(workspace, PIRATE_RUN, default_model_path, std=0.1, prompts=[PROBE],
+        adapter_run(workspace, PIRATE_RUN, default_model_path, std=0.2, prompts=[PROBE],
                     probes={0: ["I am SmolLM, an AI assistant."], 40: ["Ahoy! I be Captain Bess. Arr, matey!"]})
     if not (workspace.runs / OTHER_BASE_RUN).exists():
         adapter_run(workspace, OTHER_BASE_RUN, tiny_model_path, std=0.1)

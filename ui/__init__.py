@@ -13,6 +13,7 @@ TABS = (
     ("Chat", "ui.chat_tab"),
     ("Dataset", "ui.dataset_tab"),
     ("Train", "ui.train_tab"),
+    ("Compare", "ui.compare_tab"),
 )
 
 def build(ctx: Context) -> gr.Blocks:

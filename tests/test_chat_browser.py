@@ -1,0 +1,130 @@
+"""The Chat tab's additions in Chromium against a launched `python app.py` (the default model
+loaded): answering with a run's adapter and back with the base, a character card, and chat
+export and import; bad files leave everything as it was."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gradio_client import Client
+from playwright.sync_api import expect
+
+from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, app_runs
+from tests.conftest import ARTIFACTS
+
+FRANCE = "What is the capital of France?"
+ANSWER_S = 180_000  # ms: the default model on two shared cores
+BASE = "Base model (adapter off)"
+
+
+@pytest.fixture(scope="module")
+def app(app_server, default_model_path, tiny_model_path):
+    url, ws = app_server
+    app_runs(ws, default_model_path, tiny_model_path)
+    return url, ws
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def open_chat(browser, url, **context):
+    page = browser.new_page(viewport={"width": 1280, "height": 1200}, **context)
+    page.goto(url)
+    page.get_by_role("tab", name="Chat").click()
+    return page
+
+
+def upload(page, button: str, path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator(f"#{button}").click()
+    chooser.value.set_files(str(path))
+
+
+def answer(page) -> str:
+    expect(page.locator("#chat-stats")).to_contain_text("tokens/s", timeout=ANSWER_S)
+    return page.locator("#chatbot .message.bot").last.inner_text().strip()
+
+
+@pytest.mark.browser
+def test_chat_with_a_runs_adapter_then_the_base_without_reloading(app, browser):
+    url, _ = app
+    base, tuned = Client(url, verbose=False).predict(FRANCE, PIRATE_RUN, "Precise", 16, api_name="/compare")
+    assert tuned != base
+    page = open_chat(browser, url)
+    page.locator("#sampling").get_by_text("Sampling").click()
+    choose(page, "preset", "Precise")
+    page.locator("#max-new-tokens input[type=number]").fill("16")
+    page.locator("#max-new-tokens input[type=number]").press("Enter")
+
+    choose(page, "chat-adapter", f"{PIRATE_RUN} · final adapter")
+    expect(page.locator("#chat-note")).to_contain_text("the base model was not reloaded")
+    page.locator("#chat-input textarea").fill(FRANCE)
+    page.locator("#chat-send").click()
+    assert answer(page) == tuned
+
+    choose(page, "chat-adapter", BASE)
+    expect(page.locator("#chat-note")).to_contain_text("Answering with the base model, adapters off")
+    page.locator("#chat-clear").click()
+    expect(page.locator("#chatbot .message.bot")).to_have_count(0)
+    page.locator("#chat-input textarea").fill(FRANCE)
+    page.locator("#chat-send").click()
+    assert answer(page) == base
+
+    # An adapter trained on another base model: a clear message, and the choice stays as it was.
+    choose(page, "chat-adapter", f"{OTHER_BASE_RUN} · final adapter")
+    expect(page.locator("#chat-note")).to_contain_text("does not fit the loaded model")
+    expect(page.locator("#chat-adapter input")).to_have_value(BASE)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-adapter.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.browser
+def test_character_card_then_chat_export_and_import(app, browser, tmp_path):
+    url, _ = app
+    page = open_chat(browser, url, accept_downloads=True)
+    system, character, bot = page.locator("#chat-system textarea"), page.locator("#chat-character textarea"), page.locator("#chatbot")
+
+    upload(page, "chat-card", "examples/cards/captain_bess.png")
+    expect(character).to_have_value("Captain Barnacle Bess")
+    assert system.input_value().startswith("You are Captain Barnacle Bess.\nCaptain Barnacle Bess is the weathered")
+    expect(bot).to_contain_text("Ahoy, User! Welcome aboard the Salty Gull.")
+
+    # Not cards: a PNG without a `chara` chunk and JSON of another kind. Nothing changes.
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    upload(page, "chat-card", tmp_path / "plain.png")
+    expect(page.get_by_text("is a PNG without a character card in it")).to_be_visible()
+    (tmp_path / "notes.json").write_text(json.dumps({"title": "shopping", "items": ["eggs"]}))
+    upload(page, "chat-card", tmp_path / "notes.json")
+    expect(page.get_by_text("This is not a character card (fields seen: title, items)")).to_be_visible()
+    expect(character).to_have_value("Captain Barnacle Bess")
+    assert system.input_value().startswith("You are Captain Barnacle Bess.")
+
+    # Export: the greeting, the system prompt and the name, as JSON.
+    page.locator("#chat-export").click()
+    link = page.locator("#chat-export-file a").first
+    with page.expect_download() as download:
+        link.click()
+    saved = json.loads(open(download.value.path()).read())
+    assert saved["character"] == "Captain Barnacle Bess" and saved["system"] == system.input_value()
+    assert saved["messages"] == [{"role": "assistant", "content": bot.locator(".message.bot").first.inner_text().strip()}]
+
+    # Import puts it back after a clear; a file of the wrong shape changes nothing.
+    saved["messages"].append({"role": "user", "content": "Where are we sailing?"})
+    (tmp_path / "chat.json").write_text(json.dumps(saved))
+    page.locator("#chat-system textarea").fill("")
+    page.locator("#chat-clear").click()
+    upload(page, "chat-import", tmp_path / "chat.json")
+    expect(bot).to_contain_text("Where are we sailing?")
+    expect(system).to_have_value(saved["system"])
+    (tmp_path / "wrong.json").write_text(json.dumps({"messages": [{"role": "narrator", "content": "Meanwhile"}]}))
+    upload(page, "chat-import", tmp_path / "wrong.json")
+    expect(page.get_by_text("Message 1 has the role 'narrator'")).to_be_visible()
+    expect(bot).to_contain_text("Where are we sailing?")
+    expect(system).to_have_value(saved["system"])
+    page.close()

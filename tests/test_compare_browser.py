@@ -1,0 +1,146 @@
+"""The Compare tab in Chromium and the `compare` API against a launched `python app.py` (the default
+model loaded), with a run put into the app's workspace; and two browser sessions kept apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gradio_client import Client
+from playwright.sync_api import expect
+
+from engine.compare.store import COMPARISONS_FILE
+from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, PROBE, app_runs
+from tests.conftest import ARTIFACTS
+
+FRANCE = "What is the capital of France?"
+ANSWER_S = 180_000  # ms: the default model on two shared cores
+
+
+@pytest.fixture(scope="module")
+def app(app_server, default_model_path, tiny_model_path):
+    url, ws = app_server
+    app_runs(ws, default_model_path, tiny_model_path)
+    return url, ws
+
+
+def records(ws, run=PIRATE_RUN) -> list[dict]:
+    path = ws.runs / run / COMPARISONS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def open_compare(browser, url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    choose(page, "compare-run", PIRATE_RUN)
+    expect(page.locator("#compare-right-side input")).to_have_value(f"{PIRATE_RUN} · final adapter")
+    page.locator("#compare-max-new input[type=number]").fill("16")
+    return page
+
+
+@pytest.mark.browser
+def test_compare_side_by_side_then_blind_vote(app, browser):
+    url, ws = app
+    before = records(ws)
+    page = open_compare(browser, url)
+
+    # Before and after training: the probe answers of step 0 beside the last checkpoint's.
+    probes = page.locator("#compare-probes")
+    expect(probes).to_contain_text("I am SmolLM, an AI assistant.")
+    expect(probes).to_contain_text("Ahoy! I be Captain Bess. Arr, matey!")
+
+    # A probe prompt, picked from the run, answered by both sides in the open.
+    choose(page, "compare-example", f"Probe 1: {PROBE}")
+    expect(page.locator("#compare-prompt textarea")).to_have_value(PROBE)
+    page.locator("#compare-go").click()
+    result = page.locator("#compare-result")
+    expect(result).to_contain_text("saved with the run", timeout=ANSWER_S)
+    expect(result).to_contain_text("Same preset (Precise) and greedy decoding")
+    left, right = page.locator("#compare-a textarea").input_value(), page.locator("#compare-b textarea").input_value()
+    assert left and right and left != right
+    expect(page.locator("#compare-a")).to_contain_text("Base model (adapter off)")
+    saved = records(ws)[len(before):]
+    assert [r["type"] for r in saved] == ["comparison"]
+    assert saved[0]["source"] == "probe" and saved[0]["replies"] == {"base": left, PIRATE_RUN: right}
+
+    # Blind: A and B in a random order, a vote, then the reveal and the win rate saved with the run.
+    page.locator("#compare-prompt textarea").fill(FRANCE)
+    page.locator("#compare-blind input").check()
+    page.locator("#compare-go").click()
+    expect(result).to_contain_text("Which is better?", timeout=ANSWER_S)
+    expect(page.locator("#compare-a")).to_contain_text("Answer A")
+    a_text = page.locator("#compare-a textarea").input_value()
+    page.locator("#vote-a").click()
+    expect(result).to_contain_text("you chose")
+    expect(page.locator("#vote-a")).to_be_hidden()
+    blind, vote = records(ws)[len(before) + 1:]
+    assert blind["blind"] and vote["type"] == "vote" and vote["comparison"] == blind["id"]
+    assert vote["winner"] == blind["shown"][0] and blind["replies"][blind["shown"][0]] == a_text
+    expect(page.locator("#compare-winrate")).to_contain_text(f"{PIRATE_RUN} · final adapter vs Base model")
+    expect(page.locator("#compare-winrate")).to_contain_text("vote")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.browser
+def test_compare_api_endpoint_and_an_adapter_of_another_base(app):
+    url, ws = app
+    client = Client(url, verbose=False)
+    base, tuned = client.predict(FRANCE, PIRATE_RUN, "Precise", 16, api_name="/compare")
+    assert "Paris" in base and tuned != base
+    assert records(ws)[-1]["source"] == "api" and records(ws)[-1]["replies"] == {"base": base, PIRATE_RUN: tuned}
+
+    with pytest.raises(Exception, match="does not fit the loaded model"):
+        client.predict(FRANCE, OTHER_BASE_RUN, "Precise", 16, api_name="/compare")
+    with pytest.raises(Exception, match="There is no run named 'nope'"):
+        client.predict(FRANCE, "nope", "Precise", 16, api_name="/compare")
+    assert not (ws.runs / OTHER_BASE_RUN / COMPARISONS_FILE).exists()
+    assert client.predict(FRANCE, "Precise", 16, api_name="/generate") == base  # the model is as it was
+
+
+@pytest.mark.browser
+def test_two_sessions_never_see_each_others_chat_or_votes(app, browser):
+    url, _ = app
+    first = browser.new_context(viewport={"width": 1280, "height": 1400})
+    second = browser.new_context(viewport={"width": 1280, "height": 1400})
+    one, two = first.new_page(), second.new_page()
+    for page in (one, two):
+        page.goto(url)
+
+    # Session one: a character and a blind comparison waiting for its vote.
+    one.get_by_role("tab", name="Chat").click()
+    with one.expect_file_chooser() as chooser:
+        one.locator("#chat-card").click()
+    chooser.value.set_files("examples/cards/captain_bess.json")
+    expect(one.locator("#chatbot")).to_contain_text("Welcome aboard the Salty Gull")
+    one.get_by_role("tab", name="Compare").click()
+    choose(one, "compare-run", PIRATE_RUN)
+    one.locator("#compare-max-new input[type=number]").fill("8")
+    one.locator("#compare-prompt textarea").fill(FRANCE)
+    one.locator("#compare-blind input").check()
+    one.locator("#compare-go").click()
+    expect(one.locator("#compare-result")).to_contain_text("Which is better?", timeout=ANSWER_S)
+
+    # Session two sees none of it, and has nothing to vote on.
+    two.get_by_role("tab", name="Chat").click()
+    expect(two.locator("#chat-system textarea")).to_have_value("")
+    expect(two.locator("#chatbot")).not_to_contain_text("Salty Gull")
+    two.get_by_role("tab", name="Compare").click()
+    expect(two.locator("#vote-a")).to_be_hidden()
+    expect(two.locator("#compare-a textarea")).to_have_value("")
+    expect(two.locator("#compare-result")).not_to_contain_text("Which is better?")
+
+    # Session one's vote is its own, and session two's tally stays empty.
+    one.locator("#vote-tie").click()
+    expect(one.locator("#compare-result")).to_contain_text("Your votes in this session")
+    expect(two.locator("#compare-result")).not_to_contain_text("Your votes")
+    expect(two.locator("#vote-a")).to_be_hidden()
+    first.close()
+    second.close()
