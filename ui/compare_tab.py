@@ -76,7 +76,8 @@ def _probe_rows(ctx: Context, run_name: str | None) -> tuple[list[list[str]], st
 
 def _examples(ctx: Context, run_name: str | None) -> tuple[list[dict], str]:
     if not run_name:
-        return [], ""
+        return [], ("No run has an adapter yet: train one on the Train tab (it saves one at each checkpoint), "
+                    "then press Refresh runs.")
     run = load_run(ctx.workspace, run_name)
     found = prompts.probes(run)
     note = ""

@@ -72,6 +72,8 @@ def prepare(
 ) -> Comparison:
     """Check both sides and attach their adapters (before anything is generated), and pick the
     blind order."""
+    if manager.loaded is None:
+        raise ModelError("No model is loaded. Load one on the Model tab first.")
     if not messages or messages[-1]["role"] != "user" or not str(messages[-1]["content"]).strip():
         raise ModelError("Type a prompt to compare on, or pick one of the run's prompts.")
     a, b = sides.parse(workspace, left), sides.parse(workspace, right)
