@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("engine.cli.generate", "engine.train.cli", "engine.data.cli")
+COMMANDS = ("engine.cli.generate", "engine.train.cli", "engine.data.cli", "engine.export.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

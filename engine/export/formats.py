@@ -1,0 +1,330 @@
+"""Each export format, written into `<run>/exports/<format>/` (or a folder of your choice) and verified.
+
+A format is written into a temporary folder beside its target, loaded back and compared with the
+in-app model there (verify.py), and only then renamed into place with its `verification.json`: an
+interrupted export leaves nothing that looks finished. The free disk space is checked first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.export import gguf, verify
+from engine.export.modelfile import go_template_for, modelfile_text
+from engine.export.source import (ExportError, Progress, Source, no_progress, open_source, parameter_count,
+                                  require_disk)
+from engine.files import atomic_dir, write_json, write_text
+from engine.sampling import Sampling, SamplingError
+from engine.sampling import preset as sampling_preset
+from engine.templates import stop_strings
+from engine.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    label: str
+    help: str
+    floor: float | None = None  # None: answers must be identical; else the least argmax agreement accepted
+    disk_per_parameter: float = 0.0  # bytes written (temporary files included) per parameter of the base
+
+
+FORMATS = {f.name: f for f in (
+    Format("adapter", "LoRA adapter", "The small adapter (peft) with the tokenizer and chat template; loads on top "
+           "of the same base model."),
+    Format("merged16", "Merged, 16-bit", "The base with the adapter merged in, as 16-bit safetensors, with the "
+           "tokenizer and a generation config holding the chosen sampling preset.", None, 2.0),
+    Format("merged4", "Merged, 4-bit (bitsandbytes)", "Merged, then quantised to 4-bit NF4 with bitsandbytes: "
+           "needs an NVIDIA GPU, here and wherever it is loaded.", 0.75, 2.6),
+    Format("gguf-f16", "GGUF f16", "One file for llama.cpp, Ollama or LM Studio, 16-bit, with a Modelfile.",
+           None, 6.0),
+    Format("gguf-q8_0", "GGUF q8_0", "8-bit GGUF (half the size of f16, near-identical answers), with a Modelfile.",
+           0.95, 5.1),
+    Format("gguf-q4_k_m", "GGUF q4_k_m", "4-bit GGUF (the usual choice for laptops), with a Modelfile; needs "
+           "llama-quantize (`make gguf-quantizer`).", 0.75, 6.6),
+    Format("modelfile", "Ollama Modelfile only", "Rewrite the Modelfile beside an existing GGUF export, with "
+           "another sampling preset or system prompt."),
+)}
+GGUF_ORDER = ("gguf-q4_k_m", "gguf-q8_0", "gguf-f16")  # the Modelfile goes beside the first one found
+
+
+@dataclass
+class Result:
+    format: str
+    path: Path
+    files: list[str]
+    bytes: int
+    seconds: float
+    report: verify.Report
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed
+
+    def summary(self) -> str:
+        head = f"{FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
+        return head + "\n" + self.report.summary()
+
+
+def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None = None,
+           preset: str = "Leaderboard", system: str = "", gguf_format: str | None = None,
+           progress: Progress | None = None) -> Result:
+    """Write one export of a run and verify it. Raises ExportError (with what to do) when it cannot."""
+    progress = progress or no_progress
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+    try:
+        sampling = sampling_preset(preset)
+    except SamplingError as e:
+        raise ExportError(str(e)) from None
+    source = open_source(workspace, run)
+    started = time.perf_counter()
+    if fmt == "modelfile":
+        return _modelfile_only(source, out, gguf_format, sampling, preset, system, started)
+    if fmt == "merged4" and not verify._hardware().can_4bit:
+        raise ExportError(
+            "A merged 4-bit export needs an NVIDIA GPU with bitsandbytes (4-bit weights are made and loaded there); "
+            f"this machine has {verify._hardware().name}. Export 'merged16' instead, or a 4-bit GGUF "
+            "('gguf-q4_k_m'), which runs on any CPU."
+        )
+    if fmt.startswith("gguf-"):
+        gguf.converter()
+        if fmt == "gguf-q4_k_m":
+            gguf.quantizer()
+    target = Path(out).expanduser() if out else source.exports / fmt
+    progress(0.0, "Checking free disk space")
+    base = source.base_path()
+    need = (source.adapter / "adapter_model.safetensors").stat().st_size * 2
+    need += int(FORMATS[fmt].disk_per_parameter * parameter_count(base))
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed export of the same target
+    require_disk(target.parent, need)
+    with atomic_dir(target) as tmp:
+        WRITERS[fmt](source, base, tmp, sampling, preset, system, progress)
+        report = _verify(source, fmt, tmp, target, progress)
+        files = sorted(p.name for p in tmp.iterdir())
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        seconds = time.perf_counter() - started
+        write_json(tmp / "verification.json", {
+            "run": source.name, "format": fmt, "preset": preset, "seconds": round(seconds, 1), "files": files,
+            **report.to_dict()})
+    progress(1.0, "Done")
+    return Result(fmt, target, files + ["verification.json"], size, seconds, report)
+
+
+# ---- writers ------------------------------------------------------------------------------------
+
+def _write_adapter(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: Progress) -> None:
+    progress(0.05, "Copying the adapter")
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
+        if (source.adapter / name).exists():
+            shutil.copy2(source.adapter / name, out / name)
+    source.export_tokenizer().save_pretrained(out)
+
+
+def _merge(source: Source, base: Path, progress: Progress):
+    """Base + adapter merged into plain weights, in float32 on the CPU (exact), or bfloat16 when float32 would
+    not fit in memory."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    progress(0.05, "Loading the base model")
+    free_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    dtype = torch.float32 if parameter_count(base) * 4 < 0.7 * free_ram else torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    progress(0.15, "Merging the adapter into the base")
+    return PeftModel.from_pretrained(model, source.adapter).merge_and_unload()
+
+
+def _save_merged(model, tokenizer, out: Path, sampling: Sampling | None) -> None:
+    if sampling is not None:
+        model.generation_config.update(**sampling.generate_kwargs())
+        stops = [tokenizer.convert_tokens_to_ids(s) for s in stop_strings(tokenizer)]
+        model.generation_config.eos_token_id = sorted({tokenizer.eos_token_id, *stops})
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _sixteen_bit(base: Path) -> torch.dtype:
+    from transformers import AutoConfig
+
+    return torch.bfloat16 if getattr(AutoConfig.from_pretrained(base), "dtype", None) == torch.bfloat16 else torch.float16
+
+
+def _to_sixteen_bit(model, dtype: torch.dtype):
+    """Matrices in 16-bit; 1-D tensors (norm weights, biases) stay in float32, as llama.cpp's converter keeps
+    them: they are a sliver of the size, and rounding a norm weight scales a whole channel at once (on the
+    default model, rounding them too made greedy answers drift from the in-app model's within 6 tokens)."""
+    for param in model.parameters():
+        param.data = param.data.to(dtype if param.dim() > 1 else torch.float32)
+    model.config.dtype = dtype
+    return model
+
+
+def _write_merged16(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                    progress: Progress) -> None:
+    model = _merge(source, base, progress)
+    progress(0.3, "Saving 16-bit safetensors")
+    _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), out, sampling)
+    del model
+    verify.free()
+
+
+def _write_merged4(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: Progress) -> None:
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    staging = out / ".merged16"
+    _write_merged16(source, base, staging, sampling, preset, system, progress)
+    progress(0.4, "Quantising to 4-bit with bitsandbytes")
+    dtype = _sixteen_bit(base)
+    model = AutoModelForCausalLM.from_pretrained(staging, device_map="cuda", dtype=dtype, quantization_config=(
+        BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=dtype)))
+    model.save_pretrained(out)
+    source.export_tokenizer().save_pretrained(out)
+    del model
+    shutil.rmtree(staging)
+    verify.free()
+
+
+def _write_gguf(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                progress: Progress, quant: str) -> None:
+    staging = out / ".merged"
+    model = _merge(source, base, progress)
+    progress(0.2, "Saving the merged model for the converter")
+    tokenizer = source.export_tokenizer()
+    _save_merged(model.to(torch.float32), tokenizer, staging, None)
+    del model
+    verify.free()
+    file = out / f"{source.name}-{quant}.gguf"
+    if quant == "q4_k_m":
+        f16 = out / ".f16.gguf"
+        gguf.convert(staging, f16, "f16", source.name, progress, 0.25, 0.4)
+        gguf.quantize(f16, file, quant, progress, 0.4, 0.5)
+        f16.unlink()
+    else:
+        gguf.convert(staging, file, quant, source.name, progress, 0.25, 0.5)
+    shutil.rmtree(staging)
+    try:
+        _write_modelfile(out, file.name, tokenizer, sampling, preset, system, source)
+    except ExportError as e:
+        write_text(out / "NO-MODELFILE.txt", str(e) + "\n")
+
+
+def _gguf_writer(quant: str):
+    def write(source, base, out, sampling, preset, system, progress):
+        _write_gguf(source, base, out, sampling, preset, system, progress, quant)
+    return write
+
+
+def _write_modelfile(folder: Path, gguf_name: str, tokenizer, sampling: Sampling, preset: str, system: str,
+                     source: Source) -> None:
+    template = go_template_for(tokenizer, tokenizer.chat_template)
+    stops = stop_strings(tokenizer)
+    text = modelfile_text(gguf_name, template, stops, sampling, preset, source.max_seq_length, system, source.name)
+    write_text(folder / "Modelfile", text)
+    (folder / "NO-MODELFILE.txt").unlink(missing_ok=True)
+
+
+WRITERS = {
+    "adapter": _write_adapter,
+    "merged16": _write_merged16,
+    "merged4": _write_merged4,
+    "gguf-f16": _gguf_writer("f16"),
+    "gguf-q8_0": _gguf_writer("q8_0"),
+    "gguf-q4_k_m": _gguf_writer("q4_k_m"),
+}
+
+
+# ---- verification -------------------------------------------------------------------------------
+
+def _verify(source: Source, fmt: str, folder: Path, target: Path, progress: Progress) -> verify.Report:
+    floor = FORMATS[fmt].floor
+    if fmt == "merged16" and source.load_in_4bit:
+        floor = FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
+    report = verify.Report(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
+                           floor)
+    progress(0.5, "Verifying: answers of the in-app model (base + adapter)")
+    ref = verify.reference(source)
+    tokenizer = source.tokenizer()
+    progress(0.75, "Verifying: loading the export back")
+    if fmt == "adapter":
+        model = verify.in_app_model(source, adapter=folder)
+        exported_template = _saved_template(folder)
+    elif fmt.startswith("merged"):
+        from transformers import AutoModelForCausalLM
+
+        if fmt == "merged4":  # loads with the bitsandbytes config saved in it
+            model = AutoModelForCausalLM.from_pretrained(folder, device_map="cuda").eval()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=ref.dtype).to(ref.device).eval()
+        exported_template = _saved_template(folder)
+    else:
+        file = next(folder.glob("*.gguf"))
+        report.problems += gguf.tokenizer_check(file, tokenizer)
+        exported_template = gguf.metadata(file).get("tokenizer.chat_template")
+        model = gguf.load(file, ref.dtype, ref.device)
+    progress(0.85, "Verifying: comparing greedy answers")
+    report.answers = verify.compare_answers(model, ref, tokenizer)
+    del model
+    verify.free()
+    modelfile = folder / "Modelfile"
+    report.templates = verify.compare_templates(tokenizer, exported_template, modelfile if modelfile.exists() else None)
+    if (folder / "NO-MODELFILE.txt").exists():
+        report.notes.append((folder / "NO-MODELFILE.txt").read_text().strip())
+    if source.load_in_4bit and not verify._hardware().can_4bit:
+        report.notes.append("The run was trained on a 4-bit base, which this machine cannot load; the in-app "
+                            "reference here is the base in full precision.")
+    return report
+
+
+def _saved_template(folder: Path) -> str | None:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder).chat_template
+
+
+def _modelfile_only(source: Source, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,
+                    system: str, started: float) -> Result:
+    if out is not None:
+        folder = Path(out).expanduser()
+    else:
+        names = [gguf_format if (gguf_format or "").startswith("gguf-") else f"gguf-{gguf_format}"] if gguf_format \
+            else GGUF_ORDER
+        folder = next((source.exports / n for n in names if list((source.exports / n).glob("*.gguf"))), None)
+    files = list(folder.glob("*.gguf")) if folder and folder.is_dir() else []
+    if not files:
+        raise ExportError(f"A Modelfile goes beside a GGUF file, and there is none for the run '{source.name}'"
+                          + (f" in {folder}" if folder else "") + ". Export a GGUF first (q4_k_m, q8_0 or f16).")
+    tokenizer = source.export_tokenizer()
+    _write_modelfile(folder, files[0].name, tokenizer, sampling, preset, system, source)
+    report = verify.Report("modelfile", str(folder / "Modelfile"), "templates render the same", compares_answers=False)
+    report.templates = verify.compare_templates(source.tokenizer(), None, folder / "Modelfile")
+    seconds = time.perf_counter() - started
+    write_json(folder / "modelfile-verification.json", {"run": source.name, "format": "modelfile", "preset": preset,
+                                                       **report.to_dict()})
+    return Result("modelfile", folder / "Modelfile", ["Modelfile"], (folder / "Modelfile").stat().st_size, seconds,
+                  report)
+
+
+def list_exports(workspace: Workspace, run: str) -> list[dict]:
+    """The finished exports of a run with their verification verdicts (from each verification.json)."""
+    from engine.files import read_json
+
+    out = []
+    for report in sorted((workspace.runs / run / "exports").glob("*/verification.json")):
+        data = read_json(report, {}) or {}
+        out.append({"format": data.get("format", report.parent.name), "path": str(report.parent),
+                    "passed": bool(data.get("passed")), "identical": bool(data.get("identical")),
+                    "argmax_agreement": data.get("argmax_agreement"), "first_difference": data.get("first_difference"),
+                    "files": data.get("files", [])})
+    return out

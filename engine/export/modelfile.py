@@ -1,0 +1,280 @@
+"""Ollama Modelfiles: FROM the GGUF, a Go TEMPLATE that renders like the training template, the stop
+tokens, PARAMETER lines from a sampling preset, and SYSTEM from a character card.
+
+Ollama templates are Go templates, so a jinja chat template cannot be copied over. We keep Go
+versions of the template families this app trains with (ChatML, with or without a default system
+prompt, and the tutorial's Alpaca prompt), pick the one that renders the training template's
+probe conversations byte for byte, and render Go templates here (`render_go`, the small part of
+Go's template language these use) to show that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from engine.export.source import ExportError
+from engine.sampling import Sampling
+
+PROBES = (
+    [{"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"},
+     {"role": "user", "content": "U2"}],
+)
+
+CHATML = (
+    "{{- range $i, $m := .Messages }}{DEFAULT}"
+    "<|im_start|>{{ $m.Role }}\n{{ $m.Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+)
+# Templates such as SmolLM2's and Qwen's put a system prompt of their own when the chat has none.
+CHATML_DEFAULT_SYSTEM = "{{ if and (eq $i 0) (ne $m.Role \"system\") }}<|im_start|>system\n{text}<|im_end|>\n{{ end }}"
+
+ALPACA = (
+    "{{- range $i, $m := .Messages }}"
+    "{{ if and (eq $i 0) (eq $m.Role \"system\") }}{{ $m.Content }}\n\n"
+    "{{ else if eq $i 0 }}Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n{{ end }}"
+    "{{ if eq $m.Role \"user\" }}### Instruction:\n{{ $m.Content }}\n\n"
+    "{{ else if eq $m.Role \"assistant\" }}### Response:\n{{ $m.Content }}{EOS}\n\n{{ end }}"
+    "{{ end }}### Response:\n"
+)
+
+# Ollama's names for the sampling settings.
+OLLAMA_PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+                     "repetition_penalty": "repeat_penalty", "max_new_tokens": "num_predict"}
+
+
+def render_jinja(tokenizer, template: str, messages: list[dict]) -> str:
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+
+
+def ollama_data(messages: list[dict], system: str = "") -> dict:
+    """What Ollama hands a template: a Modelfile SYSTEM is put first as a system message when the chat has none."""
+    if system and not (messages and messages[0]["role"] == "system"):
+        messages = [{"role": "system", "content": system}, *messages]
+    return {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages], "System": system,
+            "Prompt": next((m["content"] for m in reversed(messages) if m["role"] == "user"), ""), "Response": ""}
+
+
+def go_template_for(tokenizer, template: str) -> str:
+    """The Go template that renders the probe conversations exactly like `template` (a plain jinja one)."""
+    want = [render_jinja(tokenizer, template, m) for m in PROBES]
+    candidates = []
+    default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", want[0], re.S)
+    candidates.append(CHATML.replace("{DEFAULT}", CHATML_DEFAULT_SYSTEM.replace("{text}", default.group(1)) if default else ""))
+    candidates.append(ALPACA.replace("{EOS}", tokenizer.eos_token or ""))
+    for go in candidates:
+        if all(render_go(go, ollama_data(m)) == w for m, w in zip(PROBES, want)):
+            return go
+    raise ExportError(
+        "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML and "
+        "Alpaca), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
+        "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
+        + want[0][:200]
+    )
+
+
+def _quote(text: str) -> str:
+    if '"""' in text:
+        raise ExportError('The system prompt contains """, which a Modelfile cannot hold; remove it and export again.')
+    return f'"""{text}"""'
+
+
+def modelfile_text(gguf_name: str, go_template: str, stops: list[str], sampling: Sampling, preset: str,
+                   num_ctx: int, system: str = "", run: str = "") -> str:
+    lines = [
+        f"# Ollama Modelfile for the run '{run}', written by LoRA Workbench.",
+        "# Use it from this folder: ollama create NAME -f Modelfile   then   ollama run NAME",
+        f"FROM ./{gguf_name}",
+        f"TEMPLATE {_quote(go_template)}",
+    ]
+    if system:
+        lines.append(f"SYSTEM {_quote(system)}")
+    lines += [f"PARAMETER stop {json.dumps(s, ensure_ascii=False)}" for s in stops]
+    lines.append(f"# Sampling preset: {preset}")
+    values = sampling.model_dump()
+    names = ("temperature",) if sampling.greedy else ("temperature", "top_p", "top_k", "min_p")
+    for field in (*names, "repetition_penalty", "max_new_tokens"):
+        lines.append(f"PARAMETER {OLLAMA_PARAMETERS[field]} {values[field]}")
+    if sampling.seed is not None:
+        lines.append(f"PARAMETER seed {sampling.seed}")
+    lines.append(f"PARAMETER num_ctx {num_ctx}")
+    return "\n".join(lines) + "\n"
+
+
+def read_modelfile(path: Path) -> dict:
+    """The FROM, TEMPLATE, SYSTEM and PARAMETER lines of a Modelfile written by `modelfile_text`."""
+    text = Path(path).read_text(encoding="utf-8")
+    out: dict = {"parameters": []}
+    for key in ("TEMPLATE", "SYSTEM"):
+        match = re.search(rf'^{key} """(.*?)"""', text, re.S | re.M)
+        out[key.lower()] = match.group(1) if match else ""
+    match = re.search(r"^FROM (.+)$", text, re.M)
+    out["from"] = match.group(1).strip() if match else ""
+    out["parameters"] = re.findall(r"^PARAMETER (\S+) (.+)$", text, re.M)
+    return out
+
+
+# ---- a small Go template renderer ----------------------------------------------------------------
+# Enough of text/template for chat templates: {{ value }}, if / else if / else, range (with `$i, $m :=`),
+# the functions and, or, not, eq, ne, len, variables, fields, string and number literals, and the
+# `{{-` / `-}}` whitespace trimming.
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_TOKEN = re.compile(r'\(|\)|"(?:[^"\\]|\\.)*"|[^\s()]+')
+_FUNCS = {
+    "and": lambda *a: next((x for x in a if not _truth(x)), a[-1]),
+    "or": lambda *a: next((x for x in a if _truth(x)), a[-1]),
+    "not": lambda x: not _truth(x),
+    "eq": lambda a, *b: any(a == x for x in b),
+    "ne": lambda a, b: a != b,
+    "len": len,
+}
+
+
+class GoTemplateError(ValueError):
+    pass
+
+
+def _truth(value) -> bool:
+    return bool(value)
+
+
+def _lex(template: str) -> list[tuple[str, str]]:
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for m in _ACTION.finditer(template):
+        text = template[pos:m.start()]
+        if m.group(1):
+            text = text.rstrip()
+        parts.append(("text", text))
+        parts.append(("action", m.group(2).strip()))
+        pos = m.end()
+        if m.group(3):
+            rest = template[pos:]
+            pos += len(rest) - len(rest.lstrip())
+    parts.append(("text", template[pos:]))
+    return [p for p in parts if p != ("text", "")]
+
+
+def _parse(parts: list[tuple[str, str]], i: int = 0, stop: tuple[str, ...] = ()) -> tuple[list, int, str]:
+    nodes: list = []
+    while i < len(parts):
+        kind, body = parts[i]
+        i += 1
+        if kind == "text":
+            nodes.append(("text", body))
+            continue
+        word = body.split(None, 1)[0] if body else ""
+        if word in ("end", "else"):
+            if word not in stop:
+                raise GoTemplateError(f"{{{{ {body} }}}} without an opening if or range.")
+            return nodes, i, body
+        if word == "if":
+            branches, else_body = [], []
+            cond = body[2:].strip()
+            while True:
+                inner, i, ended = _parse(parts, i, ("end", "else"))
+                branches.append((cond, inner))
+                if ended.startswith("else if"):
+                    cond = ended[len("else if"):].strip()
+                    continue
+                if ended == "else":
+                    else_body, i, ended = _parse(parts, i, ("end",))
+                break
+            nodes.append(("if", branches, else_body))
+        elif word == "range":
+            spec = body[5:].strip()
+            names: list[str] = []
+            if ":=" in spec:
+                decl, spec = spec.split(":=", 1)
+                names = [n.strip() for n in decl.split(",")]
+            inner, i, _ = _parse(parts, i, ("end",))
+            nodes.append(("range", names, spec.strip(), inner))
+        else:
+            nodes.append(("value", body))
+    if stop:
+        raise GoTemplateError(f"A Go template block is not closed with {{{{ end }}}} (looking for {stop}).")
+    return nodes, i, ""
+
+
+def _eval(expr: str, scope: dict):
+    tokens = _TOKEN.findall(expr)
+    value, rest = _command(tokens, scope)
+    if rest:
+        raise GoTemplateError(f"Unexpected {' '.join(rest)!r} in {{{{ {expr} }}}}.")
+    return value
+
+
+def _command(tokens: list[str], scope: dict):
+    args = []
+    while tokens and tokens[0] != ")":
+        tok = tokens.pop(0)
+        if tok == "(":
+            value, tokens = _command(tokens, scope)
+            if not tokens or tokens.pop(0) != ")":
+                raise GoTemplateError("Unbalanced parentheses in a Go template.")
+            args.append(value)
+        else:
+            args.append(_operand(tok, scope))
+    if args and callable(args[0]):
+        return args[0](*args[1:]), tokens
+    if len(args) != 1:
+        raise GoTemplateError(f"Cannot evaluate {args!r} in a Go template.")
+    return args[0], tokens
+
+
+def _operand(tok: str, scope: dict):
+    if tok in _FUNCS:
+        return _FUNCS[tok]
+    if tok.startswith('"'):
+        return json.loads(tok)
+    if re.fullmatch(r"-?\d+", tok):
+        return int(tok)
+    if tok.startswith("$"):
+        name, _, path = tok.partition(".")
+        if name not in scope["vars"]:
+            raise GoTemplateError(f"Undefined variable {name} in a Go template.")
+        value = scope["vars"][name]
+    elif tok.startswith("."):
+        value, path = scope["dot"], tok[1:]
+    else:
+        raise GoTemplateError(f"Unknown function or value {tok!r} in a Go template.")
+    for field in filter(None, path.split(".")):
+        if not isinstance(value, dict) or field not in value:
+            raise GoTemplateError(f"No field {field!r} in {tok!r}.")
+        value = value[field]
+    return value
+
+
+def _run(nodes: list, scope: dict, out: list[str]) -> None:
+    for node in nodes:
+        if node[0] == "text":
+            out.append(node[1])
+        elif node[0] == "value":
+            value = _eval(node[1], scope)
+            out.append("" if value is None else str(value))
+        elif node[0] == "if":
+            for cond, body in node[1]:
+                if _truth(_eval(cond, scope)):
+                    _run(body, scope, out)
+                    break
+            else:
+                _run(node[2], scope, out)
+        else:
+            _, names, expr, body = node
+            for index, item in enumerate(_eval(expr, scope) or []):
+                variables = dict(scope["vars"])
+                if len(names) == 2:
+                    variables[names[0]], variables[names[1]] = index, item
+                elif names:
+                    variables[names[0]] = item
+                _run(body, {"dot": item, "vars": variables}, out)
+
+
+def render_go(template: str, data: dict) -> str:
+    nodes, _, _ = _parse(_lex(template))
+    out: list[str] = []
+    _run(nodes, {"dot": data, "vars": {"$": data}}, out)
+    return "".join(out)

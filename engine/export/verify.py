@@ -1,0 +1,257 @@
+"""Check an export against the in-app model (base + adapter) before calling it done.
+
+Answers: the same fixed prompts, 64 greedy tokens each, from the in-app model and from the export
+loaded back; "identical" or "differs from token k", with both texts. Quantised exports are also
+scored teacher-forced: the share of the in-app model's tokens that the export also ranks first
+(argmax agreement), held against a floor per format.
+
+Templates: one conversation rendered with the training template, the exported tokenizer's
+template and the Modelfile's Go template (rendered here as Ollama would), with a diff if any.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gc
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from engine.export.modelfile import ollama_data, read_modelfile, render_go, render_jinja
+from engine.export.source import Source
+
+PROMPTS = (
+    "What is the capital of France?",
+    "Write a haiku about autumn leaves.",
+    "Explain in two sentences what a neural network is.",
+)
+NEW_TOKENS = 64
+CONVERSATION = [
+    {"role": "user", "content": "Hello! Who are you?"},
+    {"role": "assistant", "content": "I am your assistant."},
+    {"role": "user", "content": "Tell me a fact about the sea."},
+]
+EXAMPLE_SYSTEM = "You are a helpful assistant who answers briefly."
+
+
+@dataclass
+class Answer:
+    prompt: str
+    reference: str
+    exported: str
+    identical: bool
+    first_difference: int | None  # index of the first differing token, None when identical
+    argmax_agreement: float  # share of the reference tokens the export ranks first, teacher-forced
+    reference_tokens: int
+
+    def line(self) -> str:
+        if self.identical:
+            return f"'{self.prompt}': identical ({self.reference_tokens} tokens)"
+        return (f"'{self.prompt}': differs from token {self.first_difference + 1}\n"
+                f"    in-app: {self.reference!r}\n    export: {self.exported!r}")
+
+
+@dataclass
+class TemplateRender:
+    name: str
+    text: str
+    same: bool
+    diff: str = ""
+
+
+@dataclass
+class Report:
+    format: str
+    path: str
+    expectation: str  # "identical" or "agreement >= floor"
+    floor: float | None = None
+    compares_answers: bool = True
+    answers: list[Answer] = field(default_factory=list)
+    templates: list[TemplateRender] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return bool(self.answers) and all(a.identical for a in self.answers)
+
+    @property
+    def argmax_agreement(self) -> float:
+        total = sum(a.reference_tokens for a in self.answers)
+        return sum(a.argmax_agreement * a.reference_tokens for a in self.answers) / total if total else 0.0
+
+    @property
+    def first_difference(self) -> int | None:
+        found = [a.first_difference for a in self.answers if a.first_difference is not None]
+        return min(found) if found else None
+
+    @property
+    def passed(self) -> bool:
+        if self.problems or not all(t.same for t in self.templates):
+            return False
+        if not self.compares_answers:
+            return True
+        if self.floor is None:
+            return self.identical
+        return self.argmax_agreement >= self.floor
+
+    def summary(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [f"Verification of {self.format}: {verdict} (expected: {self.expectation})"]
+        if self.answers:
+            first = self.first_difference
+            lines.append(f"Greedy answers, {NEW_TOKENS} tokens: "
+                         + ("identical on every prompt" if self.identical else f"first difference at token {first + 1}")
+                         + f"; argmax agreement {self.argmax_agreement:.1%}"
+                         + (f" (floor {self.floor:.0%})" if self.floor is not None else ""))
+            lines += ["  " + a.line() for a in self.answers]
+        for t in self.templates:
+            lines.append(f"Template, {t.name}: " + ("renders the same as training" if t.same else "DIFFERS:\n" + t.diff))
+        lines += [f"Problem: {p}" for p in self.problems]
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed, "identical": self.identical,
+                "argmax_agreement": self.argmax_agreement, "first_difference": self.first_difference}
+
+
+@dataclass
+class Reference:
+    """The in-app model's greedy answers to PROMPTS, and the prompt token ids they answer."""
+    prompt_ids: list[list[int]]
+    answers: list[list[int]]
+    dtype: torch.dtype
+    device: str
+
+
+def _hardware():
+    from engine.hardware import detect
+
+    return detect()
+
+
+def in_app_model(source: Source, adapter: Path | None = None):
+    """Base + adapter loaded the way the Chat tab loads them (engine.models.ModelManager)."""
+    from engine.models import ModelManager
+
+    hardware = _hardware()
+    manager = ModelManager(source.workspace, hardware)
+    manager.load(source.base_spec, load_in_4bit=source.load_in_4bit and hardware.can_4bit,
+                 max_seq_length=max(128, source.max_seq_length))
+    manager.attach_adapter(source.name, adapter or source.adapter)
+    return manager.loaded.model
+
+
+@lru_cache(maxsize=2)
+def _reference(source: Source, adapter_stamp: int) -> Reference:
+    tokenizer = source.tokenizer()
+    prompt_ids = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                return_dict=True)["input_ids"] for p in PROMPTS]
+    model = in_app_model(source)
+    answers = greedy(model, prompt_ids)
+    ref = Reference(prompt_ids, answers, next(model.parameters()).dtype, str(model.device))
+    del model
+    free()
+    return ref
+
+
+def reference(source: Source) -> Reference:
+    """Computed once per adapter version (cached: several exports of one run share it)."""
+    stamp = (source.adapter / "adapter_model.safetensors").stat().st_mtime_ns
+    return _reference(source, stamp)
+
+
+def free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@torch.no_grad()
+def greedy(model, prompt_ids: list[list[int]]) -> list[list[int]]:
+    """Plain greedy decoding: a fresh generation config, so an export's sampling preset plays no part."""
+    from transformers import GenerationConfig
+
+    eos = model.generation_config.eos_token_id
+    model.generation_config = GenerationConfig(max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=eos,
+                                               pad_token_id=eos[0] if isinstance(eos, list) else eos)
+    out = []
+    for ids in prompt_ids:
+        x = torch.tensor([ids], device=model.device)
+        y = model.generate(x, attention_mask=torch.ones_like(x))
+        out.append(_cut(y[0, len(ids):].tolist(), eos))
+    return out
+
+
+def _cut(tokens: list[int], eos) -> list[int]:
+    """Up to and including the first end token (generate pads finished rows with it)."""
+    stops = set(eos if isinstance(eos, list) else [eos])
+    for i, t in enumerate(tokens):
+        if t in stops:
+            return tokens[: i + 1]
+    return tokens
+
+
+@torch.no_grad()
+def argmax_agreement(model, prompt_ids: list[int], answer: list[int]) -> float:
+    if not answer:
+        return 1.0
+    x = torch.tensor([prompt_ids + answer], device=model.device)
+    logits = model(x).logits[0, len(prompt_ids) - 1: -1]
+    return (logits.argmax(-1).cpu() == torch.tensor(answer)).float().mean().item()
+
+
+def first_difference(a: list[int], b: list[int]) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def compare_answers(model, ref: Reference, tokenizer) -> list[Answer]:
+    exported = greedy(model, ref.prompt_ids)
+    out = []
+    for prompt, ids, want, got in zip(PROMPTS, ref.prompt_ids, ref.answers, exported):
+        k = first_difference(want, got)
+        out.append(Answer(
+            prompt=prompt,
+            reference=tokenizer.decode(want, skip_special_tokens=True),
+            exported=tokenizer.decode(got, skip_special_tokens=True),
+            identical=k is None,
+            first_difference=k,
+            argmax_agreement=argmax_agreement(model, ids, want),
+            reference_tokens=len(want),
+        ))
+    return out
+
+
+def _diff(a: str, b: str, name: str) -> str:
+    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                        "training template", name))
+
+
+def compare_templates(tokenizer, exported_template: str | None, modelfile: Path | None = None) -> list[TemplateRender]:
+    """One conversation rendered with the training template and with each exported one.
+
+    With a Modelfile SYSTEM, Ollama puts that system prompt first, so the training render gets it too."""
+    system = read_modelfile(modelfile)["system"] if modelfile else ""
+    messages = [{"role": "system", "content": system or EXAMPLE_SYSTEM}] + CONVERSATION
+    want = render_jinja(tokenizer, tokenizer.chat_template, messages)
+    renders = [TemplateRender("training template", want, True)]
+    if exported_template is not None:
+        got = render_jinja(tokenizer, exported_template, messages)
+        renders.append(TemplateRender("exported tokenizer's template", got, got == want, _diff(want, got, "exported")))
+    if modelfile is not None:
+        go = read_modelfile(modelfile)["template"]
+        got = render_go(go, ollama_data(messages, system))
+        renders.append(TemplateRender("Modelfile TEMPLATE (as Ollama renders it)", got, got == want,
+                                      _diff(want, got, "Modelfile")))
+        if not system:
+            bare_want = render_jinja(tokenizer, tokenizer.chat_template, CONVERSATION)
+            bare = render_go(go, ollama_data(CONVERSATION))
+            renders.append(TemplateRender("Modelfile TEMPLATE, chat without a system prompt", bare, bare == bare_want,
+                                          _diff(bare_want, bare, "Modelfile")))
+    return renders

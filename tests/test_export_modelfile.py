@@ -1,0 +1,84 @@
+"""The Modelfile's Go template: chosen to render like the training template, rendered here the way
+Ollama renders it, and a difference shown when there is one."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from engine.export.modelfile import (GoTemplateError, go_template_for, modelfile_text, ollama_data, read_modelfile,
+                                     render_go, render_jinja)
+from engine.export.source import ExportError, plain_template
+from engine.export.verify import compare_templates
+from engine.sampling import preset
+from engine.templates import prepare_tokenizer
+
+CHATS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}],
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_path):
+    return AutoTokenizer.from_pretrained(tiny_model_path)
+
+
+@pytest.mark.parametrize("choice", ["model", "chatml", "alpaca"])
+def test_the_go_template_renders_every_chat_like_the_training_template(tokenizer, choice):
+    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(tokenizer.name_or_path), template_choice=choice)
+    template = plain_template(tok.chat_template)
+    go = go_template_for(tok, template)
+    for chat in CHATS:
+        assert render_go(go, ollama_data(chat)) == render_jinja(tok, template, chat)
+    if choice == "model":  # SmolLM2's own system prompt, used when a chat has none
+        assert "You are a helpful AI assistant named SmolLM" in go
+
+
+def test_a_template_with_no_ollama_equivalent_is_refused_with_a_reason(tokenizer):
+    llama3 = ("{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + m['content'] "
+              "+ '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant"
+              "<|end_header_id|>\n\n' }}{% endif %}")
+    with pytest.raises(ExportError, match="No Ollama template here renders exactly like"):
+        go_template_for(tokenizer, llama3)
+
+
+def test_go_rendering_covers_trimming_conditions_and_errors():
+    data = {"Messages": [{"Role": "user", "Content": "a"}, {"Role": "assistant", "Content": "b"}], "System": ""}
+    template = ("  {{- range $i, $m := .Messages }}{{ if eq $i 0 }}[first]{{ else if eq $m.Role \"assistant\" }}"
+                "[bot]{{ else }}[other]{{ end }}{{ $m.Content }} {{- end }}|{{ len .Messages }}|"
+                "{{ or .System \"none\" }}|{{ not .System }}|{{ and (ne $.System \"x\") \"y\" }}")
+    assert render_go(template, data) == "[first]a[bot]b|2|none|True|y"
+    with pytest.raises(GoTemplateError, match="not closed"):
+        render_go("{{ if .System }}x", data)
+    with pytest.raises(GoTemplateError, match="without an opening"):
+        render_go("x{{ end }}", data)
+    with pytest.raises(GoTemplateError, match="No field"):
+        render_go("{{ .Nope }}", data)
+
+
+def test_a_modelfile_that_renders_differently_is_caught_and_shown(tokenizer, tmp_path):
+    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(tokenizer.name_or_path))
+    good = go_template_for(tok, plain_template(tok.chat_template))
+    stops = ["<|im_end|>"]
+    (tmp_path / "Modelfile").write_text(modelfile_text("m.gguf", good, stops, preset("Leaderboard"), "Leaderboard", 2048))
+    assert all(t.same for t in compare_templates(tok, None, tmp_path / "Modelfile"))
+    broken = good.replace("<|im_end|>\n{{ end }}", "\n{{ end }}")  # forgets to end each turn
+    (tmp_path / "Modelfile").write_text(modelfile_text("m.gguf", broken, stops, preset("Leaderboard"), "Leaderboard", 2048))
+    renders = compare_templates(tok, None, tmp_path / "Modelfile")
+    assert not renders[1].same and "-Hello! Who are you?<|im_end|>" in renders[1].diff
+    assert read_modelfile(tmp_path / "Modelfile")["template"] == broken
+
+
+def test_modelfile_lines(tmp_path):
+    text = modelfile_text("run-q8_0.gguf", "{{ .Prompt }}", ["<|im_end|>"], preset("Roleplay chat"), "Roleplay chat",
+                          1024, system="You are Ann.", run="run")
+    (tmp_path / "Modelfile").write_text(text)
+    parsed = read_modelfile(tmp_path / "Modelfile")
+    assert parsed["from"] == "./run-q8_0.gguf" and parsed["system"] == "You are Ann."
+    assert dict(parsed["parameters"]) == {"stop": '"<|im_end|>"', "temperature": "0.95", "top_p": "0.85",
+                                          "top_k": "20", "min_p": "0.0", "repeat_penalty": "1.2",
+                                          "num_predict": "1024", "num_ctx": "1024"}
+    with pytest.raises(ExportError, match='contains """'):
+        modelfile_text("m.gguf", "x", [], preset("Precise"), "Precise", 512, system='say """hi"""')
