@@ -74,7 +74,8 @@ def linear_params(shape: str) -> int:
 
 
 class Timer:
-    """A TrainerCallback recording each step's wall time and the real tokens trl counted."""
+    """A TrainerCallback recording each step's wall time, and a collator wrapper counting each batch's
+    real tokens (unsloth's trainer does not log trl's `num_tokens`)."""
 
     def __init__(self):
         from transformers import TrainerCallback
@@ -94,11 +95,16 @@ class Timer:
                 torch.cuda.synchronize()
                 outer.steps.append(time.perf_counter() - outer.begin)
 
-            def on_log(self, args, state, control, logs=None, **kw):
-                if logs and "num_tokens" in logs:
-                    outer.tokens.append(logs["num_tokens"])
-
         self.steps, self.tokens, self.callback = [], [], CB()
+
+    def counting(self, collate):
+        def wrapped(features):
+            batch = collate(features)
+            mask = batch.get("attention_mask")
+            self.tokens.append(int(mask.sum()) if mask is not None else batch["input_ids"].numel())
+            return batch
+
+        return wrapped
 
 
 def sft_args(stack: str, out: Path, four_bit: bool):
@@ -153,14 +159,14 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, work: Path) 
     timer = Timer()
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=dataset,
                          args=sft_args(stack, work / "out", four_bit), callbacks=[timer.callback])
+    trainer.data_collator = timer.counting(trainer.data_collator)
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
-    per_step = statistics.median(timer.steps[WARMUP:])
-    real_per_step = (timer.tokens[-1] - timer.tokens[WARMUP - 1]) / (len(timer.tokens) - WARMUP)
-    batch = trainer.args.per_device_train_batch_size
-    padded = batch * MAX_LEN if stack == "tutorial" else None
-    return {"s_per_step": per_step, "real_tokens_per_s": real_per_step / per_step,
-            "padded_tokens_per_s": padded / per_step if padded else None,
+    seconds = sum(timer.steps[WARMUP:STEPS])  # batch i is collated for step i (no dataloader workers)
+    real = sum(timer.tokens[WARMUP:STEPS])
+    padded = trainer.args.per_device_train_batch_size * MAX_LEN * (STEPS - WARMUP) if stack == "tutorial" else None
+    return {"s_per_step": seconds / (STEPS - WARMUP), "real_tokens_per_s": real / seconds,
+            "padded_tokens_per_s": padded / seconds if padded else None,
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
