@@ -14,6 +14,7 @@ TABS = (
     ("Dataset", "ui.dataset_tab"),
     ("Train", "ui.train_tab"),
     ("Compare", "ui.compare_tab"),
+    ("Export", "ui.export_tab"),
 )
 
 def build(ctx: Context) -> gr.Blocks:
