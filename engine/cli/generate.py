@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from engine.models import ModelManager
 from engine.sampling import Sampling, load_presets, preset
 from engine.workspace import Workspace
 
@@ -23,6 +22,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from engine.models import ModelManager  # torch loads only for this command
+
     try:
         values = preset(args.preset).model_dump()
         if args.max_new_tokens is not None:
