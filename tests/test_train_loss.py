@@ -77,3 +77,24 @@ def test_the_cpu_loss_matches_transformers_loss(tiny_model_path, tokenizer, tmp_
         expected = reference_loss(trainer.model, data.rows)
     assert torch.allclose(loss, expected, atol=1e-5), (loss, expected)
     assert trainer._total_train_tokens == data.tokens
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_a_step_trains_the_adapter_with_or_without_gradient_checkpointing(tiny_model_path, tokenizer, tmp_path,
+                                                                          checkpointing):
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_path),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    data = tokenize(tokenizer, CONVERSATIONS, max_length=1000, assistant_only=True)
+    trainer = WorkbenchTrainer(
+        model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
+        args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=True, padding_free=True, max_length=None,
+                       assistant_only_loss=True, per_device_train_batch_size=3, max_steps=2, learning_rate=1e-2,
+                       gradient_checkpointing=checkpointing, save_strategy="no", report_to=[]),
+    )
+    trainer.train()
+    lora_b = [n for n in before if "lora_B" in n]
+    assert lora_b and all(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters() if n in lora_b)
+    base = [n for n, p in trainer.model.named_parameters() if not p.requires_grad]
+    assert base  # the base model stays frozen

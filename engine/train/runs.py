@@ -33,10 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-import yaml
-
 from engine.files import read_json, write_json, write_text
-from engine.train.config import RunConfig, validate
+from engine.train.config import RunConfig
+from engine.train.config import load as load_config
 from engine.workspace import Workspace
 
 RUN_FILE, STATUS_FILE, EVENTS_FILE, PROBES_FILE, LOG_FILE = (
@@ -72,7 +71,7 @@ class Run:
 
     @property
     def config(self) -> RunConfig:
-        return validate(yaml.safe_load((self.path / RUN_FILE).read_text(encoding="utf-8")))
+        return load_config(self.path / RUN_FILE)
 
     @property
     def events(self) -> list[dict]:
