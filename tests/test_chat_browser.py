@@ -56,8 +56,11 @@ def test_chat_with_a_runs_adapter_then_the_base_without_reloading(app, browser):
     page = open_chat(browser, url)
     page.locator("#sampling").get_by_text("Sampling").click()
     choose(page, "preset", "Precise")
-    page.locator("#max-new-tokens input[type=number]").fill("16")
-    page.locator("#max-new-tokens input[type=number]").press("Enter")
+    max_new = page.locator("#max-new-tokens input[type=number]")
+    expect(page.locator("#temperature input[type=number]")).to_have_value("0")  # the preset's values are in
+    max_new.fill("16")
+    max_new.press("Enter")
+    expect(max_new).to_have_value("16")
 
     choose(page, "chat-adapter", f"{PIRATE_RUN} · final adapter")
     expect(page.locator("#chat-note")).to_contain_text("the base model was not reloaded")

@@ -125,6 +125,17 @@ def test_blind_votes_add_up_to_a_win_rate_with_its_count(tiny_manager, tiny_mode
         store.vote(tiny_manager.workspace, open_record, "a")
 
 
+def test_a_pair_compared_both_ways_round_is_one_tally():
+    def vote(i, pair, winner):
+        return {"type": "vote", "comparison": str(i), "pair": pair, "winner": winner}
+
+    votes = [vote(1, ["run:checkpoint-2", "run"], "run"), vote(2, ["run", "run:checkpoint-2"], "run"),
+             vote(3, ["run", "run:checkpoint-2"], None), vote(4, store.pair("other", sides.BASE), "other")]
+    first, second = store.tally(votes)
+    assert (first.reference, first.challenger, first.wins, first.losses, first.ties) == ("run:checkpoint-2", "run", 2, 0, 1)
+    assert (second.reference, second.challenger, second.wins) == (sides.BASE, "other", 1)
+
+
 def test_an_adapter_of_another_base_is_refused_and_the_model_stays_as_it_was(workspace, tiny_model_path,
                                                                               default_model_path):
     adapter_run(workspace, "tiny-run", tiny_model_path, std=0.1)

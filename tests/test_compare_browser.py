@@ -10,7 +10,7 @@ from gradio_client import Client
 from playwright.sync_api import expect
 
 from engine.compare.store import COMPARISONS_FILE
-from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, PROBE, app_runs
+from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, PROBE, app_runs, trained_run
 from tests.conftest import ARTIFACTS
 
 FRANCE = "What is the capital of France?"
@@ -144,3 +144,52 @@ def test_two_sessions_never_see_each_others_chat_or_votes(app, browser):
     expect(two.locator("#vote-a")).to_be_hidden()
     first.close()
     second.close()
+
+
+@pytest.mark.browser
+def test_a_trained_tiny_run_compared_blind_on_a_held_out_row_then_chatted_with(app, browser, tiny_model_path):
+    """A run made by the real training worker on the tiny model (loaded through the Model tab's API for
+    this test, the default model loaded again after it): checkpoint against final adapter, blind."""
+    url, ws = app
+    run = "compare-trained-tiny"
+    trained_run(ws, run, tiny_model_path)
+    client = Client(url, verbose=False)
+    client.predict(str(tiny_model_path), False, 2048, False, api_name="/load_model")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(url)
+        page.get_by_role("tab", name="Compare").click()
+        choose(page, "compare-run", run)
+        expect(page.locator("#compare-right-side input")).to_have_value(f"{run} · final adapter")
+        choose(page, "compare-left-side", f"{run} · checkpoint-2")
+        page.locator("#compare-example input").click()
+        page.get_by_role("option", name="Held-out 1:", exact=False).click()
+        expect(page.locator("#compare-reference")).to_contain_text("The data set's reply:")
+        expect(page.locator("#compare-reference")).to_contain_text("Arr, matey!")
+        choose(page, "compare-preset", "Leaderboard")
+        page.locator("#compare-max-new input[type=number]").fill("8")
+        page.locator("#compare-blind input").check()
+        page.locator("#compare-go").click()
+        expect(page.locator("#compare-result")).to_contain_text("Which is better?", timeout=ANSWER_S)
+        page.locator("#vote-b").click()
+        expect(page.locator("#compare-winrate")).to_contain_text(f"{run} · final adapter vs {run} · checkpoint-2")
+        comparison, vote = records(ws, run)
+        assert comparison["source"] == "held-out" and comparison["messages"][-1]["role"] == "user"
+        assert len(comparison["messages"]) > 1 or comparison["messages"][0]["content"]
+        assert comparison["sampling"]["seed"] is not None and set(comparison["replies"]) == {run, f"{run}:checkpoint-2"}
+        assert vote["pair"] == [f"{run}:checkpoint-2", run] and vote["winner"] == comparison["shown"][1]
+
+        page.get_by_role("tab", name="Chat").click()
+        choose(page, "chat-adapter", f"{run} · final adapter")
+        expect(page.locator("#chat-note")).to_contain_text("the base model was not reloaded")
+        page.locator("#sampling").get_by_text("Sampling").click()
+        max_new = page.locator("#max-new-tokens input[type=number]")
+        max_new.fill("8")
+        max_new.press("Enter")
+        expect(max_new).to_have_value("8")
+        page.locator("#chat-input textarea").fill("Hello there")
+        page.locator("#chat-send").click()
+        expect(page.locator("#chat-stats")).to_contain_text("8 tokens", timeout=ANSWER_S)
+        page.close()
+    finally:
+        client.predict("default", False, 2048, False, api_name="/load_model")

@@ -56,7 +56,8 @@ def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
     choice = gr.Dropdown(list(presets), value="Leaderboard", label="Sampling preset", elem_id="preset",
                          info="Leaderboard: the tutorial's evaluation settings · Roleplay chat: its chat loop · Precise: greedy")
     with gr.Row():
-        temperature = gr.Slider(0, 2, first.temperature, step=0.05, label="Temperature", info=HELP["temperature"])
+        temperature = gr.Slider(0, 2, first.temperature, step=0.05, label="Temperature", info=HELP["temperature"],
+                                elem_id="temperature")
         top_p = gr.Slider(0.05, 1, first.top_p, step=0.01, label="Top-p", info=HELP["top_p"])
         top_k = gr.Slider(0, 200, first.top_k, step=1, label="Top-k", info=HELP["top_k"])
     with gr.Row():

@@ -47,12 +47,10 @@ def vote(workspace: Workspace, comparison: dict, choice: str) -> dict:
     return record
 
 
-def pair(first: str, second: str) -> list[str]:
-    """A pair of sides in one order whichever way round it was compared: the base model first (it is
-    what the other is measured against), else by name."""
-    if second == BASE:
-        return [second, first]
-    return [first, second] if first == BASE else sorted([first, second])
+def pair(left: str, right: str) -> list[str]:
+    """[reference, challenger]: the base model is always the reference; otherwise the order chosen
+    (the left side is what the right one is measured against)."""
+    return [right, left] if right == BASE else [left, right]
 
 
 @dataclass(frozen=True)
@@ -79,14 +77,14 @@ class Tally:
 
 
 def tally(votes: list[dict]) -> list[Tally]:
-    """Win rates per pair of sides, from vote records; the latest vote on a comparison counts."""
+    """Win rates per pair of sides, from vote records; the latest vote on a comparison counts. A pair
+    compared both ways round counts as one, in the order it was first voted on."""
     latest = {v["comparison"]: v for v in votes if v.get("type") == "vote"}
-    counts: dict[tuple[str, str], list[int]] = {}
+    counts: dict[frozenset, tuple[list[str], list[int]]] = {}
     for v in latest.values():
-        reference, challenger = v["pair"]
-        wins_losses_ties = counts.setdefault((reference, challenger), [0, 0, 0])
-        wins_losses_ties[2 if v["winner"] is None else 0 if v["winner"] == challenger else 1] += 1
-    return [Tally(r, c, *n) for (r, c), n in counts.items()]
+        order, wins_losses_ties = counts.setdefault(frozenset(v["pair"]), (v["pair"], [0, 0, 0]))
+        wins_losses_ties[2 if v["winner"] is None else 0 if v["winner"] == order[1] else 1] += 1
+    return [Tally(*order, *n) for order, n in counts.values()]
 
 
 def win_rates(path: Path) -> list[Tally]:
