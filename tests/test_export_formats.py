@@ -183,3 +183,17 @@ def test_an_interrupted_export_leaves_nothing_that_looks_finished(tiny_run):
     assert (leftovers[0] / "adapter_model.safetensors").exists()  # it was killed after writing, before verifying
     result = export(tiny_run, "tiny", "adapter")
     assert result.passed and _finished(target)["passed"]
+
+
+def test_the_in_app_answers_are_kept_per_adapter_version(tiny_run):
+    from engine.export import verify
+    from engine.export.source import open_source
+
+    source = open_source(tiny_run, "tiny")
+    first = verify.reference(source)
+    kept = json.loads((source.exports / verify.REFERENCE_FILE).read_text())
+    assert kept["answers"] == first.answers and kept["device"] == "cpu"
+    adapter = source.adapter / "adapter_model.safetensors"
+    os.utime(adapter, ns=(adapter.stat().st_atime_ns, adapter.stat().st_mtime_ns + 1))  # a new training result
+    assert verify.reference(source).answers == first.answers  # same weights, answers computed again
+    assert json.loads((source.exports / verify.REFERENCE_FILE).read_text())["key"] != kept["key"]

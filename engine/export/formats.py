@@ -20,6 +20,7 @@ from engine.export.modelfile import go_template_for, modelfile_text
 from engine.export.source import (ExportError, Progress, Source, no_progress, open_source, parameter_count,
                                   require_disk)
 from engine.files import atomic_dir, write_json, write_text
+from engine.hardware import detect
 from engine.sampling import Sampling, SamplingError
 from engine.sampling import preset as sampling_preset
 from engine.templates import stop_strings
@@ -87,10 +88,10 @@ def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None 
     started = time.perf_counter()
     if fmt == "modelfile":
         return _modelfile_only(source, out, gguf_format, sampling, preset, system, started)
-    if fmt == "merged4" and not verify._hardware().can_4bit:
+    if fmt == "merged4" and not detect().can_4bit:
         raise ExportError(
             "A merged 4-bit export needs an NVIDIA GPU with bitsandbytes (4-bit weights are made and loaded there); "
-            f"this machine has {verify._hardware().name}. Export 'merged16' instead, or a 4-bit GGUF "
+            f"this machine has {detect().name}. Export 'merged16' instead, or a 4-bit GGUF "
             "('gguf-q4_k_m'), which runs on any CPU."
         )
     if fmt.startswith("gguf-"):
@@ -281,7 +282,7 @@ def _verify(source: Source, fmt: str, folder: Path, target: Path, progress: Prog
     report.templates = verify.compare_templates(tokenizer, exported_template, modelfile if modelfile.exists() else None)
     if (folder / "NO-MODELFILE.txt").exists():
         report.notes.append((folder / "NO-MODELFILE.txt").read_text().strip())
-    if source.load_in_4bit and not verify._hardware().can_4bit:
+    if source.load_in_4bit and not detect().can_4bit:
         report.notes.append("The run was trained on a 4-bit base, which this machine cannot load; the in-app "
                             "reference here is the base in full precision.")
     return report

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import gc
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -127,17 +126,12 @@ class Reference:
     device: str
 
 
-def _hardware():
-    from engine.hardware import detect
-
-    return detect()
-
-
 def in_app_model(source: Source, adapter: Path | None = None):
     """Base + adapter loaded the way the Chat tab loads them (engine.models.ModelManager)."""
+    from engine.hardware import detect
     from engine.models import ModelManager
 
-    hardware = _hardware()
+    hardware = detect()
     manager = ModelManager(source.workspace, hardware)
     manager.load(source.base_spec, load_in_4bit=source.load_in_4bit and hardware.can_4bit,
                  max_seq_length=max(128, source.max_seq_length))
@@ -145,23 +139,36 @@ def in_app_model(source: Source, adapter: Path | None = None):
     return manager.loaded.model
 
 
-@lru_cache(maxsize=2)
-def _reference(source: Source, adapter_stamp: int) -> Reference:
+REFERENCE_FILE = "in-app-reference.json"
+
+
+def reference(source: Source) -> Reference:
+    """The in-app model's answers, computed once per adapter version and kept beside the exports
+    (exports/in-app-reference.json), so that several exports of a run share them."""
+    import json
+
+    from engine.files import read_json, write_json
+    from engine.hardware import detect
+
+    adapter = (source.adapter / "adapter_model.safetensors").stat()
+    base = source.base_path()
+    key = json.loads(json.dumps({
+        "adapter": [adapter.st_mtime_ns, adapter.st_size], "base": str(base),
+        "base_config": (base / "config.json").stat().st_mtime_ns, "load_in_4bit": source.load_in_4bit,
+        "device": detect().device, "prompts": PROMPTS, "new_tokens": NEW_TOKENS}))
+    cached = read_json(source.exports / REFERENCE_FILE, {}) or {}
+    if cached.get("key") == key:
+        return Reference(cached["prompt_ids"], cached["answers"], getattr(torch, cached["dtype"]), cached["device"])
     tokenizer = source.tokenizer()
     prompt_ids = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
                                                 return_dict=True)["input_ids"] for p in PROMPTS]
     model = in_app_model(source)
-    answers = greedy(model, prompt_ids)
-    ref = Reference(prompt_ids, answers, next(model.parameters()).dtype, str(model.device))
+    ref = Reference(prompt_ids, greedy(model, prompt_ids), next(model.parameters()).dtype, str(model.device))
     del model
     free()
+    write_json(source.exports / REFERENCE_FILE, {"key": key, "prompt_ids": ref.prompt_ids, "answers": ref.answers,
+                                                "dtype": str(ref.dtype).replace("torch.", ""), "device": ref.device})
     return ref
-
-
-def reference(source: Source) -> Reference:
-    """Computed once per adapter version (cached: several exports of one run share it)."""
-    stamp = (source.adapter / "adapter_model.safetensors").stat().st_mtime_ns
-    return _reference(source, stamp)
 
 
 def free() -> None:
