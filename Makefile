@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test install install-dev browser bench
+.PHONY: run test install install-dev browser bench gguf-tools quantizer
 
-run: $(APP_STAMP)
+run: $(APP_STAMP) gguf-tools
 	$(BIN)/python app.py
 
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) browser quantizer
 	$(BIN)/python -m pytest -ra
 
 install: $(APP_STAMP)
@@ -42,6 +42,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+# llama.cpp's GGUF converter (and, for q4_k_m, llama-quantize built with cmake: about 4 minutes once),
+# from the pinned llama-cpp-python source distribution into .cache/llama.cpp; exports never download.
+gguf-tools: $(APP_STAMP)
+	$(BIN)/python tools/llama_cpp.py converter
+
+quantizer: $(APP_STAMP)
+	$(BIN)/python tools/llama_cpp.py quantizer
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/cpu_generate.py
