@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test install install-dev browser bench gguf-tools quantizer
+.PHONY: run test install install-dev browser bench gguf-tools gguf-quantizer
 
 run: $(APP_STAMP) gguf-tools
 	$(BIN)/python app.py
 
-test: $(DEV_STAMP) browser quantizer
+test: $(DEV_STAMP) browser gguf-quantizer
 	$(BIN)/python -m pytest -ra
 
 install: $(APP_STAMP)
@@ -48,7 +48,7 @@ browser:
 gguf-tools: $(APP_STAMP)
 	$(BIN)/python tools/llama_cpp.py converter
 
-quantizer: $(APP_STAMP)
+gguf-quantizer: $(APP_STAMP)
 	$(BIN)/python tools/llama_cpp.py quantizer
 
 bench: $(DEV_STAMP)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.export.formats import FORMATS, export
+from engine.export.catalog import FORMATS
 
 
 def register(subparsers) -> None:
@@ -38,6 +38,7 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
+    from engine.export.formats import export  # torch loads only for this command
     from engine.workspace import Workspace
 
     if args.out and len(args.format) > 1:
