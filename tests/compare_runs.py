@@ -26,18 +26,20 @@ LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_
 
 def adapter_run(workspace: Workspace, name: str, model_path: Path, std: float = 0.0, seed: int = 0,
                 probes: dict[int, list[str]] | None = None, prompts: list[str] | None = None) -> Path:
-    """A run folder whose adapter's LoRA B weights are zero (std 0) or drawn with this std."""
+    """A run folder whose adapter's LoRA B weights are zero (std 0: peft's own start) or drawn with this std."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     path = workspace.runs / name
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path),
                            LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LINEAR))
-    if std:
+    if std:  # both LoRA matrices drawn from the seed, so the same call makes the same adapter every time
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for param_name, param in model.named_parameters():
-                if "lora_B" in param_name:
+                if "lora_A" in param_name:
+                    param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
+                elif "lora_B" in param_name:
                     param.copy_(torch.randn(param.shape, generator=generator) * std)
     model.save_pretrained(path / "adapter")
     prompts = prompts or ["Introduce yourself in two sentences."]
@@ -81,7 +83,7 @@ def app_runs(workspace: Workspace, default_model_path: Path, tiny_model_path: Pa
     answers differ from the base's), with probe answers before and after; and one trained on the tiny
     model, which does not fit the default model the app has loaded."""
     if not (workspace.runs / PIRATE_RUN).exists():
-        adapter_run(workspace, PIRATE_RUN, default_model_path, std=0.2, prompts=[PROBE],
+        adapter_run(workspace, PIRATE_RUN, default_model_path, std=0.13, prompts=[PROBE],
                     probes={0: ["I am SmolLM, an AI assistant."], 40: ["Ahoy! I be Captain Bess. Arr, matey!"]})
     if not (workspace.runs / OTHER_BASE_RUN).exists():
         adapter_run(workspace, OTHER_BASE_RUN, tiny_model_path, std=0.1)

@@ -192,12 +192,16 @@ def render(ctx: Context) -> None:
         cancel = cancel_flag(request)
         cancel.clear()
         seed_text = "greedy decoding (no randomness)" if sampling.greedy else f"seed {sampling.seed}"
+        rates, saved_rows = _win_rates(ctx, name), _saved(ctx, name)
         for a, b in compare.stream(ctx.manager, comparison, cancel):
             yield (gr.Textbox(a, label=labels[0]), gr.Textbox(b, label=labels[1]), gr.Row(visible=False),
-                   f"Answering… ({preset_name}, {seed_text})", None, gr.skip(), gr.skip())
+                   f"Answering… ({preset_name}, {seed_text})", None, rates, saved_rows)
+        # The last yield holds both answers in full: Gradio sends it whole when the event completes, so the page
+        # ends with the saved answers even if a streamed piece was missed on the way (seen once with gr.skip()).
+        answers = (gr.Textbox(comparison.reply(first), label=labels[0]),
+                   gr.Textbox(comparison.reply(second), label=labels[1]))
         if not comparison.finished:
-            yield (gr.skip(), gr.skip(), gr.Row(visible=False), "Stopped: this comparison was not saved.", None,
-                   gr.skip(), gr.skip())
+            yield (*answers, gr.Row(visible=False), "Stopped: this comparison was not saved.", None, rates, saved_rows)
             return
         record = compare.save(ctx.workspace, comparison)
         if comparison.blind:
@@ -207,8 +211,8 @@ def render(ctx: Context) -> None:
             message = "  \n".join(
                 [f"Same preset ({preset_name}) and {seed_text} on both sides; saved with the run."]
                 + [f"**{s.label}:** {comparison.stats.get(s.spec, '')}" for s in comparison.shown])
-        yield (gr.skip(), gr.skip(), gr.Row(visible=comparison.blind), message,
-               record if comparison.blind else None, _win_rates(ctx, name), _saved(ctx, name))
+        yield (*answers, gr.Row(visible=comparison.blind), message, record if comparison.blind else None,
+               _win_rates(ctx, name), _saved(ctx, name))
 
     def do_stop(request: gr.Request):
         cancel_flag(request).set()
