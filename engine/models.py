@@ -87,10 +87,7 @@ class Loaded:
     adapters: dict[str, Path] = field(default_factory=dict)
     active_adapter: str | None = None
     cache: object = None  # generation.static_cache: a fixed-size KV cache on CUDA, None elsewhere
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+    parameters: int = 0  # of the base model, counted at load (attached adapters add their own)
 
     def summary(self) -> str:
         bits = "4-bit" if self.load_in_4bit else str(next(self.model.parameters()).dtype).replace("torch.", "")
@@ -143,7 +140,8 @@ class ModelManager:
                 raise ModelError(f"Could not load '{spec}': {e}") from None
             # bitsandbytes' 4-bit layers cannot be compiled, so a static cache would only add work there.
             cache = None if load_in_4bit else generation.static_cache(model, max_seq_length)
-            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, backend, cache=cache)
+            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, backend, cache=cache,
+                                  parameters=sum(p.numel() for p in model.parameters()))
             previous = None
             self._free()
             return self._loaded
