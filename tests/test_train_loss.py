@@ -76,7 +76,7 @@ def test_the_cpu_loss_matches_transformers_loss(tiny_model_path, tokenizer, tmp_
         loss = trainer.compute_loss(trainer.model, dict(batch))
         expected = reference_loss(trainer.model, data.rows)
     assert torch.allclose(loss, expected, atol=1e-5), (loss, expected)
-    assert trainer._total_train_tokens == data.tokens
+    assert trainer.real_tokens == data.tokens
 
 
 @pytest.mark.parametrize("checkpointing", [True, False])

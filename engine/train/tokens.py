@@ -1,6 +1,6 @@
 """Conversations to token rows: the one tokenisation the plan counts and the trainer trains on.
 
-Rows are rendered with the tokenizer's training template (engine.templates), cut at the maximum
+Rows are rendered by `engine.data.render.encode` (the tokenizer's training template), cut at the maximum
 length here, and handed to trl already tokenized: padding-free batching needs rows truncated in
 advance (trl then wants `max_length=None`), and the plan's counts must be exactly what trains.
 trl builds the labels from the `assistant_masks` column, as it does for rows it tokenizes itself.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from engine.data.render import encode
 
 
 @dataclass
@@ -32,13 +34,8 @@ def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_on
     rows, lengths = [], []
     truncated = dropped = trained = longest = 0
     for conv in conversations:
-        if "messages" not in conv:  # plain text: every token is learned, and it ends with the eos token
-            enc = {"input_ids": tokenizer(conv["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]}
-        else:
-            enc = tokenizer.apply_chat_template(
-                conv["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=assistant_only
-            )
-        ids = list(enc["input_ids"])
+        enc = encode(conv, tokenizer)  # the data preview's rendering, so the preview shows what trains
+        ids = enc["input_ids"]
         longest = max(longest, len(ids))
         if len(ids) > max_length:
             truncated += 1
@@ -47,7 +44,7 @@ def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_on
         if "messages" in conv:
             row["messages"] = conv["messages"]  # keeps the set conversational for trl's assistant-only loss
         if assistant_only and "messages" in conv:
-            row["assistant_masks"] = list(enc["assistant_masks"])[:max_length]
+            row["assistant_masks"] = enc["assistant_masks"][:max_length]
             learned = sum(row["assistant_masks"])
         if learned == 0:
             dropped += 1

@@ -4,7 +4,8 @@ trl 1.15 (the newest unsloth accepts) always computes the loss through a Triton 
 which crashes at the first step without Triton. Where it is missing, the loss is plain torch: the
 LM head runs only on the positions whose next token is learned (transformers' `logits_to_keep`),
 then cross-entropy, normalised exactly as trl does. That was also the fastest loss measured on CPU.
-trl's metrics (the real-token count behind tokens/s, token accuracy) are kept.
+Token accuracy is kept. The real-token count behind tokens/s is this trainer's own, because
+unsloth's trainer (on CUDA) does not log trl's `num_tokens`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,24 @@ from trl import SFTTrainer
 
 
 class WorkbenchTrainer(SFTTrainer):
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.args.device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        mode = "train" if self.model.training else "eval"
+    real_tokens = 0  # non-padding tokens trained on by this process: behind tokens/s in the events
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        training = self.model.training
+        if training:
+            # Padded batches carry an attention mask, padding-free ones only real tokens.
+            self.real_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs \
+                else inputs["input_ids"].numel()
+        if self.args.device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        else:
+            result = self._plain_loss(model, inputs, return_outputs, num_items_in_batch)
+        if training:
+            self._metrics["train"]["num_tokens"] = [self.real_tokens]
+        return result
+
+    def _plain_loss(self, model, inputs, return_outputs, num_items_in_batch):
+        mode = "train" if self.model.training else "eval"
         labels = inputs.pop("labels")
         next_labels = labels[:, 1:]
         learned = next_labels != -100
@@ -39,9 +53,9 @@ class WorkbenchTrainer(SFTTrainer):
             mask = targets != -100
             correct = (logits.argmax(-1) == targets)[mask].sum()
             self._metrics[mode]["mean_token_accuracy"].append((correct / mask.sum().clamp(min=1)).item())
-        if mode == "train":
-            # Real tokens: padded batches carry an attention mask, padding-free ones only real tokens.
-            self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs \
-                else inputs["input_ids"].numel()
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:  # also where the trainer's own log leaves its metrics out
+            logs = {**logs, "num_tokens": self.real_tokens}
+        super().log(logs, *args, **kwargs)
