@@ -4,6 +4,7 @@ and a tiny random llama with the default model's tokenizer, for fast tests."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,22 +62,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory, default_model_path: Path):
-    """`python app.py` in a real subprocess on a free port, with its own workspace; yields (url, workspace)."""
+@contextmanager
+def launched_app(ws: Workspace, *args: str):
+    """`python app.py` on a free port in a real subprocess, serving `ws`; yields its URL."""
     import subprocess
     import sys
     import time
     import urllib.request
 
-    ws = Workspace.from_env(tmp_path_factory.mktemp("app") / "workspace")
-    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
     port = _free_port()
     log = open(ws.root / "app.log", "w")
-    root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--workspace", str(ws.root), "--port", str(port)],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [sys.executable, "app.py", "--workspace", str(ws.root), "--port", str(port), *args],
+        cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
@@ -89,13 +88,24 @@ def app_server(tmp_path_factory, default_model_path: Path):
                 proc.kill()
                 raise RuntimeError(f"app did not start; log:\n{(ws.root / 'app.log').read_text()}")
             time.sleep(0.5)
-    yield url, ws
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, default_model_path: Path):
+    """The app with the default model loaded and a workspace of its own; yields (url, workspace)."""
+    ws = Workspace.from_env(tmp_path_factory.mktemp("app") / "workspace")
+    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    with launched_app(ws) as url:
+        yield url, ws
 
 
 @pytest.fixture(scope="session")

@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 from export_runs import make_run
 from gradio_client import Client
 
 from engine.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import launched_app
 
 
 @pytest.fixture(scope="module")
 def app_with_run(tmp_path_factory, tiny_model_path):
     """An app of its own (no model loaded) whose workspace holds one run with an adapter."""
-    import socket
-
     ws = Workspace.from_env(tmp_path_factory.mktemp("export-tab") / "workspace")
     make_run(ws, "tiny", str(tiny_model_path), tiny_model_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(ws.root / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--workspace", str(ws.root), "--port", str(port), "--no-model"],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError((ws.root / "app.log").read_text())
-            time.sleep(0.5)
-    yield url, ws
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with launched_app(ws, "--no-model") as url:
+        yield url, ws
 
 
 def test_export_button_writes_verifies_and_lists_the_export(app_with_run):
