@@ -46,10 +46,10 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
     weights, mixed = _precision(config.model.dtype, hw, problems)
     optimizer = config.train.optimizer
     if optimizer == "auto":
-        optimizer = "paged_adamw_8bit" if hw.can_4bit else "adamw_torch"
+        optimizer = "paged_adamw_8bit" if hw.can_4bit else "adamw_torch_fused"
     elif "8bit" in optimizer and not hw.can_4bit:
         problems.append(f"train.optimizer: '{optimizer}' needs an NVIDIA GPU with bitsandbytes; choose 'auto' or "
-                        "'adamw_torch' here.")
+                        "'adamw_torch_fused' here.")
     if config.train.report_to != "none" and importlib.util.find_spec(config.train.report_to) is None:
         problems.append(f"train.report_to: the package '{config.train.report_to}' is not installed; install it "
                         f"(pip install {config.train.report_to}) or choose 'none'.")

@@ -93,9 +93,9 @@ class TrainSection(_Section):
         "linear", description="How the learning rate changes over the run; linear or cosine decay are the usual choices.",
     )
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Share of the steps spent ramping the learning rate up (0.03 is common).")
-    optimizer: Literal["auto", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"] = Field(
+    optimizer: Literal["auto", "adamw_torch_fused", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"] = Field(
         "auto", description="'auto' uses paged 8-bit AdamW where an NVIDIA GPU and bitsandbytes are there (less "
-        "memory), plain AdamW otherwise.",
+        "memory), PyTorch's fused AdamW otherwise.",
     )
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="A light pull of the weights towards zero; 0.0-0.01 is usual.")
     max_grad_norm: float = Field(1.0, gt=0, description="Clips large gradients so one odd batch cannot wreck the run (1.0 is usual).")
