@@ -11,6 +11,7 @@ import pytest
 
 from engine.hardware import Hardware, detect
 from engine.train import plan, runs
+from engine.train.advice import advice_notes, memory_advice
 from engine.train.config import validate, with_changes
 
 
@@ -84,9 +85,15 @@ def test_settings_this_machine_cannot_honour_are_named(config, workspace):
 
 def test_advice_notes_follow_the_tutorial(config):
     odd = with_changes(config, {"lora.r": 8, "lora.alpha": 50, "train.epochs": 20, "lora.dropout": 0.0})
-    notes = " ".join(plan.advice_notes(odd, rows=100))
+    notes = " ".join(advice_notes(odd, rows=100))
     assert "r or 2r" in notes and "over-fits" in notes and "dropout" in notes
-    assert plan.advice_notes(config, rows=100) == []
+    assert advice_notes(config, rows=100) == []
+
+
+def test_out_of_memory_advice_is_concrete(config):
+    advice = memory_advice(config, can_4bit=True)
+    assert "batch size to 2 and gradient accumulation to 4" in advice and "4-bit" in advice
+    assert "4-bit" not in memory_advice(config, can_4bit=False)
 
 
 def test_a_measured_speed_gives_a_time_estimate(config, workspace):

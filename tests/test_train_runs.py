@@ -179,3 +179,29 @@ def test_listing_renaming_and_deleting_runs(workspace, make_config):
     assert [r.name for r in runs.list_runs(workspace)] == ["b"]
     with pytest.raises(RunError, match="no run named 'a'"):
         runs.load_run(workspace, "a")
+
+
+def test_running_out_of_memory_fails_the_run_with_concrete_advice(workspace, make_config, tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    long_reply = " ".join(f"word{i}" for i in range(700))  # about 2,000 tokens a conversation
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": "Talk."},
+                                                     {"role": "assistant", "content": long_reply}]}) + "\n"
+                            for _ in range(8)))
+    config = make_config(max_steps=2).model_copy(update={"dataset": str(data)})
+    config = config.model_copy(update={"model": config.model.model_copy(update={"max_seq_length": 2048})})
+    run = runs.create_run(workspace, config, name="oom")
+
+    def small_memory():  # 3 GB of address space: enough to load everything, not for 8,000 tokens' logits
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    done = subprocess.run([sys.executable, "-m", "engine", "train", str(run.path)], preexec_fn=small_memory,
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 1
+    run = runs.load_run(workspace, "oom")
+    assert run.state == "failed" and run.status["error"] == "Training ran out of memory.", run.status
+    assert "batch size to 2 and gradient accumulation to 2" in run.status["advice"]
+    assert "maximum length to 1024" in run.status["advice"]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from engine.files import read_json, write_json, write_text
+from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
 from engine.workspace import Workspace
@@ -233,13 +234,18 @@ def _after_death(path: Path, status: dict) -> dict:
     """The worker is gone while the status says it lives: it was killed or crashed. Record that."""
     if status.get("state") == "stopping":
         return update_status(path, state="stopped", ended=now(), pid=None)
-    checkpoint = Run(path.name, path, status).latest_checkpoint
-    resume = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
+    run = Run(path.name, path, status)
+    checkpoint = run.latest_checkpoint
+    advice = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
               else "No checkpoint was saved yet, so Resume starts it again from the beginning.")
+    try:  # the system kills a process that takes too much memory without warning, so say what would help
+        advice += " " + memory_advice(run.config, can_4bit=status.get("backend", {}).get("device") == "cuda")
+    except ValueError:
+        pass
     return update_status(
         path, state="failed", ended=now(), pid=None,
         error="The training process ended unexpectedly (it was killed, or the machine ran out of memory).",
-        advice=resume,
+        advice=advice,
     )
 
 

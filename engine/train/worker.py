@@ -67,6 +67,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.models import resolve_model
     from engine.templates import prepare_tokenizer
     from engine.train import backend, plan, probes
+    from engine.train.advice import memory_advice
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize
     from engine.train.trainer import WorkbenchTrainer
@@ -144,8 +145,11 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         events.message(f"Resuming from {resume_from.name}.")
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except (torch.OutOfMemoryError, MemoryError) as e:
-        raise OutOfMemory(plan.memory_advice(config, hw)) from e
+    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
+        # torch reports host memory running out as a RuntimeError from its CPU allocator
+        if isinstance(e, RuntimeError) and "can't allocate memory" not in str(e):
+            raise
+        raise OutOfMemory(memory_advice(config, hw.can_4bit)) from e
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
     if rates:

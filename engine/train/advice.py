@@ -1,0 +1,40 @@
+"""The tutorial's advice applied to a run config: notes where it strays, and what to change after
+running out of memory. Pure config logic, so the run folders can use it without loading torch."""
+
+from __future__ import annotations
+
+from engine.train.config import RunConfig
+
+
+def memory_advice(config: RunConfig, can_4bit: bool) -> str:
+    """Concrete changes for a run that ran out of memory (no data or shapes needed)."""
+    t, steps = config.train, []
+    if t.batch_size > 1:
+        steps.append(f"set the batch size to {max(1, t.batch_size // 2)} and gradient accumulation to "
+                     f"{t.gradient_accumulation * 2} (the same effective batch)")
+    if config.model.max_seq_length > 256:
+        steps.append(f"shorten the maximum length to {config.model.max_seq_length // 2}")
+    if config.lora.gradient_checkpointing != "on":
+        steps.append("turn gradient checkpointing on")
+    if can_4bit and not config.model.load_in_4bit:
+        steps.append("load the model in 4-bit")
+    if not steps:
+        steps.append("choose a smaller model")
+    return ("To need less memory: " + "; ".join(steps) + ". Then resume the run, or start it again; the plan "
+            "shows the new estimate.")
+
+
+def advice_notes(config: RunConfig, rows: int) -> list[str]:
+    """Where the config strays from the tutorial's advice; these are suggestions, not errors."""
+    lora, t, notes = config.lora, config.train, []
+    if lora.alpha not in (lora.r, 2 * lora.r):
+        notes.append(f"alpha is usually r or 2r ({lora.r} or {2 * lora.r}); it is {lora.alpha}.")
+    if not 4 <= lora.r <= 64:
+        notes.append(f"rank {lora.r} is unusual; 8-16 is the place to start.")
+    if t.epochs > 10 and not t.max_steps:
+        notes.append(f"{t.epochs:g} epochs is a lot: past about 10 the model usually over-fits.")
+    if rows and rows < 500 and lora.dropout == 0:
+        notes.append("a small data set: dropout 0.05-0.1 helps against over-fitting.")
+    if t.learning_rate > 5e-4:
+        notes.append(f"learning rate {t.learning_rate:g} is high for LoRA; too high makes the model forget.")
+    return notes
