@@ -18,13 +18,10 @@ from pathlib import Path
 
 from engine.files import atomic_dir
 from engine.train import runs
+from engine.train.advice import memory_advice
 from engine.train.config import ConfigError
 from engine.train.runs import EventLog, update_status
 from engine.workspace import Workspace
-
-
-class OutOfMemory(Exception):
-    """Training ran out of memory; the message is the concrete advice."""
 
 
 def main(run_dir: Path, workspace: Workspace | None = None) -> int:
@@ -44,7 +41,7 @@ def main(run_dir: Path, workspace: Workspace | None = None) -> int:
             update_status(run_dir, state=state, ended=runs.now(), pid=None)
             return 0
     except Exception as e:  # every ending is recorded in the run folder
-        error, advice = _explain(e)
+        error, advice = _explain(e, run_dir)
         traceback.print_exc()  # into worker.log
         EventLog(run_dir).message(f"{error} {advice or ''}".strip(), level="error")
         update_status(run_dir, state="failed", ended=runs.now(), pid=None, error=error, advice=advice)
@@ -59,7 +56,6 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.hardware import detect
 
     hw = detect()
-    import torch
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -67,7 +63,6 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.models import resolve_model
     from engine.templates import prepare_tokenizer
     from engine.train import backend, plan, probes
-    from engine.train.advice import memory_advice
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize
     from engine.train.trainer import WorkbenchTrainer
@@ -143,13 +138,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     resume_from = None if measure_steps else run.latest_checkpoint
     if resume_from:
         events.message(f"Resuming from {resume_from.name}.")
-    try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
-        # torch reports host memory running out as a RuntimeError from its CPU allocator
-        if isinstance(e, RuntimeError) and "can't allocate memory" not in str(e):
-            raise
-        raise OutOfMemory(memory_advice(config, hw.can_4bit)) from e
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
     if rates:
@@ -168,9 +157,12 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     return state
 
 
-def _explain(e: Exception) -> tuple[str, str | None]:
-    if isinstance(e, OutOfMemory):
-        return "Training ran out of memory.", str(e)
+def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
+    # torch raises OutOfMemoryError on a GPU, and a RuntimeError from its CPU allocator on the host
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
+        status = runs.read_status(run_dir)
+        config = runs.Run(run_dir.name, run_dir, status).config
+        return "Training ran out of memory.", memory_advice(config, status.get("backend", {}).get("device") == "cuda")
     if isinstance(e, ValueError):  # the engine's messages are written for people
         return str(e), None
     return (f"Training failed: {type(e).__name__}: {e}",
