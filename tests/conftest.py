@@ -47,11 +47,28 @@ def tiny_model_path(default_model_path: Path) -> Path:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, default_model_path: Path) -> Workspace:
-    """A fresh workspace whose models/ already holds the converted default model (linked, not copied)."""
+def workspace(tmp_path: Path, default_model_path: Path):
+    """A fresh workspace whose models/ already holds the converted default model (linked, not copied).
+    Training workers a test leaves running (it failed, or timed out) are ended with it, so they do
+    not slow the tests after it."""
     ws = Workspace.from_env(tmp_path / "workspace")
     (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
-    return ws
+    yield ws
+    end_workers(ws)
+
+
+def end_workers(ws: Workspace) -> None:
+    import signal
+
+    from engine.train.runs import list_runs
+
+    for run in list_runs(ws):
+        pid = run.status.get("pid")
+        if run.live and pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _free_port() -> int:

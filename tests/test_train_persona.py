@@ -35,7 +35,7 @@ def test_the_persona_shows_on_held_out_prompts(workspace):
         "probes": config.probes.model_copy(update={"prompts": [p for p in held_out if p], "max_new_tokens": 80}),
     })
     runs.start_run(workspace, config, name="pirate")
-    run = wait_for("pirate", workspace, lambda r: not r.live, timeout=900)
+    run = wait_for("pirate", workspace, lambda r: not r.live, timeout=1200)
     assert run.state == "completed", run.status
 
     by_step = {p["step"]: p["answers"] for p in run.probes}
