@@ -60,8 +60,9 @@ class Clock:
         self.callback = Callback()
 
     def result(self, tokens: list[int]) -> dict:
-        """Steps after the first (warm-up): real tokens per wall second and per CPU second."""
-        tokens, wall, cpu = tokens[1:], self.wall[1:], self.cpu[1:]
+        """Steps after the first (warm-up): real tokens per wall second and per CPU second. The data loader
+        fetches one batch ahead, so batches past the last step are left out."""
+        tokens, wall, cpu = tokens[1:len(self.wall)], self.wall[1:], self.cpu[1:]
         return {"tokens_per_s": sum(tokens) / sum(wall), "tokens_per_cpu_s": sum(tokens) / sum(cpu), "tokens": tokens,
                 "per_step": [round(n / t, 1) for n, t in zip(tokens, wall)],
                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
