@@ -43,7 +43,12 @@ def test_a_run_started_in_the_page_survives_a_reload_and_stops(app_server, brows
     model.fill(str(tiny_model_path))
     model.press("Enter")
     page.get_by_text("Advanced parameters").click()
-    page.get_by_label("Max steps (0 = use epochs)").fill("3000")
+    max_steps = page.get_by_label("Max steps (0 = use epochs)")
+    max_steps.wait_for()
+    page.wait_for_timeout(1000)  # the accordion's fields mount with their values first
+    max_steps.fill("3000")
+    max_steps.press("Tab")
+    assert max_steps.input_value() == "3000"
     page.get_by_label("Run name").fill("from-the-page")
     page.locator("#train-start").click()
 
