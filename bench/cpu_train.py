@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -8,10 +8,9 @@ import time
 import pytest
 from gradio_client import Client
 
-from engine.train import runs
+from engine.train import presets, runs
 from tests.conftest import ARTIFACTS
 from ui.train_tab import EXAMPLES, PATHS, form_values
-from engine.train import presets
 
 
 def test_the_plan_endpoint_describes_the_quick_test(app_server):

@@ -149,7 +149,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
         memory=memory, free_bytes=free, verdict=verdict(memory.total, free),
     )
     if plan.verdict != FITS:
-        plan.fixes = _fixes(config, settings, hw, shape, data.lengths, free)
+        plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
     known = known_speed(workspace, config, settings)
     if known:
         plan.tokens_per_s, plan.measured_peak_gb = known["tokens_per_s"], known.get("peak_memory_gb")
@@ -213,7 +213,7 @@ def _largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
     return sum(sorted(lengths, reverse=True)[: t.batch_size])
 
 
-def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int], free: int) -> list[Fix]:
+def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int]) -> list[Fix]:
     options: list[tuple[str, dict]] = []
     if hw.can_4bit and not config.model.load_in_4bit:
         options.append(("Load the model in 4-bit (QLoRA)", {"model.load_in_4bit": True}))
@@ -266,10 +266,15 @@ def measure(config: RunConfig, workspace: Workspace, steps: int = 3, timeout: fl
     ensure_idle(workspace)  # the measurement takes the training lock too
     with tempfile.TemporaryDirectory(prefix="measure-", dir=workspace.root) as tmp:
         (Path(tmp) / "run.yaml").write_text(config.to_yaml(), encoding="utf-8")
-        done = subprocess.run(
-            [sys.executable, "-m", "engine", "train", tmp, "--measure", str(steps), "--workspace", str(workspace.root)],
-            capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2],
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "engine", "train", tmp, "--measure", str(steps), "--workspace",
+                 str(workspace.root)],
+                capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2],
+            )
+        except subprocess.TimeoutExpired:
+            raise ConfigError(f"Measuring {steps} steps took more than {timeout / 60:.0f} minutes: this setup is "
+                              "very slow here. Try a smaller batch, a shorter maximum length or a smaller model.") from None
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
             raise ConfigError(errors[-1][7:] if errors else f"Measuring failed: {done.stderr.strip()[-500:]}")
