@@ -3,6 +3,7 @@
     python -m engine train RUN_DIR                 run (or resume) the run in that folder
     python -m engine train CONFIG.yaml             make a run folder in the workspace from the config, run it
     python -m engine train CONFIG.yaml --plan      print the plan (data, steps, memory, time) and stop
+    python -m engine train CONFIG.yaml --plan --measure   time a few real steps first, for the time estimate
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--workspace", help="the workspace folder (default: $WORKBENCH_HOME or ./workspace)")
     p.add_argument("--name", help="name of the new run folder (default: preset, data set and time)")
     p.add_argument("--plan", action="store_true", help="print the run plan instead of training")
-    p.add_argument("--measure", type=int, metavar="STEPS", help=argparse.SUPPRESS)  # used by the plan
+    p.add_argument("--measure", action="store_true", help="with --plan: time a few real training steps first")
+    p.add_argument("--time-steps", type=int, help=argparse.SUPPRESS)  # the worker side of a measurement
     p.set_defaults(func=run)
 
 
@@ -33,8 +35,8 @@ def run(args) -> int:
         if args.path.is_dir():  # a run folder lives in its workspace's runs/
             path = args.path.resolve()
             workspace = Workspace.from_env(args.workspace) if args.workspace else Workspace(path.parent.parent)
-            if args.measure:
-                return _measure(path, workspace, args.measure)
+            if args.time_steps:
+                return _time_steps(path, workspace, args.time_steps)
             config = runs.Run(path.name, path, {}).config
             if not args.plan:
                 return worker.main(path, workspace)
@@ -42,6 +44,8 @@ def run(args) -> int:
             workspace = Workspace.from_env(args.workspace)
             config = runs.absolute_dataset(run_config.load(args.path))
         if args.plan:
+            if args.measure:
+                plan.measure(config, workspace)
             print(plan.make(config, workspace).summary().replace("  \n", "\n").replace("**", ""))
             return 0
         run = runs.create_run(workspace, config, args.name)
@@ -55,7 +59,7 @@ def run(args) -> int:
         return 2
 
 
-def _measure(path: Path, workspace, steps: int) -> int:
+def _time_steps(path: Path, workspace, steps: int) -> int:
     import threading
 
     from engine.train import backend, plan, runs, worker

@@ -115,7 +115,8 @@ class Plan:
             lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
                          f"({self.speed_source}).")
         else:
-            lines.append("**Time:** not measured yet; measure a few steps to estimate it.")
+            lines.append("**Time:** not measured yet: measure a few steps (Measure speed; `--measure` on the "
+                         "command line) to estimate it.")
         lines.append(f"**Backend:** {self.settings.describe()}.")
         lines += [f"**Cannot start:** {p}" for p in self.problems]
         lines += [f"*Advice:* {n}" for n in self.notes]
@@ -153,7 +154,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     known = known_speed(workspace, config, settings)
     if known:
         plan.tokens_per_s, plan.measured_peak_gb = known["tokens_per_s"], known.get("peak_memory_gb")
-        plan.speed_source = "measured in " + known["source"]
+        plan.speed_source = "from " + known["source"]
         plan.seconds = data.tokens * plan.epochs / plan.tokens_per_s + _probe_seconds(config, total)
     return plan
 
@@ -268,7 +269,7 @@ def measure(config: RunConfig, workspace: Workspace, steps: int = 3, timeout: fl
         (Path(tmp) / "run.yaml").write_text(config.to_yaml(), encoding="utf-8")
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "engine", "train", tmp, "--measure", str(steps), "--workspace",
+                [sys.executable, "-m", "engine", "train", tmp, "--time-steps", str(steps), "--workspace",
                  str(workspace.root)],
                 capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2],
             )

@@ -142,7 +142,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
     if rates:
-        source = "a measurement of a few steps" if measure_steps else f"run {run_dir.name}"
+        source = "a few measured steps" if measure_steps else f"run {run_dir.name}"
         plan.record_speed(workspace, config, settings, statistics.median(rates),
                           max(e["peak_memory_gb"] for e in steps), source)
     if measure_steps:
