@@ -1,6 +1,6 @@
 """Chat decoding on the GPU, batch 1: time to first token for a 512-token prompt and decode tokens/s
 over 256 new tokens, greedy. Stacks: plain transformers `generate`, unsloth's `for_inference`, and the
-app's path (engine.models.ModelManager.stream) with the transformers or the unsloth loader.
+app's path (engine.models.ModelManager.stream: static cache, compiled decoding step).
 Each configuration runs in its own process (clean peak memory); one JSON line each.
 
     python bench/gpu_generate.py [--configs llama-3.1-8b:app:16,...] [--out DIR] [--budget-s 540]
@@ -9,7 +9,6 @@ Each configuration runs in its own process (clean peak memory); one JSON line ea
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -22,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROMPT_TOKENS, NEW_TOKENS = 512, 256
-STACKS = ["transformers", "unsloth", "app", "app-unsloth"]
+STACKS = ["transformers", "unsloth", "app"]
 CONFIGS = [f"{shape}:{stack}:{bits}" for shape in ("llama-3.2-1b", "llama-3.1-8b") for bits in (16, 4) for stack in STACKS]
 
 
 def one(shape: str, stack: str, four_bit: bool) -> dict:
-    if stack.startswith("unsloth") or stack == "app-unsloth":
+    if stack == "unsloth":
         import unsloth  # noqa: F401  (before transformers)
     import torch
 
@@ -37,14 +36,12 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
     messages = [{"role": "user", "content": prompt_words(PROMPT_TOKENS - 5)}]
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    if stack.startswith("app"):
-        from engine.hardware import detect
+    if stack == "app":
         from engine.models import ModelManager
         from engine.sampling import Sampling
         from engine.workspace import Workspace
 
-        hw = dataclasses.replace(detect(), backend="unsloth" if stack == "app-unsloth" else "transformers")
-        manager = ModelManager(Workspace.from_env("/tmp/ws"), hw)
+        manager = ModelManager(Workspace.from_env("/tmp/ws"))
         manager.load(str(path), load_in_4bit=four_bit, max_seq_length=2048)
         load_s = time.perf_counter() - t0
 

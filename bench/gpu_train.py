@@ -2,13 +2,16 @@
 transformers + peft, and the tutorial's recipe (every row padded to 2048, its batch and optimizer).
 
 Shapes: Llama-3.2-1B and Llama-3.1-8B, random init, saved and loaded as a user would load them.
-LoRA r=16 on q/k/v/o/gate/up/down, maximum length 2048, batch 2 (the tutorial: 16), 10 steps;
-figures are medians over steps 3-10. Data (one word = one token with the bench tokenizer):
-  fixed:    every row 2048 tokens;
-  variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048.
+LoRA r=16 on q/k/v/o/gate/up/down, maximum length 2048, 10 steps; figures are over steps 3-10, wall
+time from the end of step 2 to the end of step 10 (data loading and logging included, for every stack).
+Data (one word = one token with the bench tokenizer):
+  fixed:    every row 2048 tokens, batch 2 (the unsloth notebooks' batch);
+  variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048
+            (mean 766: a row padded to 2048 is 37% real tokens), batch 16 (the tutorial's batch).
+The worker runs with the app's default batching (padding-free) or packed; the tutorial pads every row.
 Each configuration runs in its own process; one JSON line each.
 
-    python bench/gpu_train.py [--only 1b|8b] [--out DIR] [--budget-s 540]
+    python bench/gpu_train.py [--configs SHAPE:BITS:STACK:DATA,...] [--out DIR] [--budget-s 540]
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import json
 import math
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -29,18 +31,14 @@ sys.path.insert(0, str(ROOT))
 
 STEPS, WARMUP = 10, 2
 MAX_LEN = 2048
-CONFIGS = [  # (shape, 4-bit, stack, data), most important first: a call may run out of time
-    ("llama-3.2-1b", False, "worker", "fixed"),
-    ("llama-3.2-1b", False, "unsloth", "fixed"),
-    ("llama-3.2-1b", False, "worker", "variable"),
-    ("llama-3.2-1b", False, "tutorial", "variable"),
-    ("llama-3.1-8b", True, "worker", "fixed"),
-    ("llama-3.1-8b", True, "unsloth", "fixed"),
-    ("llama-3.2-1b", False, "transformers", "fixed"),
-    ("llama-3.2-1b", False, "unsloth", "variable"),
-    ("llama-3.1-8b", True, "worker", "variable"),
-    ("llama-3.1-8b", True, "tutorial", "variable"),
+CONFIGS = [  # shape:bits:stack:data, most important first: a call may run out of time
+    "llama-3.2-1b:16:worker:fixed", "llama-3.2-1b:16:unsloth:fixed",
+    "llama-3.2-1b:16:worker:variable", "llama-3.2-1b:16:worker-packed:variable", "llama-3.2-1b:16:tutorial:variable",
+    "llama-3.1-8b:4:worker:fixed", "llama-3.1-8b:4:unsloth:fixed",
+    "llama-3.2-1b:16:unsloth:variable", "llama-3.2-1b:16:transformers:fixed",
+    "llama-3.1-8b:4:worker-packed:variable", "llama-3.1-8b:4:tutorial:variable",
 ]
+BATCH = {"fixed": 2, "variable": 16}
 
 
 def lengths(kind: str, n: int, seed: int = 0) -> list[int]:
@@ -74,8 +72,9 @@ def linear_params(shape: str) -> int:
 
 
 class Timer:
-    """A TrainerCallback recording each step's wall time, and a collator wrapper counting each batch's
-    real tokens (unsloth's trainer does not log trl's `num_tokens`)."""
+    """A TrainerCallback recording when each step ends, and a collator wrapper counting each batch's
+    real tokens (unsloth's trainer does not log trl's `num_tokens`). Rows the tutorial padded itself
+    look real to trl's collator: there the pad token, which the text never holds, tells them apart."""
 
     def __init__(self):
         from transformers import TrainerCallback
@@ -83,36 +82,30 @@ class Timer:
         outer = self
 
         class CB(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kw):
-                import torch
-
-                torch.cuda.synchronize()
-                outer.begin = time.perf_counter()
-
             def on_step_end(self, args, state, control, **kw):
                 import torch
 
                 torch.cuda.synchronize()
-                outer.steps.append(time.perf_counter() - outer.begin)
+                outer.ends.append(time.perf_counter())
 
-        self.steps, self.tokens, self.callback = [], [], CB()
+        self.ends, self.tokens, self.callback = [], [], CB()
 
-    def counting(self, collate):
+    def counting(self, collate, pad_id: int | None = None):
         def wrapped(features):
             batch = collate(features)
-            mask = batch.get("attention_mask")
+            mask = (batch["input_ids"] != pad_id) if pad_id is not None else batch.get("attention_mask")
             self.tokens.append(int(mask.sum()) if mask is not None else batch["input_ids"].numel())
             return batch
 
         return wrapped
 
 
-def sft_args(stack: str, out: Path, four_bit: bool):
+def sft_args(stack: str, out: Path, batch: int):
     from trl import SFTConfig
 
     tutorial = stack == "tutorial"
     return SFTConfig(
-        output_dir=str(out), max_steps=STEPS, per_device_train_batch_size=16 if tutorial else 2,
+        output_dir=str(out), max_steps=STEPS, per_device_train_batch_size=batch,
         gradient_accumulation_steps=1, learning_rate=2e-5 if tutorial else 2e-4, logging_steps=1,
         optim="paged_adamw_8bit" if tutorial else "adamw_8bit", lr_scheduler_type="cosine", warmup_steps=0.03,
         bf16=True, save_strategy="no", report_to=[], max_length=MAX_LEN, disable_tqdm=True,
@@ -121,7 +114,7 @@ def sft_args(stack: str, out: Path, four_bit: bool):
     )
 
 
-def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, work: Path) -> dict:
+def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, work: Path) -> dict:
     import torch
     from datasets import Dataset
 
@@ -150,6 +143,7 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, work: Path) 
     rows = [json.loads(line) for line in data.open()]
     texts = [tok.apply_chat_template(r["messages"], tokenize=False) for r in rows]
     if stack == "tutorial":  # the tutorial's own tokenisation: every row padded to the maximum length
+        tok.pad_token = "<|endoftext|>"
         enc = tok(texts, truncation=True, max_length=MAX_LEN, padding="max_length")
         dataset = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     else:
@@ -158,19 +152,19 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, work: Path) 
 
     timer = Timer()
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=dataset,
-                         args=sft_args(stack, work / "out", four_bit), callbacks=[timer.callback])
-    trainer.data_collator = timer.counting(trainer.data_collator)
+                         args=sft_args(stack, work / "out", batch), callbacks=[timer.callback])
+    trainer.data_collator = timer.counting(trainer.data_collator, tok.pad_token_id if stack == "tutorial" else None)
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
-    seconds = sum(timer.steps[WARMUP:STEPS])  # batch i is collated for step i (no dataloader workers)
-    real = sum(timer.tokens[WARMUP:STEPS])
-    padded = trainer.args.per_device_train_batch_size * MAX_LEN * (STEPS - WARMUP) if stack == "tutorial" else None
+    seconds = timer.ends[STEPS - 1] - timer.ends[WARMUP - 1]  # steps 3-10, everything between them included
+    real = sum(timer.tokens[WARMUP:STEPS])  # batch i is collated for step i (no dataloader workers)
+    padded = batch * MAX_LEN * (STEPS - WARMUP) if stack == "tutorial" else None
     return {"s_per_step": seconds / (STEPS - WARMUP), "real_tokens_per_s": real / seconds,
             "padded_tokens_per_s": padded / seconds if padded else None,
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
-def run_worker(shape: str, four_bit: bool, data: Path, work: Path) -> dict:
+def run_worker(shape: str, four_bit: bool, batching: str, data: Path, batch: int, work: Path) -> dict:
     import yaml
 
     run_dir = work / "ws" / "runs" / "bench"
@@ -179,8 +173,8 @@ def run_worker(shape: str, four_bit: bool, data: Path, work: Path) -> dict:
         "model": {"name_or_path": f"/tmp/models/{shape}", "load_in_4bit": four_bit, "max_seq_length": MAX_LEN},
         "dataset": str(data),
         "lora": {"r": 16, "alpha": 16, "dropout": 0.0},
-        "train": {"max_steps": STEPS, "batch_size": 2, "gradient_accumulation": 1, "logging_steps": 1,
-                  "save_steps": 1000, "optimizer": "adamw_8bit", "scheduler": "cosine"},
+        "train": {"max_steps": STEPS, "batch_size": batch, "gradient_accumulation": 1, "logging_steps": 1,
+                  "save_steps": 1000, "optimizer": "adamw_8bit", "scheduler": "cosine", "batching": batching},
         "probes": {"prompts": []},
     }
     (run_dir / "run.yaml").write_text(yaml.safe_dump(config))
@@ -191,8 +185,10 @@ def run_worker(shape: str, four_bit: bool, data: Path, work: Path) -> dict:
     if proc.returncode != 0 or len(steps) < STEPS:
         log = run_dir / "worker.log"
         raise RuntimeError((log.read_text() if log.exists() else proc.stderr)[-1500:])
-    rates = [e["tokens_per_s"] for e in steps[WARMUP:] if e.get("tokens_per_s")]
-    return {"real_tokens_per_s": statistics.median(rates), "padded_tokens_per_s": None,
+    # Each step event has the tokens so far and the rate since the previous one: the same measure as above.
+    tokens = [b["tokens"] - a["tokens"] for a, b in zip(steps[WARMUP - 1:], steps[WARMUP:])]
+    seconds = sum(n / e["tokens_per_s"] for n, e in zip(tokens, steps[WARMUP:]))
+    return {"real_tokens_per_s": sum(tokens) / seconds, "padded_tokens_per_s": None,
             "peak_gib": max(e["peak_memory_gb"] for e in steps) * 1e9 / 2**30,
             "backend": json.loads((run_dir / "status.json").read_text()).get("backend")}
 
@@ -200,9 +196,9 @@ def run_worker(shape: str, four_bit: bool, data: Path, work: Path) -> dict:
 def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     data = write_data(kind, work / f"{kind}.jsonl")
-    if stack == "worker":
-        return run_worker(shape, four_bit, data, work)
-    return run_trainer(shape, four_bit, stack, data, work)
+    if stack.startswith("worker"):
+        return run_worker(shape, four_bit, "packed" if stack == "worker-packed" else "padding_free", data, BATCH[kind], work)
+    return run_trainer(shape, four_bit, stack, data, BATCH[kind], work)
 
 
 def matmul_tflops() -> float:
@@ -223,7 +219,7 @@ def matmul_tflops() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=4, metavar=("SHAPE", "BITS", "STACK", "DATA"))
-    parser.add_argument("--only", default=None, help="1b or 8b")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="SHAPE:BITS:STACK:DATA,... in the order to run")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
     parser.add_argument("--budget-s", type=float, default=540)
     args = parser.parse_args()
@@ -240,9 +236,9 @@ def main() -> None:
     peak = matmul_tflops()
     print(json.dumps({"card": card, "bf16_matmul_tflops": round(peak, 1)}), flush=True)
     started, results = time.time(), []
-    for shape, four_bit, stack, kind in CONFIGS:
-        if args.only and not shape.endswith(args.only):
-            continue
+    for config in args.configs.split(","):
+        shape, bits, stack, kind = config.split(":")
+        four_bit = bits == "4"
         subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
         row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind}
         left = args.budget_s - (time.time() - started)

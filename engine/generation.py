@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -12,6 +13,11 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 
 from engine.sampling import Sampling
 from engine.templates import stop_token_ids
+
+
+# Every reply is generated on this one thread: compiled CUDA graphs keep per-thread state (with torch
+# 2.11, a graph compiled on one thread failed on the next), and the model lock allows one reply at a time.
+_GENERATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,19 @@ def static_cache(model, max_len: int):
         return None
     from transformers import StaticCache
 
+    _allow_4bit_compile(model)
     return StaticCache(config=model.config, max_cache_len=max_len)
+
+
+def _allow_4bit_compile(model) -> None:
+    """bitsandbytes (>= 0.46) runs its 4-bit matmul as a torch custom op that torch.compile captures
+    whole, but transformers 5.17 still reports its 4-bit quantizer as not compile-able, so `generate`
+    would skip the compiled decoding step. Lift that flag for this model only."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None or quantizer.is_compileable or not getattr(model, "is_loaded_in_4bit", False):
+        return
+    cls = type(quantizer)
+    quantizer.__class__ = type(cls.__name__, (cls,), {"is_compileable": True})
 
 
 def stream(
@@ -117,8 +135,7 @@ def stream(
             failure.append(e)
             streamer.end()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    done = _GENERATOR.submit(run)
     text = ""
     finished = False
     try:
@@ -129,7 +146,7 @@ def stream(
     finally:
         if not finished:  # the consumer went away mid-answer: end the generation thread
             cancel.set()
-        thread.join()
+        done.result()
     if failure:
         raise failure[0]
     ended = time.perf_counter()

@@ -83,8 +83,8 @@ class Loaded:
     tokenizer: object
     load_in_4bit: bool
     max_seq_length: int
-    backend: str
     adapters: dict[str, Path] = field(default_factory=dict)
+    peft_names: dict[str, str] = field(default_factory=dict)  # peft refuses names with dots, which run names have
     active_adapter: str | None = None
     cache: object = None  # generation.static_cache: a fixed-size KV cache on CUDA, None elsewhere
     parameters: int = 0  # of the base model, counted at load (attached adapters add their own)
@@ -92,7 +92,8 @@ class Loaded:
     def summary(self) -> str:
         bits = "4-bit" if self.load_in_4bit else str(next(self.model.parameters()).dtype).replace("torch.", "")
         name = DEFAULT_NAME if self.spec in (DEFAULT, DEFAULT_NAME) else self.spec
-        return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length} · {self.backend}"
+        decoding = " · compiled decoding (the first reply compiles it)" if self.cache is not None else ""
+        return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length}{decoding}"
 
 
 class ModelManager:
@@ -133,54 +134,38 @@ class ModelManager:
                 # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
                 self._loaded = previous = None
                 self._free()
-            backend = self.chat_backend(load_in_4bit)
             try:
-                model, tokenizer = self._load_weights(path, backend, load_in_4bit, max_seq_length, trust_remote_code)
+                model, tokenizer = self._load_weights(path, load_in_4bit, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
                 raise ModelError(f"Could not load '{spec}': {e}") from None
-            # bitsandbytes' 4-bit layers cannot be compiled, so a static cache would only add work there.
-            cache = None if load_in_4bit else generation.static_cache(model, max_seq_length)
-            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, backend, cache=cache,
+            cache = generation.static_cache(model, max_seq_length)
+            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, cache=cache,
                                   parameters=sum(p.numel() for p in model.parameters()))
             previous = None
             self._free()
             return self._loaded
 
-    def chat_backend(self, load_in_4bit: bool) -> str:
-        """The loader for chat. Measured on an H200 (bench/RESULTS.md): 16-bit weights decode fastest
-        through transformers with a static cache and compiled CUDA graphs (112 tokens/s on the 8B
-        shape, against 41 for unsloth's `for_inference`); 4-bit weights through unsloth's
-        `for_inference` (42 tokens/s in the GPU notes' reference numbers, against 24 measured for
-        transformers with a static cache)."""
-        return "unsloth" if self.hardware.backend == "unsloth" and load_in_4bit else "transformers"
+    def _load_weights(self, path: Path, load_in_4bit: bool, trust_remote_code: bool):
+        """Through transformers, 16-bit and 4-bit alike: on CUDA its static cache runs the decoding step
+        as a compiled CUDA graph, which measured fastest on an H200 for both (bench/RESULTS.md, against
+        unsloth's `for_inference`). Training uses unsloth, in the worker's own process."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def _load_weights(self, path: Path, backend: str, load_in_4bit: bool, max_seq_length: int, trust_remote_code: bool):
-        if backend == "unsloth":
-            from unsloth import FastLanguageModel
-
-            model, tokenizer = FastLanguageModel.from_pretrained(
-                model_name=str(path), max_seq_length=max_seq_length, dtype=None,
-                load_in_4bit=load_in_4bit, trust_remote_code=trust_remote_code,
-            )
-            FastLanguageModel.for_inference(model)
+        kwargs: dict = {"trust_remote_code": trust_remote_code}
+        if self.hardware.device == "cpu":
+            kwargs["dtype"] = torch.float32
         else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            kwargs["dtype"] = torch.bfloat16 if self.hardware.bf16 else torch.float16
+            kwargs["device_map"] = self.hardware.device
+        if load_in_4bit:
+            from transformers import BitsAndBytesConfig
 
-            kwargs: dict = {"trust_remote_code": trust_remote_code}
-            if self.hardware.device == "cpu":
-                kwargs["dtype"] = torch.float32
-            else:
-                kwargs["dtype"] = torch.bfloat16 if self.hardware.bf16 else torch.float16
-                kwargs["device_map"] = self.hardware.device
-            if load_in_4bit:
-                from transformers import BitsAndBytesConfig
-
-                kwargs["quantization_config"] = BitsAndBytesConfig(
-                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
-                )
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-            model.eval()
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+            )
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model.eval()
         prepare_tokenizer(tokenizer)
         return model, tokenizer
 
@@ -207,11 +192,12 @@ class ModelManager:
         with self._lock:
             loaded = self._require()
             if name not in loaded.adapters:
+                peft_name = f"adapter_{len(loaded.peft_names)}"
                 try:
                     if isinstance(loaded.model, PeftModel):
-                        loaded.model.load_adapter(str(path), adapter_name=name)
+                        loaded.model.load_adapter(str(path), adapter_name=peft_name)
                     else:
-                        loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=name)
+                        loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=peft_name)
                 except (RuntimeError, ValueError, KeyError, OSError) as e:
                     raise ModelError(
                         f"The adapter '{name}' does not fit the loaded model ({loaded.summary()}): it was probably "
@@ -219,7 +205,8 @@ class ModelManager:
                     ) from None
                 loaded.model.eval()
                 loaded.adapters[name] = Path(path)
-            loaded.model.set_adapter(name)
+                loaded.peft_names[name] = peft_name
+            loaded.model.set_adapter(loaded.peft_names[name])
             loaded.active_adapter = name
 
     def use_adapter(self, name: str | None) -> None:
@@ -229,7 +216,7 @@ class ModelManager:
             if name is not None and name not in loaded.adapters:
                 raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
             if name is not None:
-                loaded.model.set_adapter(name)
+                loaded.model.set_adapter(loaded.peft_names[name])
             loaded.active_adapter = name
 
     def stream(
@@ -260,7 +247,7 @@ class ModelManager:
         if name not in loaded.adapters:
             raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
         previous = loaded.model.active_adapter
-        loaded.model.set_adapter(name)
+        loaded.model.set_adapter(loaded.peft_names[name])
         try:
             yield
         finally:

@@ -180,3 +180,13 @@ def test_a_retrained_adapter_is_attached_afresh(tiny_manager, tiny_model_path):
     adapter_run(tiny_manager.workspace, "again", tiny_model_path, std=0.5, seed=3)  # e.g. resumed and finished again
     second = sides.activate(tiny_manager, sides.parse(tiny_manager.workspace, "again"))
     assert second != first and tiny_manager.loaded.adapters[second] == path / "adapter"
+
+
+def test_an_adapter_named_like_its_model_attaches(tiny_manager, tiny_model_path):
+    """Run names often carry a model's version ("llama-3.2-1b"); peft refuses dots in its own names."""
+    path = adapter_run(tiny_manager.workspace, "llama-3.2-1b.pirate", tiny_model_path, std=0.5, seed=4)
+    tiny_manager.attach_adapter("llama-3.2-1b.pirate", path / "adapter")
+    greedy = Sampling.parse(temperature=0, max_new_tokens=8)
+    tuned = tiny_manager.generate(HELLO, greedy, adapter="llama-3.2-1b.pirate").text
+    assert tuned != tiny_manager.generate(HELLO, greedy, adapter=None).text
+    tiny_manager.use_adapter(None)

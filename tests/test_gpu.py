@@ -1,5 +1,6 @@
-"""The unsloth backend end to end on a CUDA GPU: 4-bit load, chat, a worker run with Stop and
-Resume, merged 16-bit and 4-bit exports with their after-export check. Run on the GPU machine
+"""The GPU path end to end on a CUDA GPU: 4-bit load and chat with compiled decoding, a worker run
+with the unsloth backend, Stop and Resume, merged 16-bit and 4-bit exports with their after-export
+check, chat with the trained adapter on a 4-bit base. Run on the GPU machine
 (docs/gpu.md says how); skipped, with this reason, wherever there is no CUDA.
 
 No weights reach the GPU machine, so the models are random-init llamas of real shapes built there
@@ -47,9 +48,10 @@ def test_4bit_load_and_streamed_chat(gpu_workspace, shape_path):
     _, path = shape_path
     manager = ModelManager(gpu_workspace)
     loaded = manager.load(str(path), load_in_4bit=True, max_seq_length=1024)
-    assert loaded.load_in_4bit and loaded.backend == "unsloth"
+    assert loaded.load_in_4bit and loaded.cache is not None
     items = list(manager.stream([{"role": "user", "content": "w1 w2 w3"}], Sampling.parse(temperature=0, max_new_tokens=24)))
     assert items[-1].stats.new_tokens > 0 and items[-1].stats.finish in ("stop", "length")
+    assert hasattr(loaded.model, "_compiled_call"), "the 4-bit decoding step was not compiled"
     manager.unload()
     assert manager.loaded is None
 
@@ -117,3 +119,22 @@ def test_merged_exports_are_checked_after_export(gpu_workspace, shape_path, fmt)
     assert (result.path / "config.json").exists()
     # The run trained on a 4-bit base: both merges are held to the stated argmax-agreement floor.
     assert result.report.answers and result.passed, result.summary()
+
+
+def test_4bit_chat_with_the_trained_adapter(gpu_workspace, shape_path):
+    """The adapter trained above, attached to a 4-bit base for chat: compiled decoding with and without it."""
+    from engine.models import ModelManager
+    from engine.sampling import Sampling
+    from engine.train.runs import load_run
+
+    shape, path = shape_path
+    manager = ModelManager(gpu_workspace)
+    manager.load(str(path), load_in_4bit=True, max_seq_length=1024)
+    manager.attach_adapter("tuned", load_run(gpu_workspace, f"gpu-{shape}").path / "adapter")
+    ask = [{"role": "user", "content": "w7 w8 w9"}]
+    greedy = Sampling.parse(temperature=0, max_new_tokens=24)
+    tuned = list(manager.stream(ask, greedy, adapter="tuned"))[-1]
+    base = list(manager.stream(ask, greedy, adapter=None))[-1]
+    assert tuned.stats.new_tokens > 0 and base.stats.new_tokens > 0
+    assert tuned.text != base.text
+    manager.unload()

@@ -83,13 +83,12 @@ def parse(workspace: Workspace, spec: str) -> Side:
 
 
 def adapter_name(side: Side) -> str:
-    """The adapter's name inside the model: readable, a valid module name, and new whenever the
-    adapter's files change (a resumed run saves a new adapter into the same folder)."""
+    """The adapter's name on the resident model: readable, and new whenever the adapter's files
+    change (a resumed run saves a new adapter into the same folder)."""
     weights = sorted(side.path.glob("adapter_model.*"))
     stamp = "".join(f"{p.name}{p.stat().st_mtime_ns}{p.stat().st_size}" for p in weights)
     digest = hashlib.sha1(f"{side.path.resolve()}|{stamp}".encode()).hexdigest()[:8]
-    readable = re.sub(r"\W", "_", side.spec)[:48]
-    return f"{readable}_{digest}"
+    return f"{side.spec[:48]}@{digest}"
 
 
 def activate(manager: ModelManager, side: Side) -> str | None:
