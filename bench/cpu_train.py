@@ -195,7 +195,8 @@ def main() -> None:
 
     result = {"date": datetime.date.today().isoformat(), "machine": describe(), "threads": args.threads or os.cpu_count(),
               "best": best, "rounds": rounds}
-    out = ROOT / "bench" / "results" / f"{result['date']}-cpu-train{'-1thread' if args.threads == 1 else ''}.json"
+    subset = "" if args.only == ",".join(SETUPS) else "-" + args.only.replace(",", "+")  # never overwrite a full run
+    out = ROOT / "bench" / "results" / f"{result['date']}-cpu-train{subset}{'-1thread' if args.threads == 1 else ''}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     app = best.get("app")
     print("\n| setup | real tokens/s | app is | real tokens per CPU-second | app is | peak RSS GB | steps | load before |\n"

@@ -33,7 +33,7 @@ class Hardware:
 
     def summary(self) -> str:
         gib = f"{self.free_bytes() / GiB:.1f} of {self.total_bytes / GiB:.1f} GiB free"
-        return f"{self.name} ({self.device}, {gib}, bf16 {'yes' if self.bf16 else 'no'}); backend: {self.backend}"
+        return f"{self.name} ({self.device}, {gib}, bf16 {'yes' if self.bf16 else 'no'}); training backend: {self.backend}"
 
 
 def _available_host_bytes() -> int:

@@ -104,3 +104,20 @@ def test_a_measured_speed_gives_a_time_estimate(config, workspace):
     p = plan.make(config, workspace, detect())
     assert p.tokens_per_s == speed["tokens_per_s"] and p.seconds > 0 and p.speed_source == "from a few measured steps"
     assert "tokens/s" in p.summary()
+
+
+def test_padding_free_on_unsloth_without_xformers_is_flagged(config, monkeypatch):
+    """No GPU exists here: the Settings stand in for an unsloth machine, and the import lookup for
+    one without xformers or flash-attn (like the lent GPU machine)."""
+    import dataclasses
+    import importlib.util
+
+    from engine.train.backend import Settings, slow_attention
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in ("xformers", "flash_attn") else find_spec(name))
+    gpu = Settings("cuda", "unsloth", "bfloat16", "bf16", "adamw_8bit", True)
+    assert "install xformers" in slow_attention(config, gpu)
+    assert slow_attention(with_changes(config, {"train.batching": "packed"}), gpu)
+    assert slow_attention(with_changes(config, {"train.batching": "padded"}), gpu) is None
+    assert slow_attention(config, dataclasses.replace(gpu, backend="transformers")) is None

@@ -57,6 +57,19 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
     return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
 
 
+def slow_attention(config: RunConfig, settings: Settings) -> str | None:
+    """Without xformers or flash-attn, unsloth runs padding-free and packed batches through one dense
+    mask over the whole batch (its SDPA fallback), which measured no faster than padding every row to
+    the maximum length (bench/RESULTS.md). A sentence saying so, or None."""
+    if settings.backend != "unsloth" or config.train.batching == "padded":
+        return None
+    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn"):
+        return None
+    return ("Neither xformers nor flash-attn is installed, so unsloth attends over each padding-free batch "
+            "through one dense mask, which grows with the square of the batch's tokens: install xformers "
+            "(pip install xformers, matching your torch) for full speed.")
+
+
 def _precision(dtype: str, hw: Hardware, problems: list[str]) -> tuple[str, str]:
     if hw.device == "cuda":
         if dtype == "auto":
