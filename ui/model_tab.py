@@ -67,6 +67,6 @@ def _hardware_text(ctx: Context) -> str:
     return (
         f"**Hardware:** {hw.name}  \n**Device:** {hw.device} · bf16: {'yes' if hw.bf16 else 'no'} · "
         f"4-bit: {'yes' if hw.can_4bit else 'no'}  \n**Memory free:** {hw.free_bytes() / 2**30:.1f} of "
-        f"{hw.total_bytes / 2**30:.1f} GiB  \n**Training backend:** {hw.backend}"
-        + (" (unsloth's fast kernels)" if hw.backend == "unsloth" else " (transformers + peft)")
+        f"{hw.total_bytes / 2**30:.1f} GiB  \n**Training backend:** "
+        + ("unsloth (its fast kernels)" if hw.backend == "unsloth" else "transformers + peft")
     )
