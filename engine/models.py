@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from engine import generation
+from engine import adapters, generation
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect
@@ -185,13 +185,21 @@ class ModelManager:
             raise ModelError("No model is loaded. Load one on the Model tab first.")
         return self._loaded
 
-    def attach_adapter(self, name: str, path: Path) -> None:
-        """Load a LoRA adapter onto the resident base (no reload of the base) and make it active."""
+    def attach_adapter(self, name: str, path: Path, label: str | None = None) -> None:
+        """Load a LoRA adapter onto the resident base (no reload of the base) and make it active. One
+        trained on another base is refused with the model left as it was; `label` names it there."""
         from peft import PeftModel
 
         with self._lock:
             loaded = self._require()
             if name not in loaded.adapters:
+                base = loaded.model.get_base_model() if isinstance(loaded.model, PeftModel) else loaded.model
+                if problem := adapters.mismatch(base, Path(path)):
+                    raise ModelError(
+                        f"'{label or name}' does not fit the loaded model ({loaded.summary()}): {problem}. It was "
+                        f"trained on {adapters.trained_on(Path(path))}; load that model on the Model tab first. "
+                        "Nothing was changed."
+                    )
                 peft_name = f"adapter_{len(loaded.peft_names)}"
                 try:
                     if isinstance(loaded.model, PeftModel):
