@@ -9,7 +9,7 @@ from engine.data import load_conversations
 from engine.data import store as store_module
 from engine.data.render import encode, has_own_template, load_tokenizer, preview
 from engine.data.stats import statistics
-from engine.data.store import tokenize_for_training
+from engine.data.store import encode_rows
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 CONV = {"messages": [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "Hello?"},
@@ -88,18 +88,16 @@ def test_statistics_of_the_pirate_set(tokenizer):
     assert sampled.sampled and sampled.measured <= 20 and sampled.rows == len(rows)
 
 
-def test_tokenised_set_truncates_and_is_cached_by_fingerprint(tokenizer, tmp_path, monkeypatch):
+def test_rendered_set_is_cached_by_fingerprint(tokenizer, tmp_path, monkeypatch):
     rows = load_conversations(EXAMPLES / "pirate.jsonl")[:10]
-    data = tokenize_for_training(rows, tokenizer, 64, cache_dir=tmp_path)
-    assert len(data) <= 10 and all(len(ids) <= 64 for ids in data["input_ids"])
-    assert all(any(mask) for mask in data["assistant_masks"])
-    full = tokenize_for_training(rows, tokenizer, 4096, cache_dir=tmp_path)
-    assert [list(ids) for ids in full["input_ids"]] == [encode(r, tokenizer)["input_ids"] for r in rows]
+    first = encode_rows(rows, tokenizer, cache_dir=tmp_path)
+    assert first["input_ids"] == [encode(r, tokenizer)["input_ids"] for r in rows]
+    assert first["assistant_masks"] == [encode(r, tokenizer)["assistant_masks"] for r in rows]
+    encode_rows(rows[:5], tokenizer, cache_dir=tmp_path)  # other rows: their own entry
     assert len(list(tmp_path.iterdir())) == 2
 
     def no_tokenising(*args):
         raise AssertionError("tokenised again instead of loading the cache")
 
     monkeypatch.setattr(store_module, "encode", no_tokenising)
-    again = tokenize_for_training(rows, tokenizer, 4096, cache_dir=tmp_path)
-    assert again["input_ids"] == full["input_ids"]
+    assert encode_rows(rows, tokenizer, cache_dir=tmp_path) == first

@@ -121,3 +121,16 @@ def test_padding_free_on_unsloth_without_xformers_is_flagged(config, monkeypatch
     assert slow_attention(with_changes(config, {"train.batching": "packed"}), gpu)
     assert slow_attention(with_changes(config, {"train.batching": "padded"}), gpu) is None
     assert slow_attention(config, dataclasses.replace(gpu, backend="transformers")) is None
+
+
+def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspace, monkeypatch):
+    from engine.data import store
+
+    first = plan.make(config, workspace, machine(20))
+
+    def no_tokenising(*args):
+        raise AssertionError("tokenised again instead of loading the cache")
+
+    monkeypatch.setattr(store, "encode", no_tokenising)
+    again = plan.make(config, workspace, machine(20))
+    assert (again.total_steps, again.tokens_per_epoch) == (first.total_steps, first.tokens_per_epoch)

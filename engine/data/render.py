@@ -1,7 +1,7 @@
 """Rendering a row exactly as training will see it, and marking the tokens that are trained.
 
-`encode` is the one rendering: the preview, the statistics and `store.tokenize_for_training` all
-call it, and it makes the same `apply_chat_template(..., return_assistant_tokens_mask=True)` call
+`encode` is the one rendering: the preview, the statistics and training (through `store.encode_rows`)
+all call it, and it makes the same `apply_chat_template(..., return_assistant_tokens_mask=True)` call
 trl's SFTTrainer makes for `messages` rows (text rows: the text plus EOS, every token trained).
 The tokenizer comes from `load_tokenizer`, which gives it the training template of
 `engine.templates` (the model's own, or ChatML / Alpaca where the model has none).

@@ -21,7 +21,7 @@ from engine.files import atomic_dir, read_json, write_json
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOKENIZED = ".tokenized"  # shared cache folder under workspace/datasets
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def check_name(name: str) -> str:
@@ -102,8 +102,9 @@ def read_dataset(workspace, name: str) -> list[dict]:
     return read_rows(Path(workspace.datasets) / name / "data.jsonl")
 
 
-def fingerprint(rows: list[dict], tokenizer, max_seq_length: int) -> str:
-    h = hashlib.sha256(f"{_CACHE_VERSION}|{max_seq_length}|{tokenizer.eos_token}|".encode())
+def fingerprint(rows: list[dict], tokenizer) -> str:
+    """Changes with any row, the tokenizer's vocabulary or its (training) chat template."""
+    h = hashlib.sha256(f"{_CACHE_VERSION}|{tokenizer.eos_token}|".encode())
     h.update((tokenizer.chat_template or "").encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     h.update(backend.to_str().encode() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items())).encode())
@@ -112,35 +113,28 @@ def fingerprint(rows: list[dict], tokenizer, max_seq_length: int) -> str:
     return h.hexdigest()[:24]
 
 
-def tokenize_for_training(rows: list[dict], tokenizer, max_seq_length: int, cache_dir: str | os.PathLike | None = None):
-    """A `datasets.Dataset` of `input_ids` and `assistant_masks` (1 = trained), truncated at
-    `max_seq_length`, rendered by `render.encode`; rows left with nothing to train are left out.
-    trl's SFTTrainer takes it as is (it builds labels from `assistant_masks`). With `cache_dir`,
-    the result is saved under its fingerprint and loaded from there the next time."""
-    from datasets import Dataset, Features, List, Value, load_from_disk
-
-    key = fingerprint(rows, tokenizer, max_seq_length)
-    cached = Path(cache_dir) / key if cache_dir else None
+def encode_rows(rows: list[dict], tokenizer, cache_dir: str | os.PathLike | None = None) -> dict[str, list]:
+    """Every row as `render.encode` renders it, whole: {"input_ids": [...], "assistant_masks": [...]}
+    (1 = trained), a list entry a row. With `cache_dir`, the result is kept there with the `datasets`
+    library under its fingerprint and loaded from there the next time: a second plan or run of the
+    same data set with the same tokenizer does not tokenise again."""
+    cached = Path(cache_dir) / fingerprint(rows, tokenizer) if cache_dir and rows else None
     if cached is not None and (cached / "dataset_info.json").is_file():
-        return load_from_disk(str(cached))
+        from datasets import load_from_disk
 
-    def batches(indices: list[int]) -> dict:
-        out = {"input_ids": [], "assistant_masks": []}
-        for i in indices:
-            encoded = encode(rows[i], tokenizer)
-            mask = encoded["assistant_masks"][:max_seq_length]
-            if any(mask):
-                out["input_ids"].append(encoded["input_ids"][:max_seq_length])
-                out["assistant_masks"].append(mask)
-        return out
+        try:
+            return load_from_disk(str(cached)).to_dict()
+        except Exception:  # a damaged entry (e.g. a disk that filled up): render the rows again
+            pass
+    encoded = [encode(row, tokenizer) for row in rows]
+    columns = {"input_ids": [e["input_ids"] for e in encoded], "assistant_masks": [e["assistant_masks"] for e in encoded]}
+    if cached is not None:
+        from datasets import Dataset, Features, List, Value
 
-    features = Features({"input_ids": List(Value("int32")), "assistant_masks": List(Value("int8"))})
-    dataset = Dataset.from_dict({"i": list(range(len(rows)))}).map(
-        lambda batch: batches(batch["i"]), batched=True, remove_columns=["i"], features=features,
-        new_fingerprint=key,
-    )
-    if cached is None:
-        return dataset
-    with atomic_dir(cached) as tmp:
-        dataset.save_to_disk(str(tmp))
-    return load_from_disk(str(cached))
+        features = Features({"input_ids": List(Value("int32")), "assistant_masks": List(Value("int8"))})
+        try:
+            with atomic_dir(cached) as tmp:
+                Dataset.from_dict(columns, features=features).save_to_disk(str(tmp))
+        except OSError:
+            pass  # a cache that cannot be written (disk full, read-only) only costs the next use its time
+    return columns

@@ -133,7 +133,8 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     tokenizer, shape = _tokenizer_and_shape(config, workspace)
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
-    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
+                    workspace.cache / "tokens")
     t = config.train
     rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
     batches = max(1, math.ceil(rows / t.batch_size))

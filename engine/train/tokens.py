@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from engine.data.render import encode
+from engine.data.store import encode_rows
 
 
 @dataclass
@@ -30,12 +31,14 @@ class TokenizedRows:
         return self.truncated / self.conversations if self.conversations else 0.0
 
 
-def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_only: bool) -> TokenizedRows:
+def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_only: bool,
+             cache_dir: Path | None = None) -> TokenizedRows:
+    """`cache_dir`: where rendered data sets are kept by fingerprint (engine.data.store.encode_rows)."""
     rows, lengths = [], []
     truncated = dropped = trained = longest = 0
-    for conv in conversations:
-        enc = encode(conv, tokenizer)  # the data preview's rendering, so the preview shows what trains
-        ids = enc["input_ids"]
+    # The data preview's rendering, so the preview shows what trains.
+    encoded = encode_rows(conversations, tokenizer, cache_dir)
+    for conv, ids, masks in zip(conversations, encoded["input_ids"], encoded["assistant_masks"]):
         longest = max(longest, len(ids))
         if len(ids) > max_length:
             truncated += 1
@@ -44,7 +47,7 @@ def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_on
         if "messages" in conv:
             row["messages"] = conv["messages"]  # keeps the set conversational for trl's assistant-only loss
         if assistant_only and "messages" in conv:
-            row["assistant_masks"] = enc["assistant_masks"][:max_length]
+            row["assistant_masks"] = masks[:max_length]
             learned = sum(row["assistant_masks"])
         if learned == 0:
             dropped += 1

@@ -88,13 +88,14 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
     # 3. The data set, rendered with that template and cut at the maximum length.
     train_rows, eval_rows = split(load_conversations(config.dataset, workspace=workspace), config.train)
-    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+    cache = workspace.cache / "tokens"
+    data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
     if not data.rows:
         raise ConfigError("No conversation has an assistant reply left to learn from at this maximum length; "
                           "check the data set or raise model.max_seq_length.")
     events.message(f"{len(data.rows)} conversations, {data.tokens:,} tokens an epoch ({data.trained_tokens:,} "
                    f"learned); {data.truncated} cut at {config.model.max_seq_length} tokens, {data.dropped} left out.")
-    eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss)
+    eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
 
     # 4. The probe prompts, answered by the untrained model: what the run is compared with.
     if config.probes.prompts and not measure_steps and 0 not in probes.recorded_steps(run_dir):
