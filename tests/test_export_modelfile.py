@@ -3,6 +3,8 @@ Ollama renders it, and a difference shown when there is one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -36,12 +38,36 @@ def test_the_go_template_renders_every_chat_like_the_training_template(tokenizer
         assert "You are a helpful AI assistant named SmolLM" in go
 
 
+def bos_adding_tokenizer(bos: str):
+    """A word-level tokenizer that puts `bos` first by itself, as Llama 3's and Gemma's do."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = [bos, "<eos>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "x"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<eos>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<eos>")
+
+
+@pytest.mark.parametrize("family, bos", [("llama3", "<|begin_of_text|>"), ("gemma3", "<bos>"), ("phi3", "<s>")])
+def test_llama3_gemma_and_phi3_templates_get_a_modelfile(family, bos):
+    """trl's copies of the models' own chat templates; the BOS they write first is llama.cpp's to add."""
+    import trl
+
+    template = (Path(trl.__file__).parent / "chat_templates" / f"{family}.jinja").read_text()
+    tok = bos_adding_tokenizer(bos)
+    go = go_template_for(tok, template)
+    for chat in CHATS:
+        assert render_go(go, ollama_data(chat)) == render_jinja(tok, template, chat).removeprefix(bos)
+    assert render_jinja(tok, template, CHATS[0]).startswith(bos) == (family != "phi3")
+
+
 def test_a_template_with_no_ollama_equivalent_is_refused_with_a_reason(tokenizer):
-    llama3 = ("{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + m['content'] "
-              "+ '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant"
-              "<|end_header_id|>\n\n' }}{% endif %}")
+    mistral = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}"
+               "{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}")
     with pytest.raises(ExportError, match="No Ollama template here renders exactly like"):
-        go_template_for(tokenizer, llama3)
+        go_template_for(tokenizer, mistral)
 
 
 def test_go_rendering_covers_trimming_conditions_and_errors():

@@ -2,10 +2,11 @@
 tokens, PARAMETER lines from a sampling preset, and SYSTEM from a character card.
 
 Ollama templates are Go templates, so a jinja chat template cannot be copied over. We keep Go
-versions of the template families this app trains with (ChatML, with or without a default system
-prompt, and the tutorial's Alpaca prompt), pick the one that renders the training template's
+versions of common template families (ChatML, with or without a default system prompt, the
+tutorial's Alpaca prompt, Llama 3, Gemma, Phi-3), pick the one that renders the training template's
 probe conversations byte for byte, and render Go templates here (`render_go`, the small part of
-Go's template language these use) to show that.
+Go's template language these use) to show that. A BOS token the chat template writes first is left
+out of that comparison where the tokenizer adds it by itself: llama.cpp then adds it too.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ ALPACA = (
     "{{ end }}### Response:\n"
 )
 
+LLAMA3 = (
+    "{{- range $i, $m := .Messages }}<|start_header_id|>{{ $m.Role }}<|end_header_id|>\n\n{{ $m.Content }}<|eot_id|>"
+    "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+# Gemma has no system role: the system prompt opens the first user turn.
+GEMMA = (
+    "{{- range $i, $m := .Messages }}"
+    "{{ if eq $m.Role \"system\" }}<start_of_turn>user\n{{ $m.Content }}\n\n"
+    "{{ else if and (eq $i 1) (eq $m.Role \"user\") }}{{ $m.Content }}<end_of_turn>\n"
+    "{{ else if eq $m.Role \"user\" }}<start_of_turn>user\n{{ $m.Content }}<end_of_turn>\n"
+    "{{ else }}<start_of_turn>model\n{{ $m.Content }}<end_of_turn>\n{{ end }}"
+    "{{ end }}<start_of_turn>model\n"
+)
+PHI3 = "{{- range $i, $m := .Messages }}<|{{ $m.Role }}|>\n{{ $m.Content }}<|end|>\n{{ end }}<|assistant|>\n"
+
 # Ollama's names for the sampling settings.
 OLLAMA_PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
                      "repetition_penalty": "repeat_penalty", "max_new_tokens": "num_predict"}
@@ -57,19 +73,29 @@ def ollama_data(messages: list[dict], system: str = "") -> dict:
             "Prompt": next((m["content"] for m in reversed(messages) if m["role"] == "user"), ""), "Response": ""}
 
 
+def render_for_ollama(tokenizer, template: str, messages: list[dict]) -> str:
+    """The jinja rendering as the GGUF's prompt text: without a leading BOS the tokenizer adds by itself."""
+    text = render_jinja(tokenizer, template, messages)
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        return text[len(bos):]
+    return text
+
+
 def go_template_for(tokenizer, template: str) -> str:
     """The Go template that renders the probe conversations exactly like `template` (a plain jinja one)."""
-    want = [render_jinja(tokenizer, template, m) for m in PROBES]
+    want = [render_for_ollama(tokenizer, template, m) for m in PROBES]
     candidates = []
     default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", want[0], re.S)
     candidates.append(CHATML.replace("{DEFAULT}", CHATML_DEFAULT_SYSTEM.replace("{text}", default.group(1)) if default else ""))
     candidates.append(ALPACA.replace("{EOS}", tokenizer.eos_token or ""))
+    candidates += [LLAMA3, GEMMA, PHI3]
     for go in candidates:
         if all(render_go(go, ollama_data(m)) == w for m, w in zip(PROBES, want)):
             return go
     raise ExportError(
-        "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML and "
-        "Alpaca), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
+        "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
+        "Alpaca, Llama 3, Gemma and Phi-3), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
         "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
         + want[0][:200]
     )

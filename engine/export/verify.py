@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from engine.export.modelfile import ollama_data, read_modelfile, render_go, render_jinja
+from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_go, render_jinja
 from engine.export.source import Source
 
 PROMPTS = (
@@ -253,11 +253,12 @@ def compare_templates(tokenizer, exported_template: str | None, modelfile: Path 
         renders.append(TemplateRender("exported tokenizer's template", got, got == want, _diff(want, got, "exported")))
     if modelfile is not None:
         go = read_modelfile(modelfile)["template"]
+        prompt = render_for_ollama(tokenizer, tokenizer.chat_template, messages)
         got = render_go(go, ollama_data(messages, system))
-        renders.append(TemplateRender("Modelfile TEMPLATE (as Ollama renders it)", got, got == want,
-                                      _diff(want, got, "Modelfile")))
+        renders.append(TemplateRender("Modelfile TEMPLATE (as Ollama renders it)", got, got == prompt,
+                                      _diff(prompt, got, "Modelfile")))
         if not system:
-            bare_want = render_jinja(tokenizer, tokenizer.chat_template, CONVERSATION)
+            bare_want = render_for_ollama(tokenizer, tokenizer.chat_template, CONVERSATION)
             bare = render_go(go, ollama_data(CONVERSATION))
             renders.append(TemplateRender("Modelfile TEMPLATE, chat without a system prompt", bare, bare == bare_want,
                                           _diff(bare_want, bare, "Modelfile")))
