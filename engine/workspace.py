@@ -30,8 +30,3 @@ class Workspace:
     @property
     def runs(self) -> Path:
         return self.root / "runs"
-
-    @property
-    def cache(self) -> Path:
-        """Derived data that can be deleted at any time (e.g. tokenised data sets)."""
-        return self.root / "cache"

@@ -127,6 +127,7 @@ def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspac
     from engine.data import store
 
     first = plan.make(config, workspace, machine(20))
+    assert any(store.token_cache(workspace).iterdir()) and store.list_datasets(workspace) == []  # not a data set
 
     def no_tokenising(*args):
         raise AssertionError("tokenised again instead of loading the cache")

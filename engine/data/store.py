@@ -20,7 +20,7 @@ from engine.data.render import encode
 from engine.files import atomic_dir, read_json, write_json
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-TOKENIZED = ".tokenized"  # shared cache folder under workspace/datasets
+TOKENIZED = ".tokenized"  # the rendered data sets, by fingerprint: not a data set (no meta.json), deletable
 _CACHE_VERSION = 2
 
 
@@ -111,6 +111,11 @@ def fingerprint(rows: list[dict], tokenizer) -> str:
     for row in rows:
         h.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode())
     return h.hexdigest()[:24]
+
+
+def token_cache(workspace) -> Path:
+    """Where `encode_rows` keeps rendered data sets for the plan and the training worker."""
+    return Path(workspace.datasets) / TOKENIZED
 
 
 def encode_rows(rows: list[dict], tokenizer, cache_dir: str | os.PathLike | None = None) -> dict[str, list]:

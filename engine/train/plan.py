@@ -125,6 +125,7 @@ class Plan:
 
 def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) -> Plan:
     from engine.data import load_conversations
+    from engine.data.store import token_cache
     from engine.templates import prepare_tokenizer
     from engine.train.tokens import split, tokenize
 
@@ -134,7 +135,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
-                    workspace.cache / "tokens")
+                    token_cache(workspace))
     t = config.train
     rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
     batches = max(1, math.ceil(rows / t.batch_size))

@@ -60,6 +60,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from trl import SFTConfig
 
     from engine.data import load_conversations
+    from engine.data.store import token_cache
     from engine.models import resolve_model
     from engine.templates import prepare_tokenizer
     from engine.train import backend, plan, probes
@@ -88,7 +89,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
     # 3. The data set, rendered with that template and cut at the maximum length.
     train_rows, eval_rows = split(load_conversations(config.dataset, workspace=workspace), config.train)
-    cache = workspace.cache / "tokens"
+    cache = token_cache(workspace)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
     if not data.rows:
         raise ConfigError("No conversation has an assistant reply left to learn from at this maximum length; "
