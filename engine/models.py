@@ -209,8 +209,8 @@ class ModelManager:
                         loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=peft_name)
                 except (RuntimeError, ValueError, KeyError, OSError) as e:
                     raise ModelError(
-                        f"The adapter '{name}' does not fit the loaded model ({loaded.summary()}): it was probably "
-                        f"trained on another base model. Load that base model first. Details: {str(e)[:300]}"
+                        f"The adapter '{label or name}' does not fit the loaded model ({loaded.summary()}): it was "
+                        f"probably trained on another base model. Load that base model first. Details: {str(e)[:300]}"
                     ) from None
                 loaded.model.eval()
                 loaded.adapters[name] = Path(path)
