@@ -9,9 +9,12 @@ Data (one word = one token with the bench tokenizer):
   variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048
             (mean 766: a row padded to 2048 is 37% real tokens), batch 16 (the tutorial's batch).
 The worker runs with the app's default batching (padding-free) or packed; the tutorial pads every row.
-Each configuration runs in its own process; one JSON line each.
+Each configuration runs in its own process; one JSON line each. With --profile the in-process stacks
+(raw unsloth, transformers + peft, the tutorial) run three more steps under torch.profiler after the
+timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
+by GPU and by host time.
 
-    python bench/gpu_train.py [--configs SHAPE:BITS:STACK:DATA,...] [--out DIR] [--budget-s 540]
+    python bench/gpu_train.py [--configs SHAPE:BITS:STACK:DATA,...] [--out DIR] [--budget-s 540] [--profile]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS, WARMUP = 10, 2
+STEPS, WARMUP, PROFILED = 10, 2, 3
 MAX_LEN = 2048
 CONFIGS = [  # shape:bits:stack:data, most important first: a call may run out of time
     "llama-3.2-1b:16:worker:fixed", "llama-3.2-1b:16:unsloth:fixed",
@@ -100,12 +103,56 @@ class Timer:
         return wrapped
 
 
-def sft_args(stack: str, out: Path, batch: int):
+class Profile:
+    """A TrainerCallback running torch.profiler over the steps after the timed ones."""
+
+    def __init__(self, path: Path):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                if state.global_step == STEPS:
+                    outer.start()
+
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == STEPS + PROFILED:
+                    outer.stop()
+
+        self.path, self.callback, self.prof = path, CB(), None
+
+    def start(self):
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+
+        torch.cuda.synchronize()
+        self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+        self.prof.__enter__()
+        self.began = time.perf_counter()
+
+    def stop(self):
+        import torch
+
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - self.began) / PROFILED
+        self.prof.__exit__(None, None, None)
+        # Kernels and copies run on the GPU, counted from the trace. (Summing the table's "Self CUDA"
+        # column would count each kernel twice: once on its own row, once on the operator's.)
+        kernels = sum(1 for e in self.prof.events() if e.device_type == torch.autograd.DeviceType.CUDA) / PROFILED
+        self.summary = {"profile_wall_s": wall, "profile_kernels": kernels}
+        averages = self.prof.key_averages()
+        self.path.write_text(f"per step over {PROFILED} profiled steps: wall {wall:.3f} s, {kernels:.0f} kernels and copies\n"
+                             + "\nby GPU time\n" + averages.table(sort_by="self_device_time_total", row_limit=20)
+                             + "\nby host time\n" + averages.table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def sft_args(stack: str, out: Path, batch: int, steps: int = STEPS):
     from trl import SFTConfig
 
     tutorial = stack == "tutorial"
     return SFTConfig(
-        output_dir=str(out), max_steps=STEPS, per_device_train_batch_size=batch,
+        output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
         gradient_accumulation_steps=1, learning_rate=2e-5 if tutorial else 2e-4, logging_steps=1,
         optim="paged_adamw_8bit" if tutorial else "adamw_8bit", lr_scheduler_type="cosine", warmup_steps=0.03,
         bf16=True, save_strategy="no", report_to=[], max_length=MAX_LEN, disable_tqdm=True,
@@ -114,7 +161,8 @@ def sft_args(stack: str, out: Path, batch: int):
     )
 
 
-def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, work: Path) -> dict:
+def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, work: Path,
+                profile: Path | None = None) -> dict:
     import torch
     from datasets import Dataset
 
@@ -151,8 +199,10 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
     from trl import SFTTrainer
 
     timer = Timer()
+    profiler = Profile(profile) if profile else None
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=dataset,
-                         args=sft_args(stack, work / "out", batch), callbacks=[timer.callback])
+                         args=sft_args(stack, work / "out", batch, STEPS + (PROFILED if profile else 0)),
+                         callbacks=[timer.callback] + ([profiler.callback] if profiler else []))
     trainer.data_collator = timer.counting(trainer.data_collator, tok.pad_token_id if stack == "tutorial" else None)
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
@@ -161,7 +211,7 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
     padded = batch * MAX_LEN * (STEPS - WARMUP) if stack == "tutorial" else None
     return {"s_per_step": seconds / (STEPS - WARMUP), "real_tokens_per_s": real / seconds,
             "padded_tokens_per_s": padded / seconds if padded else None,
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30, **(profiler.summary if profiler else {})}
 
 
 def run_worker(shape: str, four_bit: bool, batching: str, data: Path, batch: int, work: Path) -> dict:
@@ -193,12 +243,12 @@ def run_worker(shape: str, four_bit: bool, batching: str, data: Path, batch: int
             "backend": json.loads((run_dir / "status.json").read_text()).get("backend")}
 
 
-def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path) -> dict:
+def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     data = write_data(kind, work / f"{kind}.jsonl")
     if stack.startswith("worker"):
         return run_worker(shape, four_bit, "packed" if stack == "worker-packed" else "padding_free", data, BATCH[kind], work)
-    return run_trainer(shape, four_bit, stack, data, BATCH[kind], work)
+    return run_trainer(shape, four_bit, stack, data, BATCH[kind], work, profile)
 
 
 def matmul_tflops() -> float:
@@ -222,12 +272,17 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="SHAPE:BITS:STACK:DATA,... in the order to run")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
     parser.add_argument("--budget-s", type=float, default=540)
+    parser.add_argument("--profile", action="store_true", help="profile the in-process stacks (see above)")
     args = parser.parse_args()
     if args.one:
         shape, bits, stack, kind = args.one
         if stack in ("unsloth", "tutorial"):
             import unsloth  # noqa: F401  (it patches transformers and trl, so it comes first; never for the others)
-        result = one(shape, bits == "4", stack, kind, Path(f"/tmp/bench-{shape}-{bits}-{stack}-{kind}"))
+        name = f"{shape}-{bits}-{stack}-{kind}"
+        profile = Path(args.out) / f"profile-{name}.txt" if args.profile else None
+        if profile:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+        result = one(shape, bits == "4", stack, kind, Path(f"/tmp/bench-{name}"), profile)
         print("RESULT " + json.dumps(result), flush=True)
         return
     import torch
@@ -245,9 +300,10 @@ def main() -> None:
         if left < 40:
             results.append({**row, "error": "skipped: out of time"})
             continue
-        cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind]
+        cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind, "--out", args.out]
+        cmd += ["--profile"] if args.profile else []
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 200))
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 300))
             lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
             if lines:
                 row.update(json.loads(lines[-1][7:]))

@@ -4,7 +4,10 @@ check, chat with the trained adapter on a 4-bit base. Run on the GPU machine
 (docs/gpu.md says how); skipped, with this reason, wherever there is no CUDA.
 
 No weights reach the GPU machine, so the models are random-init llamas of real shapes built there
-(bench/gpu_models.py), with a word-level ChatML tokenizer."""
+(bench/gpu_models.py), with a word-level ChatML tokenizer. A random model's next-token scores are
+nearly flat, so quantisation noise alone changes its greedy answers; the run therefore teaches it one
+fixed reply (REPLY, at a high learning rate), which the chat and the exports must then give back. The
+prompts end with the after-export check's own prompts, which this tokenizer reads as unknown words."""
 
 import json
 import time
@@ -18,6 +21,7 @@ pytestmark = [
 ]
 
 SHAPES = ["tiny-llama", "llama-3.2-1b"]
+REPLY = "w1 w2 w3"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,19 @@ def test_4bit_load_and_streamed_chat(gpu_workspace, shape_path):
     assert manager.loaded is None
 
 
+def _data(path):
+    """Prompts of 8 to 300 words (so padding-free batches hold rows of different lengths), one reply."""
+    from bench.gpu_models import prompt_words
+    from engine.export.verify import PROMPTS
+
+    with path.open("w") as f:
+        for i in range(64):
+            prompt = prompt_words(8 + (i * 37) % 293, seed=i) + " " + PROMPTS[i % len(PROMPTS)]
+            f.write(json.dumps({"messages": [{"role": "user", "content": prompt},
+                                             {"role": "assistant", "content": REPLY}]}) + "\n")
+    return path
+
+
 def _config(path, data, steps, save_steps):
     from engine.train.config import RunConfig
 
@@ -63,7 +80,7 @@ def _config(path, data, steps, save_steps):
         "model": {"name_or_path": str(path), "load_in_4bit": True, "max_seq_length": 512},
         "dataset": str(data),
         "train": {"max_steps": steps, "batch_size": 2, "gradient_accumulation": 1, "save_steps": save_steps,
-                  "logging_steps": 1},
+                  "logging_steps": 1, "learning_rate": 2e-3},
         "probes": {"prompts": ["w5 w6"], "max_new_tokens": 8},
     })
 
@@ -81,11 +98,10 @@ def _wait(workspace, name, states, timeout=300):
 
 
 def test_worker_trains_stops_and_resumes_with_unsloth(gpu_workspace, shape_path, tmp_path):
-    from bench.gpu_train import write_data
     from engine.train.runs import load_run, resume_run, start_run, stop_run
 
     shape, path = shape_path
-    data = write_data("variable", tmp_path / "data.jsonl", n=64)
+    data = _data(tmp_path / "data.jsonl")
     name = f"gpu-{shape}"
     start_run(gpu_workspace, _config(path, data, steps=40, save_steps=4), name=name)
     run = _wait(gpu_workspace, name, {"running"})
@@ -117,12 +133,15 @@ def test_merged_exports_are_checked_after_export(gpu_workspace, shape_path, fmt)
     report = result.report.to_dict()
     print(json.dumps({"shape": shape, "format": fmt, **report})[:2000])
     assert (result.path / "config.json").exists()
+    assert all(a.reference.startswith(REPLY) for a in result.report.answers), result.summary()  # it learned
     # The run trained on a 4-bit base: both merges are held to the stated argmax-agreement floor.
     assert result.report.answers and result.passed, result.summary()
 
 
 def test_4bit_chat_with_the_trained_adapter(gpu_workspace, shape_path):
-    """The adapter trained above, attached to a 4-bit base for chat: compiled decoding with and without it."""
+    """The adapter trained above, attached to a 4-bit base for chat: compiled decoding with and without it.
+    The question is one the run was taught to answer with REPLY (see _data)."""
+    from engine.export.verify import PROMPTS
     from engine.models import ModelManager
     from engine.sampling import Sampling
     from engine.train.runs import load_run
@@ -131,10 +150,10 @@ def test_4bit_chat_with_the_trained_adapter(gpu_workspace, shape_path):
     manager = ModelManager(gpu_workspace)
     manager.load(str(path), load_in_4bit=True, max_seq_length=1024)
     manager.attach_adapter("tuned", load_run(gpu_workspace, f"gpu-{shape}").path / "adapter")
-    ask = [{"role": "user", "content": "w7 w8 w9"}]
+    ask = [{"role": "user", "content": PROMPTS[0]}]
     greedy = Sampling.parse(temperature=0, max_new_tokens=24)
     tuned = list(manager.stream(ask, greedy, adapter="tuned"))[-1]
     base = list(manager.stream(ask, greedy, adapter=None))[-1]
-    assert tuned.stats.new_tokens > 0 and base.stats.new_tokens > 0
-    assert tuned.text != base.text
+    assert tuned.text.startswith(REPLY), tuned.text
+    assert base.stats.new_tokens > 0 and not base.text.startswith(REPLY), base.text
     manager.unload()

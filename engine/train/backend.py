@@ -4,6 +4,7 @@ two backends (DESIGN.md, decision 4): unsloth on a CUDA GPU, plain transformers 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,16 +59,31 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
 
 
 def slow_attention(config: RunConfig, settings: Settings) -> str | None:
-    """Without xformers or flash-attn, unsloth runs padding-free and packed batches through one dense
-    mask over the whole batch (its SDPA fallback), which measured no faster than padding every row to
-    the maximum length (bench/RESULTS.md). A sentence saying so, or None."""
+    """unsloth attends to a padding-free or packed batch in one call a layer through flash-attn,
+    xformers or torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`).
+    With none of them it calls attention once per conversation and layer: on an H200 with torch 2.11
+    that step launched three times the kernels of a padded one and, for a 1B model, ran no faster
+    than padding every row to the maximum length (bench/RESULTS.md, with its profile). A sentence
+    saying so, or None."""
     if settings.backend != "unsloth" or config.train.batching == "padded":
         return None
-    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn"):
+    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention():
         return None
-    return ("Neither xformers nor flash-attn is installed, so unsloth attends over each padding-free batch "
-            "through one dense mask, which grows with the square of the batch's tokens: install xformers "
-            "(pip install xformers, matching your torch) for full speed.")
+    import torch
+
+    return (f"torch {torch.__version__.split('+')[0]} has no variable-length attention for grouped-query models, and neither "
+            "xformers nor flash-attn is installed, so unsloth attends to each conversation of a batch separately; "
+            "with small models that can make padding-free batches no faster than padded ones. Install torch 2.12 "
+            "or newer (or xformers) for full speed.")
+
+
+def torch_varlen_attention() -> bool:
+    """torch's variable-length attention with grouped-query support, which unsloth uses when present."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return False
+    return "enable_gqa" in inspect.signature(varlen_attn).parameters
 
 
 def _precision(dtype: str, hw: Hardware, problems: list[str]) -> tuple[str, str]:
