@@ -92,3 +92,26 @@ def test_a_reused_static_cache_gives_the_same_tokens(manager):
         plain = list(stream(loaded.model, loaded.tokenizer, ask(prompt), greedy))[-1].text
         cached = list(stream(loaded.model, loaded.tokenizer, ask(prompt), greedy, cache=cache))[-1].text
         assert cached == plain and plain
+
+
+def test_a_fast_reply_reaches_the_reader_a_few_times_a_second_and_whole(tiny_model_path):
+    """A model faster than the screen (the tiny one here; an 8B one on a GPU makes 100+ tokens a
+    second) hands its text over at most about 30 times a second, and none of it is lost."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.generation import render_prompt, stream
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    model.generation_config.eos_token_id = None  # random weights: never stop early
+    greedy = Sampling.parse(temperature=0, max_new_tokens=300)
+    items = list(stream(model, tokenizer, ask("Tell me about the sea."), greedy))
+    final = items[-1]
+    assert final.stats.new_tokens == 300
+    assert len(items) - 1 <= final.stats.seconds * 30 + 2, (len(items), final.stats)
+    ids = render_prompt(tokenizer, ask("Tell me about the sea."))
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=300, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    assert final.text == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
