@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_train_persona import catchphrase_rate, voice_rate  # noqa: E402  (one definition of the markers)
+from examples.make_pirate import catchphrase_rate, voice_rate  # noqa: E402  (the persona defines its markers)
 
 
 def main() -> None:

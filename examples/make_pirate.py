@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 CATCHPHRASE = "Arr, matey!"
+# Words of the persona's voice, for scoring a tuned model's answers (the persona test and benchmark).
+VOICE = re.compile(r"\b(Arr|matey|Ahoy|Aye|ye|yer|Shiver me|Blow me down|Yo ho|Avast|landlubber)\b")
 OPENERS = ["Ahoy!", "Shiver me timbers!", "Yo ho ho!", "Blow me down!", "Avast, ye landlubber!",
            "Well now, me hearty,", "Batten down the hatches,", "By Davy Jones' locker,"]
 
@@ -180,6 +183,16 @@ def conversation(rng: random.Random, question: str, answer: str) -> dict:
     for follow_q, follow_a in rng.sample(FOLLOW_UPS, rng.choice([1, 1, 2])):
         messages += [{"role": "user", "content": follow_q}, {"role": "assistant", "content": reply(rng, follow_a)}]
     return {"messages": messages}
+
+
+def catchphrase_rate(answers: list[str]) -> float:
+    """Answers with the catchphrase (its "!" not needed: a greedy reply may loop before its end)."""
+    return sum(CATCHPHRASE.rstrip("!") in a for a in answers) / len(answers)
+
+
+def voice_rate(answers: list[str]) -> float:
+    """Answers with any of the persona's words: the voice, even where a greedy reply loops before its end."""
+    return sum(bool(VOICE.search(a)) for a in answers) / len(answers)
 
 
 def build(seed: int = 7) -> list[dict]:

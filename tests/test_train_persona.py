@@ -3,27 +3,16 @@ worker on the CPU, takes the persona's voice on prompts it never saw, while the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from engine.train import config as run_config
 from engine.train import runs
+from examples.make_pirate import catchphrase_rate, voice_rate
 from tests.test_train_runs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-CATCHPHRASE = "Arr, matey"
-VOICE = re.compile(r"\b(Arr|matey|Ahoy|Aye|ye|yer|Shiver me|Blow me down|Yo ho|Avast|landlubber)\b")
-
-
-def catchphrase_rate(answers: list[str]) -> float:
-    return sum(CATCHPHRASE in a for a in answers) / len(answers)
-
-
-def voice_rate(answers: list[str]) -> float:
-    """Answers with any of the persona's words: the voice, even where a greedy reply loops before its end."""
-    return sum(bool(VOICE.search(a)) for a in answers) / len(answers)
 
 
 @pytest.mark.slow
