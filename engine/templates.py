@@ -1,14 +1,16 @@
 """Chat templates: the one rendering shared by the data preview, training and chat.
 
 Assistant-only loss needs `{% generation %}` markers around each assistant reply (trl reads them
-through `return_assistant_tokens_mask`). trl ships marked copies of many templates; SmolLM2's is
-not among them, so a marked copy lives here, rendering byte-identically to the original. A model
-with no template gets a fallback the person picks: ChatML (default) or the tutorial's Alpaca prompt.
+through `return_assistant_tokens_mask`). trl ships marked copies of many templates; SmolLM2's and
+Llama 3.1's and 3.2's are not among them, so marked copies are made here, rendering byte-identically
+to the originals. A model with no template gets a fallback the person picks: ChatML (default) or the
+tutorial's Alpaca prompt.
 """
 
 from __future__ import annotations
 
-from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+from trl.chat_template_utils import (get_training_chat_template, has_generation_markers, llama3_1_chat_template,
+                                     llama3_2_chat_template)
 
 FALLBACKS = ("chatml", "alpaca")
 
@@ -48,7 +50,15 @@ ALPACA = (
     "{% endfor %}{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
 )
 
-_MARKED = {SMOLLM2: SMOLLM2_MARKED}
+# Llama 3.1 and 3.2 (trl's copies of the models' own templates) write every turn with this one line.
+LLAMA3_TURN = ("{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim "
+               "+ '<|eot_id|>' }}")
+LLAMA3_TURN_MARKED = ("{%- if message['role'] == 'assistant' %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+                      "{% generation %}{{- message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+                      "{%- else %}" + LLAMA3_TURN + "{%- endif %}")
+
+_MARKED = {SMOLLM2: SMOLLM2_MARKED,
+           **{t: t.replace(LLAMA3_TURN, LLAMA3_TURN_MARKED) for t in (llama3_1_chat_template, llama3_2_chat_template)}}
 _FALLBACK_TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA}
 
 

@@ -50,7 +50,8 @@ def bos_adding_tokenizer(bos: str):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<eos>")
 
 
-@pytest.mark.parametrize("family, bos", [("llama3", "<|begin_of_text|>"), ("gemma3", "<bos>"), ("phi3", "<s>")])
+@pytest.mark.parametrize("family, bos", [("llama3", "<|begin_of_text|>"), ("llama3_1", "<|begin_of_text|>"),
+                                         ("llama3_2", "<|begin_of_text|>"), ("gemma3", "<bos>"), ("phi3", "<s>")])
 def test_llama3_gemma_and_phi3_templates_get_a_modelfile(family, bos):
     """trl's copies of the models' own chat templates; the BOS they write first is llama.cpp's to add."""
     import trl
@@ -58,9 +59,13 @@ def test_llama3_gemma_and_phi3_templates_get_a_modelfile(family, bos):
     template = (Path(trl.__file__).parent / "chat_templates" / f"{family}.jinja").read_text()
     tok = bos_adding_tokenizer(bos)
     go = go_template_for(tok, template)
-    for chat in CHATS:
+    # Llama 3's families also keep a system turn that does not come first (Gemma's Go template does not).
+    late_system = [CHATS[1][1:] + CHATS[1][:1]] if family.startswith("llama3") else []
+    for chat in CHATS + late_system:
         assert render_go(go, ollama_data(chat)) == render_jinja(tok, template, chat).removeprefix(bos)
     assert render_jinja(tok, template, CHATS[0]).startswith(bos) == (family != "phi3")
+    if family.startswith("llama3_"):  # the dated preamble, with the day this renders on for Llama 3.2
+        assert "Cutting Knowledge Date: December 2023" in go
 
 
 def test_a_template_with_no_ollama_equivalent_is_refused_with_a_reason(tokenizer):

@@ -47,6 +47,28 @@ def test_tokenize_learns_only_assistant_replies_and_cuts_at_the_maximum(tokenize
     assert everything.trained_tokens == everything.tokens and "assistant_masks" not in everything.rows[0]
 
 
+@pytest.mark.parametrize("family", ["llama3_1", "llama3_2"])
+def test_llama_3_1_and_3_2_templates_learn_only_replies_and_render_unchanged(tiny_model_path, family):
+    """trl marks no copy of these two models' own templates; the app's marked ones render the same text
+    and learn each reply with its <|eot_id|>. (The models' tokens are added to the tiny tokenizer.)"""
+    from trl.chat_template_utils import llama3_1_chat_template, llama3_2_chat_template
+
+    original = {"llama3_1": llama3_1_chat_template, "llama3_2": llama3_2_chat_template}[family]
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    tok.add_special_tokens({"bos_token": "<|begin_of_text|>", "additional_special_tokens": [
+        "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
+    tok.chat_template = original
+    tok = prepare_tokenizer(tok)
+    assert tok.chat_template != original
+    for conv in CONVERSATIONS:
+        assert tok.apply_chat_template(conv["messages"], tokenize=False) == tok.apply_chat_template(
+            conv["messages"], chat_template=original, tokenize=False)
+    data = tokenize(tok, CONVERSATIONS, max_length=1000, assistant_only=True)
+    learned = [tok.decode([t for t, m in zip(r["input_ids"], r["assistant_masks"]) if m]) for r in data.rows]
+    assert learned[1] == "Rivers carry salt from rocks, and the sun takes the water.<|eot_id|>Aye.<|eot_id|>"
+    assert learned[0] == "Ahoy there.<|eot_id|>"
+
+
 def reference_loss(model, rows) -> torch.Tensor:
     """Mean over every learned token of the rows, each row run alone through transformers' own loss."""
     total, count = torch.tensor(0.0), 0

@@ -3,7 +3,7 @@ tokens, PARAMETER lines from a sampling preset, and SYSTEM from a character card
 
 Ollama templates are Go templates, so a jinja chat template cannot be copied over. We keep Go
 versions of common template families (ChatML, with or without a default system prompt, the
-tutorial's Alpaca prompt, Llama 3, Gemma, Phi-3), pick the one that renders the training template's
+tutorial's Alpaca prompt, Llama 3, Llama 3.1 and 3.2, Gemma, Phi-3), pick the one that renders the training template's
 probe conversations byte for byte, and render Go templates here (`render_go`, the small part of
 Go's template language these use) to show that. A BOS token the chat template writes first is left
 out of that comparison where the tokenizer adds it by itself: llama.cpp then adds it too.
@@ -43,6 +43,17 @@ ALPACA = (
 
 LLAMA3 = (
     "{{- range $i, $m := .Messages }}<|start_header_id|>{{ $m.Role }}<|end_header_id|>\n\n{{ $m.Content }}<|eot_id|>"
+    "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+# Llama 3.1 and 3.2 open every chat with a system turn that starts with a dated preamble ("Cutting
+# Knowledge Date: ...", "Today Date: ..."); the chat's own system prompt, if it has one, follows it.
+# Llama 3.2's template writes the day it renders, so the Modelfile keeps the day of the export.
+LLAMA3_SYSTEM_HEADER = (
+    "{{- range $i, $m := .Messages }}"
+    "{{ if eq $i 0 }}<|start_header_id|>system<|end_header_id|>\n\n{PREAMBLE}"
+    "{{ if eq $m.Role \"system\" }}{{ $m.Content }}{{ end }}<|eot_id|>{{ end }}"
+    "{{ if or (ne $i 0) (ne $m.Role \"system\") }}"
+    "<|start_header_id|>{{ $m.Role }}<|end_header_id|>\n\n{{ $m.Content }}<|eot_id|>{{ end }}"
     "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
 )
 # Gemma has no system role: the system prompt opens the first user turn.
@@ -89,13 +100,16 @@ def go_template_for(tokenizer, template: str) -> str:
     default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", want[0], re.S)
     candidates.append(CHATML.replace("{DEFAULT}", CHATML_DEFAULT_SYSTEM.replace("{text}", default.group(1)) if default else ""))
     candidates.append(ALPACA.replace("{EOS}", tokenizer.eos_token or ""))
+    preamble = re.match(r"<\|start_header_id\|>system<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>", want[0], re.S)
+    if preamble:
+        candidates.append(LLAMA3_SYSTEM_HEADER.replace("{PREAMBLE}", preamble.group(1)))
     candidates += [LLAMA3, GEMMA, PHI3]
     for go in candidates:
         if all(render_go(go, ollama_data(m)) == w for m, w in zip(PROBES, want)):
             return go
     raise ExportError(
         "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
-        "Alpaca, Llama 3, Gemma and Phi-3), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
+        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma and Phi-3), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
         "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
         + want[0][:200]
     )
