@@ -163,6 +163,27 @@ def test_worker_errors_end_as_failed_with_a_plain_message(workspace, make_config
     assert "Traceback" not in run.status["error"]
 
 
+def test_a_failure_is_recorded_while_the_run_is_still_locked(workspace, make_config, tmp_path, monkeypatch):
+    """A reader that finds a live state with no lock held calls the run crashed ("ended unexpectedly"),
+    so the worker must write its own failure before it lets go of the lock. (In-process worker.)"""
+    from engine.train import worker
+
+    config = make_config().model_copy(update={"dataset": str(tmp_path / "missing.jsonl")})
+    run = runs.create_run(workspace, config, name="locked")
+    seen = []
+    write = worker.update_status
+
+    def watching(path, **fields):
+        if fields.get("state") == "failed":
+            seen.append(runs._held(path / runs.RUN_LOCK))
+        return write(path, **fields)
+
+    monkeypatch.setattr(worker, "update_status", watching)
+    assert worker.main(run.path, workspace) == 1
+    assert seen == [True]
+    assert "missing.jsonl" in runs.load_run(workspace, "locked").status["error"]
+
+
 def test_listing_renaming_and_deleting_runs(workspace, make_config):
     a = runs.create_run(workspace, make_config(), name="a")
     runs.update_status(a.path, state="completed")

@@ -32,20 +32,28 @@ def main(run_dir: Path, workspace: Workspace | None = None) -> int:
         signal.signal(signum, lambda signum, _: _request_stop(run_dir, stop, signum))
     try:
         with runs.worker_locks(run_dir, workspace):
-            if runs.read_status(run_dir).get("state") == "stopping":  # Stop was pressed while it was queued
-                update_status(run_dir, state="stopped", ended=runs.now(), pid=None)
+            try:
+                if runs.read_status(run_dir).get("state") == "stopping":  # Stop was pressed while it was queued
+                    update_status(run_dir, state="stopped", ended=runs.now(), pid=None)
+                    return 0
+                update_status(run_dir, state="running", pid=os.getpid(), started=runs.now(), ended=None,
+                              error=None, advice=None)
+                state = train(run_dir, workspace, stop)
+                update_status(run_dir, state=state, ended=runs.now(), pid=None)
                 return 0
-            update_status(run_dir, state="running", pid=os.getpid(), started=runs.now(), ended=None,
-                          error=None, advice=None)
-            state = train(run_dir, workspace, stop)
-            update_status(run_dir, state=state, ended=runs.now(), pid=None)
-            return 0
-    except Exception as e:  # every ending is recorded in the run folder
-        error, advice = _explain(e, run_dir)
-        traceback.print_exc()  # into worker.log
-        EventLog(run_dir).message(f"{error} {advice or ''}".strip(), level="error")
-        update_status(run_dir, state="failed", ended=runs.now(), pid=None, error=error, advice=advice)
-        return 1
+            except Exception as e:  # recorded while the run's lock is held, so no reader takes it for a crash
+                return _failed(run_dir, e)
+    except Exception as e:  # the locks could not be taken
+        return _failed(run_dir, e)
+
+
+def _failed(run_dir: Path, e: Exception) -> int:
+    """Every ending is recorded in the run folder."""
+    error, advice = _explain(e, run_dir)
+    traceback.print_exc()  # into worker.log
+    EventLog(run_dir).message(f"{error} {advice or ''}".strip(), level="error")
+    update_status(run_dir, state="failed", ended=runs.now(), pid=None, error=error, advice=advice)
+    return 1
 
 
 def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_steps: int | None = None) -> str:
