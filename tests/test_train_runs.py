@@ -124,8 +124,8 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_and_a_finished_one_contin
     run = wait_for("crash", workspace, ended)
     assert run.state == "completed", run.status
     assert any(f"Resuming from {checkpoint.name}" in e.get("text", "") for e in run.events)
-    after = steps_of(run)[steps_of(run).index(resumed_from + 1):]  # steps continue after the checkpoint
-    assert after[:3] == [resumed_from + 1, resumed_from + 2, resumed_from + 3]
+    # Steps continue after the checkpoint; what the killed attempt logged past it is not the run's any more.
+    assert [e["step"] for e in run.current("step")] == list(range(1, resumed_from + 4))
 
     with pytest.raises(RunError, match="choose how many more epochs"):
         runs.resume_run(workspace, "crash")
@@ -133,6 +133,25 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_and_a_finished_one_contin
     assert run.config.train.max_steps == resumed_from + 3 + 4
     run = wait_for("crash", workspace, ended)
     assert run.state == "completed" and steps_of(run)[-1] == resumed_from + 7
+
+
+def test_a_resume_replaces_what_the_ended_attempt_logged_past_its_checkpoint(workspace, make_config):
+    """Killed at step 8 with checkpoint-6 saved, then resumed: the charts show steps 7 and 8 once,
+    from the resumed attempt."""
+    run = runs.create_run(workspace, make_config(), name="twice")
+    log = runs.EventLog(run.path)
+    log.write("start", step=0)
+    for step in range(1, 9):
+        log.write("step", step=step, loss=1.0)
+    log.write("eval", step=6, eval_loss=1.0)
+    log.write("eval", step=8, eval_loss=1.0)
+    log.write("start", step=6)
+    for step in range(7, 10):
+        log.write("step", step=step, loss=0.5)
+    run = runs.load_run(workspace, "twice")
+    assert [(e["step"], e["loss"]) for e in run.current("step")] == [(s, 1.0) for s in range(1, 7)] + [(7, 0.5), (8, 0.5), (9, 0.5)]
+    assert [e["step"] for e in run.current("eval")] == [6]
+    assert run.progress()["step"] == 9
 
 
 def test_one_training_at_a_time(workspace, make_config):

@@ -163,10 +163,10 @@ def progress_text(run: runs.Run | None) -> str:
 
 
 def charts(run: runs.Run | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    steps = [e for e in (run.events if run else []) if e.get("type") == "step"]
+    steps = run.current("step") if run else []
     frame = pd.DataFrame({"step": [e["step"] for e in steps], "loss": [e["loss"] for e in steps],
                           "learning rate": [e.get("learning_rate") or 0.0 for e in steps]})
-    evals = [e for e in (run.events if run else []) if e.get("type") == "eval"]
+    evals = run.current("eval") if run else []
     loss = pd.concat([
         frame[["step", "loss"]].assign(series="training loss"),
         pd.DataFrame({"step": [e["step"] for e in evals], "loss": [e["eval_loss"] for e in evals],

@@ -78,6 +78,17 @@ class Run:
     def events(self) -> list[dict]:
         return EventLog(self.path).read()
 
+    def current(self, kind: str = "step") -> list[dict]:
+        """The run's `step` (or `eval`) events as its training stands: a resume goes back to a
+        checkpoint, so what an ended attempt logged after that checkpoint is dropped."""
+        out: list[dict] = []
+        for e in self.events:
+            if e.get("type") == "start":  # (re)started at this step
+                out = [x for x in out if x["step"] <= e["step"]]
+            elif e.get("type") == kind:
+                out.append(e)
+        return out
+
     @property
     def probes(self) -> list[dict]:
         return read_jsonl(self.path / PROBES_FILE)
@@ -103,7 +114,7 @@ class Run:
 
     def progress(self) -> dict:
         """The latest training step's event (step, max_steps, loss, eta...), or {} before the first one."""
-        steps = [e for e in self.events if e.get("type") == "step"]
+        steps = self.current("step")
         return steps[-1] if steps else {}
 
 
