@@ -276,7 +276,7 @@ def render(ctx: Context) -> None:
                                 height=260, elem_id="train-loss")
         lr_plot = gr.LinePlot(x="step", y="learning rate", title="Learning rate", height=260, elem_id="train-lr")
     with gr.Accordion("Probe answers (step x prompt)", open=True):
-        probe_grid = gr.Dataframe(wrap=True, interactive=False, elem_id="train-probes")
+        probe_grid = gr.Dataframe(probe_table(None), wrap=True, interactive=False, elem_id="train-probes")
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, interactive=False, elem_id="train-log")
 
     gr.Markdown("### Runs")
