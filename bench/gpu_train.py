@@ -8,7 +8,10 @@ Data (one word = one token with the bench tokenizer):
   fixed:    every row 2048 tokens, batch 2 (the unsloth notebooks' batch);
   variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048
             (mean 766: a row padded to 2048 is 37% real tokens), batch 16 (the tutorial's batch).
-The worker runs with the app's default batching (padding-free) or packed; the tutorial pads every row.
+The worker runs with the app's default batching ('auto': padding-free, or padded in batches of similar
+lengths where unsloth has no one-call variable-length attention), or (stacks worker-padding-free and
+worker-packed) as named; worker-no-checkpointing is the default with gradient checkpointing off. The
+tutorial pads every row to 2048.
 Each configuration runs in its own process; one JSON line each. With --profile the in-process stacks
 (raw unsloth, transformers + peft, the tutorial) run three more steps under torch.profiler after the
 timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
@@ -214,7 +217,8 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30, **(profiler.summary if profiler else {})}
 
 
-def run_worker(shape: str, four_bit: bool, batching: str, data: Path, batch: int, work: Path) -> dict:
+def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, data: Path, batch: int,
+               work: Path) -> dict:
     import yaml
 
     run_dir = work / "ws" / "runs" / "bench"
@@ -222,7 +226,7 @@ def run_worker(shape: str, four_bit: bool, batching: str, data: Path, batch: int
     config = {
         "model": {"name_or_path": f"/tmp/models/{shape}", "load_in_4bit": four_bit, "max_seq_length": MAX_LEN},
         "dataset": str(data),
-        "lora": {"r": 16, "alpha": 16, "dropout": 0.0},
+        "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "gradient_checkpointing": checkpointing},
         "train": {"max_steps": STEPS, "batch_size": batch, "gradient_accumulation": 1, "logging_steps": 1,
                   "save_steps": 1000, "optimizer": "adamw_8bit", "scheduler": "cosine", "batching": batching},
         "probes": {"prompts": []},
@@ -247,7 +251,9 @@ def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: 
     work.mkdir(parents=True, exist_ok=True)
     data = write_data(kind, work / f"{kind}.jsonl")
     if stack.startswith("worker"):
-        return run_worker(shape, four_bit, "packed" if stack == "worker-packed" else "padding_free", data, BATCH[kind], work)
+        batching = {"worker-packed": "packed", "worker-padding-free": "padding_free"}.get(stack, "auto")
+        checkpointing = "off" if stack == "worker-no-checkpointing" else "auto"
+        return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work)
     return run_trainer(shape, four_bit, stack, data, BATCH[kind], work, profile)
 
 

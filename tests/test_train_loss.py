@@ -120,3 +120,37 @@ def test_a_step_trains_the_adapter_with_or_without_gradient_checkpointing(tiny_m
     assert lora_b and all(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters() if n in lora_b)
     base = [n for n, p in trainer.model.named_parameters() if not p.requires_grad]
     assert base  # the base model stays frozen
+
+
+def test_padded_batches_group_conversations_of_similar_length(tiny_model_path, tokenizer, tmp_path):
+    """'padded' (what 'auto' picks where unsloth lacks one-call variable-length attention) pads each
+    batch only to its longest row; the run's arguments batch rows of similar length together, so
+    little is padding. The same rows in random batches are mostly padding."""
+    import dataclasses
+
+    from engine.hardware import detect
+    from engine.train.backend import choose
+    from engine.train.config import validate
+    from engine.train.trainer import training_args
+
+    rows = [{"messages": [{"role": "user", "content": "Hi?"},
+                          {"role": "assistant", "content": "Arr. " * (3 if i % 2 else 150)}]} for i in range(128)]
+    data = tokenize(tokenizer, rows, max_length=1000, assistant_only=True)
+    config = validate({"model": {"name_or_path": str(tiny_model_path)}, "dataset": "unused.jsonl",
+                       "train": {"batch_size": 4, "gradient_accumulation": 1, "batching": "padded"}})
+    settings, _ = choose(config, detect())
+    assert settings.batching == "padded"
+
+    def padding_share(args) -> float:
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+        trainer = WorkbenchTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
+                                   args=args)
+        batches = list(trainer.get_train_dataloader())
+        assert sum(int(b["attention_mask"].sum()) for b in batches) == data.tokens  # every row, once
+        return 1 - data.tokens / sum(b["input_ids"].numel() for b in batches)
+
+    grouped = padding_share(training_args(config, settings, tmp_path / "grouped"))
+    shuffled = padding_share(dataclasses.replace(training_args(config, settings, tmp_path / "random"),
+                                                 train_sampling_strategy="random"))
+    assert grouped < 0.15 and shuffled > 0.3, (grouped, shuffled)
+

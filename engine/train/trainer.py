@@ -1,4 +1,4 @@
-"""trl's SFTTrainer, with a loss that also runs where Triton does not (CPU, Apple).
+"""trl's SFTTrainer and the arguments of a run, with a loss that also runs where Triton does not (CPU, Apple).
 
 trl 1.15 (the newest unsloth accepts) always computes the loss through a Triton "fused LM head",
 which crashes at the first step without Triton. Where it is missing, the loss is plain torch: the
@@ -11,10 +11,42 @@ unsloth's trainer (on CUDA) does not log trl's `num_tokens`.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from trl import SFTTrainer
+from trl import SFTConfig, SFTTrainer
+
+from engine.train.backend import Settings
+from engine.train.config import RunConfig
+
+
+def training_args(config: RunConfig, settings: Settings, output_dir: Path, measure_steps: int = 0,
+                  evaluate: bool = False, assistant_only: bool = True) -> SFTConfig:
+    """trl's arguments for a run; with `measure_steps`, for timing that many steps (nothing saved)."""
+    t = config.train
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs, max_steps=(measure_steps + 1) if measure_steps else (t.max_steps or -1),
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=1 if measure_steps else t.gradient_accumulation,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,
+        optim=settings.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        logging_steps=1 if measure_steps else t.logging_steps,
+        save_strategy="no" if measure_steps else "steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        eval_strategy="steps" if evaluate and not measure_steps else "no", eval_steps=t.save_steps,
+        seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
+        assistant_only_loss=t.assistant_only_loss and assistant_only,
+        padding_free=settings.batching == "padding_free", packing=settings.batching == "packed",
+        max_length=config.model.max_seq_length if settings.batching == "packed" else None,  # rows are cut already
+        # Padded batches hold rows of similar length, so little of each is padding.
+        train_sampling_strategy="group_by_length" if settings.batching == "padded" else "random",
+        use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
+        fp16=settings.mixed_precision == "fp16",
+        gradient_checkpointing=settings.gradient_checkpointing and settings.backend != "unsloth",
+        disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
+    )
 
 
 class WorkbenchTrainer(SFTTrainer):

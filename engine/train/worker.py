@@ -65,7 +65,6 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
     hw = detect()
     from datasets import Dataset
-    from trl import SFTConfig
 
     from engine.data import load_conversations
     from engine.data.store import token_cache
@@ -74,7 +73,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.train import backend, plan, probes
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize
-    from engine.train.trainer import WorkbenchTrainer
+    from engine.train.trainer import WorkbenchTrainer, training_args
 
     # 1. The config, and what this machine makes of it.
     run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
@@ -84,7 +83,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if not measure_steps:
         update_status(run_dir, backend=settings.as_dict())
     events.message(f"Training with {settings.describe()} on {hw.name}.")
-    if slow := backend.slow_attention(config, settings):
+    if slow := backend.slow_attention(settings):
         events.message(slow, level="warning")
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
@@ -111,28 +110,9 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
         events.message("The probe prompts were answered by the untrained model (step 0).")
 
-    # 5. trl's SFTTrainer: assistant-only loss, batches padding-free (or padded per batch, or packed).
-    t = config.train
-    args = SFTConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        num_train_epochs=t.epochs, max_steps=(measure_steps + 1) if measure_steps else (t.max_steps or -1),
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=1 if measure_steps else t.gradient_accumulation,
-        learning_rate=t.learning_rate, lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,
-        optim=settings.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        logging_steps=1 if measure_steps else t.logging_steps,
-        save_strategy="no" if measure_steps else "steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        eval_strategy="steps" if eval_data.rows and not measure_steps else "no", eval_steps=t.save_steps,
-        seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
-        assistant_only_loss=t.assistant_only_loss and "messages" in data.rows[0],
-        padding_free=t.batching == "padding_free", packing=t.batching == "packed",
-        max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
-        use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
-        fp16=settings.mixed_precision == "fp16",
-        gradient_checkpointing=settings.gradient_checkpointing and settings.backend != "unsloth",
-        disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
-    )
+    # 5. trl's SFTTrainer: assistant-only loss, batches padding-free (or padded, or packed).
+    args = training_args(config, settings, run_dir / "checkpoints", measure_steps, evaluate=bool(eval_data.rows),
+                         assistant_only="messages" in data.rows[0])
     trainer = WorkbenchTrainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(data.rows),
