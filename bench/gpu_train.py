@@ -8,10 +8,10 @@ Data (one word = one token with the bench tokenizer):
   fixed:    every row 2048 tokens, batch 2 (the unsloth notebooks' batch);
   variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048
             (mean 766: a row padded to 2048 is 37% real tokens), batch 16 (the tutorial's batch).
-The worker runs with the app's default batching ('auto': padding-free, or padded in batches of similar
-lengths where unsloth has no one-call variable-length attention), or (stacks worker-padding-free and
-worker-packed) as named; worker-no-checkpointing is the default with gradient checkpointing off. The
-tutorial pads every row to 2048.
+The worker runs with the app's default batching (padding-free), or (stacks worker-padded and
+worker-packed) padded to the longest row of batches of similar lengths, or packed;
+worker-no-checkpointing is the default with gradient checkpointing off. The tutorial pads every row
+to 2048.
 Each configuration runs in its own process; one JSON line each. With --profile the in-process stacks
 (raw unsloth, transformers + peft, the tutorial) run three more steps under torch.profiler after the
 timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
@@ -251,7 +251,7 @@ def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: 
     work.mkdir(parents=True, exist_ok=True)
     data = write_data(kind, work / f"{kind}.jsonl")
     if stack.startswith("worker"):
-        batching = {"worker-packed": "packed", "worker-padding-free": "padding_free"}.get(stack, "auto")
+        batching = {"worker-packed": "packed", "worker-padded": "padded"}.get(stack, "padding_free")
         checkpointing = "off" if stack == "worker-no-checkpointing" else "auto"
         return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work)
     return run_trainer(shape, four_bit, stack, data, BATCH[kind], work, profile)

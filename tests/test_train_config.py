@@ -42,7 +42,7 @@ def test_missing_dataset_and_impossible_combinations_are_explained():
 def test_defaults_follow_the_tutorial_and_round_trip_through_yaml():
     config = validate({"dataset": "d.jsonl"})
     assert config.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    assert config.train.assistant_only_loss and config.train.batching == "auto"
+    assert config.train.assistant_only_loss and config.train.batching == "padding_free"
     assert validate(yaml.safe_load(config.to_yaml())) == config
 
 

@@ -106,34 +106,27 @@ def test_a_measured_speed_gives_a_time_estimate(config, workspace):
     assert "tokens/s" in p.summary()
 
 
-def test_batching_on_unsloth_follows_the_attention_it_has(config, monkeypatch):
-    """No GPU exists here: the Hardware stands in for an unsloth machine, and the lookups for one like
+def test_padding_free_on_unsloth_without_a_varlen_attention_is_flagged(config, monkeypatch):
+    """No GPU exists here: the Settings stand in for an unsloth machine, and the lookups for one like
     the lent GPU machine: torch 2.11 (whose varlen attention lacks grouped-query support), no xformers,
-    no flash-attn. There 'auto' pads batches of similar lengths; padding-free chosen by hand is flagged."""
+    no flash-attn."""
     import dataclasses
     import importlib.util
 
     from engine.train import backend
-    from engine.train.backend import choose, slow_attention
+    from engine.train.backend import Settings, slow_attention
 
-    gpu_machine = dataclasses.replace(machine(80, "cuda", bitsandbytes=True), backend="unsloth")
-    gpu, _ = choose(config, gpu_machine)
-    assert backend.torch_varlen_attention()  # torch 2.13, as requirements.txt pins it
-    assert gpu.batching == "padding_free" and slow_attention(gpu) is None
+    gpu = Settings("cuda", "unsloth", "bfloat16", "bf16", "adamw_8bit", True)
+    assert backend.torch_varlen_attention()  # torch 2.13, as requirements.txt pins it: no warning
+    assert slow_attention(config, gpu) is None
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in ("xformers", "flash_attn") else find_spec(name))
     monkeypatch.setattr(backend, "torch_varlen_attention", lambda: False)
-    gpu, _ = choose(config, gpu_machine)
-    assert gpu.batching == "padded" and slow_attention(gpu) is None
-    assert "padded batches" in gpu.describe()
-    by_hand, _ = choose(with_changes(config, {"train.batching": "padding_free"}), gpu_machine)
-    assert "Choose 'auto' or 'padded' batching" in slow_attention(by_hand)
-    packed, _ = choose(with_changes(config, {"train.batching": "packed"}), gpu_machine)
-    assert slow_attention(packed)
-    assert slow_attention(dataclasses.replace(by_hand, backend="transformers")) is None
-    cpu, _ = choose(config, machine(20))
-    assert cpu.batching == "padding_free"
+    assert "Install torch 2.12 or newer" in slow_attention(config, gpu)
+    assert slow_attention(with_changes(config, {"train.batching": "packed"}), gpu)
+    assert slow_attention(with_changes(config, {"train.batching": "padded"}), gpu) is None
+    assert slow_attention(config, dataclasses.replace(gpu, backend="transformers")) is None
 
 
 def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspace, monkeypatch):

@@ -20,12 +20,11 @@ class Settings:
     mixed_precision: str  # no | bf16 | fp16
     optimizer: str  # the TrainingArguments `optim`
     gradient_checkpointing: bool
-    batching: str  # padding_free | padded | packed
 
     def describe(self) -> str:
         precision = self.weights_dtype + ("" if self.mixed_precision == "no" else f" with {self.mixed_precision} mixed precision")
         return (f"{self.backend} on {self.device}, {precision}, optimizer {self.optimizer}, gradient checkpointing "
-                f"{'on' if self.gradient_checkpointing else 'off'}, {self.batching.replace('_', '-')} batches")
+                f"{'on' if self.gradient_checkpointing else 'off'}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,32 +55,26 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
         problems.append(f"train.report_to: the package '{config.train.report_to}' is not installed; install it "
                         f"(pip install {config.train.report_to}) or choose 'none'.")
     checkpointing = {"on": True, "off": False, "auto": hw.device == "cuda"}[config.lora.gradient_checkpointing]
-    batching = config.train.batching
-    if batching == "auto":
-        batching = "padded" if hw.backend == "unsloth" and not varlen_attention() else "padding_free"
-    return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing, batching), problems
+    return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
 
 
-def varlen_attention() -> bool:
-    """Whether unsloth can attend to a padding-free or packed batch in one call a layer: through
-    flash-attn, xformers or torch's own variable-length attention (torch 2.12 or newer: it needs
-    `enable_gqa`). With none of them it calls attention once per conversation and layer: on an H200
-    with torch 2.11 that step launched three times the kernels of a padded one and, for a 1B model,
-    ran no faster than padding every row to the maximum length (bench/RESULTS.md, with its profile)."""
-    return bool(importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn")
-                or torch_varlen_attention())
-
-
-def slow_attention(settings: Settings) -> str | None:
-    """A sentence saying that padding-free or packed batches, chosen by hand, will be slow here; or None."""
-    if settings.backend != "unsloth" or settings.batching == "padded" or varlen_attention():
+def slow_attention(config: RunConfig, settings: Settings) -> str | None:
+    """unsloth attends to a padding-free or packed batch in one call a layer through flash-attn,
+    xformers or torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`).
+    With none of them it calls attention once per conversation and layer: on an H200 with torch 2.11
+    that step launched three times the kernels of a padded one and, for a 1B model, ran no faster
+    than padding every row to the maximum length (bench/RESULTS.md, with its profile). A sentence
+    saying so, or None."""
+    if settings.backend != "unsloth" or config.train.batching == "padded":
+        return None
+    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention():
         return None
     import torch
 
     return (f"torch {torch.__version__.split('+')[0]} has no variable-length attention for grouped-query models, and neither "
             "xformers nor flash-attn is installed, so unsloth attends to each conversation of a batch separately; "
-            "with small models that can make padding-free batches no faster than padded ones. Choose 'auto' or "
-            "'padded' batching, or install torch 2.12 or newer (or xformers).")
+            "with small models that can make padding-free batches no faster than padded ones. Install torch 2.12 "
+            "or newer (or xformers) for full speed.")
 
 
 def torch_varlen_attention() -> bool:

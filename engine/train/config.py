@@ -106,10 +106,9 @@ class TrainSection(_Section):
     assistant_only_loss: bool = Field(
         True, description="Learn only the assistant's replies, not the user's or system's text (recommended).",
     )
-    batching: Literal["auto", "padding_free", "padded", "packed"] = Field(
-        "auto", description="How conversations share a batch: padding-free (only real tokens are computed), padded "
-        "to the longest in each batch of similar lengths, or packed into full-length rows. Auto: padding-free, or "
-        "padded where this machine's attention would make padding-free slow.",
+    batching: Literal["padding_free", "padded", "packed"] = Field(
+        "padding_free", description="How conversations share a batch: padding-free (fastest: only real tokens are "
+        "computed), padded to the longest in each batch of similar-length conversations, or packed into full-length rows.",
     )
     eval_split: float = Field(
         0.0, ge=0.0, le=0.5, description="Share of the conversations held out to measure the loss on unseen data (0 = none).",

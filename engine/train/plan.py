@@ -137,11 +137,11 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
                     token_cache(workspace))
     t = config.train
-    rows = math.ceil(data.tokens / config.model.max_seq_length) if settings.batching == "packed" else len(data.rows)
+    rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
     batches = max(1, math.ceil(rows / t.batch_size))
     per_epoch = max(1, math.ceil(batches / t.gradient_accumulation))
     total = t.max_steps or math.ceil(t.epochs * per_epoch)
-    batch_tokens = _largest_batch_tokens(data.lengths, config, settings)
+    batch_tokens = _largest_batch_tokens(data.lengths, config)
     memory = estimate_memory(shape, config, settings, batch_tokens)
     free = hw.free_bytes()
     plan = Plan(
@@ -207,11 +207,11 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     return Memory(weights, adapter, activations, logits, slack, runtime)
 
 
-def _largest_batch_tokens(lengths: list[int], config: RunConfig, settings: Settings) -> int:
+def _largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
     t, longest = config.train, max(lengths, default=0)
-    if settings.batching == "packed":
+    if t.batching == "packed":
         return t.batch_size * config.model.max_seq_length
-    if settings.batching == "padded":
+    if t.batching == "padded":
         return t.batch_size * longest
     return sum(sorted(lengths, reverse=True)[: t.batch_size])
 
@@ -236,7 +236,7 @@ def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, le
         changed = with_changes(config, changes)
         changed_settings, _ = choose(changed, hw)
         cut = [min(n, changed.model.max_seq_length) for n in lengths]
-        need = estimate_memory(shape, changed, changed_settings, _largest_batch_tokens(cut, changed, changed_settings)).total
+        need = estimate_memory(shape, changed, changed_settings, _largest_batch_tokens(cut, changed)).total
         fixes.append(Fix(f"{label}: about {need / GB:.1f} GB", changes, need / GB))
     return fixes
 
@@ -247,7 +247,7 @@ def speed_key(config: RunConfig, settings: Settings) -> str:
     m, lora, t = config.model, config.lora, config.train
     return "|".join(str(x) for x in (
         m.name_or_path, settings.device, settings.weights_dtype, settings.mixed_precision, m.load_in_4bit,
-        settings.gradient_checkpointing, settings.batching, t.batch_size, lora.r, len(lora.target_modules)))
+        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules)))
 
 
 def known_speed(workspace: Workspace, config: RunConfig, settings: Settings) -> dict | None:

@@ -38,10 +38,10 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
         eval_strategy="steps" if evaluate and not measure_steps else "no", eval_steps=t.save_steps,
         seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
         assistant_only_loss=t.assistant_only_loss and assistant_only,
-        padding_free=settings.batching == "padding_free", packing=settings.batching == "packed",
-        max_length=config.model.max_seq_length if settings.batching == "packed" else None,  # rows are cut already
+        padding_free=t.batching == "padding_free", packing=t.batching == "packed",
+        max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
         # Padded batches hold rows of similar length, so little of each is padding.
-        train_sampling_strategy="group_by_length" if settings.batching == "padded" else "random",
+        train_sampling_strategy="group_by_length" if t.batching == "padded" else "random",
         use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
         fp16=settings.mixed_precision == "fp16",
         gradient_checkpointing=settings.gradient_checkpointing and settings.backend != "unsloth",

@@ -83,7 +83,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if not measure_steps:
         update_status(run_dir, backend=settings.as_dict())
     events.message(f"Training with {settings.describe()} on {hw.name}.")
-    if slow := backend.slow_attention(settings):
+    if slow := backend.slow_attention(config, settings):
         events.message(slow, level="warning")
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
