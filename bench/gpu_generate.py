@@ -111,27 +111,28 @@ def main() -> None:
     import torch
 
     card = torch.cuda.get_device_name(0)
-    started, results = time.time(), []
+    deadline, results = time.time() + args.budget_s, []
+    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-generate.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     for config in args.configs.split(","):
         shape, stack, bits = config.split(":")
         row = {"shape": shape, "stack": stack, "weights": "4-bit" if bits == "4" else "bf16", "card": card}
-        left = args.budget_s - (time.time() - started)
-        if left < 30:
-            results.append({**row, "error": "skipped: out of time"})
-            continue
-        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
-        try:
-            proc = subprocess.run([sys.executable, __file__, "--one", shape, stack, bits], cwd=ROOT, capture_output=True,
-                                  text=True, timeout=max(10, min(left, 240)))
+        cmd = [sys.executable, __file__, "--one", shape, stack, bits]
+        try:  # building the shape counts against the budget too: the whole call must end in time
+            if deadline - time.time() < 30:
+                raise subprocess.TimeoutExpired(cmd, 0)
+            subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
+                           check=True, timeout=deadline - time.time())
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=min(deadline - time.time(), 240))
             lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
             row.update(json.loads(lines[-1][7:]) if lines else {"error": (proc.stderr or proc.stdout)[-600:]})
         except subprocess.TimeoutExpired:
-            row["error"] = "timeout"
+            row["error"] = "out of time (--budget-s)"
         results.append(row)
         print(json.dumps(row), flush=True)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-generate.json").write_text(json.dumps(results, indent=2))
-
+        # Written after every configuration, so a call cut short still brings back what it measured.
+        out.write_text(json.dumps(results, indent=2))
 
 if __name__ == "__main__":
     main()

@@ -296,20 +296,22 @@ def main() -> None:
     card = torch.cuda.get_device_name(0)
     peak = matmul_tflops()
     print(json.dumps({"card": card, "bf16_matmul_tflops": round(peak, 1)}), flush=True)
-    started, results = time.time(), []
+    deadline, results = time.time() + args.budget_s, []
+    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-train.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     for config in args.configs.split(","):
         shape, bits, stack, kind = config.split(":")
         four_bit = bits == "4"
-        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT, check=True)
         row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind}
-        left = args.budget_s - (time.time() - started)
-        if left < 40:
-            results.append({**row, "error": "skipped: out of time"})
-            continue
         cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind, "--out", args.out]
         cmd += ["--profile"] if args.profile else []
-        try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(left, 300))
+        try:  # building the shape counts against the budget too: the whole call must end in time
+            if deadline - time.time() < 40:
+                raise subprocess.TimeoutExpired(cmd, 0)
+            subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
+                           check=True, timeout=deadline - time.time())
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=min(deadline - time.time(), 300))
             lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
             if lines:
                 row.update(json.loads(lines[-1][7:]))
@@ -318,13 +320,11 @@ def main() -> None:
             else:
                 row["error"] = (proc.stderr or proc.stdout)[-1200:]
         except subprocess.TimeoutExpired:
-            row["error"] = "timeout"
+            row["error"] = "out of time (--budget-s)"
         results.append(row)
         print(json.dumps(row), flush=True)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-train.json"
-    out.write_text(json.dumps({"bf16_matmul_tflops": peak, "results": results}, indent=2))
-
+        # Written after every configuration, so a call cut short still brings back what it measured.
+        out.write_text(json.dumps({"bf16_matmul_tflops": peak, "results": results}, indent=2))
 
 if __name__ == "__main__":
     main()
