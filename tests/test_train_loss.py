@@ -153,3 +153,26 @@ def test_padded_batches_group_conversations_of_similar_length(tiny_model_path, t
                                                  train_sampling_strategy="random"))
     assert grouped < 0.15 and shuffled > 0.3, (grouped, shuffled)
 
+
+
+@pytest.mark.parametrize("batching", ["padding_free", "padded"])
+def test_the_end_of_each_reply_is_learned_where_it_is_also_the_pad_token(tiny_model_path, tokenizer, tmp_path,
+                                                                         batching):
+    """SmolLM2's pad token is its end-of-turn token, <|im_end|>: batches must still label it, or the
+    tuned model never learns to stop."""
+    from engine.hardware import detect
+    from engine.train.backend import choose
+    from engine.train.config import validate
+    from engine.train.trainer import training_args
+
+    assert tokenizer.pad_token == "<|im_end|>"
+    rows = [{"messages": [{"role": "user", "content": "Hi?" * (i + 1)}, {"role": "assistant", "content": "Arr!"}]}
+            for i in range(4)]
+    data = tokenize(tokenizer, rows, max_length=1000, assistant_only=True)
+    config = validate({"model": {"name_or_path": str(tiny_model_path)}, "dataset": "unused.jsonl",
+                       "train": {"batch_size": 4, "batching": batching}})
+    settings, _ = choose(config, detect())
+    trainer = WorkbenchTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), processing_class=tokenizer,
+                               train_dataset=Dataset.from_list(data.rows), args=training_args(config, settings, tmp_path))
+    labels = next(iter(trainer.get_train_dataloader()))["labels"]
+    assert tokenizer.decode(labels[labels != -100]) == "Arr!<|im_end|>" * 4
