@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,6 +109,8 @@ def main() -> None:
         return
     import torch
 
+    from bench.gpu_models import run_config
+
     card = torch.cuda.get_device_name(0)
     deadline, results = time.time() + args.budget_s, []
     out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-{card.replace(' ', '_')}-generate.json"
@@ -117,18 +118,7 @@ def main() -> None:
     for config in args.configs.split(","):
         shape, stack, bits = config.split(":")
         row = {"shape": shape, "stack": stack, "weights": "4-bit" if bits == "4" else "bf16", "card": card}
-        cmd = [sys.executable, __file__, "--one", shape, stack, bits]
-        try:  # building the shape counts against the budget too: the whole call must end in time
-            if deadline - time.time() < 30:
-                raise subprocess.TimeoutExpired(cmd, 0)
-            subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
-                           check=True, timeout=deadline - time.time())
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=min(deadline - time.time(), 240))
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-            row.update(json.loads(lines[-1][7:]) if lines else {"error": (proc.stderr or proc.stdout)[-600:]})
-        except subprocess.TimeoutExpired:
-            row["error"] = "out of time (--budget-s)"
+        row.update(run_config(shape, [sys.executable, __file__, "--one", shape, stack, bits], deadline, cap_s=240))
         results.append(row)
         print(json.dumps(row), flush=True)
         # Written after every configuration, so a call cut short still brings back what it measured.

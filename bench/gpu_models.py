@@ -3,7 +3,13 @@ Weights' values don't matter for speed and memory; no weights can reach the GPU 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SHAPES = {
     "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
@@ -61,3 +67,19 @@ def prompt_words(n: int, seed: int = 0) -> str:
 
     rng = random.Random(seed)
     return " ".join(f"w{rng.randrange(WORDS)}" for _ in range(n))
+
+
+def run_config(shape: str, cmd: list[str], deadline: float, cap_s: float, least_s: float = 30) -> dict:
+    """Build the shape, then run one configuration's process (`cmd`, which prints a `RESULT {json}`
+    line), all before `deadline` (time.time()): building counts against a call's budget too, so the
+    call ends in time. The result, or {"error": ...}."""
+    try:
+        if deadline - time.time() < least_s:
+            raise subprocess.TimeoutExpired(cmd, 0)
+        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
+                       check=True, timeout=deadline - time.time())
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(deadline - time.time(), cap_s))
+    except subprocess.TimeoutExpired:
+        return {"error": "out of time (--budget-s)"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][7:]) if lines else {"error": (proc.stderr or proc.stdout)[-1200:]}

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -248,7 +249,8 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
 
 
 def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a warm machine keeps /tmp between calls
+    work.mkdir(parents=True)
     data = write_data(kind, work / f"{kind}.jsonl")
     if stack.startswith("worker"):
         batching = {"worker-packed": "packed", "worker-padded": "padded"}.get(stack, "padding_free")
@@ -293,6 +295,8 @@ def main() -> None:
         return
     import torch
 
+    from bench.gpu_models import run_config
+
     card = torch.cuda.get_device_name(0)
     peak = matmul_tflops()
     print(json.dumps({"card": card, "bf16_matmul_tflops": round(peak, 1)}), flush=True)
@@ -304,23 +308,9 @@ def main() -> None:
         four_bit = bits == "4"
         row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind}
         cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind, "--out", args.out]
-        cmd += ["--profile"] if args.profile else []
-        try:  # building the shape counts against the budget too: the whole call must end in time
-            if deadline - time.time() < 40:
-                raise subprocess.TimeoutExpired(cmd, 0)
-            subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
-                           check=True, timeout=deadline - time.time())
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=min(deadline - time.time(), 300))
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-            if lines:
-                row.update(json.loads(lines[-1][7:]))
-                flops = 6 * linear_params(shape) * row["real_tokens_per_s"]
-                row["mfu"] = round(flops / (peak * 1e12), 3)
-            else:
-                row["error"] = (proc.stderr or proc.stdout)[-1200:]
-        except subprocess.TimeoutExpired:
-            row["error"] = "out of time (--budget-s)"
+        row.update(run_config(shape, cmd + (["--profile"] if args.profile else []), deadline, cap_s=300, least_s=40))
+        if "real_tokens_per_s" in row:
+            row["mfu"] = round(6 * linear_params(shape) * row["real_tokens_per_s"] / (peak * 1e12), 3)
         results.append(row)
         print(json.dumps(row), flush=True)
         # Written after every configuration, so a call cut short still brings back what it measured.

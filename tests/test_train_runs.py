@@ -154,6 +154,25 @@ def test_a_resume_replaces_what_the_ended_attempt_logged_past_its_checkpoint(wor
     assert run.progress()["step"] == 9
 
 
+def test_the_train_tab_draws_a_run_from_one_read_of_its_events(workspace, make_config, monkeypatch):
+    """The events file grows by a line a step; progress, charts and log come from one read of it."""
+    from ui.train_tab import charts, log_tail, progress_text
+
+    run = runs.create_run(workspace, make_config(), name="drawn")
+    log = runs.EventLog(run.path)
+    for step in range(1, 4):
+        log.write("step", step=step, max_steps=6, epoch=step / 6, loss=1.0 / step, learning_rate=1e-3,
+                  memory_gb=1.0, peak_memory_gb=1.0, tokens_per_s=10.0)
+    reads = []
+    read = runs.EventLog.read
+    monkeypatch.setattr(runs.EventLog, "read", lambda self: reads.append(1) or read(self))
+    run = runs.load_run(workspace, "drawn")
+    loss, _ = charts(run)
+    assert "step **3 / 6**" in progress_text(run) and list(loss["step"]) == [1, 2, 3]
+    assert "step 3: loss 0.3333" in log_tail(run)
+    assert len(reads) == 1
+
+
 def test_one_training_at_a_time(workspace, make_config):
     runs.start_run(workspace, make_config(max_steps=500, save_steps=400), name="busy")
     with pytest.raises(RunError, match="'busy' is (queued|running); only one run trains at a time"):

@@ -29,6 +29,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -74,8 +75,10 @@ class Run:
     def config(self) -> RunConfig:
         return load_config(self.path / RUN_FILE)
 
-    @property
+    @cached_property
     def events(self) -> list[dict]:
+        """Read once: like `status`, a snapshot of the run when it was loaded (the Train tab draws
+        progress, charts and log from one read of a file that grows with every step)."""
         return EventLog(self.path).read()
 
     def current(self, kind: str = "step") -> list[dict]:
