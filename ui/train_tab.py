@@ -162,11 +162,15 @@ def progress_text(run: runs.Run | None) -> str:
     return "  \n".join(lines)
 
 
-def charts(run: runs.Run | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def charts(run: runs.Run | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The loss and learning-rate charts' data; None before the first step. (An empty frame would
+    make the loss chart take its 'series' colours for numbers, and then draw no line at all.)"""
     steps = run.current("step") if run else []
+    if not steps:
+        return None, None
     frame = pd.DataFrame({"step": [e["step"] for e in steps], "loss": [e["loss"] for e in steps],
                           "learning rate": [e.get("learning_rate") or 0.0 for e in steps]})
-    evals = run.current("eval") if run else []
+    evals = run.current("eval")
     loss = pd.concat([
         frame[["step", "loss"]].assign(series="training loss"),
         pd.DataFrame({"step": [e["step"] for e in evals], "loss": [e["eval_loss"] for e in evals],
