@@ -82,16 +82,14 @@ def test_the_loss_chart_draws_a_new_run_that_had_no_steps_when_shown(app_server,
     must appear. Before ui.train_tab.charts returned None for a run without steps, the chart got an
     empty table first: in a minimal Gradio 6.31 app that always left it without a line, here only
     sometimes (seen twice in screenshots), so this test need not catch that old fault on every run.
-    (The page opens on no run: the other tests here delete theirs.)"""
+    The queued run is the live one, so the page opens on it."""
     url, ws = app_server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # the charts below the fold
-    page.goto(url)
-    page.get_by_role("tab", name="Train").click()
-    progress = page.locator("#train-progress")
-    progress.get_by_text("No run yet").wait_for()
-    page.wait_for_timeout(1000)
     run = runs.create_run(ws, presets.build("quick-test", str(EXAMPLES / "pirate.jsonl")), name="charted")
     try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})  # the charts below the fold
+        page.goto(url)
+        page.get_by_role("tab", name="Train").click()
+        progress = page.locator("#train-progress")
         progress.get_by_text("charted: queued").wait_for(timeout=15_000)
         page.wait_for_timeout(2500)  # the tab's next redraw: still no step
         log = runs.EventLog(run.path)
