@@ -124,5 +124,6 @@ def main() -> None:
         # Written after every configuration, so a call cut short still brings back what it measured.
         out.write_text(json.dumps(results, indent=2))
 
+
 if __name__ == "__main__":
     main()

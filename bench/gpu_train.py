@@ -316,5 +316,6 @@ def main() -> None:
         # Written after every configuration, so a call cut short still brings back what it measured.
         out.write_text(json.dumps({"bf16_matmul_tflops": peak, "results": results}, indent=2))
 
+
 if __name__ == "__main__":
     main()

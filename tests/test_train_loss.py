@@ -122,37 +122,42 @@ def test_a_step_trains_the_adapter_with_or_without_gradient_checkpointing(tiny_m
     assert base  # the base model stays frozen
 
 
-def test_padded_batches_group_conversations_of_similar_length(tiny_model_path, tokenizer, tmp_path):
-    """'padded' batching pads each batch only to its longest row, and the run's arguments batch rows
-    of similar length together, so little is padding. The same rows in random batches are mostly
-    padding."""
-    import dataclasses
-
+def _app_trainer(tiny_model_path, tokenizer, rows, train: dict, output_dir):
+    """The trainer with the arguments the worker gives trl for a run with these train settings, on this
+    machine; and the tokenised rows."""
     from engine.hardware import detect
     from engine.train.backend import choose
     from engine.train.config import validate
     from engine.train.trainer import training_args
 
+    data = tokenize(tokenizer, rows, max_length=1000, assistant_only=True)
+    config = validate({"model": {"name_or_path": str(tiny_model_path)}, "dataset": "unused.jsonl", "train": train})
+    settings, _ = choose(config, detect())
+    trainer = WorkbenchTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), processing_class=tokenizer,
+                               train_dataset=Dataset.from_list(data.rows),
+                               args=training_args(config, settings, output_dir))
+    return trainer, data
+
+
+def test_padded_batches_group_conversations_of_similar_length(tiny_model_path, tokenizer, tmp_path):
+    """'padded' batching pads each batch only to its longest row, and the run's arguments batch rows
+    of similar length together, so little is padding. The same rows in random batches are mostly
+    padding."""
     rows = [{"messages": [{"role": "user", "content": "Hi?"},
                           {"role": "assistant", "content": "Arr. " * (3 if i % 2 else 150)}]} for i in range(128)]
-    data = tokenize(tokenizer, rows, max_length=1000, assistant_only=True)
-    config = validate({"model": {"name_or_path": str(tiny_model_path)}, "dataset": "unused.jsonl",
-                       "train": {"batch_size": 4, "gradient_accumulation": 1, "batching": "padded"}})
-    settings, _ = choose(config, detect())
+    trainer, data = _app_trainer(tiny_model_path, tokenizer, rows,
+                                 {"batch_size": 4, "gradient_accumulation": 1, "batching": "padded"}, tmp_path)
 
-    def padding_share(args) -> float:
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-        trainer = WorkbenchTrainer(model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
-                                   args=args)
+    def padding_share() -> float:
         batches = list(trainer.get_train_dataloader())
         assert sum(int(b["attention_mask"].sum()) for b in batches) == data.tokens  # every row, once
         return 1 - data.tokens / sum(b["input_ids"].numel() for b in batches)
 
-    grouped = padding_share(training_args(config, settings, tmp_path / "grouped"))
-    shuffled = padding_share(dataclasses.replace(training_args(config, settings, tmp_path / "random"),
-                                                 train_sampling_strategy="random"))
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    grouped = padding_share()
+    trainer.args.train_sampling_strategy = "random"
+    shuffled = padding_share()
     assert grouped < 0.15 and shuffled > 0.3, (grouped, shuffled)
-
 
 
 @pytest.mark.parametrize("batching", ["padding_free", "padded"])
@@ -160,19 +165,9 @@ def test_the_end_of_each_reply_is_learned_where_it_is_also_the_pad_token(tiny_mo
                                                                          batching):
     """SmolLM2's pad token is its end-of-turn token, <|im_end|>: batches must still label it, or the
     tuned model never learns to stop."""
-    from engine.hardware import detect
-    from engine.train.backend import choose
-    from engine.train.config import validate
-    from engine.train.trainer import training_args
-
     assert tokenizer.pad_token == "<|im_end|>"
     rows = [{"messages": [{"role": "user", "content": "Hi?" * (i + 1)}, {"role": "assistant", "content": "Arr!"}]}
             for i in range(4)]
-    data = tokenize(tokenizer, rows, max_length=1000, assistant_only=True)
-    config = validate({"model": {"name_or_path": str(tiny_model_path)}, "dataset": "unused.jsonl",
-                       "train": {"batch_size": 4, "batching": batching}})
-    settings, _ = choose(config, detect())
-    trainer = WorkbenchTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), processing_class=tokenizer,
-                               train_dataset=Dataset.from_list(data.rows), args=training_args(config, settings, tmp_path))
+    trainer, _ = _app_trainer(tiny_model_path, tokenizer, rows, {"batch_size": 4, "batching": batching}, tmp_path)
     labels = next(iter(trainer.get_train_dataloader()))["labels"]
     assert tokenizer.decode(labels[labels != -100]) == "Arr!<|im_end|>" * 4
