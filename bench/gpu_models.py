@@ -48,8 +48,11 @@ def build(shape: str, root: Path = Path("/tmp/models")) -> Path:
     if (out / "config.json").exists():
         return out
     tok = tokenizer()
+    # No pad_token_id, as in Llama 3's own configs: with one, the embedding's padding row starts at zero, and
+    # with tied weights the end-of-turn token (also the pad token here) could then never win: a run could not
+    # learn to end its reply.
     config = LlamaConfig(vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          dtype="bfloat16", **SHAPES[shape])
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
