@@ -2,8 +2,10 @@
 transformers + peft, and the tutorial's recipe (every row padded to 2048, its batch and optimizer).
 
 Shapes: Llama-3.2-1B and Llama-3.1-8B, random init, saved and loaded as a user would load them.
-LoRA r=16 on q/k/v/o/gate/up/down, maximum length 2048, 10 steps; figures are over steps 3-10, wall
-time from the end of step 2 to the end of step 10 (data loading and logging included, for every stack).
+LoRA r=16 on q/k/v/o/gate/up/down, maximum length 2048, 10 steps (--steps); figures are over the steps
+after the first 2 (--warmup), wall time from the end of the last warm-up step to the end of the last step
+(data loading and logging included, for every stack). Stacks whose batch shapes vary compile for new
+shapes in their first steps: a longer warm-up (e.g. --steps 30 --warmup 10) measures them settled.
 Data (one word = one token with the bench tokenizer):
   fixed:    every row 2048 tokens, batch 2 (the unsloth notebooks' batch);
   variable: log-normal lengths like roleplay chats, median 600 tokens, sigma 0.7, capped at 2048
@@ -17,7 +19,8 @@ Each configuration runs in its own process; one JSON line each. With --profile t
 timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
 by GPU and by host time.
 
-    python bench/gpu_train.py [--configs SHAPE:BITS:STACK:DATA,...] [--out DIR] [--budget-s 540] [--profile]
+    python bench/gpu_train.py [--configs SHAPE:BITS:STACK:DATA,...] [--out DIR] [--budget-s 540]
+                              [--steps 10 --warmup 2] [--profile]
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def lengths(kind: str, n: int, seed: int = 0) -> list[int]:
     return [max(64, min(MAX_LEN, int(rng.lognormvariate(math.log(600), 0.7)))) for _ in range(n)]
 
 
-def write_data(kind: str, path: Path, n: int = 400) -> Path:
+def write_data(kind: str, path: Path, n: int) -> Path:
     """Conversations whose rendered length is the drawn one: a 24-token question, the rest the reply."""
     from bench.gpu_models import prompt_words
 
@@ -210,7 +213,7 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
     trainer.data_collator = timer.counting(trainer.data_collator, tok.pad_token_id if stack == "tutorial" else None)
     torch.cuda.reset_peak_memory_stats()
     trainer.train()
-    seconds = timer.ends[STEPS - 1] - timer.ends[WARMUP - 1]  # steps 3-10, everything between them included
+    seconds = timer.ends[STEPS - 1] - timer.ends[WARMUP - 1]  # every step after the warm-up, all between them included
     real = sum(timer.tokens[WARMUP:STEPS])  # batch i is collated for step i (no dataloader workers)
     padded = batch * MAX_LEN * (STEPS - WARMUP) if stack == "tutorial" else None
     return {"s_per_step": seconds / (STEPS - WARMUP), "real_tokens_per_s": real / seconds,
@@ -251,7 +254,7 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
 def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None) -> dict:
     shutil.rmtree(work, ignore_errors=True)  # a warm machine keeps /tmp between calls
     work.mkdir(parents=True)
-    data = write_data(kind, work / f"{kind}.jsonl")
+    data = write_data(kind, work / f"{kind}.jsonl", n=max(400, STEPS * BATCH[kind]))
     if stack.startswith("worker"):
         batching = {"worker-packed": "packed", "worker-padded": "padded"}.get(stack, "padding_free")
         checkpointing = "off" if stack == "worker-no-checkpointing" else "auto"
@@ -275,13 +278,17 @@ def matmul_tflops() -> float:
 
 
 def main() -> None:
+    global STEPS, WARMUP
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=4, metavar=("SHAPE", "BITS", "STACK", "DATA"))
     parser.add_argument("--configs", default=",".join(CONFIGS), help="SHAPE:BITS:STACK:DATA,... in the order to run")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
     parser.add_argument("--budget-s", type=float, default=540)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="steps left out of the figures")
     parser.add_argument("--profile", action="store_true", help="profile the in-process stacks (see above)")
     args = parser.parse_args()
+    STEPS, WARMUP = args.steps, args.warmup
     if args.one:
         shape, bits, stack, kind = args.one
         if stack in ("unsloth", "tutorial"):
@@ -306,8 +313,10 @@ def main() -> None:
     for config in args.configs.split(","):
         shape, bits, stack, kind = config.split(":")
         four_bit = bits == "4"
-        row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind}
-        cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind, "--out", args.out]
+        row = {"card": card, "shape": shape, "weights": "4-bit" if four_bit else "bf16", "stack": stack, "data": kind,
+               "steps": STEPS, "warmup": WARMUP}
+        cmd = [sys.executable, __file__, "--one", shape, "4" if four_bit else "16", stack, kind, "--out", args.out,
+               "--steps", str(STEPS), "--warmup", str(WARMUP)]
         row.update(run_config(shape, cmd + (["--profile"] if args.profile else []), deadline, cap_s=300, least_s=40))
         if "real_tokens_per_s" in row:
             row["mfu"] = round(6 * linear_params(shape) * row["real_tokens_per_s"] / (peak * 1e12), 3)
