@@ -195,7 +195,9 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     act_bytes = 2 if weight_bytes == 2 or config.model.load_in_4bit else 4
     per_token_layer = (14 * shape.hidden + 5 * shape.intermediate) * act_bytes
     if settings.gradient_checkpointing:  # only each layer's input is kept, one layer is recomputed at a time
-        activations = batch_tokens * (shape.layers * shape.hidden * act_bytes + per_token_layer)
+        # unsloth's checkpointing moves the kept inputs to host memory (unsloth_zoo's offloaded checkpointer).
+        kept = 0 if settings.backend == "unsloth" else shape.layers * shape.hidden * act_bytes
+        activations = batch_tokens * (kept + per_token_layer)
     else:
         activations = batch_tokens * shape.layers * per_token_layer
     # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
