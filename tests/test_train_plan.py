@@ -168,3 +168,35 @@ def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four
     h200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
     estimate = plan.make(config, workspace, h200).memory.total / 2**30
     assert row["peak_gib"] < estimate < 1.3 * row["peak_gib"], (estimate, row["peak_gib"])
+
+
+@pytest.mark.parametrize("shape, four_bit, results", [("llama-3.1-8b", True, "train-6-gpu3"),
+                                                      ("llama-3.2-1b", False, "train-6-gpu2")])
+def test_without_checkpointing_the_gpu_estimate_covers_the_peak_measured_on_an_h200(shape, four_bit, results,
+                                                                                   tmp_path, workspace):
+    """As above, for the worker with gradient checkpointing off on padding-free batches: the estimate
+    for the largest batch those steps trained (from the run's per-step events) against their peak."""
+    from transformers import LlamaConfig
+
+    from bench.gpu_models import SHAPES, tokenizer
+    from engine.train.backend import choose
+
+    bench = Path(__file__).parent.parent / "bench" / "results"
+    row = next(r for r in json.loads((bench / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())["results"]
+               if r["stack"] == "worker-no-checkpointing")
+    events = (bench / "events" / f"2026-11-28-NVIDIA_H200-train-6-{shape}-{4 if four_bit else 16}-worker-no-checkpointing-"
+              "variable.jsonl").read_text().splitlines()
+    totals = [0] + [e["tokens"] for e in map(json.loads, events) if e.get("type") == "step"]
+    largest = max(b - a for a, b in zip(totals, totals[1:]))
+    model = tmp_path / shape
+    LlamaConfig(vocab_size=128256, **SHAPES[shape]).save_pretrained(model)
+    tokenizer().save_pretrained(model)
+    config = validate({"model": {"name_or_path": str(model), "load_in_4bit": four_bit, "max_seq_length": 2048},
+                       "dataset": "unused.jsonl", "lora": {"r": 16, "alpha": 16, "gradient_checkpointing": "off"},
+                       "train": {"batch_size": 16}})
+    h200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
+    settings, _ = choose(config, h200)
+    assert not settings.gradient_checkpointing
+    _, model_shape = plan._tokenizer_and_shape(config, workspace)
+    estimate = plan.estimate_memory(model_shape, config, settings, largest).total / 2**30
+    assert row["peak_gib"] < estimate < 1.4 * row["peak_gib"], (estimate, row["peak_gib"], largest)

@@ -200,6 +200,8 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
         activations = batch_tokens * (kept + per_token_layer)
     else:
         activations = batch_tokens * shape.layers * per_token_layer
+        if settings.backend == "unsloth":  # its fused kernels keep less: 0.46-0.47 of this on an H200 (bench/RESULTS.md)
+            activations *= 0.5
     # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
     logits = 0.0 if settings.device == "cuda" else batch_tokens * shape.vocab * 4 * 2
     # Measured on the default model on a CPU: the peak grew to about 1.5x the first steps' over two
