@@ -143,6 +143,21 @@ def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspac
     assert (again.total_steps, again.tokens_per_epoch) == (first.total_steps, first.tokens_per_epoch)
 
 
+H200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
+
+
+def _bench_model(shape: str, folder: Path) -> Path:
+    """The GPU bench's model of `shape` (bench/gpu_models.py), config and tokenizer only: the plan reads
+    no weights."""
+    from transformers import LlamaConfig
+
+    from bench.gpu_models import SHAPES, tokenizer
+
+    LlamaConfig(vocab_size=128256, **SHAPES[shape]).save_pretrained(folder / shape)
+    tokenizer().save_pretrained(folder / shape)
+    return folder / shape
+
+
 @pytest.mark.parametrize("shape, four_bit, results", [("llama-3.1-8b", True, "train-6-gpu1"),
                                                       ("llama-3.2-1b", False, "train-6-gpu2")])
 def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four_bit, results, tmp_path, workspace):
@@ -151,22 +166,16 @@ def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four
     the machine stands in for that one. The plan must not promise less than was used, nor ask for
     much more (its estimate used to keep every layer's input on the GPU, which unsloth moves to host
     memory: about twice the peak)."""
-    from transformers import LlamaConfig
-
-    from bench.gpu_models import SHAPES, tokenizer
     from bench.gpu_train import write_data
 
     measured = json.loads((Path(__file__).parent.parent / "bench" / "results"
                            / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())
     row = next(r for r in measured["results"] if r["stack"] == "worker-padded" and r["shape"] == shape)
-    model = tmp_path / shape  # its config and tokenizer: the plan reads no weights
-    LlamaConfig(vocab_size=128256, **SHAPES[shape]).save_pretrained(model)
-    tokenizer().save_pretrained(model)
-    config = validate({"model": {"name_or_path": str(model), "load_in_4bit": four_bit, "max_seq_length": 2048},
+    config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
+                                 "max_seq_length": 2048},
                        "dataset": str(write_data("variable", tmp_path / "rows.jsonl", n=480)),
                        "lora": {"r": 16, "alpha": 16}, "train": {"batch_size": 16, "batching": "padded"}})
-    h200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
-    estimate = plan.make(config, workspace, h200).memory.total / 2**30
+    estimate = plan.make(config, workspace, H200).memory.total / 2**30
     assert row["peak_gib"] < estimate < 1.3 * row["peak_gib"], (estimate, row["peak_gib"])
 
 
@@ -176,26 +185,20 @@ def test_without_checkpointing_the_gpu_estimate_covers_the_peak_measured_on_an_h
                                                                                    tmp_path, workspace):
     """As above, for the worker with gradient checkpointing off on padding-free batches: the estimate
     for the largest batch those steps trained (from the run's per-step events) against their peak."""
-    from transformers import LlamaConfig
-
-    from bench.gpu_models import SHAPES, tokenizer
     from engine.train.backend import choose
 
     bench = Path(__file__).parent.parent / "bench" / "results"
     row = next(r for r in json.loads((bench / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())["results"]
                if r["stack"] == "worker-no-checkpointing")
-    events = (bench / "events" / f"2026-11-28-NVIDIA_H200-train-6-{shape}-{4 if four_bit else 16}-worker-no-checkpointing-"
-              "variable.jsonl").read_text().splitlines()
+    run = f"{shape}-{4 if four_bit else 16}-worker-no-checkpointing-variable"
+    events = (bench / "events" / f"2026-11-28-NVIDIA_H200-train-6-{run}.jsonl").read_text().splitlines()
     totals = [0] + [e["tokens"] for e in map(json.loads, events) if e.get("type") == "step"]
     largest = max(b - a for a, b in zip(totals, totals[1:]))
-    model = tmp_path / shape
-    LlamaConfig(vocab_size=128256, **SHAPES[shape]).save_pretrained(model)
-    tokenizer().save_pretrained(model)
-    config = validate({"model": {"name_or_path": str(model), "load_in_4bit": four_bit, "max_seq_length": 2048},
+    config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
+                                 "max_seq_length": 2048},
                        "dataset": "unused.jsonl", "lora": {"r": 16, "alpha": 16, "gradient_checkpointing": "off"},
                        "train": {"batch_size": 16}})
-    h200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
-    settings, _ = choose(config, h200)
+    settings, _ = choose(config, H200)
     assert not settings.gradient_checkpointing
     _, model_shape = plan._tokenizer_and_shape(config, workspace)
     estimate = plan.estimate_memory(model_shape, config, settings, largest).total / 2**30

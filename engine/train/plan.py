@@ -200,7 +200,7 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
         activations = batch_tokens * (kept + per_token_layer)
     else:
         activations = batch_tokens * shape.layers * per_token_layer
-        if settings.backend == "unsloth":  # its fused kernels keep less: 0.46-0.47 of this on an H200 (bench/RESULTS.md)
+        if settings.backend == "unsloth":  # its fused kernels kept 0.46-0.47 of this on an H200 (bench/RESULTS.md)
             activations *= 0.5
     # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
     logits = 0.0 if settings.device == "cuda" else batch_tokens * shape.vocab * 4 * 2
