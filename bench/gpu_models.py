@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MODELS = Path("/tmp/models")  # where build() saves the shapes
 
 SHAPES = {
     "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
@@ -39,7 +40,7 @@ def tokenizer():
     return fast
 
 
-def build(shape: str, root: Path = Path("/tmp/models")) -> Path:
+def build(shape: str, root: Path = MODELS) -> Path:
     """Save a random-init bf16 model of `shape` (once) and return its folder."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -79,8 +80,9 @@ def run_config(shape: str, cmd: list[str], deadline: float, cap_s: float, least_
     try:
         if deadline - time.time() < least_s:
             raise subprocess.TimeoutExpired(cmd, 0)
-        subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
-                       check=True, timeout=deadline - time.time())
+        if not (MODELS / shape / "config.json").exists():  # a process of its own, so the GPU is free after it
+            subprocess.run([sys.executable, "-c", f"from bench.gpu_models import build; build({shape!r})"], cwd=ROOT,
+                           check=True, timeout=deadline - time.time())
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=min(deadline - time.time(), cap_s))
     except subprocess.TimeoutExpired:
         return {"error": "out of time (--budget-s)"}

@@ -173,7 +173,9 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
     import torch
     from datasets import Dataset
 
-    path = Path("/tmp/models") / shape
+    from bench.gpu_models import MODELS
+
+    path = MODELS / shape
     if stack in ("unsloth", "tutorial"):
         from unsloth import FastLanguageModel
 
@@ -225,10 +227,12 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
                work: Path) -> dict:
     import yaml
 
+    from bench.gpu_models import MODELS
+
     run_dir = work / "ws" / "runs" / "bench"
     run_dir.mkdir(parents=True)
     config = {
-        "model": {"name_or_path": f"/tmp/models/{shape}", "load_in_4bit": four_bit, "max_seq_length": MAX_LEN},
+        "model": {"name_or_path": str(MODELS / shape), "load_in_4bit": four_bit, "max_seq_length": MAX_LEN},
         "dataset": str(data),
         "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "gradient_checkpointing": checkpointing},
         "train": {"max_steps": STEPS, "batch_size": batch, "gradient_accumulation": 1, "logging_steps": 1,

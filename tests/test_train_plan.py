@@ -144,6 +144,7 @@ def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspac
 
 
 H200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=int(140e9))
+H200_RESULTS = Path(__file__).parent.parent / "bench" / "results"  # bench/gpu_train.py on an H200, 2026-11-28
 
 
 def _bench_model(shape: str, folder: Path) -> Path:
@@ -168,8 +169,7 @@ def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four
     memory: about twice the peak)."""
     from bench.gpu_train import write_data
 
-    measured = json.loads((Path(__file__).parent.parent / "bench" / "results"
-                           / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())
+    measured = json.loads((H200_RESULTS / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())
     row = next(r for r in measured["results"] if r["stack"] == "worker-padded" and r["shape"] == shape)
     config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
                                  "max_seq_length": 2048},
@@ -187,11 +187,10 @@ def test_without_checkpointing_the_gpu_estimate_covers_the_peak_measured_on_an_h
     for the largest batch those steps trained (from the run's per-step events) against their peak."""
     from engine.train.backend import choose
 
-    bench = Path(__file__).parent.parent / "bench" / "results"
-    row = next(r for r in json.loads((bench / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())["results"]
+    row = next(r for r in json.loads((H200_RESULTS / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())["results"]
                if r["stack"] == "worker-no-checkpointing")
     run = f"{shape}-{4 if four_bit else 16}-worker-no-checkpointing-variable"
-    events = (bench / "events" / f"2026-11-28-NVIDIA_H200-train-6-{run}.jsonl").read_text().splitlines()
+    events = (H200_RESULTS / "events" / f"2026-11-28-NVIDIA_H200-train-6-{run}.jsonl").read_text().splitlines()
     totals = [0] + [e["tokens"] for e in map(json.loads, events) if e.get("type") == "step"]
     largest = max(b - a for a, b in zip(totals, totals[1:]))
     config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
