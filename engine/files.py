@@ -1,4 +1,5 @@
-"""Atomic writes: a crash never leaves a half-written file or folder that a later read trusts."""
+"""The one persistence layer: atomic writes (a crash never leaves a half-written file or folder that
+a later read trusts), JSON Lines appended and read back, and the timestamps records carry."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -57,3 +63,25 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every complete line holding a JSON object; a line being written (or cut by a crash) is skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")

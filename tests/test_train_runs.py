@@ -232,7 +232,7 @@ def test_listing_renaming_and_deleting_runs(workspace, make_config):
     runs.rename_run(workspace, "a", "a2")
     with pytest.raises(RunError, match="already exists"):
         runs.rename_run(workspace, "a2", "b")
-    with pytest.raises(RunError, match="not a usable run name"):
+    with pytest.raises(RunError, match="cannot be a run name"):
         runs.rename_run(workspace, "a2", "../escape")
     runs.delete_run(workspace, "a2")
     assert [r.name for r in runs.list_runs(workspace)] == ["b"]

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.compare.sides import BASE
-from engine.train.runs import append_jsonl, now, read_jsonl, run_dir
+from engine.files import append_jsonl, now, read_jsonl
+from engine.train.runs import run_dir
 from engine.workspace import Workspace
 
 COMPARISONS_FILE = "comparisons.jsonl"

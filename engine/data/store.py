@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,20 +17,18 @@ from engine.data.pipeline import Inspection, Options, inspect, read_rows
 from engine.data.readers import Progress
 from engine.data.render import encode
 from engine.files import atomic_dir, read_json, write_json
+from engine.workspace import BadName
+from engine.workspace import check_name as workspace_name
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOKENIZED = ".tokenized"  # the rendered data sets, by fingerprint: not a data set (no meta.json), deletable
 _CACHE_VERSION = 2
 
 
 def check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not NAME.match(name):
-        raise DataError(
-            f"'{name}' cannot be a data set name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit (e.g. pirate-v1)."
-        )
-    return name
+    try:
+        return workspace_name(name, "data set name", limit=64)
+    except BadName as e:
+        raise DataError(str(e)) from None
 
 
 def import_file(workspace, name: str, path: str | os.PathLike, options: Options = Options(), *,

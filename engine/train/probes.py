@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from engine.templates import stop_strings
-from engine.train.runs import PROBES_FILE, append_jsonl, now, read_jsonl
+from engine.files import append_jsonl, now, read_jsonl
+from engine.train.runs import PROBES_FILE
 
 
 @torch.no_grad()

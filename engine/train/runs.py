@@ -29,16 +29,16 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from engine.files import read_json, write_json, write_text
+from engine.files import append_jsonl, now, read_json, read_jsonl, write_json, write_text
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
-from engine.workspace import Workspace
+from engine.workspace import BadName, Workspace
 
 RUN_FILE, STATUS_FILE, EVENTS_FILE, PROBES_FILE, LOG_FILE = (
     "run.yaml", "status.json", "events.jsonl", "probes.jsonl", "worker.log")
@@ -46,15 +46,10 @@ RUN_LOCK = ".worker.lock"
 TRAINING_LOCK = ".training.lock"
 LIVE = ("queued", "running", "stopping")
 STARTUP_GRACE_S = 120  # a queued run whose worker has not taken its lock yet is still starting
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class RunError(ValueError):
     """A run operation that cannot be done; the message says why and what to do."""
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -121,26 +116,6 @@ class Run:
         return steps[-1] if steps else {}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Every complete line; a line being written (or cut by a crash) is skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
 class EventLog:
     """Appends one JSON object a line to a run's events.jsonl."""
 
@@ -205,10 +180,10 @@ def worker_locks(run_dir: Path, workspace: Workspace) -> Iterator[None]:
 # ---- reading runs --------------------------------------------------------------------------------
 
 def run_dir(workspace: Workspace, name: str) -> Path:
-    if not NAME.match(name or ""):
-        raise RunError(f"'{name}' is not a usable run name: use letters, digits, '.', '_' or '-' (up to 100), "
-                       "starting with a letter or digit.")
-    return workspace.runs / name
+    try:
+        return workspace.run_path(name)
+    except BadName as e:
+        raise RunError(str(e)) from None
 
 
 def load_run(workspace: Workspace, name: str) -> Run:
