@@ -8,6 +8,8 @@ import logging
 
 import gradio as gr
 
+from engine.errors import plain
+
 log = logging.getLogger("workbench.ui")
 
 
@@ -17,7 +19,7 @@ def _as_gr_error(e: Exception) -> gr.Error:
     if isinstance(e, ValueError):  # the engine's errors are ValueErrors written for people
         return gr.Error(str(e))
     log.exception("unexpected error")
-    return gr.Error(f"Something went wrong ({type(e).__name__}: {e}). The app is still running; details are in its log.")
+    return gr.Error(plain(e) or "Something went wrong; the app is still running and the details are in its log.")
 
 
 def friendly(fn):
