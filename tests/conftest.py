@@ -63,7 +63,7 @@ def end_workers(ws: Workspace) -> None:
     from engine.train.runs import list_runs
 
     for run in list_runs(ws):
-        pid = run.status.get("pid")
+        pid = run.status.pid
         if run.live and pid:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -97,11 +97,11 @@ def _wait(workspace, name, states, timeout=300):
     raise AssertionError(f"{name} stayed {run.state}; log:\n{run.log_file.read_text()[-3000:] if run.log_file.exists() else ''}")
 
 
-def test_worker_trains_stops_and_resumes_with_unsloth(gpu_workspace, shape_path, tmp_path):
+def test_worker_trains_stops_and_resumes_with_unsloth(gpu_workspace, shape_path):
     from engine.train.runs import load_run, resume_run, start_run, stop_run
 
     shape, path = shape_path
-    data = _data(tmp_path / "data.jsonl")
+    data = _data(gpu_workspace.datasets / f"data-{shape}.jsonl")  # Start takes data sets from the workspace
     name = f"gpu-{shape}"
     start_run(gpu_workspace, _config(path, data, steps=40, save_steps=4), name=name)
     run = _wait(gpu_workspace, name, {"running"})
@@ -111,7 +111,7 @@ def test_worker_trains_stops_and_resumes_with_unsloth(gpu_workspace, shape_path,
     stop_run(gpu_workspace, name)
     run = _wait(gpu_workspace, name, {"stopped", "failed"})
     assert run.state == "stopped", run.status
-    assert run.status["backend"]["backend"] == "unsloth"
+    assert run.status.backend.backend == "unsloth"
     assert (run.path / "adapter" / "adapter_model.safetensors").exists()
     stopped_at = run.latest_checkpoint
     assert stopped_at is not None

@@ -20,11 +20,12 @@ PROMPTS = ["Who are you?", "Say something."]
 
 
 @pytest.fixture
-def chat_file(tmp_path: Path) -> Path:
-    """Sixteen short conversations in the messages shape, every reply ending with a catchphrase."""
+def chat_file(workspace) -> Path:
+    """Sixteen short conversations in the messages shape, every reply ending with a catchphrase, in the
+    workspace's datasets/ (Start takes data sets from there or from examples/)."""
     rows = [{"messages": [{"role": "user", "content": f"Question number {i}?"},
                           {"role": "assistant", "content": f"Answer {i}, friend. Arr, matey!"}]} for i in range(16)]
-    path = tmp_path / "chat.jsonl"
+    path = workspace.datasets / "chat.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -70,7 +71,7 @@ def test_a_run_completes_with_an_adapter_that_changes_the_model(workspace, make_
     assert run.path == workspace.runs / "first" and run.state in ("queued", "running")
     run = wait_for("first", workspace, ended)
     assert run.state == "completed", run.status
-    assert run.status["ended"] and run.status["backend"]["device"] == "cpu" and run.status["pid"] is None
+    assert run.status.ended and run.status.backend.device == "cpu" and run.status.pid is None
     assert run.config == make_config()
 
     steps = [e for e in run.events if e["type"] == "step"]
@@ -110,11 +111,11 @@ def test_stop_saves_a_checkpoint_and_the_adapter(workspace, make_config):
 def test_a_killed_run_resumes_from_its_last_checkpoint_and_a_finished_one_continues(workspace, make_config):
     runs.start_run(workspace, make_config(max_steps=400, save_steps=3), name="crash")
     run = wait_for("crash", workspace, lambda r: len(r.checkpoints) >= 2 or ended(r))
-    os.kill(run.status["pid"], signal.SIGKILL)
+    os.kill(run.status.pid, signal.SIGKILL)
     run = wait_for("crash", workspace, ended)
-    assert run.state == "failed" and "ended unexpectedly" in run.status["error"]
+    assert run.state == "failed" and "ended unexpectedly" in run.status.error
     checkpoint = run.latest_checkpoint
-    assert f"({checkpoint.name})" in run.status["advice"]
+    assert f"({checkpoint.name})" in run.status.advice
     resumed_from = int(checkpoint.name.split("-")[1])
 
     # Resume the remaining steps quickly: the config may change between a crash and its resume.
@@ -141,13 +142,14 @@ def test_a_resume_replaces_what_the_ended_attempt_logged_past_its_checkpoint(wor
     run = runs.create_run(workspace, make_config(), name="twice")
     log = runs.EventLog(run.path)
     log.write("start", step=0)
+    shown = {"max_steps": 9, "epoch": 1.0, "memory_gb": 1.0, "peak_memory_gb": 1.0}
     for step in range(1, 9):
-        log.write("step", step=step, loss=1.0)
+        log.write("step", step=step, loss=1.0, **shown)
     log.write("eval", step=6, eval_loss=1.0)
     log.write("eval", step=8, eval_loss=1.0)
     log.write("start", step=6)
     for step in range(7, 10):
-        log.write("step", step=step, loss=0.5)
+        log.write("step", step=step, loss=0.5, **shown)
     run = runs.load_run(workspace, "twice")
     assert [(e["step"], e["loss"]) for e in run.current("step")] == [(s, 1.0) for s in range(1, 7)] + [(7, 0.5), (8, 0.5), (9, 0.5)]
     assert [e["step"] for e in run.current("eval")] == [6]
@@ -188,17 +190,21 @@ def test_one_training_at_a_time(workspace, make_config):
 def test_a_stop_while_queued_ends_the_run_before_it_trains(workspace, make_config):
     run = runs.create_run(workspace, make_config(), name="early")
     runs.stop_run(workspace, "early")  # no worker yet: the worker sees the request when it starts
-    runs._spawn(run.path)
+    runs._spawn(run.path, workspace)
     run = wait_for("early", workspace, ended)
     assert run.state == "stopped" and steps_of(run) == []
 
 
 def test_worker_errors_end_as_failed_with_a_plain_message(workspace, make_config, tmp_path):
-    config = make_config().model_copy(update={"dataset": str(tmp_path / "missing.jsonl")})
-    runs.start_run(workspace, config, name="nodata")
+    """A data set that goes missing after Start: the worker fails with the data layer's sentence."""
+    data = workspace.datasets / "gone.jsonl"
+    data.write_text((workspace.datasets / "chat.jsonl").read_text())
+    run = runs.create_run(workspace, make_config().model_copy(update={"dataset": str(data)}), name="nodata")
+    data.unlink()
+    runs._spawn(run.path, workspace)
     run = wait_for("nodata", workspace, ended)
-    assert run.state == "failed" and "missing.jsonl" in run.status["error"]
-    assert "Traceback" not in run.status["error"]
+    assert run.state == "failed" and "gone.jsonl" in run.status.error
+    assert "Traceback" not in run.status.error and "Error" not in run.status.error
 
 
 def test_a_failure_is_recorded_while_the_run_is_still_locked(workspace, make_config, tmp_path, monkeypatch):
@@ -219,7 +225,7 @@ def test_a_failure_is_recorded_while_the_run_is_still_locked(workspace, make_con
     monkeypatch.setattr(worker, "update_status", watching)
     assert worker.main(run.path, workspace) == 1
     assert seen == [True]
-    assert "missing.jsonl" in runs.load_run(workspace, "locked").status["error"]
+    assert "missing.jsonl" in runs.load_run(workspace, "locked").status.error
 
 
 def test_listing_renaming_and_deleting_runs(workspace, make_config):
@@ -261,6 +267,6 @@ def test_running_out_of_memory_fails_the_run_with_concrete_advice(workspace, mak
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 1
     run = runs.load_run(workspace, "oom")
-    assert run.state == "failed" and run.status["error"] == "Training ran out of memory.", run.status
-    assert "batch size to 2 and gradient accumulation to 2" in run.status["advice"]
-    assert "maximum length to 1024" in run.status["advice"]
+    assert run.state == "failed" and run.status.error == "Training ran out of memory.", run.status
+    assert "batch size to 2 and gradient accumulation to 2" in run.status.advice
+    assert "maximum length to 1024" in run.status.advice

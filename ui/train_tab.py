@@ -6,7 +6,6 @@ page or a restarted app finds a live run where it left it."""
 from __future__ import annotations
 
 import typing
-from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
@@ -153,10 +152,11 @@ def progress_text(run: runs.Run | None) -> str:
         lines.append(" · ".join(parts))
     elif run.live:
         lines.append("Starting: loading the model and the data…")
-    if run.status.get("error"):
-        lines.append(f"**{run.status['error']}**")
-    if run.status.get("advice"):
-        lines.append(run.status["advice"])
+    if run.status.error:
+        lines.append(f"**{run.status.error}**")
+    if run.status.advice:
+        lines.append(run.status.advice)
+    lines.extend(run.damaged_records)
     if run.adapter and not run.live:
         lines.append(f"Adapter: `{run.adapter}`")
     return "  \n".join(lines)
@@ -209,10 +209,10 @@ def runs_table(ctx: Context) -> pd.DataFrame:
         except ValueError:
             model = dataset = preset = "(unreadable run.yaml)"
         last = r.progress()
-        created = r.status.get("created", "")
+        created = r.status.created
         rows.append([r.name, r.state, f"{last['step']}/{last['max_steps']}" if last else "",
                      round(last["loss"], 3) if last else None, preset, model, dataset,
-                     datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M") if created else ""])
+                     created.strftime("%Y-%m-%d %H:%M") if created else ""])
     return pd.DataFrame(rows, columns=["run", "state", "step", "loss", "preset", "model", "data set", "created"])
 
 

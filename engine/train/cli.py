@@ -4,6 +4,9 @@
     python -m engine train CONFIG.yaml             make a run folder in the workspace from the config, run it
     python -m engine train CONFIG.yaml --plan      print the plan (data, steps, memory, time) and stop
     python -m engine train CONFIG.yaml --plan --measure   time a few real steps first, for the time estimate
+
+The workspace (models, data sets, the training lock) is --workspace, else $WORKBENCH_HOME, else
+./workspace, wherever the run folder is.
 """
 
 from __future__ import annotations
@@ -28,20 +31,20 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from engine.train import config as run_config
-    from engine.train import plan, runs, worker
+    from engine.train import plan, runs
     from engine.workspace import Workspace
 
     try:
-        if args.path.is_dir():  # a run folder lives in its workspace's runs/
+        # Never inferred from where a run folder is: a run folder may be anywhere.
+        workspace = Workspace.from_env(args.workspace)
+        if args.path.is_dir():
             path = args.path.resolve()
-            workspace = Workspace.from_env(args.workspace) if args.workspace else Workspace(path.parent.parent)
             if args.time_steps:
                 return _time_steps(path, workspace, args.time_steps)
-            config = runs.Run(path.name, path, {}).config
+            config = runs.read_run(path).config
             if not args.plan:
-                return worker.main(path, workspace)
+                return _train(path, workspace)
         else:
-            workspace = Workspace.from_env(args.workspace)
             config = runs.absolute_dataset(run_config.load(args.path))
         if args.plan:
             if args.measure:
@@ -50,13 +53,19 @@ def run(args) -> int:
             return 0
         run = runs.create_run(workspace, config, args.name)
         print(f"Run folder: {run.path}", flush=True)
-        code = worker.main(run.path, workspace)
-        status = runs.read_status(run.path)
-        print(f"{status.get('state')}: {status.get('error') or ''} {status.get('advice') or ''}".strip())
-        return code
+        return _train(run.path, workspace)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _train(path: Path, workspace) -> int:
+    from engine.train import runs, worker
+
+    code = worker.main(path, workspace)
+    status = runs.read_status(path)
+    print(f"{status.state}: {status.error or ''} {status.advice or ''}".strip())
+    return code
 
 
 def _time_steps(path: Path, workspace, steps: int) -> int:
@@ -67,7 +76,7 @@ def _time_steps(path: Path, workspace, steps: int) -> int:
 
     with runs.worker_locks(path, workspace):
         worker.train(path, workspace, threading.Event(), measure_steps=steps)
-    config = runs.Run(path.name, path, {}).config
+    config = runs.read_run(path).config
     settings = backend.resolve(config, detect())
     print(json.dumps(plan.known_speed(workspace, config, settings)))
     return 0

@@ -10,6 +10,7 @@ import torch
 from engine.templates import stop_strings
 from engine.files import append_jsonl, now, read_jsonl
 from engine.train.runs import PROBES_FILE
+from engine.train.status import usable_probe
 
 
 @torch.no_grad()
@@ -43,7 +44,7 @@ def record(run_dir: Path, step: int, model, tokenizer, prompts: list[str], max_n
 
 
 def recorded_steps(run_dir: Path) -> set[int]:
-    return {r["step"] for r in read_jsonl(Path(run_dir) / PROBES_FILE)}
+    return {r["step"] for r in read_jsonl(Path(run_dir) / PROBES_FILE) if usable_probe(r)}
 
 
 def grid(records: list[dict]) -> tuple[list[str], list[list]]:

@@ -7,18 +7,18 @@
                checkpoints/   trainer checkpoints (checkpoint-N)
                adapter/       the final or stop-time adapter, with the tokenizer it was trained with
                exports/       written by the export step
-               worker.log     the worker's own output, for when something goes really wrong
+               worker.log     the output of a worker the app started (a CLI run's goes to its terminal)
 
 Everything the UI shows is read from here, so a reloaded page or a restarted app re-attaches to a
-live run. A worker holds an exclusive lock on its run folder while it lives (the operating system
-drops it when the process dies, however it dies) and one on the workspace's training lock, so only
-one run trains at a time.
+live run. A run folder may also live outside `runs/` (a headless run); its workspace is then the one
+named by `--workspace` or `$WORKBENCH_HOME`, never inferred from where the folder is. A worker holds
+an exclusive lock on its run folder while it lives (the operating system drops it when the process
+dies, however it dies) and one on its workspace's training lock, so only one run trains at a time.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -26,25 +26,26 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from engine.files import append_jsonl, now, read_json, read_jsonl, write_json, write_text
+from engine.files import append_jsonl, now, read_jsonl, write_json, write_text
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
+from engine.train.status import LIVE, Status, usable_event, usable_probe
+from engine.train.status import read as read_status_file
 from engine.workspace import BadName, Workspace
 
 RUN_FILE, STATUS_FILE, EVENTS_FILE, PROBES_FILE, LOG_FILE = (
     "run.yaml", "status.json", "events.jsonl", "probes.jsonl", "worker.log")
 RUN_LOCK = ".worker.lock"
 TRAINING_LOCK = ".training.lock"
-LIVE = ("queued", "running", "stopping")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STARTUP_GRACE_S = 120  # a queued run whose worker has not taken its lock yet is still starting
 
 
@@ -56,11 +57,11 @@ class RunError(ValueError):
 class Run:
     name: str
     path: Path
-    status: dict
+    status: Status
 
     @property
     def state(self) -> str:
-        return self.status.get("state", "failed")
+        return self.status.state
 
     @property
     def live(self) -> bool:
@@ -71,10 +72,17 @@ class Run:
         return load_config(self.path / RUN_FILE)
 
     @cached_property
+    def _event_lines(self) -> tuple[list[dict], int]:
+        read = EventLog(self.path).read()
+        kept = [e for e in read if usable_event(e)]
+        return kept, len(read) - len(kept)
+
+    @property
     def events(self) -> list[dict]:
         """Read once: like `status`, a snapshot of the run when it was loaded (the Train tab draws
-        progress, charts and log from one read of a file that grows with every step)."""
-        return EventLog(self.path).read()
+        progress, charts and log from one read of a file that grows with every step). Damaged lines
+        are left out."""
+        return self._event_lines[0]
 
     def current(self, kind: str = "step") -> list[dict]:
         """The run's `step` (or `eval`) events as its training stands: a resume goes back to a
@@ -87,9 +95,25 @@ class Run:
                 out.append(e)
         return out
 
+    @cached_property
+    def _probe_lines(self) -> tuple[list[dict], int]:
+        read = read_jsonl(self.path / PROBES_FILE)
+        kept = [r for r in read if usable_probe(r)]
+        return kept, len(read) - len(kept)
+
     @property
     def probes(self) -> list[dict]:
-        return read_jsonl(self.path / PROBES_FILE)
+        return self._probe_lines[0]
+
+    @property
+    def damaged_records(self) -> list[str]:
+        """Sentences about the lines of events.jsonl and probes.jsonl left out because they are damaged."""
+        out = []
+        for name, (_, bad) in ((EVENTS_FILE, self._event_lines), (PROBES_FILE, self._probe_lines)):
+            if bad:
+                out.append(f"{bad} line{'s' if bad > 1 else ''} of {name} {'are' if bad > 1 else 'is'} damaged and "
+                           "left out; the rest of the run is shown.")
+        return out
 
     @property
     def adapter(self) -> Path | None:
@@ -132,13 +156,14 @@ class EventLog:
         return read_jsonl(self.path)
 
 
-def read_status(path: Path) -> dict:
-    return read_json(Path(path) / STATUS_FILE, {}) or {}
+def read_status(path: Path) -> Status:
+    return read_status_file(Path(path) / STATUS_FILE)
 
 
-def update_status(path: Path, **fields) -> dict:
-    status = {**read_status(path), **fields}
-    write_json(path / STATUS_FILE, status)
+def update_status(path: Path, **fields) -> Status:
+    """The status with `fields` changed, written atomically (a damaged file is replaced by a whole one)."""
+    status = read_status(path).merged(**fields)
+    write_json(Path(path) / STATUS_FILE, status.dump())
     return status
 
 
@@ -161,6 +186,7 @@ def _held(lock_file: Path) -> bool:
 def worker_locks(run_dir: Path, workspace: Workspace) -> Iterator[None]:
     """Held by the worker for its whole life: its run folder's lock, and the workspace's training lock."""
     run_dir = Path(run_dir)
+    workspace.runs.mkdir(parents=True, exist_ok=True)
     with open(run_dir / RUN_LOCK, "a+") as own, open(workspace.runs / TRAINING_LOCK, "a+") as training:
         fcntl.flock(own, fcntl.LOCK_EX)
         try:
@@ -172,7 +198,7 @@ def worker_locks(run_dir: Path, workspace: Workspace) -> Iterator[None]:
                            "Stop it or wait for it to finish, then resume this one.") from None
         training.seek(0)
         training.truncate()
-        training.write(run_dir.name)
+        training.write(run_dir.name if run_dir.parent == workspace.runs.resolve() else str(run_dir))
         training.flush()
         yield
 
@@ -193,10 +219,19 @@ def load_run(workspace: Workspace, name: str) -> Run:
     return _read(path)
 
 
+def read_run(path: Path) -> Run:
+    """The run in a folder anywhere (a headless run need not live in a workspace's runs/)."""
+    path = Path(path).resolve()
+    if not (path / RUN_FILE).exists():
+        raise RunError(f"'{path}' is not a run folder: it has no {RUN_FILE}.")
+    return _read(path)
+
+
 def list_runs(workspace: Workspace) -> list[Run]:
-    """Every run, newest first."""
+    """Every run, newest first (a run whose status is damaged is listed too, as damaged)."""
     runs = [_read(p.parent) for p in workspace.runs.glob(f"*/{RUN_FILE}")]
-    return sorted(runs, key=lambda r: r.status.get("created", ""), reverse=True)
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(runs, key=lambda r: r.status.created or oldest, reverse=True)
 
 
 def active_run(workspace: Workspace) -> Run | None:
@@ -207,28 +242,31 @@ def active_run(workspace: Workspace) -> Run | None:
 
 def _read(path: Path) -> Run:
     status = read_status(path)
-    if status.get("state") in LIVE and not _alive(path, status):
+    if status.live and not _alive(path, status):
         status = _after_death(path, status)
+    elif status.state == "damaged" and _held(path / RUN_LOCK):  # its worker lives and rewrites it as it goes
+        status = status.merged(state="running", error=None, advice=None)
     return Run(path.name, path, status)
 
 
-def _alive(path: Path, status: dict) -> bool:
+def _alive(path: Path, status: Status) -> bool:
     if _held(path / RUN_LOCK):
         return True
     # A queued worker is still importing its libraries before it takes its lock.
-    return status.get("state") == "queued" and time.time() - status.get("queued_at", 0) < STARTUP_GRACE_S
+    return (status.state == "queued" and status.queued_at is not None
+            and datetime.now(timezone.utc) - status.queued_at < timedelta(seconds=STARTUP_GRACE_S))
 
 
-def _after_death(path: Path, status: dict) -> dict:
+def _after_death(path: Path, status: Status) -> Status:
     """The worker is gone while the status says it lives: it was killed or crashed. Record that."""
-    if status.get("state") == "stopping":
+    if status.state == "stopping":
         return update_status(path, state="stopped", ended=now(), pid=None)
     run = Run(path.name, path, status)
     checkpoint = run.latest_checkpoint
     advice = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
               else "No checkpoint was saved yet, so Resume starts it again from the beginning.")
     try:  # the system kills a process that takes too much memory without warning, so say what would help
-        advice += " " + memory_advice(run.config, can_4bit=status.get("backend", {}).get("device") == "cuda")
+        advice += " " + memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))
     except ValueError:
         pass
     return update_status(
@@ -254,16 +292,47 @@ def create_run(workspace: Workspace, config: RunConfig, name: str | None = None)
         raise RunError(f"A run named '{name}' already exists; pick another name.")
     path.mkdir(parents=True)
     write_text(path / RUN_FILE, config.to_yaml())
-    status = update_status(path, state="queued", created=now(), queued_at=time.time())
+    status = update_status(path, state="queued", created=now(), queued_at=now())
     return Run(name, path, status)
 
 
 def start_run(workspace: Workspace, config: RunConfig, name: str | None = None) -> Run:
-    """Create a run folder and start its worker in the background; refused while another run trains."""
+    """Create a run folder and start its worker in the background; refused while another run trains,
+    and before anything starts where the data set or the model cannot be used."""
     ensure_idle(workspace)
-    run = create_run(workspace, absolute_dataset(config), name)
-    _spawn(run.path)
+    config = check_sources(workspace, absolute_dataset(config))
+    run = create_run(workspace, config, name)
+    _spawn(run.path, workspace)
     return load_run(workspace, run.name)
+
+
+def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
+    """The config, once its data set is known to be a saved one, a file in the workspace's datasets/
+    or an example shipped in examples/, and its model to be the default, a model folder or a Hub id
+    (which the worker downloads)."""
+    from engine.models import DEFAULT, DEFAULT_NAME, HUB_ID, ModelError, resolve_model
+
+    ref = config.dataset.strip()
+    try:
+        saved = (workspace.dataset_path(ref) / "data.jsonl").is_file()
+    except BadName:  # not a name, so a path
+        saved = False
+    if not saved:
+        path = Path(ref).expanduser().resolve()
+        if not (path.is_file() or (path / "data.jsonl").is_file()):
+            raise RunError(f"The data set '{ref}' does not exist: it is neither a data set saved in this workspace "
+                           "nor a file. Pick a saved data set, or import the file on the Dataset tab first.")
+        if not any(path.is_relative_to(base.resolve()) for base in (workspace.datasets, EXAMPLES)):
+            raise RunError(f"The data set '{ref}' is outside this workspace. Import it on the Dataset tab (or with "
+                           "`python -m engine data import FILE --name NAME`), then pick it by its name.")
+    spec = config.model.name_or_path.strip()
+    local = Path(spec).expanduser().is_dir() or (workspace.models / spec).is_dir()
+    if spec not in (DEFAULT, DEFAULT_NAME) and (local or not HUB_ID.match(spec)):
+        try:
+            resolve_model(spec, workspace)  # a folder is only checked here; nothing loads
+        except ModelError as e:
+            raise RunError(str(e)) from None
+    return config
 
 
 def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run:
@@ -287,8 +356,8 @@ def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run
         write_text(run.path / RUN_FILE, config.to_yaml())
     elif run.state == "completed":
         raise RunError(f"'{name}' has finished all its steps; choose how many more epochs to train it for.")
-    update_status(run.path, state="queued", queued_at=time.time(), error=None, advice=None, ended=None)
-    _spawn(run.path)
+    update_status(run.path, state="queued", queued_at=now(), error=None, advice=None, ended=None)
+    _spawn(run.path, workspace)
     return load_run(workspace, name)
 
 
@@ -298,9 +367,9 @@ def stop_run(workspace: Workspace, name: str) -> Run:
     if not run.live:
         raise RunError(f"'{name}' is not running (it is {run.state}).")
     update_status(run.path, state="stopping")
-    if run.status.get("pid"):
+    if run.status.pid:
         try:
-            os.kill(run.status["pid"], signal.SIGTERM)
+            os.kill(run.status.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     return load_run(workspace, name)
@@ -341,10 +410,10 @@ def absolute_dataset(config: RunConfig) -> RunConfig:
     return config
 
 
-def _spawn(path: Path) -> None:
+def _spawn(path: Path, workspace: Workspace) -> None:
     with open(path / LOG_FILE, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "engine", "train", str(path)],
+            [sys.executable, "-m", "engine", "train", str(path), "--workspace", str(workspace.root)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=Path(__file__).resolve().parents[2],
             start_new_session=True,  # the run outlives the app that started it

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import sys
 import threading
 import traceback
 from pathlib import Path
 
+from engine.errors import plain
 from engine.files import atomic_dir
 from engine.train import runs
 from engine.train.advice import memory_advice
@@ -25,15 +27,17 @@ from engine.workspace import Workspace
 
 
 def main(run_dir: Path, workspace: Workspace | None = None) -> int:
+    """Train the run in `run_dir`, a folder anywhere; its workspace (models, data sets, the training lock)
+    is the one given, else $WORKBENCH_HOME, else ./workspace."""
     run_dir = Path(run_dir).resolve()
-    workspace = workspace or Workspace(run_dir.parent.parent)
+    workspace = workspace or Workspace.from_env()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _: _request_stop(run_dir, stop, signum))
     try:
         with runs.worker_locks(run_dir, workspace):
             try:
-                if runs.read_status(run_dir).get("state") == "stopping":  # Stop was pressed while it was queued
+                if runs.read_status(run_dir).state == "stopping":  # Stop was pressed while it was queued
                     update_status(run_dir, state="stopped", ended=runs.now(), pid=None)
                     return 0
                 update_status(run_dir, state="running", pid=os.getpid(), started=runs.now(), ended=None,
@@ -150,15 +154,34 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
 
 def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
+    """(error, advice) as sentences that say only what is true; the class and traceback go to the log."""
+    run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
     # torch raises OutOfMemoryError on a GPU, and a RuntimeError from its CPU allocator on the host
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
-        status = runs.read_status(run_dir)
-        config = runs.Run(run_dir.name, run_dir, status).config
-        return "Training ran out of memory.", memory_advice(config, status.get("backend", {}).get("device") == "cuda")
+        backend = run.status.backend
+        return "Training ran out of memory.", memory_advice(run.config, bool(backend and backend.device == "cuda"))
     if isinstance(e, ValueError):  # the engine's messages are written for people
         return str(e), None
-    return (f"Training failed: {type(e).__name__}: {e}",
-            "The full error is in the run's worker.log. Resume continues from the last checkpoint.")
+    checkpoint = run.latest_checkpoint
+    resume = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
+              else "No checkpoint was saved, so Resume would start it again from the beginning.")
+    if said := plain(e):
+        return said, resume
+    detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    error = f"Training failed: {detail}" if detail else "Training failed with an unexpected error."
+    return error.rstrip(".") + ".", f"{_log_place(run.log_file)} {resume}"
+
+
+def _log_place(log: Path) -> str:
+    """Where this process's error output really goes: the run's worker.log when the app started it,
+    else wherever the command was run (a terminal, or the file its output was sent to)."""
+    try:
+        out, here = os.fstat(sys.stderr.fileno()), log.stat()
+        if (out.st_dev, out.st_ino) == (here.st_dev, here.st_ino):
+            return f"The full error is in {log}."
+    except (OSError, ValueError):  # no worker.log, or stderr is not a file
+        pass
+    return "The full error was printed in the output of the training command."
 
 
 def _request_stop(run_dir: Path, stop: threading.Event, signum: int) -> None:

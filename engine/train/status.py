@@ -1,0 +1,92 @@
+"""The records of a run folder, typed: `status.json` (one `Status`), and what makes a line of
+`events.jsonl` or `probes.jsonl` usable. A record damaged on disk (cut off, emptied, not an object,
+wrong types) is read as what it is, damaged, never as an error that breaks a page."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+State = Literal["queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
+LIVE = ("queued", "running", "stopping")
+
+
+class Backend(BaseModel):
+    """What the machine made of the config (engine/train/backend.Settings), as the run recorded it."""
+
+    device: str
+    backend: str
+    weights_dtype: str | None = None
+    mixed_precision: str | None = None
+    optimizer: str | None = None
+    gradient_checkpointing: bool | None = None
+
+
+class Status(BaseModel):
+    """status.json: where the run stands, written atomically by the app and the worker."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: State = "queued"
+    pid: int | None = None
+    created: AwareDatetime | None = None
+    queued_at: AwareDatetime | None = None
+    started: AwareDatetime | None = None
+    ended: AwareDatetime | None = None
+    error: str | None = None  # what went wrong, in a sentence
+    advice: str | None = None  # what to do about it
+    backend: Backend | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE
+
+    def merged(self, **fields) -> "Status":
+        return Status.model_validate({**self.model_dump(), **fields})
+
+    def dump(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def read(path: Path) -> Status:
+    """The status in `path` (a status.json); a missing file is a queued run, a damaged one is `damaged`
+    with what to do about it."""
+    path = Path(path)
+    try:
+        return Status.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Status()
+    except (ValueError, ValidationError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        pass
+    made = path.parent.joinpath("run.yaml")
+    created = datetime.fromtimestamp(made.stat().st_mtime, timezone.utc) if made.exists() else None
+    return Status(state="damaged", created=created, error=f"This run's {path.name} is damaged, so its state is unknown.",
+                  advice="Resume it to rewrite the file (training continues from its latest checkpoint, if it has "
+                         "one), or Delete the run.")
+
+
+def usable_event(e: dict) -> bool:
+    """Whether a line of events.jsonl holds what its readers take from it; others are left out."""
+    kind, step = e.get("type"), e.get("step")
+    if kind in ("start", "step", "eval") and not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        return False
+    number = (int, float)
+    if kind == "step":
+        return (all(isinstance(e.get(k), number) for k in ("loss", "max_steps", "epoch", "memory_gb", "peak_memory_gb"))
+                and isinstance(e.get("learning_rate"), (*number, type(None))))
+    if kind == "eval":
+        return isinstance(e.get("eval_loss"), number)
+    if kind == "message":
+        return isinstance(e.get("text"), str)
+    return isinstance(kind, str)
+
+
+def usable_probe(r: dict) -> bool:
+    """Whether a line of probes.jsonl is a step's answers to its prompts."""
+    step, prompts, answers = r.get("step"), r.get("prompts"), r.get("answers")
+    return (isinstance(step, int) and not isinstance(step, bool) and isinstance(prompts, list)
+            and isinstance(answers, list) and all(isinstance(x, str) for x in prompts + answers))
