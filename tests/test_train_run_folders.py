@@ -19,8 +19,13 @@ from types import SimpleNamespace
 import pytest
 
 from engine.train import probes, runs
+from engine.train.config import ConfigError
 from engine.train.runs import RunError
-from tests.test_train_runs import chat_file, ended, make_config, wait_for  # noqa: F401 (fixtures)
+from engine.train.sources import check_sources
+from tests import test_train_runs
+from tests.test_train_runs import ended, wait_for
+
+chat_file, make_config = test_train_runs.chat_file, test_train_runs.make_config  # the same fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASS_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception)\b")
@@ -213,12 +218,12 @@ def test_start_refuses_a_data_set_or_model_it_cannot_use_before_any_worker_start
         str(outside): "outside this workspace",
     }
     for dataset, message in refused.items():
-        with pytest.raises(RunError, match=message):
+        with pytest.raises(ConfigError, match=message):
             runs.start_run(workspace, make_config().model_copy(update={"dataset": dataset}), name="refused")
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
     for model, message in ((not_a_model, "is not a model"), ("no such model!", "neither a folder")):
-        with pytest.raises(RunError, match=message):
+        with pytest.raises(ConfigError, match=message):
             runs.start_run(workspace, with_model(make_config(), model), name="refused")
     assert not (workspace.runs / "refused").exists() and runs.list_runs(workspace) == []
 
@@ -228,7 +233,7 @@ def test_start_refuses_a_data_set_or_model_it_cannot_use_before_any_worker_start
     (saved / "data.jsonl").write_text((workspace.datasets / "chat.jsonl").read_text())
     for dataset in ("pirates", str(workspace.datasets / "chat.jsonl"), str(ROOT / "examples/data/pirate.jsonl")):
         config = make_config().model_copy(update={"dataset": dataset})
-        assert runs.check_sources(workspace, config) == config
+        assert check_sources(workspace, config) == config
 
 
 def test_the_cli_refuses_a_run_name_with_control_characters(workspace, make_config, tmp_path):

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from engine.train import config as run_config
-    from engine.train import plan, runs
+    from engine.train import plan, runs, sources
     from engine.workspace import Workspace
 
     try:
@@ -45,7 +45,7 @@ def run(args) -> int:
             if not args.plan:
                 return _train(path, workspace)
         else:
-            config = runs.absolute_dataset(run_config.load(args.path))
+            config = sources.absolute_dataset(run_config.load(args.path))
         if args.plan:
             if args.measure:
                 plan.measure(config, workspace)

@@ -37,6 +37,7 @@ from engine.files import append_jsonl, now, read_jsonl, write_json, write_text
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
+from engine.train.sources import absolute_dataset, check_sources
 from engine.train.status import LIVE, Status, usable_event, usable_probe
 from engine.train.status import read as read_status_file
 from engine.workspace import BadName, Workspace
@@ -45,7 +46,6 @@ RUN_FILE, STATUS_FILE, EVENTS_FILE, PROBES_FILE, LOG_FILE = (
     "run.yaml", "status.json", "events.jsonl", "probes.jsonl", "worker.log")
 RUN_LOCK = ".worker.lock"
 TRAINING_LOCK = ".training.lock"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STARTUP_GRACE_S = 120  # a queued run whose worker has not taken its lock yet is still starting
 
 
@@ -306,35 +306,6 @@ def start_run(workspace: Workspace, config: RunConfig, name: str | None = None) 
     return load_run(workspace, run.name)
 
 
-def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
-    """The config, once its data set is known to be a saved one, a file in the workspace's datasets/
-    or an example shipped in examples/, and its model to be the default, a model folder or a Hub id
-    (which the worker downloads)."""
-    from engine.models import DEFAULT, DEFAULT_NAME, HUB_ID, ModelError, resolve_model
-
-    ref = config.dataset.strip()
-    try:
-        saved = (workspace.dataset_path(ref) / "data.jsonl").is_file()
-    except BadName:  # not a name, so a path
-        saved = False
-    if not saved:
-        path = Path(ref).expanduser().resolve()
-        if not (path.is_file() or (path / "data.jsonl").is_file()):
-            raise RunError(f"The data set '{ref}' does not exist: it is neither a data set saved in this workspace "
-                           "nor a file. Pick a saved data set, or import the file on the Dataset tab first.")
-        if not any(path.is_relative_to(base.resolve()) for base in (workspace.datasets, EXAMPLES)):
-            raise RunError(f"The data set '{ref}' is outside this workspace. Import it on the Dataset tab (or with "
-                           "`python -m engine data import FILE --name NAME`), then pick it by its name.")
-    spec = config.model.name_or_path.strip()
-    local = Path(spec).expanduser().is_dir() or (workspace.models / spec).is_dir()
-    if spec not in (DEFAULT, DEFAULT_NAME) and (local or not HUB_ID.match(spec)):
-        try:
-            resolve_model(spec, workspace)  # a folder is only checked here; nothing loads
-        except ModelError as e:
-            raise RunError(str(e)) from None
-    return config
-
-
 def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run:
     """Start the worker again on a stopped, failed or finished run: it continues from its latest
     checkpoint. `more_epochs` extends a run (a finished one needs it to train any further)."""
@@ -400,14 +371,6 @@ def ensure_idle(workspace: Workspace) -> None:
                        "to finish first.")
     if _held(workspace.runs / TRAINING_LOCK):
         raise RunError("Another training process holds this workspace's training lock; wait for it to finish.")
-
-
-def absolute_dataset(config: RunConfig) -> RunConfig:
-    """A data set given as a relative path is made absolute, so the run folder works from anywhere."""
-    path = Path(config.dataset).expanduser()
-    if path.exists() and not path.is_absolute():
-        return config.model_copy(update={"dataset": str(path.resolve())})
-    return config
 
 
 def _spawn(path: Path, workspace: Workspace) -> None:

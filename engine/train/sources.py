@@ -1,0 +1,49 @@
+"""What a run trains on, checked before Start: its data set and its model. The app takes data sets
+only from the workspace's datasets/ and from the examples shipped in examples/ (a headless run may
+name any file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.train.config import ConfigError, RunConfig
+from engine.workspace import BadName, Workspace
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def absolute_dataset(config: RunConfig) -> RunConfig:
+    """A data set given as a relative path is made absolute, so the run folder works from anywhere."""
+    path = Path(config.dataset).expanduser()
+    if path.exists() and not path.is_absolute():
+        return config.model_copy(update={"dataset": str(path.resolve())})
+    return config
+
+
+def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
+    """The config, once its data set is known to be a saved one, a file in the workspace's datasets/
+    or an example shipped in examples/, and its model to be the default, a model folder or a Hub id
+    (which the worker downloads)."""
+    from engine.models import DEFAULT, DEFAULT_NAME, HUB_ID, ModelError, resolve_model
+
+    ref = config.dataset.strip()
+    try:
+        saved = (workspace.dataset_path(ref) / "data.jsonl").is_file()
+    except BadName:  # not a name, so a path
+        saved = False
+    if not saved:
+        path = Path(ref).expanduser().resolve()
+        if not (path.is_file() or (path / "data.jsonl").is_file()):
+            raise ConfigError(f"The data set '{ref}' does not exist: it is neither a data set saved in this workspace "
+                              "nor a file. Pick a saved data set, or import the file on the Dataset tab first.")
+        if not any(path.is_relative_to(base.resolve()) for base in (workspace.datasets, EXAMPLES)):
+            raise ConfigError(f"The data set '{ref}' is outside this workspace. Import it on the Dataset tab (or with "
+                              "`python -m engine data import FILE --name NAME`), then pick it by its name.")
+    spec = config.model.name_or_path.strip()
+    local = Path(spec).expanduser().is_dir() or (workspace.models / spec).is_dir()
+    if spec not in (DEFAULT, DEFAULT_NAME) and (local or not HUB_ID.match(spec)):
+        try:
+            resolve_model(spec, workspace)  # a folder is only checked here; nothing loads
+        except ModelError as e:
+            raise ConfigError(str(e)) from None
+    return config
