@@ -308,12 +308,13 @@ class ModelManager:
         ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
         ticket = self._queue.join()
         try:
-            shown = 0
-            while ahead := self._queue.ahead(ticket, WAIT_UPDATE_S):
+            shown, ahead = 0, self._queue.ahead(ticket, 0)
+            while ahead:
                 if ahead != shown:
                     shown = ahead
                     yield generation.Reply("", waiting=ahead, notice=f"Waiting for {ahead} earlier "
                                            f"request{'s' if ahead > 1 else ''} to finish…")
+                ahead = self._queue.ahead(ticket, WAIT_UPDATE_S)
             loaded = self._require()
             name = loaded.active_adapter if adapter == "active" else adapter
 
