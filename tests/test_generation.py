@@ -238,3 +238,17 @@ def test_a_long_reply_gets_what_the_prompt_leaves_of_the_max_length(manager):
 
     prompt = fit_prompt(manager.loaded.tokenizer, ask("hi"), 256, 4000)
     assert prompt.dropped == 0 and prompt.max_new_tokens == 256 - prompt.input_ids.shape[1]
+
+
+def test_the_generate_endpoint_refuses_a_32000_word_prompt_within_seconds_and_keeps_serving(app_server):
+    """The case found at main: such a prompt held the launched app's model for minutes."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, _ = app_server
+    client = Client(url, verbose=False)
+    started = time.perf_counter()
+    with pytest.raises(AppError, match="tokens long.*Shorten the message"):
+        client.predict("word " * 32000, "Precise", 256, api_name="/generate")
+    assert time.perf_counter() - started < 20
+    assert "Paris" in client.predict("What is the capital of France?", "Precise", 30, api_name="/generate")
