@@ -1,23 +1,61 @@
-"""Streaming generation from a list of messages, rendered by the tokenizer's chat template."""
+"""Streaming generation from a list of messages, rendered by the tokenizer's chat template, within
+the per-request limits (README, "Limits"): a prompt cut to the max length, a token limit, a time limit."""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from engine.sampling import Sampling
 from engine.templates import stop_token_ids
 
+log = logging.getLogger(__name__)
 
 # Every reply is generated on this one thread: compiled CUDA graphs keep per-thread state (with torch
 # 2.11, a graph compiled on one thread failed on the next), and the model lock allows one reply at a time.
 _GENERATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+
+ENV = {"max_new_tokens": "WORKBENCH_MAX_NEW_TOKENS", "seconds": "WORKBENCH_REPLY_SECONDS"}
+
+
+class Limits(BaseModel):
+    """What one request may take of the resident model: new tokens and seconds of generation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_new_tokens: int = Field(2048, ge=1, le=8192)
+    seconds: float = Field(180.0, gt=0)
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        """The defaults, with each limit set in the environment (ENV) in their place; a value that is
+        not valid is logged and the default kept, so a typo does not stop the app from starting."""
+        limits = cls()
+        for field, var in ENV.items():
+            raw = os.environ.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                limits = cls.model_validate({**limits.model_dump(), field: raw})
+            except ValidationError:
+                log.warning("%s=%r is not a valid limit (%s must be a positive number%s); using the default %s.",
+                            var, raw, field, ", at most 8192" if field == "max_new_tokens" else "",
+                            cls.model_fields[field].default)
+        return limits
+
+
+class PromptTooLong(ValueError):
+    """A prompt that does not fit the max length even with every earlier turn left out."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +63,8 @@ class Stats:
     first_token_s: float
     new_tokens: int
     seconds: float
-    finish: str  # "stop" (end of turn or stop string), "length", "cancelled"
+    finish: str  # "stop" (end of turn or stop string), "length", "time" (the time limit), "cancelled"
+    notices: tuple[str, ...] = ()  # what a limit did to this reply, in sentences for the screen
 
     @property
     def tokens_per_s(self) -> float:
@@ -33,16 +72,19 @@ class Stats:
         return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
 
     def summary(self) -> str:
-        return (
+        line = (
             f"{self.new_tokens} tokens in {self.seconds:.1f} s · first token after {self.first_token_s:.2f} s · "
             f"{self.tokens_per_s:.1f} tokens/s · finished: {self.finish}"
         )
+        return f"{line}  \n{' '.join(self.notices)}" if self.notices else line
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
     stats: Stats | None = None  # set on the last item only
+    waiting: int = 0  # while queued for the model: how many requests are ahead (no text yet)
+    notice: str = ""  # a line for the screen while streaming: the wait, or the earlier turns left out
 
 
 class _CountingStreamer(TextIteratorStreamer):
@@ -79,18 +121,75 @@ class _CountingStreamer(TextIteratorStreamer):
             super().on_finalized_text(text, stream_end)
 
 
-class _Cancelled(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
+class _Stop(StoppingCriteria):
+    """Ends the generation when the reader cancels or the time limit passes, and says which (transformers'
+    own `max_time` would not tell a time limit from the end of the turn). Checked once a token."""
+
+    def __init__(self, cancel: threading.Event, seconds: float):
+        self.cancel = cancel
+        self.seconds = seconds
+        self.deadline = float("inf")
+        self.reason: str | None = None
+
+    def start(self) -> None:
+        self.deadline = time.perf_counter() + self.seconds
 
     def __call__(self, input_ids, scores, **kwargs) -> bool:
-        return self.event.is_set()
+        if self.cancel.is_set():
+            self.reason = "cancelled"
+        elif time.perf_counter() > self.deadline:
+            self.reason = "time"
+        return self.reason is not None
 
 
 def render_prompt(tokenizer, messages: list[dict]) -> torch.Tensor:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
         "input_ids"
     ]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    input_ids: torch.Tensor
+    max_new_tokens: int  # the reply's room: the asked tokens, or what the prompt leaves of the max length
+    dropped: int  # earlier messages left out so that it fits
+
+
+def fit_prompt(tokenizer, messages: list[dict], max_length: int, max_new_tokens: int) -> Prompt:
+    """The rendered prompt, fitted to `max_length` tokens for prompt and reply together. The reply is kept
+    room for min(max_new_tokens, max_length // 2) tokens; a longer prompt loses whole turns from the front,
+    oldest first, so that it still starts with a user message; the system prompt and the newest user
+    message are always kept. Where even those two do not fit, PromptTooLong says so."""
+    room = min(max_new_tokens, max_length // 2)
+    budget = max_length - room
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    turns = messages[len(system):]
+    ids = render_prompt(tokenizer, system + turns)
+    dropped = 0
+    if ids.shape[1] > budget:
+        starts = [i for i, m in enumerate(turns) if m["role"] == "user" and i > 0]
+        shortest = render_prompt(tokenizer, system + turns[starts[-1]:]) if starts else ids
+        if shortest.shape[1] > budget:
+            raise PromptTooLong(
+                f"The message is {shortest.shape[1]:,} tokens long{' with the system prompt' if system else ''}, but the "
+                f"loaded model takes at most {budget:,} (its max length of {max_length:,} tokens, less {room:,} kept for "
+                "the reply). Shorten the message, or load the model with a larger max sequence length on the Model tab."
+            )
+        lo, hi, ids = 0, len(starts) - 1, shortest  # the first start that fits: longer prompts come earlier
+        while lo < hi:
+            mid = (lo + hi) // 2
+            candidate = render_prompt(tokenizer, system + turns[starts[mid]:])
+            if candidate.shape[1] <= budget:
+                hi, ids = mid, candidate
+            else:
+                lo = mid + 1
+        dropped = starts[lo]
+    return Prompt(ids, min(max_new_tokens, max_length - ids.shape[1]), dropped)
+
+
+def model_context(model) -> int:
+    """The model's own longest sequence, from its config (131072 where the config does not say)."""
+    return getattr(model.config.get_text_config(), "max_position_embeddings", None) or 131072
 
 
 def static_cache(model, max_len: int):
@@ -118,36 +217,51 @@ def _allow_4bit_compile(model) -> None:
 
 
 def stream(
-    model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None, cache=None
+    model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None, cache=None, *,
+    max_length: int | None = None, limits: Limits | None = None, hold=None,
 ) -> Iterator[Reply]:
     """Yield the growing reply; the last item carries the statistics. Stops at the end of the
-    assistant's turn (any end-of-turn token), at max_new_tokens, or when `cancel` is set."""
+    assistant's turn (any end-of-turn token), at max_new_tokens or the token limit, at the time limit,
+    or when `cancel` is set. `max_length`: prompt and reply together (default: the model's own; see
+    `fit_prompt`); `limits`: default `Limits.from_env()`. `hold`: a context manager entered on the
+    generating thread around the generation and left there the moment it ends, whether or not the
+    reader is still reading (the model manager's turn at the model)."""
     cancel = cancel or threading.Event()
-    input_ids = render_prompt(tokenizer, messages).to(model.device)
+    limits = limits or Limits.from_env()
+    asked = sampling.max_new_tokens
+    max_length = max_length or model_context(model)
+    prompt = fit_prompt(tokenizer, messages, max_length, min(asked, limits.max_new_tokens))
+    sampling = sampling.model_copy(update={"max_new_tokens": prompt.max_new_tokens})
+    notices = [f"{prompt.dropped} earlier message{'s were' if prompt.dropped > 1 else ' was'} left out: the chat is "
+               f"longer than the model's max length of {max_length:,} tokens."] if prompt.dropped else []
+    input_ids = prompt.input_ids.to(model.device)
     cache_kwargs = {}
     if cache is not None and input_ids.shape[1] + sampling.max_new_tokens <= cache.get_max_length():
         cache_kwargs["past_key_values"] = cache
     started = time.perf_counter()
     streamer = _CountingStreamer(tokenizer, started)
+    stop = _Stop(cancel, limits.seconds)
     failure: list[BaseException] = []
 
     def run():
         try:
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed)
-            with torch.inference_mode():
-                if cache_kwargs:
-                    cache.reset()  # the previous reply's keys and values
-                model.generate(
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                    eos_token_id=stop_token_ids(tokenizer, model.generation_config),
-                    pad_token_id=tokenizer.pad_token_id,
-                    **cache_kwargs,
-                    **sampling.generate_kwargs(),
-                )
+            with hold or nullcontext():
+                stop.start()
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
+                with torch.inference_mode():
+                    if cache_kwargs:
+                        cache.reset()  # the previous reply's keys and values
+                    model.generate(
+                        input_ids=input_ids,
+                        attention_mask=torch.ones_like(input_ids),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([stop]),
+                        eos_token_id=stop_token_ids(tokenizer, model.generation_config),
+                        pad_token_id=tokenizer.pad_token_id,
+                        **cache_kwargs,
+                        **sampling.generate_kwargs(),
+                    )
         except BaseException as e:  # surfaced in the consumer's thread below
             failure.append(e)
             streamer.end()
@@ -158,7 +272,7 @@ def stream(
     try:
         for piece in streamer:
             text += piece
-            yield Reply(text.strip())
+            yield Reply(text.strip(), notice=" ".join(notices))
         finished = True
     finally:
         if not finished:  # the consumer went away mid-answer: end the generation thread
@@ -167,11 +281,13 @@ def stream(
     if failure:
         raise failure[0]
     ended = time.perf_counter()
-    if cancel.is_set():
-        finish = "cancelled"
-    elif streamer.new_tokens >= sampling.max_new_tokens:
-        finish = "length"
-    else:
-        finish = "stop"
+    finish = stop.reason or ("length" if streamer.new_tokens >= sampling.max_new_tokens else "stop")
+    if finish == "time":
+        notices.append(f"The reply was stopped after {limits.seconds:g} s, the time limit per reply "
+                       f"({ENV['seconds']}); the model went on to the next request.")
+    elif finish == "length" and prompt.max_new_tokens < asked:
+        why = (f"the limit per reply ({ENV['max_new_tokens']})" if prompt.max_new_tokens == limits.max_new_tokens
+               else f"all the prompt leaves of the model's max length of {max_length:,} tokens")
+        notices.append(f"The reply stopped at {prompt.max_new_tokens:,} tokens, {why}.")
     first = (streamer.first_token_at or ended) - started
-    yield Reply(text.strip(), Stats(first, streamer.new_tokens, ended - started, finish))
+    yield Reply(text.strip(), Stats(first, streamer.new_tokens, ended - started, finish, tuple(notices)))

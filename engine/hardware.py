@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import platform
 from dataclasses import dataclass
 from functools import lru_cache
 
+import psutil
 import torch
 
 GiB = 1024**3
@@ -27,28 +29,30 @@ class Hardware:
         return self.device == "cuda" and self.bitsandbytes
 
     def free_bytes(self) -> int:
+        """What a new allocation on this device can use: free GPU memory, else the host's available memory."""
         if self.device == "cuda":
             return torch.cuda.mem_get_info()[0]
-        return _available_host_bytes()
+        return host_memory().available
+
+    def free_gib(self) -> float:
+        """`free_bytes` in GiB, the one unit every screen shows memory in."""
+        return self.free_bytes() / GiB
 
     def summary(self) -> str:
-        gib = f"{self.free_bytes() / GiB:.1f} of {self.total_bytes / GiB:.1f} GiB free"
+        gib = f"{self.free_gib():.1f} of {self.total_bytes / GiB:.1f} GiB free"
         return f"{self.name} ({self.device}, {gib}, bf16 {'yes' if self.bf16 else 'no'}); training backend: {self.backend}"
 
 
-def _available_host_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+def host_memory():
+    """The host's memory as psutil reads it (`.total`, `.available`: what can be used without swapping)."""
+    return psutil.virtual_memory()
 
 
-def _host_total_bytes() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+def free_memory() -> None:
+    """Return the memory of objects just dropped: collect them, and give cached GPU blocks back to the driver."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _unsloth_imports() -> bool:
@@ -69,7 +73,7 @@ def detect() -> Hardware:
         backend = "unsloth" if _unsloth_imports() else "transformers"
         return Hardware("cuda", props.name, torch.cuda.is_bf16_supported(), props.total_memory, backend, bnb)
     if torch.backends.mps.is_available():
-        return Hardware("mps", "Apple GPU (MPS)", True, _host_total_bytes(), "transformers", False)
+        return Hardware("mps", "Apple GPU (MPS)", True, host_memory().total, "transformers", False)
     cpu = platform.processor() or platform.machine()
     name = f"CPU {cpu}, {os.cpu_count()} cores"
-    return Hardware("cpu", name, False, _host_total_bytes(), "transformers", False)
+    return Hardware("cpu", name, False, host_memory().total, "transformers", False)

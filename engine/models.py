@@ -1,11 +1,12 @@
 """The one resident model for chat and compare (DESIGN.md, decision 3): load, swap, attach and
-switch adapters, unload. Base-versus-tuned uses the same weights with the adapter switched off."""
+switch adapters, unload, make room for training. Base-versus-tuned uses the same weights with the
+adapter switched off. Requests take turns at it, first come first served (`TurnQueue`)."""
 
 from __future__ import annotations
 
-import gc
 import re
 import threading
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,14 @@ import torch
 from engine import adapters, generation
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
-from engine.hardware import Hardware, detect
+from engine.hardware import Hardware, detect, free_memory, host_memory
 from engine.sampling import Sampling
-from engine.templates import prepare_tokenizer
+from engine.templates import load_tokenizer
 from engine.workspace import Workspace
 
 DEFAULT = "default"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WAIT_UPDATE_S = 0.5  # how often a queued request looks at its place in the line
 
 
 class ModelError(ValueError):
@@ -95,22 +97,75 @@ class Loaded:
         decoding = " · compiled decoding (the first reply compiles it)" if self.cache is not None else ""
         return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length}{decoding}"
 
+    @property
+    def context(self) -> int:
+        """The longest prompt and reply together: the chosen max length, or the model's own where shorter."""
+        return min(self.max_seq_length, generation.model_context(self.model))
+
+
+class TurnQueue:
+    """One holder of the model at a time, in order of arrival, each waiter's place visible. A plain lock
+    wakes any waiter, so a steady flow of requests could pass one by indefinitely. Tickets, not threads,
+    hold a turn: a streamed reply is read by whichever worker thread the web server picks, and its turn
+    ends on the generating thread."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._line: deque[object] = deque()  # the first holds the model
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._line)
+
+    def join(self) -> object:
+        ticket = object()
+        with self._changed:
+            self._line.append(ticket)
+        return ticket
+
+    def ahead(self, ticket: object, timeout: float | None = None) -> int:
+        """Wait up to `timeout` seconds for `ticket`'s turn; how many are still ahead of it (0: its turn)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._line[0] is ticket, timeout)
+            return self._line.index(ticket)
+
+    def leave(self, ticket: object) -> None:
+        """End the ticket's turn or its wait; leaving twice is harmless."""
+        with self._changed:
+            if ticket in self._line:
+                self._line.remove(ticket)
+                self._changed.notify_all()
+
+    @contextmanager
+    def turn(self):
+        ticket = self.join()
+        try:
+            self.ahead(ticket)
+            yield
+        finally:
+            self.leave(ticket)
+
 
 class ModelManager:
-    """Owns the resident model. Every operation holds one lock, so concurrent requests queue
-    instead of racing a load against a generation. A plain Lock, not an RLock: a streamed reply
-    is iterated by whichever worker thread the web server picks, so the releasing thread may
-    differ from the acquiring one."""
+    """Owns the resident model. Every operation takes its turn in one queue, so concurrent requests
+    wait in order instead of racing a load against a generation; each reply is held to `limits`."""
 
-    def __init__(self, workspace: Workspace, hardware: Hardware | None = None):
+    def __init__(self, workspace: Workspace, hardware: Hardware | None = None,
+                 limits: generation.Limits | None = None):
         self.workspace = workspace
         self.hardware = hardware or detect()
-        self._lock = threading.Lock()
+        self.limits = limits or generation.Limits.from_env()
+        self._queue = TurnQueue()
         self._loaded: Loaded | None = None
 
     @property
     def loaded(self) -> Loaded | None:
         return self._loaded
+
+    @property
+    def queued(self) -> int:
+        """Requests at the model now: the one it serves and those waiting."""
+        return len(self._queue)
 
     def load(
         self,
@@ -128,12 +183,12 @@ class ModelManager:
         if not 128 <= max_seq_length <= 131072:
             raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
         path = resolve_model(spec, self.workspace, trust_remote_code)
-        with self._lock:
+        with self._queue.turn():
             previous = self._loaded
             if previous is not None and self.hardware.device == "cuda":
                 # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
                 self._loaded = previous = None
-                self._free()
+                free_memory()
             try:
                 model, tokenizer = self._load_weights(path, load_in_4bit, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
@@ -142,14 +197,14 @@ class ModelManager:
             self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, cache=cache,
                                   parameters=sum(p.numel() for p in model.parameters()))
             previous = None
-            self._free()
+            free_memory()
             return self._loaded
 
     def _load_weights(self, path: Path, load_in_4bit: bool, trust_remote_code: bool):
         """Through transformers, 16-bit and 4-bit alike: on CUDA its static cache runs the decoding step
         as a compiled CUDA graph (on the 8B shape on an H200, 2.7-3.2x unsloth's `for_inference` in 16-bit
         and 2.47-2.96x in 4-bit: bench/RESULTS.md). Training uses unsloth, in the worker's own process."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         kwargs: dict = {"trust_remote_code": trust_remote_code}
         if self.hardware.device == "cpu":
@@ -163,22 +218,36 @@ class ModelManager:
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
             )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         model.eval()
-        prepare_tokenizer(tokenizer)
         return model, tokenizer
 
     def unload(self) -> None:
         """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
-        with self._lock:
+        with self._queue.turn():
             self._loaded = None
-            self._free()
+            free_memory()
 
-    def _free(self) -> None:
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    def free_for_training(self, need_bytes: int = 0) -> str | None:
+        """Make room for a training run, whose worker is a process of its own. On a GPU (CUDA, or Apple's
+        MPS, whose memory is the host's) the chat model is unloaded: the run needs that memory. On a CPU
+        machine it stays loaded while the host's available memory covers `need_bytes` (the plan's
+        estimate) with a tenth of the total to spare, so chat keeps working during the run; it is
+        unloaded otherwise. Returns a sentence saying the model was unloaded, or None where it stayed."""
+        with self._queue.turn():
+            if self._loaded is None:
+                return None
+            if self.hardware.device == "cpu":
+                memory = host_memory()
+                if memory.available - need_bytes >= memory.total / 10:
+                    return None
+            what = self._loaded.summary().split(" · ")[0]
+            self._loaded = None
+            free_memory()
+        where = "the GPU's memory" if self.hardware.device != "cpu" else "enough memory"
+        return (f"The chat model ({what}) was unloaded to give training {where}; load it again on the Model tab "
+                "when you want to chat.")
 
     def _require(self) -> Loaded:
         if self._loaded is None:
@@ -190,7 +259,7 @@ class ModelManager:
         trained on another base is refused with the model left as it was; `label` names it there."""
         from peft import PeftModel
 
-        with self._lock:
+        with self._queue.turn():
             loaded = self._require()
             if name not in loaded.adapters:
                 base = loaded.model.get_base_model() if isinstance(loaded.model, PeftModel) else loaded.model
@@ -219,7 +288,7 @@ class ModelManager:
 
     def use_adapter(self, name: str | None) -> None:
         """Choose the adapter for the next answers; None answers with the base model."""
-        with self._lock:
+        with self._queue.turn():
             loaded = self._require()
             if name is not None and name not in loaded.adapters:
                 raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
@@ -234,12 +303,33 @@ class ModelManager:
         adapter: str | None = "active",
         cancel: threading.Event | None = None,
     ) -> Iterator[generation.Reply]:
-        """Stream a reply. `adapter`: "active" (the chosen one), None (the base), or an attached name."""
-        with self._lock:
+        """Stream a reply. `adapter`: "active" (the chosen one), None (the base), or an attached name.
+        While other requests are ahead, items without text say how many (`waiting`, `notice`). The turn
+        ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
+        ticket = self._queue.join()
+        try:
+            shown, ahead = 0, self._queue.ahead(ticket, 0)
+            while ahead:
+                if ahead != shown:
+                    shown = ahead
+                    yield generation.Reply("", waiting=ahead, notice=f"Waiting for {ahead} earlier "
+                                           f"request{'s' if ahead > 1 else ''} to finish…")
+                ahead = self._queue.ahead(ticket, WAIT_UPDATE_S)
             loaded = self._require()
             name = loaded.active_adapter if adapter == "active" else adapter
-            with self._adapter_context(loaded, name):
-                yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel, loaded.cache)
+
+            @contextmanager
+            def hold():
+                try:
+                    with self._adapter_context(loaded, name):
+                        yield
+                finally:
+                    self._queue.leave(ticket)
+
+            yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel, loaded.cache,
+                                         max_length=loaded.context, limits=self.limits, hold=hold())
+        finally:
+            self._queue.leave(ticket)
 
     @contextmanager
     def _adapter_context(self, loaded: Loaded, name: str | None):

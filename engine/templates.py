@@ -112,6 +112,18 @@ class _NoTemplate:
     chat_template = None
 
 
+def load_tokenizer(path, template: str | None = "model", fallback: str = "chatml", trust_remote_code: bool = False):
+    """The tokenizer saved at `path`, the one way every part of the app loads one. With a `template`
+    ("model", "chatml" or "alpaca") it is prepared for chat and training (`prepare_tokenizer`); with
+    None it is returned as saved (a run's tokenizer, which already carries its template)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    if template is None:
+        return tokenizer
+    return prepare_tokenizer(tokenizer, fallback=fallback, template_choice=template)
+
+
 def stop_strings(tokenizer) -> list[str]:
     """End-of-turn markers that end a reply even where the tokenizer's eos differs."""
     vocab = tokenizer.get_vocab()

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -115,3 +116,139 @@ def test_a_fast_reply_reaches_the_reader_a_few_times_a_second_and_whole(tiny_mod
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=300, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)
     assert final.text == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+# ---- the per-request limits and the queue (README, "Limits") ------------------------------------
+
+LONG = ask("Write a long essay about the history of ships.")  # greedy: over 400 tokens
+
+
+def test_a_reply_over_the_token_limit_stops_at_the_limit_and_says_so(manager, monkeypatch):
+    from engine.generation import Limits
+
+    monkeypatch.setattr(manager, "limits", Limits(max_new_tokens=10))
+    final = manager.generate(LONG, Sampling.parse(temperature=0, max_new_tokens=200))
+    assert final.stats.finish == "length" and final.stats.new_tokens == 10
+    assert "WORKBENCH_MAX_NEW_TOKENS" in final.stats.summary() and "stopped at 10 tokens" in final.stats.summary()
+
+
+def test_the_limits_are_read_from_the_environment_and_a_typo_keeps_the_default(monkeypatch, caplog):
+    from engine.generation import Limits
+
+    monkeypatch.setenv("WORKBENCH_MAX_NEW_TOKENS", "64")
+    monkeypatch.setenv("WORKBENCH_REPLY_SECONDS", "2.5")
+    assert Limits.from_env() == Limits(max_new_tokens=64, seconds=2.5)
+    monkeypatch.setenv("WORKBENCH_REPLY_SECONDS", "soon")
+    assert Limits.from_env() == Limits(max_new_tokens=64)
+    assert "WORKBENCH_REPLY_SECONDS='soon'" in caplog.text and "using the default 180" in caplog.text
+
+
+def _first_text_and_end(gen, seen: dict):
+    """Read a stream to its end, noting when its first text came, its waiting items and its end."""
+    for reply in gen:
+        if reply.waiting:
+            seen.setdefault("waiting", []).append(reply.waiting)
+        if reply.text and "first_text" not in seen:
+            seen["first_text"] = time.perf_counter()
+        seen["final"] = reply
+    seen["end"] = time.perf_counter()
+
+
+def _wait_for(condition, seconds=60):
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        assert time.perf_counter() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_reply_past_the_time_limit_is_cut_and_the_queue_moves_on_in_order(manager, monkeypatch):
+    from engine.generation import Limits
+
+    monkeypatch.setattr(manager, "limits", Limits(seconds=3))
+    long = Sampling.parse(temperature=0, max_new_tokens=1000)
+    short = Sampling.parse(temperature=0, max_new_tokens=5)
+    a, b, c = {}, {}, {}
+    first = threading.Thread(target=_first_text_and_end, args=(manager.stream(LONG, long), a))
+    first.start()
+    _wait_for(lambda: "first_text" in a)
+    second = threading.Thread(target=_first_text_and_end, args=(manager.stream(ask("Say hi."), short), b))
+    second.start()
+    _wait_for(lambda: b.get("waiting"))
+    third = threading.Thread(target=_first_text_and_end, args=(manager.stream(ask("Say bye."), short), c))
+    third.start()
+    for t in (first, second, third):
+        t.join(timeout=120)
+    assert a["final"].stats.finish == "time" and a["final"].stats.seconds < 3 + 5
+    assert "WORKBENCH_REPLY_SECONDS" in a["final"].stats.summary()
+    assert b["waiting"][0] == 1 and c["waiting"][0] == 2  # their places in the line, shown while they wait
+    assert b["first_text"] < c["first_text"]  # first come, first served
+    assert b["first_text"] - a["end"] < 5, "the next request did not start right after the time limit"
+    assert b["final"].stats.finish in ("stop", "length") and c["final"].stats.new_tokens > 0
+
+
+def test_a_reader_that_stops_reading_does_not_hold_the_model(manager, monkeypatch):
+    """The turn ends when the generation does (here at the time limit), not when its reader finishes."""
+    from engine.generation import Limits
+
+    monkeypatch.setattr(manager, "limits", Limits(seconds=2))
+    stuck = manager.stream(LONG, Sampling.parse(temperature=0, max_new_tokens=1000))
+    next(stuck)  # and never read again, as a client that hung
+    started = time.perf_counter()
+    reply = manager.generate(ask("Say hi."), Sampling.parse(temperature=0, max_new_tokens=5))
+    assert reply.stats.new_tokens > 0 and time.perf_counter() - started < 2 + 10
+    stuck.close()
+
+
+def test_a_32000_word_prompt_is_refused_within_seconds(manager):
+    from engine.generation import PromptTooLong
+
+    started = time.perf_counter()
+    with pytest.raises(PromptTooLong, match=r"tokens long.*at most 1,536.*Shorten the message"):
+        manager.generate(ask("word " * 32000), Sampling.parse(temperature=0, max_new_tokens=512))
+    assert time.perf_counter() - started < 10
+    assert manager.generate(ask("Say hi."), Sampling.parse(temperature=0, max_new_tokens=5)).stats.new_tokens > 0
+
+
+def long_chat(turns=40):
+    chat = [{"role": "system", "content": "You are a pirate."}]
+    for i in range(turns):
+        chat += [{"role": "user", "content": f"Question {i}: " + "tell me about the sea " * 20},
+                 {"role": "assistant", "content": f"Answer {i}: " + "the sea is wide " * 20}]
+    return chat + ask("What is the capital of France?")
+
+
+def test_a_chat_longer_than_the_max_length_loses_its_oldest_turns_and_keeps_the_system_prompt(manager):
+    from engine.generation import fit_prompt
+
+    tok = manager.loaded.tokenizer
+    chat = long_chat()
+    prompt = fit_prompt(tok, chat, 2048, 512)
+    text = tok.decode(prompt.input_ids[0])
+    assert 1024 < prompt.input_ids.shape[1] <= 2048 - 512 and prompt.max_new_tokens == 512
+    assert text.startswith("<|im_start|>system\nYou are a pirate.<|im_end|>\n<|im_start|>user\nQuestion ")
+    assert "Question 0:" not in text and "Answer 39:" in text and text.endswith("France?<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt.dropped % 2 == 0 and f"Question {prompt.dropped // 2}:" in text  # whole turns, oldest first
+
+    reply = manager.generate(chat, Sampling.parse(temperature=0, max_new_tokens=512))  # ends at "Paris."
+    assert f"{prompt.dropped} earlier messages were left out" in reply.stats.summary()
+
+
+def test_a_long_reply_gets_what_the_prompt_leaves_of_the_max_length(manager):
+    from engine.generation import fit_prompt
+
+    prompt = fit_prompt(manager.loaded.tokenizer, ask("hi"), 256, 4000)
+    assert prompt.dropped == 0 and prompt.max_new_tokens == 256 - prompt.input_ids.shape[1]
+
+
+def test_the_generate_endpoint_refuses_a_32000_word_prompt_within_seconds_and_keeps_serving(app_server):
+    """The case found at main: such a prompt held the launched app's model for minutes."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, _ = app_server
+    client = Client(url, verbose=False)
+    started = time.perf_counter()
+    with pytest.raises(AppError, match="tokens long.*Shorten the message"):
+        client.predict("word " * 32000, "Precise", 256, api_name="/generate")
+    assert time.perf_counter() - started < 20
+    assert "Paris" in client.predict("What is the capital of France?", "Precise", 30, api_name="/generate")

@@ -134,3 +134,48 @@ def test_trust_remote_code_is_off_by_default():
     import inspect
 
     assert inspect.signature(ModelManager.load).parameters["trust_remote_code"].default is False
+
+
+def test_host_memory_is_psutils_reading_in_gib_on_screen():
+    import psutil
+
+    from engine.hardware import GiB, host_memory
+
+    hw = detect()
+    with open("/proc/meminfo") as f:
+        kernel = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    assert host_memory().total == psutil.virtual_memory().total == kernel["MemTotal"] == hw.total_bytes
+    assert abs(hw.free_bytes() - psutil.virtual_memory().available) < 0.5 * GiB
+    assert abs(hw.free_bytes() - kernel["MemAvailable"]) < 0.5 * GiB
+    assert f"of {hw.total_bytes / GiB:.1f} GiB free" in hw.summary() and abs(hw.free_gib() - hw.free_bytes() / GiB) < 0.5
+
+
+def test_free_for_training_keeps_the_chat_model_on_a_cpu_with_room(manager):
+    manager.load("default")
+    kept = manager.loaded
+    assert manager.free_for_training(need_bytes=10**8) is None
+    assert manager.loaded is kept
+
+
+def test_free_for_training_unloads_where_the_cpu_has_no_room(manager):
+    from engine.hardware import host_memory
+
+    manager.load("default")
+    ref = weakref.ref(manager.loaded.model)
+    said = manager.free_for_training(need_bytes=host_memory().total)
+    gc.collect()
+    assert ref() is None and manager.loaded is None
+    assert "was unloaded to give training enough memory" in said and "Model tab" in said
+    assert manager.free_for_training() is None  # nothing left to free
+
+
+def test_free_for_training_unloads_on_a_gpu(manager):
+    # No GPU here: the manager is told it runs on one (the model itself stays on the CPU).
+    import dataclasses
+
+    manager.load("default")
+    ref = weakref.ref(manager.loaded.model)
+    manager.hardware = dataclasses.replace(manager.hardware, device="cuda")
+    said = manager.free_for_training()
+    gc.collect()
+    assert ref() is None and manager.loaded is None and "the GPU's memory" in said

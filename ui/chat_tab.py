@@ -136,7 +136,7 @@ def render(ctx: Context) -> None:
         history = history + [{"role": "assistant", "content": ""}]
         for reply in ctx.manager.stream(to_messages(history[:-1], system), sampling, adapter=name, cancel=cancel):
             history[-1]["content"] = reply.text
-            yield history, reply.stats.summary() if reply.stats else "…"
+            yield history, reply.stats.summary() if reply.stats else reply.notice or "…"  # the wait, a cut prompt
 
     def drop_last_answer(history):
         while history and history[-1]["role"] == "assistant":

@@ -18,12 +18,9 @@ TEMPLATE_CHOICES = ("model", "chatml", "alpaca")
 
 def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):
     """The model's tokenizer with its training chat template and eos/pad set."""
-    from transformers import AutoTokenizer
+    from engine import templates
 
-    from engine.templates import prepare_tokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    return prepare_tokenizer(tokenizer, fallback=fallback, template_choice=template)
+    return templates.load_tokenizer(model_path, template, fallback)
 
 
 @lru_cache(maxsize=4)
@@ -35,9 +32,9 @@ def shared_tokenizer(model_path: str, template: str = "model", fallback: str = "
 @lru_cache(maxsize=8)
 def has_own_template(model_path: str) -> bool:
     """Whether the model ships a chat template (else the person picks ChatML or Alpaca)."""
-    from transformers import AutoTokenizer
+    from engine import templates
 
-    return bool(AutoTokenizer.from_pretrained(str(model_path)).chat_template)
+    return bool(templates.load_tokenizer(model_path, None).chat_template)
 
 
 def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[dict], list | None]:

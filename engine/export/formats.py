@@ -7,7 +7,6 @@ interrupted export leaves nothing that looks finished. The free disk space is ch
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,10 +20,10 @@ from engine.export.modelfile import go_template_for, modelfile_text
 from engine.export.source import (ExportError, Progress, Source, no_progress, open_source, parameter_count,
                                   require_disk)
 from engine.files import atomic_dir, write_json, write_text
-from engine.hardware import detect
+from engine.hardware import detect, host_memory
 from engine.sampling import Sampling, SamplingError
 from engine.sampling import preset as sampling_preset
-from engine.templates import stop_strings
+from engine.templates import load_tokenizer, stop_strings, stop_token_ids
 from engine.workspace import Workspace
 
 
@@ -110,7 +109,7 @@ def _merge(source: Source, base: Path, progress: Progress):
     from transformers import AutoModelForCausalLM
 
     progress(0.05, "Loading the base model")
-    free_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    free_ram = host_memory().available
     dtype = torch.float32 if parameter_count(base) * 4 < 0.7 * free_ram else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     progress(0.15, "Merging the adapter into the base")
@@ -120,8 +119,7 @@ def _merge(source: Source, base: Path, progress: Progress):
 def _save_merged(model, tokenizer, out: Path, sampling: Sampling | None) -> None:
     if sampling is not None:
         model.generation_config.update(**sampling.generate_kwargs())
-        stops = [tokenizer.convert_tokens_to_ids(s) for s in stop_strings(tokenizer)]
-        model.generation_config.eos_token_id = sorted({tokenizer.eos_token_id, *stops})
+        model.generation_config.eos_token_id = stop_token_ids(tokenizer, model.generation_config)
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -262,9 +260,7 @@ def _verify(source: Source, fmt: str, folder: Path, target: Path, progress: Prog
 
 
 def _saved_template(folder: Path) -> str | None:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(folder).chat_template
+    return load_tokenizer(folder, None).chat_template
 
 
 def _modelfile_only(source: Source, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,

@@ -60,9 +60,9 @@ class Source:
 
     def tokenizer(self):
         """The tokenizer saved with the adapter, with its training chat template (markers included)."""
-        from transformers import AutoTokenizer
+        from engine.templates import load_tokenizer
 
-        return AutoTokenizer.from_pretrained(self.adapter)
+        return load_tokenizer(self.adapter, None)
 
     def export_tokenizer(self):
         """The training tokenizer with the markers taken out of its template (renders the same text)."""

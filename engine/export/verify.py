@@ -12,7 +12,6 @@ template and the Modelfile's Go template (rendered here as Ollama would), with a
 from __future__ import annotations
 
 import difflib
-import gc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_go, render_jinja
 from engine.export.source import Source
+from engine.hardware import free_memory as free  # verify.free(): the exporters call it between loads
 
 PROMPTS = (
     "What is the capital of France?",
@@ -169,12 +169,6 @@ def reference(source: Source) -> Reference:
     write_json(source.exports / REFERENCE_FILE, {"key": key, "prompt_ids": ref.prompt_ids, "answers": ref.answers,
                                                 "dtype": str(ref.dtype).replace("torch.", ""), "device": ref.device})
     return ref
-
-
-def free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 @torch.no_grad()

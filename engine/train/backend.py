@@ -138,14 +138,16 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
 def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from engine.templates import load_tokenizer
 
     lora = config.lora
     dtype = getattr(torch, settings.weights_dtype)
     quantization = BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
     ) if config.model.load_in_4bit else None
-    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.model.trust_remote_code)
+    tokenizer = load_tokenizer(model_path, None, trust_remote_code=config.model.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, quantization_config=quantization, attn_implementation="sdpa",
         trust_remote_code=config.model.trust_remote_code, device_map={"": settings.device},

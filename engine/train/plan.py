@@ -298,12 +298,14 @@ def _probe_seconds(config: RunConfig, total_steps: int) -> float:
 
 def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from engine.templates import load_tokenizer
 
     source = _model_source(config.model.name_or_path, workspace)
     trust = config.model.trust_remote_code
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
+        tokenizer = load_tokenizer(source, None, trust_remote_code=trust)
         model_config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
     except (OSError, ValueError) as e:
         raise ConfigError(f"Could not read the model '{config.model.name_or_path}' ({e}). Check its name or "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from engine.templates import stop_strings
+from engine.templates import stop_token_ids
 from engine.files import append_jsonl, now, read_jsonl
 from engine.train.runs import PROBES_FILE
 from engine.train.status import usable_probe
@@ -25,7 +25,7 @@ def answer(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[st
         batch = tokenizer.apply_chat_template(
             chats, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", padding=True
         ).to(model.device)
-        stops = [i for i in tokenizer.convert_tokens_to_ids(stop_strings(tokenizer)) if i is not None]
+        stops = stop_token_ids(tokenizer, model.generation_config)
         out = model.generate(
             **batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
             eos_token_id=stops or tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
