@@ -215,8 +215,10 @@ def _read(path: Path) -> Run:
 def _alive(path: Path, status: dict) -> bool:
     if _held(path / RUN_LOCK):
         return True
-    # A queued worker is still importing its libraries before it takes its lock.
-    return status.get("state") == "queued" and time.time() - status.get("queued_at", 0) < STARTUP_GRACE_S
+    # A queued worker (also one asked to stop while queued) is still importing its libraries before it
+    # takes its lock.
+    return (status.get("state") in ("queued", "stopping") and not status.get("pid")
+            and time.time() - status.get("queued_at", 0) < STARTUP_GRACE_S)
 
 
 def _after_death(path: Path, status: dict) -> dict:
