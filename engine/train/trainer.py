@@ -4,7 +4,7 @@ trl 1.15 (the newest unsloth accepts) computes every loss it offers (`loss_type`
 through a Triton "fused LM head", which crashes at the first step without Triton. Where it is
 missing, the loss is plain torch: the LM head runs only on the positions whose next token is learned
 (transformers' `logits_to_keep`), then cross-entropy, normalised exactly as trl does. It is faster
-on a CPU than transformers' own loss on the full logits (bench/RESULTS.md, *CPU training*).
+on a CPU than transformers' own loss on the full logits (bench/RESULTS.md, *The CPU loss*).
 Token accuracy is kept, and logged through `log` as trl logs its own.
 
 The real-token count behind tokens/s is this trainer's own: unsloth's trainer (on CUDA) does not log
