@@ -46,15 +46,38 @@ def tiny_model_path(default_model_path: Path) -> Path:
     return target
 
 
+def fresh_workspace(root: Path, default_model: Path | None) -> Workspace:
+    ws = Workspace.from_env(root)
+    if default_model is not None:  # linked, not copied
+        (ws.models / default_model.name).symlink_to(default_model, target_is_directory=True)
+    return ws
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, default_model_path: Path):
     """A fresh workspace whose models/ already holds the converted default model (linked, not copied).
     Training workers a test leaves running (it failed, or timed out) are ended with it, so they do
     not slow the tests after it."""
-    ws = Workspace.from_env(tmp_path / "workspace")
-    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    ws = fresh_workspace(tmp_path / "workspace", default_model_path)
     yield ws
     end_workers(ws)
+
+
+@pytest.fixture(scope="session")
+def new_workspace(tmp_path_factory, request):
+    """The `workspace` above for fixtures a module shares, and for tests that need no model:
+    `new_workspace("export")` is a fresh one, `model=False` leaves its models/ empty (and converts
+    nothing). Workers left running in any of them are ended at the end of the session."""
+    made: list[Workspace] = []
+
+    def make(name: str = "workspace", model: bool = True) -> Workspace:
+        default_model = request.getfixturevalue("default_model_path") if model else None
+        made.append(fresh_workspace(tmp_path_factory.mktemp(name) / "workspace", default_model))
+        return made[-1]
+
+    yield make
+    for ws in made:
+        end_workers(ws)
 
 
 def end_workers(ws: Workspace) -> None:
@@ -119,8 +142,7 @@ def launched_app(ws: Workspace, *args: str):
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, default_model_path: Path):
     """The app with the default model loaded and a workspace of its own; yields (url, workspace)."""
-    ws = Workspace.from_env(tmp_path_factory.mktemp("app") / "workspace")
-    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    ws = fresh_workspace(tmp_path_factory.mktemp("app") / "workspace", default_model_path)
     with launched_app(ws) as url:
         yield url, ws
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from tests.conftest import ARTIFACTS
 
@@ -23,7 +24,7 @@ def test_generate_endpoint_round_trip(app_server):
 def test_generate_endpoint_reports_a_bad_preset_plainly(app_server):
     url, _ = app_server
     client = Client(url, verbose=False)
-    with pytest.raises(Exception, match="Unknown preset 'Wild'"):
+    with pytest.raises(AppError, match="Unknown preset 'Wild'"):
         client.predict("hi", "Wild", 10, api_name="/generate")
 
 
@@ -31,7 +32,7 @@ def test_bad_model_keeps_the_loaded_one(app_server):
     url, ws = app_server
     client = Client(url, verbose=False)
     (ws.root / "not-a-model").mkdir(exist_ok=True)
-    with pytest.raises(Exception, match="not a model: it has no config.json"):
+    with pytest.raises(AppError, match="not a model: it has no config.json"):
         client.predict(str(ws.root / "not-a-model"), False, 2048, False, api_name="/load_model")
     assert "Paris" in client.predict("What is the capital of France?", "Precise", 30, api_name="/generate")
 

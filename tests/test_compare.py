@@ -17,11 +17,8 @@ HELLO = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 @pytest.fixture(scope="module")
-def tiny_manager(tmp_path_factory, tiny_model_path):
-    from engine.workspace import Workspace
-
-    workspace = Workspace.from_env(tmp_path_factory.mktemp("compare") / "workspace")
-    manager = ModelManager(workspace)
+def tiny_manager(new_workspace, tiny_model_path):
+    manager = ModelManager(new_workspace("compare", model=False))
     manager.load(str(tiny_model_path))
     return manager
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
 from engine.compare.store import COMPARISONS_FILE
@@ -97,9 +98,9 @@ def test_compare_api_endpoint_and_an_adapter_of_another_base(app):
     assert "Paris" in base and tuned != base
     assert records(ws)[-1]["source"] == "api" and records(ws)[-1]["replies"] == {"base": base, PIRATE_RUN: tuned}
 
-    with pytest.raises(Exception, match="does not fit the loaded model"):
+    with pytest.raises(AppError, match="does not fit the loaded model"):
         client.predict(FRANCE, OTHER_BASE_RUN, "Precise", 16, api_name="/compare")
-    with pytest.raises(Exception, match="There is no run named 'nope'"):
+    with pytest.raises(AppError, match="There is no run named 'nope'"):
         client.predict(FRANCE, "nope", "Precise", 16, api_name="/compare")
     assert not (ws.runs / OTHER_BASE_RUN / COMPARISONS_FILE).exists()
     assert client.predict(FRANCE, "Precise", 16, api_name="/generate") == base  # the model is as it was

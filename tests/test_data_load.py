@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from engine.data import DataError, load_conversations
-from engine.workspace import Workspace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 
@@ -30,16 +29,16 @@ def test_a_file_of_another_shape_is_converted(tmp_path):
                                   {"role": "assistant", "content": "Four. Arr!"}]}]
 
 
-def test_a_saved_dataset_is_loaded_by_name(tmp_path):
-    ws = Workspace.from_env(tmp_path / "ws")
+def test_a_saved_dataset_is_loaded_by_name(new_workspace):
+    ws = new_workspace("data", model=False)
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy!"}]}
     (ws.datasets / "greet").mkdir()
     (ws.datasets / "greet" / "data.jsonl").write_text(json.dumps(row) + "\n")
     assert load_conversations("greet", ws) == [row]
 
 
-def test_unknown_reference_and_useless_file_are_plain_errors(tmp_path):
-    ws = Workspace.from_env(tmp_path / "ws")
+def test_unknown_reference_and_useless_file_are_plain_errors(tmp_path, new_workspace):
+    ws = new_workspace("data", model=False)
     with pytest.raises(DataError, match="neither a dataset saved"):
         load_conversations("nope", ws)
     f = tmp_path / "no_replies.jsonl"

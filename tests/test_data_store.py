@@ -7,14 +7,13 @@ import pytest
 
 from engine.data import DataError, Options, load_conversations
 from engine.data.store import import_file, list_datasets, read_dataset, read_meta
-from engine.workspace import Workspace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 
 @pytest.fixture
-def ws(tmp_path):
-    return Workspace.from_env(tmp_path / "ws")
+def ws(new_workspace):
+    return new_workspace("data", model=False)
 
 
 def test_import_saves_rows_and_meta(ws):

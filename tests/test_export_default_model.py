@@ -10,16 +10,14 @@ from export_runs import ensure_llama_cpp, make_run
 
 from engine.export import verify
 from engine.export.formats import export
-from engine.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory, default_model_path):
+def default_run(new_workspace, default_model_path):
     ensure_llama_cpp("quantizer")
-    ws = Workspace.from_env(tmp_path_factory.mktemp("export-default") / "workspace")
-    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
+    ws = new_workspace("export-default")
     make_run(ws, "persona", "default", default_model_path, scale=0.03)
     return ws
 

@@ -19,15 +19,14 @@ from engine.export import formats, gguf
 from engine.export.formats import export, list_exports
 from engine.export.modelfile import read_modelfile
 from engine.export.source import ExportError, exportable_runs
-from engine.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_model_path):
+def tiny_run(new_workspace, tiny_model_path):
     ensure_llama_cpp("quantizer")
-    ws = Workspace.from_env(tmp_path_factory.mktemp("export") / "workspace")
+    ws = new_workspace("export", model=False)
     make_run(ws, "tiny", str(tiny_model_path), tiny_model_path)
     return ws
 

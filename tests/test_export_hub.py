@@ -82,10 +82,8 @@ def hub(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_model_path):
-    from engine.workspace import Workspace
-
-    ws = Workspace.from_env(tmp_path_factory.mktemp("hub") / "workspace")
+def exported(new_workspace, tiny_model_path):
+    ws = new_workspace("hub", model=False)
     make_run(ws, "tiny", str(tiny_model_path), tiny_model_path)
     return ws, export(ws, "tiny", "adapter")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from export_runs import make_run
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
-from engine.workspace import Workspace
 from tests.conftest import launched_app
 
 
 @pytest.fixture(scope="module")
-def app_with_run(tmp_path_factory, tiny_model_path):
+def app_with_run(new_workspace, tiny_model_path):
     """An app of its own (no model loaded) whose workspace holds one run with an adapter."""
-    ws = Workspace.from_env(tmp_path_factory.mktemp("export-tab") / "workspace")
+    ws = new_workspace("export-tab", model=False)
     make_run(ws, "tiny", str(tiny_model_path), tiny_model_path)
     with launched_app(ws, "--no-model") as url:
         yield url, ws
@@ -31,7 +31,7 @@ def test_export_button_writes_verifies_and_lists_the_export(app_with_run):
 def test_export_problems_come_back_as_plain_messages(app_with_run):
     url, _ = app_with_run
     client = Client(url, verbose=False)
-    with pytest.raises(Exception, match="Tick at least one format"):
+    with pytest.raises(AppError, match="Tick at least one format"):
         client.predict("tiny", [], "Leaderboard", "", None, api_name="/export")
-    with pytest.raises(Exception, match="There is no run 'ghost'"):
+    with pytest.raises(AppError, match="There is no run 'ghost'"):
         client.predict("ghost", ["adapter"], "Leaderboard", "", None, api_name="/export")

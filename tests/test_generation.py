@@ -8,12 +8,8 @@ from engine.sampling import Sampling, preset
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory, default_model_path):
-    from engine.workspace import Workspace
-
-    ws = Workspace.from_env(tmp_path_factory.mktemp("gen") / "ws")
-    (ws.models / default_model_path.name).symlink_to(default_model_path, target_is_directory=True)
-    m = ModelManager(ws)
+def manager(new_workspace):
+    m = ModelManager(new_workspace("gen"))
     m.load("default")
     return m
 
@@ -49,9 +45,19 @@ def test_cancel_stops_mid_answer(manager):
 
 
 def test_consumer_leaving_early_ends_generation(manager):
-    gen = manager.stream(ask("Count from one to one hundred in words."), Sampling.parse(temperature=0, max_new_tokens=300))
-    next(gen)
-    gen.close()  # as when a browser tab goes away
+    forwards = []  # one model call per new token (the first also reads the prompt)
+    hook = manager.loaded.model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        gen = manager.stream(ask("Count from one to one hundred in words."),
+                             Sampling.parse(temperature=0, max_new_tokens=300))
+        next(gen)
+        gen.close()  # as when a browser tab goes away; returns once generation has ended
+        generated = len(forwards)
+        time.sleep(0.5)
+        assert len(forwards) == generated  # nothing runs on after the close
+    finally:
+        hook.remove()
+    assert 0 < generated < 30  # of the 300 asked for
     # the lock is free again and a new answer works
     assert manager.generate(ask("Say hi."), Sampling.parse(temperature=0, max_new_tokens=5)).stats.new_tokens > 0
 

@@ -25,10 +25,8 @@ REPLY = "w1 w2 w3"
 
 
 @pytest.fixture(scope="module")
-def gpu_workspace(tmp_path_factory):
-    from engine.workspace import Workspace
-
-    return Workspace.from_env(tmp_path_factory.mktemp("gpu") / "ws")
+def gpu_workspace(new_workspace):
+    return new_workspace("gpu", model=False)
 
 
 @pytest.fixture(scope="module", params=SHAPES)

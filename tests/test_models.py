@@ -130,10 +130,37 @@ def test_concurrent_generate_and_reload_do_not_race(manager, tiny_model_path):
     assert all(r.stats.new_tokens > 0 for r in replies)
 
 
-def test_trust_remote_code_is_off_by_default():
-    import inspect
+REMOTE_CODE = """from transformers import LlamaConfig, LlamaForCausalLM
 
-    assert inspect.signature(ModelManager.load).parameters["trust_remote_code"].default is False
+
+class RemoteConfig(LlamaConfig):
+    model_type = "workbench-remote"
+
+
+class RemoteForCausalLM(LlamaForCausalLM):
+    config_class = RemoteConfig
+"""
+
+
+def test_trust_remote_code_is_off_unless_asked_and_then_reaches_the_loader(manager, tiny_model_path, tmp_path):
+    """A model folder whose config names its own code (as models with custom code on the Hub do), made
+    from the tiny llama: it loads only with "trust remote code", and then runs that code."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_model_path, tmp_path / "remote")
+    (folder / "remote_llama.py").write_text(REMOTE_CODE)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="workbench-remote", auto_map={"AutoConfig": "remote_llama.RemoteConfig",
+                                                           "AutoModelForCausalLM": "remote_llama.RemoteForCausalLM"})
+    (folder / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(ModelError, match="contains custom code"):
+        manager.load(str(folder))
+    assert manager.loaded is None
+    loaded = manager.load(str(folder), trust_remote_code=True)
+    assert type(loaded.model).__name__ == "RemoteForCausalLM"
+    assert manager.generate([{"role": "user", "content": "hi"}], PRECISE).stats.new_tokens > 0
 
 
 def test_host_memory_is_psutils_reading_in_gib_on_screen():

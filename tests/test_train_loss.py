@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig
 
 from engine.templates import prepare_tokenizer
@@ -99,6 +99,37 @@ def test_the_cpu_loss_matches_transformers_loss(tiny_model_path, tokenizer, tmp_
         expected = reference_loss(trainer.model, data.rows)
     assert torch.allclose(loss, expected, atol=1e-5), (loss, expected)
     assert trainer.real_tokens == data.tokens
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_the_logged_real_token_count_against_transformers_non_padding_count(tiny_model_path, tokenizer, tmp_path,
+                                                                            padding_free):
+    """tokens/s counts every token trained on. transformers' `include_num_input_tokens_seen="non_padding"`
+    counts the same in padded batches, but a padding-free batch (no attention mask) as its tokens other
+    than the pad token, which is SmolLM2's end of turn: each turn's end would go uncounted. So the trainer
+    keeps its own count. The step's log also carries the token accuracy of the CPU loss."""
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_path),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    data = tokenize(tokenizer, CONVERSATIONS, max_length=1000, assistant_only=True)
+    trainer = WorkbenchTrainer(
+        model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
+        args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, padding_free=padding_free, max_length=None,
+                       assistant_only_loss=True, per_device_train_batch_size=3, max_steps=1, logging_steps=1,
+                       save_strategy="no", report_to=[], include_num_input_tokens_seen="non_padding"),
+    )
+    logged = []
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs and "loss" in logs and logged.append(logs)
+
+    trainer.add_callback(Logs())
+    trainer.train()
+    ends_of_turn = sum(r["input_ids"].count(tokenizer.pad_token_id) for r in data.rows)
+    assert ends_of_turn >= 2 * len(data.rows)  # every turn of every conversation ends with one
+    assert logged[0]["real_tokens"] == data.tokens  # the one step trained all three conversations
+    assert trainer.state.num_input_tokens_seen == data.tokens - (ends_of_turn if padding_free else 0)
+    assert 0 <= logged[0]["mean_token_accuracy"] <= 1
 
 
 @pytest.mark.parametrize("checkpointing", [True, False])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -190,7 +192,9 @@ def test_one_training_at_a_time(workspace, make_config):
 def test_a_stop_while_queued_ends_the_run_before_it_trains(workspace, make_config):
     run = runs.create_run(workspace, make_config(), name="early")
     runs.stop_run(workspace, "early")  # no worker yet: the worker sees the request when it starts
-    runs._spawn(run.path, workspace)
+    # the worker as Start launches it
+    subprocess.run([sys.executable, "-m", "engine", "train", str(run.path), "--workspace", str(workspace.root)],
+                   check=True, timeout=300, capture_output=True)
     run = wait_for("early", workspace, ended)
     assert run.state == "stopped" and steps_of(run) == []
 
@@ -219,12 +223,12 @@ def test_a_failure_is_recorded_while_the_run_is_still_locked(workspace, make_con
 
     def watching(path, **fields):
         if fields.get("state") == "failed":
-            seen.append(runs._held(path / runs.RUN_LOCK))
+            seen.append(runs.load_run(workspace, "locked").state)  # what a reader sees: live while locked
         return write(path, **fields)
 
     monkeypatch.setattr(worker, "update_status", watching)
     assert worker.main(run.path, workspace) == 1
-    assert seen == [True]
+    assert seen == ["running"]
     assert "missing.jsonl" in runs.load_run(workspace, "locked").status.error
 
 

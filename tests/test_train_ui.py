@@ -7,6 +7,7 @@ import time
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from engine.train import presets, runs
 from tests.conftest import ARTIFACTS
@@ -28,7 +29,7 @@ def test_a_bad_setting_is_reported_plainly(app_server):
     client = Client(url, verbose=False)
     values = form_values(presets.build("quick-test", "x"))
     values[PATHS.index("train.learning_rate")] = -1
-    with pytest.raises(Exception, match=r"'train.learning_rate' should be greater than 0"):
+    with pytest.raises(AppError, match=r"'train.learning_rate' should be greater than 0"):
         client.predict("default", str(EXAMPLES / "pirate.jsonl"), "quick-test", *values, api_name="/train_plan")
 
 

@@ -58,7 +58,7 @@ class ProgressCallback(TrainerCallback):
             return
         if "loss" not in logs:
             return
-        tokens = int(logs.get("num_tokens", 0))
+        tokens = int(logs.get("real_tokens", 0))
         rate = None
         if self.last is not None and at > self.last[0]:
             rate = (tokens - self.last[1]) / (at - self.last[0])

@@ -62,7 +62,7 @@ class LoraSection(_Section):
         "not with 4-bit loading.",
     )
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(
-        "auto", description="Recompute activations instead of storing them: much less memory, about 20-35% slower. "
+        "auto", description="Recompute activations instead of storing them: much less memory, some speed. "
         "'auto' turns it on for GPUs (unsloth's version) and off on a CPU.",
     )
     random_state: int = Field(3407, description="Seed for the adapter's starting weights.")

@@ -252,8 +252,9 @@ def _read(path: Path) -> Run:
 def _alive(path: Path, status: Status) -> bool:
     if _held(path / RUN_LOCK):
         return True
-    # A queued worker is still importing its libraries before it takes its lock.
-    return (status.state == "queued" and status.queued_at is not None
+    # A queued worker (also one asked to stop while queued) is still importing its libraries before it
+    # takes its lock.
+    return (status.state in ("queued", "stopping") and not status.pid and status.queued_at is not None
             and datetime.now(timezone.utc) - status.queued_at < timedelta(seconds=STARTUP_GRACE_S))
 
 

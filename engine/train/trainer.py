@@ -1,11 +1,16 @@
 """trl's SFTTrainer and the arguments of a run, with a loss that also runs where Triton does not (CPU, Apple).
 
-trl 1.15 (the newest unsloth accepts) always computes the loss through a Triton "fused LM head",
-which crashes at the first step without Triton. Where it is missing, the loss is plain torch: the
-LM head runs only on the positions whose next token is learned (transformers' `logits_to_keep`),
-then cross-entropy, normalised exactly as trl does. That was also the fastest loss measured on CPU.
-Token accuracy is kept. The real-token count behind tokens/s is this trainer's own, because
-unsloth's trainer (on CUDA) does not log trl's `num_tokens`.
+trl 1.15 (the newest unsloth accepts) computes every loss it offers (`loss_type` "nll" and "dft")
+through a Triton "fused LM head", which crashes at the first step without Triton. Where it is
+missing, the loss is plain torch: the LM head runs only on the positions whose next token is learned
+(transformers' `logits_to_keep`), then cross-entropy, normalised exactly as trl does. It is faster
+on a CPU than transformers' own loss on the full logits (bench/RESULTS.md, *The CPU loss*).
+Token accuracy is kept, and logged through `log` as trl logs its own.
+
+The real-token count behind tokens/s is this trainer's own: unsloth's trainer (on CUDA) does not log
+trl's `num_tokens`, and transformers' `include_num_input_tokens_seen="non_padding"` counts a
+padding-free batch as its tokens other than the pad token, which for SmolLM2 and other models whose
+pad token is their end-of-turn token leaves out the end of every turn.
 """
 
 from __future__ import annotations
@@ -50,24 +55,21 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
 
 
 class WorkbenchTrainer(SFTTrainer):
-    real_tokens = 0  # non-padding tokens trained on by this process: behind tokens/s in the events
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.real_tokens = 0  # non-padding tokens trained on by this process: behind tokens/s in the events
+        self.accuracies: dict[str, list[float]] = {"train": [], "eval": []}  # of the plain loss, since the last log
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        training = self.model.training
-        if training:
+        if self.model.training:
             # Padded batches carry an attention mask, padding-free ones only real tokens.
             self.real_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs \
                 else inputs["input_ids"].numel()
         if self.args.device.type == "cuda" and importlib.util.find_spec("triton") is not None:
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        else:
-            result = self._plain_loss(model, inputs, return_outputs, num_items_in_batch)
-        if training:
-            self._metrics["train"]["num_tokens"] = [self.real_tokens]
-        return result
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return self._plain_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def _plain_loss(self, model, inputs, return_outputs, num_items_in_batch):
-        mode = "train" if self.model.training else "eval"
         labels = inputs.pop("labels")
         next_labels = labels[:, 1:]
         learned = next_labels != -100
@@ -84,10 +86,16 @@ class WorkbenchTrainer(SFTTrainer):
         with torch.no_grad():
             mask = targets != -100
             correct = (logits.argmax(-1) == targets)[mask].sum()
-            self._metrics[mode]["mean_token_accuracy"].append((correct / mask.sum().clamp(min=1)).item())
+            mode = "train" if self.model.training else "eval"
+            self.accuracies[mode].append((correct / mask.sum().clamp(min=1)).item())
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs, *args, **kwargs):
-        if "loss" in logs:  # also where the trainer's own log leaves its metrics out
-            logs = {**logs, "num_tokens": self.real_tokens}
+        mode = "train" if self.model.training else "eval"
+        if accuracies := self.accuracies[mode]:
+            key = "mean_token_accuracy" if mode == "train" else "eval_mean_token_accuracy"
+            logs = {**logs, key: sum(accuracies) / len(accuracies)}
+            accuracies.clear()
+        if "loss" in logs:
+            logs = {**logs, "real_tokens": self.real_tokens}
         super().log(logs, *args, **kwargs)
