@@ -171,6 +171,19 @@ def test_resume_rewrites_a_damaged_status(workspace, make_config):
     assert json.loads(run.path.joinpath("status.json").read_text())["state"] == "completed"
 
 
+def test_a_training_run_whose_status_is_damaged_is_still_live_and_stops(workspace, make_config):
+    runs.start_run(workspace, make_config(max_steps=500, save_steps=400), name="alive")
+    wait_for("alive", workspace, lambda r: len(r.current("step")) >= 1 or ended(r))
+    (workspace.runs / "alive" / "status.json").write_text("{")
+    run = runs.load_run(workspace, "alive")
+    assert run.state == "running" and run.status.pid  # its worker holds the run's lock
+    with pytest.raises(RunError, match="stop it before deleting"):
+        runs.delete_run(workspace, "alive")
+    runs.stop_run(workspace, "alive")
+    run = wait_for("alive", workspace, ended)
+    assert run.state == "stopped" and run.adapter is not None
+
+
 def test_damaged_events_and_probes_lines_are_left_out_and_said(workspace, make_config):
     from engine.compare.prompts import before_after
     from ui.train_tab import charts, log_tail, progress_text
