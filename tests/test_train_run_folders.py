@@ -257,3 +257,19 @@ def test_the_cli_refuses_a_run_name_with_control_characters(workspace, make_conf
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "'pirate\\n' cannot be a run name" in done.stderr
     assert "Traceback" not in done.stderr and list(workspace.runs.iterdir()) == []
+
+
+def test_the_app_starts_with_damaged_runs_and_lists_them(workspace, make_config):
+    import urllib.request
+
+    from tests.conftest import launched_app
+
+    for name, content in DAMAGED_STATUS.items():
+        run = runs.create_run(workspace, make_config(), name=name.replace(" ", "-"))
+        run.path.joinpath("status.json").write_text(content)
+    scarred = runs.create_run(workspace, make_config(), name="scarred").path
+    scarred.joinpath("events.jsonl").write_text('[1]\n{"type": "step", "step": "x"}\n{"type": "st')
+    scarred.joinpath("probes.jsonl").write_text('{"step": 0, "prompts": 5}\n')
+    with launched_app(workspace, "--no-model") as url:
+        config = urllib.request.urlopen(url + "config", timeout=30).read().decode()
+    assert all(name.replace(" ", "-") in config for name in DAMAGED_STATUS) and "damaged" in config
