@@ -171,6 +171,19 @@ def test_resume_rewrites_a_damaged_status(workspace, make_config):
     assert json.loads(run.path.joinpath("status.json").read_text())["state"] == "completed"
 
 
+def test_a_training_run_whose_status_is_damaged_is_still_live_and_stops(workspace, make_config):
+    runs.start_run(workspace, make_config(max_steps=500, save_steps=400), name="alive")
+    wait_for("alive", workspace, lambda r: len(r.current("step")) >= 1 or ended(r))
+    (workspace.runs / "alive" / "status.json").write_text("{")
+    run = runs.load_run(workspace, "alive")
+    assert run.state == "running" and run.status.pid  # its worker holds the run's lock
+    with pytest.raises(RunError, match="stop it before deleting"):
+        runs.delete_run(workspace, "alive")
+    runs.stop_run(workspace, "alive")
+    run = wait_for("alive", workspace, ended)
+    assert run.state == "stopped" and run.adapter is not None
+
+
 def test_damaged_events_and_probes_lines_are_left_out_and_said(workspace, make_config):
     from engine.compare.prompts import before_after
     from ui.train_tab import charts, log_tail, progress_text
@@ -244,3 +257,19 @@ def test_the_cli_refuses_a_run_name_with_control_characters(workspace, make_conf
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "'pirate\\n' cannot be a run name" in done.stderr
     assert "Traceback" not in done.stderr and list(workspace.runs.iterdir()) == []
+
+
+def test_the_app_starts_with_damaged_runs_and_lists_them(workspace, make_config):
+    import urllib.request
+
+    from tests.conftest import launched_app
+
+    for name, content in DAMAGED_STATUS.items():
+        run = runs.create_run(workspace, make_config(), name=name.replace(" ", "-"))
+        run.path.joinpath("status.json").write_text(content)
+    scarred = runs.create_run(workspace, make_config(), name="scarred").path
+    scarred.joinpath("events.jsonl").write_text('[1]\n{"type": "step", "step": "x"}\n{"type": "st')
+    scarred.joinpath("probes.jsonl").write_text('{"step": 0, "prompts": 5}\n')
+    with launched_app(workspace, "--no-model") as url:
+        config = urllib.request.urlopen(url + "config", timeout=30).read().decode()
+    assert all(name.replace(" ", "-") in config for name in DAMAGED_STATUS) and "damaged" in config

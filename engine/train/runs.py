@@ -189,6 +189,10 @@ def worker_locks(run_dir: Path, workspace: Workspace) -> Iterator[None]:
     workspace.runs.mkdir(parents=True, exist_ok=True)
     with open(run_dir / RUN_LOCK, "a+") as own, open(workspace.runs / TRAINING_LOCK, "a+") as training:
         fcntl.flock(own, fcntl.LOCK_EX)
+        own.seek(0)
+        own.truncate()
+        own.write(str(os.getpid()))  # Stop still finds the worker if status.json is damaged
+        own.flush()
         try:
             fcntl.flock(training, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -245,7 +249,8 @@ def _read(path: Path) -> Run:
     if status.live and not _alive(path, status):
         status = _after_death(path, status)
     elif status.state == "damaged" and _held(path / RUN_LOCK):  # its worker lives and rewrites it as it goes
-        status = status.merged(state="running", error=None, advice=None)
+        pid = (path / RUN_LOCK).read_text().strip()
+        status = status.merged(state="running", error=None, advice=None, pid=int(pid) if pid.isdigit() else None)
     return Run(path.name, path, status)
 
 
