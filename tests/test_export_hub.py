@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from export_runs import make_run
 
-from engine.export.formats import export
+from engine.export.exporter import export
 from engine.export.hub import push
 from engine.export.source import ExportError
 

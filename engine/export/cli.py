@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.export.catalog import FORMATS
+from engine.export.catalog import EXPORT_FORMATS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="Export a trained run (adapter, merged, GGUF, Modelfile) and verify it.",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="The run's name in the workspace, or the path of its folder.")
-    p.add_argument("--format", "-f", required=True, action="append", choices=list(FORMATS),
-                   help="What to export; repeat for several. " + " ".join(f"{k}: {v.help}" for k, v in FORMATS.items()))
+    p.add_argument("--format", "-f", required=True, action="append", choices=list(EXPORT_FORMATS),
+                   help="What to export; repeat for several. " + " ".join(f"{k}: {v.help}" for k, v in EXPORT_FORMATS.items()))
     p.add_argument("--out", help="Write here instead of RUN/exports/FORMAT (one format only).")
     p.add_argument("--preset", default="Leaderboard", help="Sampling preset for merged16's generation config and the "
                    "Modelfile's PARAMETER lines (default: Leaderboard).")
@@ -38,7 +38,7 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
-    from engine.export.formats import export  # torch loads only for this command
+    from engine.export.exporter import export  # torch loads only for this command
     from engine.workspace import Workspace
 
     if args.out and len(args.format) > 1:

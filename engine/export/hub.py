@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from engine.export.source import ExportError, Progress, no_progress
+from engine.export.source import ExportError, OnProgress, no_progress
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
@@ -21,7 +21,7 @@ def _scrub(text: str, token: str) -> str:
 
 
 def push(folder: Path, repo_id: str, token: str | None = None, private: bool = True,
-         progress: Progress | None = None) -> str:
+         progress: OnProgress | None = None) -> str:
     """Upload every file of an export folder to a model repository (created if missing). Returns its URL."""
     import httpx
     from huggingface_hub import HfApi

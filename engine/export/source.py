@@ -17,7 +17,7 @@ import yaml
 
 from engine.workspace import Workspace
 
-Progress = Callable[[float, str], None]
+OnProgress = Callable[[float, str], None]
 
 # trl's assistant-only loss markers: jinja extensions that transformers understands and nothing else does
 # (llama.cpp, Ollama, vLLM), and that render to nothing, so exports carry the template without them.
@@ -37,7 +37,7 @@ def no_progress(fraction: float, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Source:
+class ExportSource:
     name: str
     path: Path
     workspace: Workspace
@@ -72,7 +72,7 @@ class Source:
         return tok
 
 
-def open_source(workspace: Workspace, run: str | Path) -> Source:
+def open_source(workspace: Workspace, run: str | Path) -> ExportSource:
     """A run by name (in the workspace) or by the path of its folder."""
     path = Path(run).expanduser()
     if not (path / "run.yaml").is_file():
@@ -89,7 +89,7 @@ def open_source(workspace: Workspace, run: str | Path) -> Source:
             f"The run '{path.name}' has no adapter yet (no adapter/adapter_config.json): it has not finished or "
             "been stopped. Wait for it to finish, or stop it (stopping saves the adapter), then export."
         )
-    return Source(
+    return ExportSource(
         name=path.name,
         path=path,
         workspace=workspace,

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from engine.export import gguf, verify
-from engine.export.catalog import FORMATS, GGUF_ORDER
+from engine.export.catalog import EXPORT_FORMATS, GGUF_ORDER
 from engine.export.modelfile import go_template_for, modelfile_text
-from engine.export.source import (ExportError, Progress, Source, no_progress, open_source, parameter_count,
+from engine.export.source import (ExportError, OnProgress, ExportSource, no_progress, open_source, parameter_count,
                                   require_disk)
 from engine.files import atomic_dir, write_json, write_text
 from engine.hardware import detect
@@ -29,30 +29,30 @@ from engine.workspace import Workspace
 
 
 @dataclass
-class Result:
+class ExportResult:
     format: str
     path: Path
     files: list[str]
     bytes: int
     seconds: float
-    report: verify.Report
+    report: verify.VerificationReport
 
     @property
     def passed(self) -> bool:
         return self.report.passed
 
     def summary(self) -> str:
-        head = f"{FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
+        head = f"{EXPORT_FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
         return head + "\n" + self.report.summary()
 
 
 def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None = None,
            preset: str = "Leaderboard", system: str = "", gguf_format: str | None = None,
-           progress: Progress | None = None) -> Result:
+           progress: OnProgress | None = None) -> ExportResult:
     """Write one export of a run and verify it. Raises ExportError (with what to do) when it cannot."""
     progress = progress or no_progress
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(EXPORT_FORMATS)}.")
     try:
         sampling = sampling_preset(preset)
     except SamplingError as e:
@@ -75,7 +75,7 @@ def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None 
     progress(0.0, "Checking free disk space")
     base = source.base_path()
     need = (source.adapter / "adapter_model.safetensors").stat().st_size * 2
-    need += int(FORMATS[fmt].disk_per_parameter * parameter_count(base))
+    need += int(EXPORT_FORMATS[fmt].disk_per_parameter * parameter_count(base))
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed export of the same target
     require_disk(target.parent, need)
@@ -89,13 +89,13 @@ def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None 
             "run": source.name, "format": fmt, "preset": preset, "seconds": round(seconds, 1), "files": files,
             **report.to_dict()})
     progress(1.0, "Done")
-    return Result(fmt, target, files + ["verification.json"], size, seconds, report)
+    return ExportResult(fmt, target, files + ["verification.json"], size, seconds, report)
 
 
 # ---- writers ------------------------------------------------------------------------------------
 
-def _write_adapter(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                   progress: Progress) -> None:
+def _write_adapter(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: OnProgress) -> None:
     progress(0.05, "Copying the adapter")
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         if (source.adapter / name).exists():
@@ -103,7 +103,7 @@ def _write_adapter(source: Source, base: Path, out: Path, sampling: Sampling, pr
     source.export_tokenizer().save_pretrained(out)
 
 
-def _merge(source: Source, base: Path, progress: Progress):
+def _merge(source: ExportSource, base: Path, progress: OnProgress):
     """Base + adapter merged into plain weights, in float32 on the CPU (exact), or bfloat16 when float32 would
     not fit in memory."""
     from peft import PeftModel
@@ -143,8 +143,8 @@ def _to_sixteen_bit(model, dtype: torch.dtype):
     return model
 
 
-def _write_merged16(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                    progress: Progress) -> None:
+def _write_merged16(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                    progress: OnProgress) -> None:
     model = _merge(source, base, progress)
     progress(0.3, "Saving 16-bit safetensors")
     _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), out, sampling)
@@ -152,8 +152,8 @@ def _write_merged16(source: Source, base: Path, out: Path, sampling: Sampling, p
     verify.free()
 
 
-def _write_merged4(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                   progress: Progress) -> None:
+def _write_merged4(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: OnProgress) -> None:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     staging = out / ".merged16"
@@ -170,8 +170,8 @@ def _write_merged4(source: Source, base: Path, out: Path, sampling: Sampling, pr
     verify.free()
 
 
-def _write_gguf(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                progress: Progress, quant: str) -> None:
+def _write_gguf(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                progress: OnProgress, quant: str) -> None:
     staging = out / ".merged"
     model = _merge(source, base, progress)
     progress(0.2, "Saving the merged model for the converter")
@@ -201,7 +201,7 @@ def _gguf_writer(quant: str):
 
 
 def _write_modelfile(folder: Path, gguf_name: str, tokenizer, sampling: Sampling, preset: str, system: str,
-                     source: Source) -> None:
+                     source: ExportSource) -> None:
     template = go_template_for(tokenizer, tokenizer.chat_template)
     stops = stop_strings(tokenizer)
     text = modelfile_text(gguf_name, template, stops, sampling, preset, source.max_seq_length, system, source.name)
@@ -221,11 +221,11 @@ WRITERS = {
 
 # ---- verification -------------------------------------------------------------------------------
 
-def _verify(source: Source, fmt: str, folder: Path, target: Path, progress: Progress) -> verify.Report:
-    floor = FORMATS[fmt].floor
+def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress: OnProgress) -> verify.VerificationReport:
+    floor = EXPORT_FORMATS[fmt].floor
     if fmt == "merged16" and source.load_in_4bit:
-        floor = FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
-    report = verify.Report(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
+        floor = EXPORT_FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
+    report = verify.VerificationReport(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
                            floor)
     progress(0.5, "Verifying: answers of the in-app model (base + adapter)")
     ref = verify.reference(source)
@@ -267,8 +267,8 @@ def _saved_template(folder: Path) -> str | None:
     return AutoTokenizer.from_pretrained(folder).chat_template
 
 
-def _modelfile_only(source: Source, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,
-                    system: str, started: float) -> Result:
+def _modelfile_only(source: ExportSource, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,
+                    system: str, started: float) -> ExportResult:
     if out is not None:
         folder = Path(out).expanduser()
     else:
@@ -281,12 +281,12 @@ def _modelfile_only(source: Source, out: Path | None, gguf_format: str | None, s
                           + (f" in {folder}" if folder else "") + ". Export a GGUF first (q4_k_m, q8_0 or f16).")
     tokenizer = source.export_tokenizer()
     _write_modelfile(folder, files[0].name, tokenizer, sampling, preset, system, source)
-    report = verify.Report("modelfile", str(folder / "Modelfile"), "templates render the same", compares_answers=False)
+    report = verify.VerificationReport("modelfile", str(folder / "Modelfile"), "templates render the same", compares_answers=False)
     report.templates = verify.compare_templates(source.tokenizer(), None, folder / "Modelfile")
     seconds = time.perf_counter() - started
     write_json(folder / "modelfile-verification.json", {"run": source.name, "format": "modelfile", "preset": preset,
                                                        **report.to_dict()})
-    return Result("modelfile", folder / "Modelfile", ["Modelfile"], (folder / "Modelfile").stat().st_size, seconds,
+    return ExportResult("modelfile", folder / "Modelfile", ["Modelfile"], (folder / "Modelfile").stat().st_size, seconds,
                   report)
 
 
