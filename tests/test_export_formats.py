@@ -155,7 +155,7 @@ def test_bad_requests_get_plain_messages(tiny_run, tmp_path):
         export(tiny_run, "tiny", "onnx")
     with pytest.raises(ExportError, match="Unknown preset"):
         export(tiny_run, "tiny", "adapter", preset="Wild")
-    with pytest.raises(ExportError, match="There is no run 'nope'"):
+    with pytest.raises(ExportError, match="There is no run named 'nope'.*Export tab"):
         export(tiny_run, "nope", "adapter")
     (tiny_run.runs / "untrained").mkdir()
     (tiny_run.runs / "untrained" / "run.yaml").write_text("model: {name_or_path: default}\n")

@@ -68,6 +68,8 @@ GEMMA = (
 )
 PHI3 = "{{- range $i, $m := .Messages }}<|{{ $m.Role }}|>\n{{ $m.Content }}<|end|>\n{{ end }}<|assistant|>\n"
 
+MODELFILE_HEAD = "# Ollama Modelfile for the run"  # how this app's Modelfiles start (another's is never overwritten)
+
 # Ollama's names for the sampling settings.
 OLLAMA_PARAMETERS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
                      "repetition_penalty": "repeat_penalty", "max_new_tokens": "num_predict"}
@@ -125,7 +127,7 @@ def _quote(text: str) -> str:
 def modelfile_text(gguf_name: str, go_template: str, stops: list[str], sampling: Sampling, preset: str,
                    num_ctx: int, system: str = "", run: str = "") -> str:
     lines = [
-        f"# Ollama Modelfile for the run '{run}', written by LoRA Workbench.",
+        f"{MODELFILE_HEAD} '{run}', written by LoRA Workbench.",
         "# Use it from this folder: ollama create NAME -f Modelfile   then   ollama run NAME",
         f"FROM ./{gguf_name}",
         f"TEMPLATE {_quote(go_template)}",
