@@ -133,3 +133,17 @@ def test_a_read_only_disk_says_so_plainly_from_the_command_line(ws, tmp_path):
         assert done.returncode == 2 and "read-only" in done.stderr and "Choose a folder" in done.stderr, done.stderr
         _plain(done.stderr)
         assert list(disk.iterdir()) == []
+
+
+def test_a_gguf_tool_that_runs_out_of_disk_is_reported_plainly(monkeypatch, tmp_path):
+    from engine.export import gguf
+
+    tools = tmp_path / "tools"
+    (tools / "src").mkdir(parents=True)
+    (tools / "src" / "convert_hf_to_gguf.py").write_text(  # stands in for llama.cpp's converter filling the disk
+        "import errno, os\nraise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'model.gguf')\n")
+    monkeypatch.setattr(gguf, "TOOLS", tools)
+    with pytest.raises(ExportError) as failed:
+        gguf.convert(tmp_path, tmp_path / "model.gguf", "f16", "tiny", lambda f, m: None, 0.0, 1.0)
+    assert "Converting to GGUF f16 failed: The disk is full" in str(failed.value)
+    _plain(str(failed.value))

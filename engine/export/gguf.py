@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.errors import plain
 from engine.export.source import ExportError, OnProgress
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
 # tools/llama_cpp.py installs here (the same rule is written there).
 TOOLS = Path(os.environ.get("WORKBENCH_LLAMA_CPP") or Path(__file__).resolve().parents[2] / ".cache" / "llama.cpp")
 _PERCENT = re.compile(r"(\d+)%\|")
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
 def converter() -> Path:
@@ -57,6 +59,10 @@ def _run(command: list[str], what: str, progress: OnProgress, start: float, end:
                 shown = int(match.group(1)) // 10
                 progress(start + (end - start) * shown / 10, what)
     if proc.wait() != 0:
+        found = _ERRNO.search("\n".join(tail))  # the tool died of a machine failure: say that as a sentence
+        sentence = plain(OSError(int(found.group(1)), "")) if found else None
+        if sentence:
+            raise ExportError(f"{what} failed: {sentence}")
         raise ExportError(f"{what} failed (exit code {proc.returncode}). The tool's last lines:\n" + "\n".join(tail))
 
 
