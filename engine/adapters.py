@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -56,8 +55,11 @@ def _layer_mismatch(model, key: str, shape: tuple[int, ...]) -> str | None:
 
 
 def trained_on(adapter: Path) -> str:
+    """The base model an adapter was trained on, as peft recorded it, for messages."""
+    from peft import PeftConfig
+
     try:
-        base = json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, ValueError):
+        base = PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path
+    except (OSError, ValueError, TypeError):  # no or a damaged adapter_config.json
         base = None
     return f"'{base}'" if base else "another base model"

@@ -6,8 +6,12 @@ saying what was wrong."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import shutil
+import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -83,6 +87,22 @@ def save(chat: Chat, folder: str | Path) -> Path:
     path = Path(folder) / f"chat-{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     write_text(path, chat.to_json())
     return path
+
+
+_DOWNLOADS: list[Path] = []
+
+
+def save_download(chat: Chat) -> Path:
+    """The chat as a file to hand to the browser: in one temporary folder of this process (removed when
+    it exits), where each call first removes the files older than a minute (the web server has copied
+    them by then), so exports leave nothing behind."""
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="workbench-chats-")))
+        atexit.register(shutil.rmtree, _DOWNLOADS[0], ignore_errors=True)
+    for old in _DOWNLOADS[0].glob("*.json"):
+        if time.time() - old.stat().st_mtime > 60:
+            old.unlink(missing_ok=True)
+    return save(chat, _DOWNLOADS[0])
 
 
 def read(path: str | Path) -> Chat:

@@ -12,6 +12,9 @@ _OS = {
     errno.EACCES: "The app may not write{where}. Choose another folder, or give the app permission to write there.",
     errno.EPERM: "The app may not write{where}. Choose another folder, or give the app permission to write there.",
     errno.EROFS: "The folder is read-only{where}. Choose a folder the app can write to.",
+    errno.EEXIST: "There is already something{where} that this app did not write, so it was left as it was. "
+                  "Choose a new or empty folder.",
+    errno.ENOTDIR: "A file stands where a folder is needed{where}. Choose another folder.",
     errno.ENAMETOOLONG: "A file name is too long{where}. Choose a shorter name.",
     errno.EMFILE: "Too many files are open at once. Wait a moment and try again.",
     errno.ENOENT: "A file or folder is missing{where}. It may have been moved or deleted; check it and try again.",

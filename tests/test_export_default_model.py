@@ -9,7 +9,7 @@ import torch
 from export_runs import ensure_llama_cpp, make_run
 
 from engine.export import verify
-from engine.export.formats import export
+from engine.export.exporter import export
 
 pytestmark = pytest.mark.slow
 

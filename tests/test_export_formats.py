@@ -15,8 +15,9 @@ import pytest
 import torch
 from export_runs import ensure_llama_cpp, make_run
 
-from engine.export import formats, gguf
-from engine.export.formats import export, list_exports
+from engine.export import gguf
+from engine.export.catalog import EXPORT_FORMATS
+from engine.export.exporter import export, list_exports
 from engine.export.modelfile import read_modelfile
 from engine.export.source import ExportError, exportable_runs
 
@@ -111,7 +112,7 @@ def test_gguf_is_written_with_a_modelfile_and_verified(tiny_run, quant, tensor_t
     if quant == "f16":
         assert report.identical and result.passed, result.summary()
     else:  # the floor decides; the tiny random model's near-ties make its numbers meaningless, see the slow tests
-        assert result.passed == (report.argmax_agreement >= formats.FORMATS[f"gguf-{quant}"].floor)
+        assert result.passed == (report.argmax_agreement >= EXPORT_FORMATS[f"gguf-{quant}"].floor)
     assert _finished(result.path)["argmax_agreement"] == pytest.approx(report.argmax_agreement)
 
 
@@ -153,7 +154,7 @@ def test_bad_requests_get_plain_messages(tiny_run, tmp_path):
         export(tiny_run, "tiny", "onnx")
     with pytest.raises(ExportError, match="Unknown preset"):
         export(tiny_run, "tiny", "adapter", preset="Wild")
-    with pytest.raises(ExportError, match="There is no run 'nope'"):
+    with pytest.raises(ExportError, match="There is no run named 'nope'.*Export tab"):
         export(tiny_run, "nope", "adapter")
     (tiny_run.runs / "untrained").mkdir()
     (tiny_run.runs / "untrained" / "run.yaml").write_text("model: {name_or_path: default}\n")

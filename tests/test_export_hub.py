@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from export_runs import make_run
 
-from engine.export.formats import export
+from engine.export.exporter import export
 from engine.export.hub import push
 from engine.export.source import ExportError
+from engine.files import MARKER
 
 TOKEN = "hf_FAKEtokenForTestsOnly0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,7 @@ def test_push_from_the_cli_creates_a_private_repo_with_every_file_and_keeps_the_
     assert f"Pushed to {endpoint}/someone/tiny-adapter" in done.stdout
     assert handler.repos["someone/tiny-adapter"]["visibility"] == "private"
     uploaded = handler.files["someone/tiny-adapter"]
-    assert set(uploaded) == {p.name for p in result.path.iterdir()}
+    assert set(uploaded) == {p.name for p in result.path.iterdir()} - {MARKER}  # the app's own "may replace" mark stays home
     assert uploaded["adapter_model.safetensors"] == (result.path / "adapter_model.safetensors").read_bytes()
     # The token went in the Authorization header of the repository requests, and nowhere else.
     repo_requests = [r for r in handler.requests if r["path"] != "/api/validate-yaml"]
@@ -132,6 +133,8 @@ def test_push_public_on_request_and_refusals_say_what_to_do(exported, hub, monke
         push(result.path, "someone/x")
     with pytest.raises(ExportError, match="not a Hub repository name"):
         push(result.path, "no-owner", token=TOKEN)
+    with pytest.raises(ExportError, match="not a Hub repository name"):
+        push(result.path, "someone/two--dashes", token=TOKEN)  # huggingface_hub's own rule
     with pytest.raises(ExportError, match="not a finished export"):
         push(result.path.parent, "someone/x", token=TOKEN)
     wrong = "hf_wrongTokenWrongTokenWrongToken0000"

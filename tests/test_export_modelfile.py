@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from engine.export.modelfile import (GoTemplateError, go_template_for, modelfile_text, ollama_data, read_modelfile,
-                                     render_go, render_jinja)
+from engine.export.gotemplate import GoTemplateError, render_go
+from engine.export.modelfile import go_template_for, modelfile_text, ollama_data, read_modelfile, render_jinja
 from engine.export.source import ExportError, plain_template
 from engine.export.verify import compare_templates
 from engine.sampling import preset

@@ -33,5 +33,5 @@ def test_export_problems_come_back_as_plain_messages(app_with_run):
     client = Client(url, verbose=False)
     with pytest.raises(AppError, match="Tick at least one format"):
         client.predict("tiny", [], "Leaderboard", "", None, api_name="/export")
-    with pytest.raises(AppError, match="There is no run 'ghost'"):
+    with pytest.raises(AppError, match="There is no run named 'ghost'"):
         client.predict("ghost", ["adapter"], "Leaderboard", "", None, api_name="/export")

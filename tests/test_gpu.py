@@ -124,7 +124,7 @@ def test_worker_trains_stops_and_resumes_with_unsloth(gpu_workspace, shape_path)
 
 @pytest.mark.parametrize("fmt", ["merged16", "merged4"])
 def test_merged_exports_are_checked_after_export(gpu_workspace, shape_path, fmt):
-    from engine.export.formats import export
+    from engine.export.exporter import export
 
     shape, _ = shape_path
     result = export(gpu_workspace, f"gpu-{shape}", fmt)

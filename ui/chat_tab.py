@@ -5,7 +5,6 @@ Also the `generate` API endpoint. Everything a person changes lives in their own
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 
@@ -185,7 +184,7 @@ def render(ctx: Context) -> None:
     def export_chat(history, system, character, spec):
         chat = chat_history.Chat(character=character or "", system=system or "", adapter=spec,
                                  messages=to_messages(history, ""))
-        return gr.File(value=str(chat_history.save(chat, tempfile.mkdtemp(prefix="chat-export-"))), visible=True)
+        return gr.File(value=str(chat_history.save_download(chat)), visible=True)
 
     for trigger in (message.submit, send.click):
         trigger(add_user, [message, chatbot], [message, chatbot], api_visibility="private").then(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from engine.export.formats import FORMATS, export, list_exports
+from engine.export.catalog import EXPORT_FORMATS as FORMATS
+from engine.export.exporter import export, list_exports
 from engine.export.hub import push
 from engine.export.source import exportable_runs
 from engine.sampling import load_presets

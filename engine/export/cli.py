@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.export.catalog import FORMATS
+from engine.export.catalog import EXPORT_FORMATS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="Export a trained run (adapter, merged, GGUF, Modelfile) and verify it.",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="The run's name in the workspace, or the path of its folder.")
-    p.add_argument("--format", "-f", required=True, action="append", choices=list(FORMATS),
-                   help="What to export; repeat for several. " + " ".join(f"{k}: {v.help}" for k, v in FORMATS.items()))
-    p.add_argument("--out", help="Write here instead of RUN/exports/FORMAT (one format only).")
+    p.add_argument("run", help="The run's name (looked up in the workspace only), or the path of a run folder "
+                   "anywhere, e.g. ./my-run or /data/runs/my-run.")
+    p.add_argument("--format", "-f", required=True, action="append", choices=list(EXPORT_FORMATS),
+                   help="What to export; repeat for several. " + " ".join(f"{k}: {v.help}" for k, v in EXPORT_FORMATS.items()))
+    p.add_argument("--out", help="Write here instead of RUN/exports/FORMAT (one format only): a new or empty folder, "
+                   "or an earlier export of the same format; a folder holding anything else is refused.")
     p.add_argument("--preset", default="Leaderboard", help="Sampling preset for merged16's generation config and the "
                    "Modelfile's PARAMETER lines (default: Leaderboard).")
     system = p.add_mutually_exclusive_group()
@@ -38,8 +40,10 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
-    from engine.export.formats import export  # torch loads only for this command
-    from engine.workspace import Workspace
+    from engine.errors import plain
+    from engine.export.exporter import export  # torch loads only for this command
+    from engine.export.source import run_folder
+    from engine.workspace import BadName, Workspace, check_name
 
     if args.out and len(args.format) > 1:
         print("--out takes one format at a time.", file=sys.stderr)
@@ -47,13 +51,17 @@ def run(args) -> int:
     workspace = Workspace.from_env(args.workspace)
     code = 0
     try:
+        try:
+            run = check_name(args.run, "run name")
+        except BadName:  # not a name, so a path the person typed: that folder, wherever it is
+            run = run_folder(args.run)
         system = args.system
         if args.card:
             from engine.data.cards import read_card
 
             system = read_card(args.card).system_prompt()
         for fmt in args.format:
-            result = export(workspace, args.run, fmt, out=args.out, preset=args.preset, system=system,
+            result = export(workspace, run, fmt, out=args.out, preset=args.preset, system=system,
                             gguf_format=args.gguf, progress=_progress)
             print(result.summary())
             code = max(code, 0 if result.passed else 1)
@@ -64,6 +72,11 @@ def run(args) -> int:
                 print(f"Pushed to {push(folder, args.push, private=not args.public, progress=_progress)}")
     except ValueError as e:  # ExportError and the data/sampling errors: messages written for people
         print(f"Export failed: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine's failures outside the export itself (reading a card, pushing)
+        if plain(e) is None:
+            raise
+        print(f"Export failed: {plain(e)}", file=sys.stderr)
         return 2
     return code
 

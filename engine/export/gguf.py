@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.export.source import ExportError, Progress
+from engine.errors import plain
+from engine.export.source import ExportError, OnProgress
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
 # tools/llama_cpp.py installs here (the same rule is written there).
 TOOLS = Path(os.environ.get("WORKBENCH_LLAMA_CPP") or Path(__file__).resolve().parents[2] / ".cache" / "llama.cpp")
 _PERCENT = re.compile(r"(\d+)%\|")
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
 def converter() -> Path:
@@ -41,7 +43,7 @@ def quantizer() -> Path:
     return binary
 
 
-def _run(command: list[str], what: str, progress: Progress, start: float, end: float) -> None:
+def _run(command: list[str], what: str, progress: OnProgress, start: float, end: float) -> None:
     """Run a tool, turning its tqdm percentages into progress and its failure into a plain message."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter must use the gguf-py it came with, not the installed one
@@ -57,16 +59,20 @@ def _run(command: list[str], what: str, progress: Progress, start: float, end: f
                 shown = int(match.group(1)) // 10
                 progress(start + (end - start) * shown / 10, what)
     if proc.wait() != 0:
+        found = _ERRNO.search("\n".join(tail))  # the tool died of a machine failure: say that as a sentence
+        sentence = plain(OSError(int(found.group(1)), "")) if found else None
+        if sentence:
+            raise ExportError(f"{what} failed: {sentence}")
         raise ExportError(f"{what} failed (exit code {proc.returncode}). The tool's last lines:\n" + "\n".join(tail))
 
 
-def convert(model_dir: Path, out: Path, outtype: str, name: str, progress: Progress, start: float, end: float) -> None:
+def convert(model_dir: Path, out: Path, outtype: str, name: str, progress: OnProgress, start: float, end: float) -> None:
     """A merged model folder (safetensors + tokenizer) to one GGUF file of type f16, q8_0 or f32."""
     _run([sys.executable, str(converter()), str(model_dir), "--outfile", str(out), "--outtype", outtype,
           "--model-name", name], f"Converting to GGUF {outtype}", progress, start, end)
 
 
-def quantize(source: Path, out: Path, kind: str, progress: Progress, start: float, end: float) -> None:
+def quantize(source: Path, out: Path, kind: str, progress: OnProgress, start: float, end: float) -> None:
     _run([str(quantizer()), str(source), str(out), kind.upper(), str(os.cpu_count() or 2)],
          f"Quantising to {kind}", progress, start, end)
 

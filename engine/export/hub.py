@@ -8,20 +8,29 @@ of any error message before that message goes anywhere.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from engine.export.source import ExportError, Progress, no_progress
-
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+from engine.export.source import ExportError, OnProgress, no_progress
+from engine.files import MARKER
 
 
 def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+def _valid_repo_id(repo_id: str) -> bool:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return False
+    return True
+
+
 def push(folder: Path, repo_id: str, token: str | None = None, private: bool = True,
-         progress: Progress | None = None) -> str:
+         progress: OnProgress | None = None) -> str:
     """Upload every file of an export folder to a model repository (created if missing). Returns its URL."""
     import httpx
     from huggingface_hub import HfApi
@@ -34,9 +43,9 @@ def push(folder: Path, repo_id: str, token: str | None = None, private: bool = T
     if not token:
         raise ExportError("Pushing to the Hugging Face Hub needs a token with write access: paste one in the token "
                           "field or set the HF_TOKEN environment variable (huggingface.co/settings/tokens).")
-    if not REPO_ID.match(repo_id):
-        raise ExportError(f"'{repo_id}' is not a Hub repository name: write it as 'your-name/model-name' "
-                          "(letters, digits, '-', '_' and '.').")
+    if "/" not in repo_id or not _valid_repo_id(repo_id):  # an owner is asked for: it says where the model goes
+        raise ExportError(f"'{repo_id}' is not a Hub repository name: write it as 'your-name/model-name' (letters, "
+                          "digits, '-', '_' and '.'; no '--' or '..').")
     if not (folder / "verification.json").is_file():
         raise ExportError(f"{folder} is not a finished export (it has no verification.json). Export first, then push.")
     api = HfApi(token=token)
@@ -44,7 +53,7 @@ def push(folder: Path, repo_id: str, token: str | None = None, private: bool = T
         progress(0.05, f"Creating {'private' if private else 'public'} repository {repo_id}")
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         progress(0.2, f"Uploading {folder.name} to {repo_id}")
-        api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model",
+        api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", ignore_patterns=[MARKER],
                           commit_message=f"Upload the {folder.name} export from LoRA Workbench")
     except OfflineModeIsEnabled:
         raise ExportError("The Hugging Face Hub is switched off on this machine (HF_HUB_OFFLINE is set); unset it "

@@ -1,8 +1,8 @@
 """The run being exported: its base model, its adapter and the tokenizer it was trained with.
 
-A run folder (engine/train/runs.py) holds `run.yaml` and `adapter/` (the peft adapter saved with the
-exact tokenizer and chat template of training). Only the `model` section of run.yaml is read here,
-so an export works on any run folder that has one.
+Runs are read through engine.train.runs (`load_run`, `Run.config`, `Run.adapter`): by name, only ever
+inside the workspace; a folder elsewhere only through `run_folder`, which the command line uses for a
+path the person typed.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from engine.workspace import Workspace
 
-Progress = Callable[[float, str], None]
+OnProgress = Callable[[float, str], None]
 
 # trl's assistant-only loss markers: jinja extensions that transformers understands and nothing else does
 # (llama.cpp, Ollama, vLLM), and that render to nothing, so exports carry the template without them.
@@ -37,7 +35,7 @@ def no_progress(fraction: float, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Source:
+class ExportSource:
     name: str
     path: Path
     workspace: Workspace
@@ -72,31 +70,38 @@ class Source:
         return tok
 
 
-def open_source(workspace: Workspace, run: str | Path) -> Source:
-    """A run by name (in the workspace) or by the path of its folder."""
-    path = Path(run).expanduser()
-    if not (path / "run.yaml").is_file():
-        path = workspace.runs / str(run)
-    if not (path / "run.yaml").is_file():
-        raise ExportError(f"There is no run '{run}' (looked for run.yaml in {path}). Pick a run from the Train tab's list.")
-    try:
-        config = yaml.safe_load((path / "run.yaml").read_text(encoding="utf-8")) or {}
-        model = config.get("model") or {}
-    except (yaml.YAMLError, AttributeError) as e:
-        raise ExportError(f"The run's settings file {path / 'run.yaml'} cannot be read ({e}).") from None
-    if not (path / "adapter" / "adapter_config.json").is_file():
+def run_folder(path: str | Path):
+    """The run in a folder anywhere (e.g. trained with `python -m engine train DIR`), for the command line."""
+    from engine.train.runs import RUN_FILE, Run, read_status
+
+    path = Path(path).expanduser().resolve()
+    if not (path / RUN_FILE).is_file():
+        raise ExportError(f"There is no run in {path} (it has no {RUN_FILE}). Give a run's name, or the folder "
+                          "of a run.")
+    return Run(path.name, path, read_status(path))
+
+
+def open_source(workspace: Workspace, run) -> ExportSource:
+    """A run by name (only ever inside the workspace), or a Run already read (see `run_folder`)."""
+    from engine.train.config import ConfigError
+    from engine.train.runs import Run, RunError, load_run
+
+    if not isinstance(run, Run):
+        try:
+            run = load_run(workspace, str(run))
+        except RunError as e:
+            raise ExportError(f"{e} Pick a run that has an adapter from the Export tab's list.") from None
+    if run.adapter is None:
         raise ExportError(
-            f"The run '{path.name}' has no adapter yet (no adapter/adapter_config.json): it has not finished or "
+            f"The run '{run.name}' has no adapter yet (no adapter/adapter_config.json): it has not finished or "
             "been stopped. Wait for it to finish, or stop it (stopping saves the adapter), then export."
         )
-    return Source(
-        name=path.name,
-        path=path,
-        workspace=workspace,
-        base_spec=str(model.get("name_or_path") or "default"),
-        load_in_4bit=bool(model.get("load_in_4bit", False)),
-        max_seq_length=int(model.get("max_seq_length") or 2048),
-    )
+    try:
+        model = run.config.model
+    except ConfigError as e:
+        raise ExportError(f"The run's settings file {run.path / 'run.yaml'} cannot be used: {e}") from None
+    return ExportSource(name=run.name, path=run.path, workspace=workspace, base_spec=model.name_or_path,
+                        load_in_4bit=model.load_in_4bit, max_seq_length=model.max_seq_length)
 
 
 def parameter_count(model_dir: Path) -> int:
@@ -131,6 +136,8 @@ def require_disk(folder: Path, need: int) -> None:
 
 
 def exportable_runs(workspace: Workspace) -> list[str]:
-    """Runs with an adapter to export, newest first."""
-    found = [p.parent.parent for p in workspace.runs.glob("*/adapter/adapter_config.json")]
-    return [p.name for p in sorted(found, key=lambda p: (p / "adapter").stat().st_mtime, reverse=True)]
+    """Runs with an adapter to export, newest adapter first."""
+    from engine.train.runs import list_runs
+
+    found = [r for r in list_runs(workspace) if r.adapter is not None]
+    return [r.name for r in sorted(found, key=lambda r: r.adapter.stat().st_mtime, reverse=True)]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_go, render_jinja
-from engine.export.source import Source
+from engine.export.gotemplate import render_go
+from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_jinja
+from engine.export.source import ExportSource
 from engine.hardware import free_memory as free  # verify.free(): the exporters call it between loads
 
 PROMPTS = (
@@ -61,7 +62,7 @@ class TemplateRender:
 
 
 @dataclass
-class Report:
+class VerificationReport:
     format: str
     path: str
     expectation: str  # "identical" or "agreement >= floor"
@@ -126,7 +127,7 @@ class Reference:
     device: str
 
 
-def in_app_model(source: Source, adapter: Path | None = None):
+def in_app_model(source: ExportSource, adapter: Path | None = None):
     """Base + adapter loaded the way the Chat tab loads them (engine.models.ModelManager)."""
     from engine.hardware import detect
     from engine.models import ModelManager
@@ -142,7 +143,7 @@ def in_app_model(source: Source, adapter: Path | None = None):
 REFERENCE_FILE = "in-app-reference.json"
 
 
-def reference(source: Source) -> Reference:
+def reference(source: ExportSource) -> Reference:
     """The in-app model's answers, computed once per adapter version and kept beside the exports
     (exports/in-app-reference.json), so that several exports of a run share them."""
     import json

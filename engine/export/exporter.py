@@ -3,10 +3,17 @@
 A format is written into a temporary folder beside its target, loaded back and compared with the
 in-app model there (verify.py), and only then renamed into place with its `verification.json`: an
 interrupted export leaves nothing that looks finished. The free disk space is checked first.
+
+An export never destroys what it did not write: a target folder that holds anything but an earlier
+export of the same format is refused before anything is written (engine.files.atomic_dir checks it
+again at the rename). A failure of the machine (disk full, no permission, read-only) is said as a
+sentence (engine.errors.plain); the exception goes to the log.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -15,43 +22,46 @@ from pathlib import Path
 import torch
 
 from engine.export import gguf, verify
-from engine.export.catalog import FORMATS, GGUF_ORDER
-from engine.export.modelfile import go_template_for, modelfile_text
-from engine.export.source import (ExportError, Progress, Source, no_progress, open_source, parameter_count,
+from engine.export.catalog import EXPORT_FORMATS, GGUF_ORDER
+from engine.export.modelfile import MODELFILE_HEAD, go_template_for, modelfile_text
+from engine.export.source import (ExportError, ExportSource, OnProgress, no_progress, open_source, parameter_count,
                                   require_disk)
-from engine.files import atomic_dir, write_json, write_text
+from engine.errors import plain
+from engine.files import MARKER, atomic_dir, mark, read_json, replaceable, write_json, write_text
 from engine.hardware import detect, host_memory
 from engine.sampling import Sampling, SamplingError
 from engine.sampling import preset as sampling_preset
 from engine.templates import load_tokenizer, stop_strings, stop_token_ids
-from engine.workspace import Workspace
+from engine.workspace import BadName, Workspace
 
+log = logging.getLogger("workbench.export")
 
 @dataclass
-class Result:
+class ExportResult:
     format: str
     path: Path
     files: list[str]
     bytes: int
     seconds: float
-    report: verify.Report
+    report: verify.VerificationReport
 
     @property
     def passed(self) -> bool:
         return self.report.passed
 
     def summary(self) -> str:
-        head = f"{FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
+        head = f"{EXPORT_FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
         return head + "\n" + self.report.summary()
 
 
-def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None = None,
+def export(workspace: Workspace, run, fmt: str, *, out: Path | None = None,
            preset: str = "Leaderboard", system: str = "", gguf_format: str | None = None,
-           progress: Progress | None = None) -> Result:
-    """Write one export of a run and verify it. Raises ExportError (with what to do) when it cannot."""
+           progress: OnProgress | None = None) -> ExportResult:
+    """Write one export of a run (a name in the workspace, or a Run from source.run_folder) and verify it.
+    Raises ExportError (with what to do) when it cannot; then nothing new looks finished."""
     progress = progress or no_progress
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(FORMATS)}.")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(EXPORT_FORMATS)}.")
     try:
         sampling = sampling_preset(preset)
     except SamplingError as e:
@@ -70,31 +80,71 @@ def export(workspace: Workspace, run: str | Path, fmt: str, *, out: Path | None 
         gguf.converter()
         if fmt == "gguf-q4_k_m":
             gguf.quantizer()
-    target = Path(out).expanduser() if out else source.exports / fmt
+    target = Path(out).expanduser().resolve() if out else source.exports / fmt
+    _check_target(target, fmt)
     progress(0.0, "Checking free disk space")
     base = source.base_path()
     need = (source.adapter / "adapter_model.safetensors").stat().st_size * 2
-    need += int(FORMATS[fmt].disk_per_parameter * parameter_count(base))
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed export of the same target
+    need += int(EXPORT_FORMATS[fmt].disk_per_parameter * parameter_count(base))
     require_disk(target.parent, need)
-    with atomic_dir(target) as tmp:
-        WRITERS[fmt](source, base, tmp, sampling, preset, system, progress)
-        report = _verify(source, fmt, tmp, target, progress)
-        files = sorted(p.name for p in tmp.iterdir())
-        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-        seconds = time.perf_counter() - started
-        write_json(tmp / "verification.json", {
-            "run": source.name, "format": fmt, "preset": preset, "seconds": round(seconds, 1), "files": files,
-            **report.to_dict()})
+    try:
+        with atomic_dir(target) as tmp:
+            WRITERS[fmt](source, base, tmp, sampling, preset, system, progress)
+            report = _verify(source, fmt, tmp, target, progress)
+            files = sorted(p.name for p in tmp.iterdir() if p.name != MARKER)
+            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+            seconds = time.perf_counter() - started
+            write_json(tmp / "verification.json", {
+                "run": source.name, "format": fmt, "preset": preset, "seconds": round(seconds, 1), "files": files,
+                **report.to_dict()})
+    except OSError as e:
+        failure = _plain_failure(e, fmt, target, need)
+        if failure is None:
+            raise
+        raise failure from None
     progress(1.0, "Done")
-    return Result(fmt, target, files + ["verification.json"], size, seconds, report)
+    return ExportResult(fmt, target, files + ["verification.json"], size, seconds, report)
+
+
+def _check_target(target: Path, fmt: str) -> None:
+    """Refuse, before anything is written, a target that holds what an export of `fmt` would destroy."""
+    if replaceable(target):
+        return
+    try:  # an export written before atomic_dir marked its folders: claimed by its own list of files
+        earlier = read_json(target / "verification.json", {}) if target.is_dir() and not (target / MARKER).exists() else {}
+    except ValueError:
+        earlier = {}
+    if isinstance(earlier, dict) and earlier.get("format") == fmt and isinstance(earlier.get("files"), list):
+        mark(target, [*map(str, earlier["files"]), "verification.json"])
+        return
+    if target.is_dir() and Path.cwd().resolve().is_relative_to(target):
+        what = "is the folder you are in (or holds it)"
+    elif target.exists() and not target.is_dir():
+        what = "is a file"
+    else:
+        what = f"holds files that are not an earlier {fmt} export of this app"
+    raise ExportError(f"Nothing was exported: {target} {what}, and an export replaces its folder as a whole. Nothing "
+                      f"there was changed. Name a new or empty folder instead (it is created), e.g. --out {target / fmt}, "
+                      "or move those files away.")
+
+
+def _plain_failure(e: OSError, fmt: str, target: Path, need: int) -> ExportError | None:
+    """A failure of the machine as an ExportError with a sentence (the exception goes to the log), or None."""
+    sentence = plain(e)
+    if sentence is None:
+        return None
+    log.info("the %s export into %s failed", fmt, target, exc_info=e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        sentence += (f" This export needs about {(need * 1.05 + 100 * 2**20) / 2**30:.1f} GiB free in {target.parent}; "
+                     "or export to a folder on another disk.")
+    return ExportError(f"The {EXPORT_FORMATS[fmt].label} export was not written: {sentence} Nothing half-written "
+                       "was left in its place.")
 
 
 # ---- writers ------------------------------------------------------------------------------------
 
-def _write_adapter(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                   progress: Progress) -> None:
+def _write_adapter(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: OnProgress) -> None:
     progress(0.05, "Copying the adapter")
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         if (source.adapter / name).exists():
@@ -102,7 +152,7 @@ def _write_adapter(source: Source, base: Path, out: Path, sampling: Sampling, pr
     source.export_tokenizer().save_pretrained(out)
 
 
-def _merge(source: Source, base: Path, progress: Progress):
+def _merge(source: ExportSource, base: Path, progress: OnProgress):
     """Base + adapter merged into plain weights, in float32 on the CPU (exact), or bfloat16 when float32 would
     not fit in memory."""
     from peft import PeftModel
@@ -141,8 +191,8 @@ def _to_sixteen_bit(model, dtype: torch.dtype):
     return model
 
 
-def _write_merged16(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                    progress: Progress) -> None:
+def _write_merged16(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                    progress: OnProgress) -> None:
     model = _merge(source, base, progress)
     progress(0.3, "Saving 16-bit safetensors")
     _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), out, sampling)
@@ -150,8 +200,8 @@ def _write_merged16(source: Source, base: Path, out: Path, sampling: Sampling, p
     verify.free()
 
 
-def _write_merged4(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                   progress: Progress) -> None:
+def _write_merged4(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                   progress: OnProgress) -> None:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     staging = out / ".merged16"
@@ -168,8 +218,8 @@ def _write_merged4(source: Source, base: Path, out: Path, sampling: Sampling, pr
     verify.free()
 
 
-def _write_gguf(source: Source, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
-                progress: Progress, quant: str) -> None:
+def _write_gguf(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
+                progress: OnProgress, quant: str) -> None:
     staging = out / ".merged"
     model = _merge(source, base, progress)
     progress(0.2, "Saving the merged model for the converter")
@@ -199,7 +249,7 @@ def _gguf_writer(quant: str):
 
 
 def _write_modelfile(folder: Path, gguf_name: str, tokenizer, sampling: Sampling, preset: str, system: str,
-                     source: Source) -> None:
+                     source: ExportSource) -> None:
     template = go_template_for(tokenizer, tokenizer.chat_template)
     stops = stop_strings(tokenizer)
     text = modelfile_text(gguf_name, template, stops, sampling, preset, source.max_seq_length, system, source.name)
@@ -219,11 +269,11 @@ WRITERS = {
 
 # ---- verification -------------------------------------------------------------------------------
 
-def _verify(source: Source, fmt: str, folder: Path, target: Path, progress: Progress) -> verify.Report:
-    floor = FORMATS[fmt].floor
+def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress: OnProgress) -> verify.VerificationReport:
+    floor = EXPORT_FORMATS[fmt].floor
     if fmt == "merged16" and source.load_in_4bit:
-        floor = FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
-    report = verify.Report(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
+        floor = EXPORT_FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
+    report = verify.VerificationReport(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
                            floor)
     progress(0.5, "Verifying: answers of the in-app model (base + adapter)")
     ref = verify.reference(source)
@@ -263,36 +313,57 @@ def _saved_template(folder: Path) -> str | None:
     return load_tokenizer(folder, None).chat_template
 
 
-def _modelfile_only(source: Source, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,
-                    system: str, started: float) -> Result:
+def _modelfile_only(source: ExportSource, out: Path | None, gguf_format: str | None, sampling: Sampling, preset: str,
+                    system: str, started: float) -> ExportResult:
     if out is not None:
-        folder = Path(out).expanduser()
+        folder = Path(out).expanduser().resolve()
     else:
-        names = [gguf_format if (gguf_format or "").startswith("gguf-") else f"gguf-{gguf_format}"] if gguf_format \
-            else GGUF_ORDER
+        names = [_gguf_export_name(gguf_format)] if gguf_format else GGUF_ORDER
         folder = next((source.exports / n for n in names if list((source.exports / n).glob("*.gguf"))), None)
     files = list(folder.glob("*.gguf")) if folder and folder.is_dir() else []
     if not files:
         raise ExportError(f"A Modelfile goes beside a GGUF file, and there is none for the run '{source.name}'"
                           + (f" in {folder}" if folder else "") + ". Export a GGUF first (q4_k_m, q8_0 or f16).")
-    tokenizer = source.export_tokenizer()
-    _write_modelfile(folder, files[0].name, tokenizer, sampling, preset, system, source)
-    report = verify.Report("modelfile", str(folder / "Modelfile"), "templates render the same", compares_answers=False)
+    existing = folder / "Modelfile"
+    if existing.exists() and not existing.read_text(encoding="utf-8", errors="replace").startswith(MODELFILE_HEAD):
+        raise ExportError(f"{existing} was not written by this app, so it was left as it was. Move it away, or "
+                          "copy the GGUF file into a folder of its own, and export the Modelfile there.")
+    try:
+        _write_modelfile(folder, files[0].name, source.export_tokenizer(), sampling, preset, system, source)
+    except OSError as e:
+        failure = _plain_failure(e, "modelfile", folder / "Modelfile", 2**20)
+        if failure is None:
+            raise
+        raise failure from None
+    report = verify.VerificationReport("modelfile", str(folder / "Modelfile"), "templates render the same", compares_answers=False)
     report.templates = verify.compare_templates(source.tokenizer(), None, folder / "Modelfile")
     seconds = time.perf_counter() - started
     write_json(folder / "modelfile-verification.json", {"run": source.name, "format": "modelfile", "preset": preset,
                                                        **report.to_dict()})
-    return Result("modelfile", folder / "Modelfile", ["Modelfile"], (folder / "Modelfile").stat().st_size, seconds,
+    return ExportResult("modelfile", folder / "Modelfile", ["Modelfile"], (folder / "Modelfile").stat().st_size, seconds,
                   report)
+
+
+def _gguf_export_name(gguf_format: str) -> str:
+    name = gguf_format if gguf_format.startswith("gguf-") else f"gguf-{gguf_format}"
+    if name not in GGUF_ORDER:
+        raise ExportError(f"'{gguf_format}' is not a GGUF export: choose one of {', '.join(q[5:] for q in GGUF_ORDER)}.")
+    return name
 
 
 def list_exports(workspace: Workspace, run: str) -> list[dict]:
     """The finished exports of a run with their verification verdicts (from each verification.json)."""
-    from engine.files import read_json
-
+    try:
+        exports = workspace.run_path(run) / "exports"
+    except BadName:
+        return []
     out = []
-    for report in sorted((workspace.runs / run / "exports").glob("*/verification.json")):
-        data = read_json(report, {}) or {}
+    for report in sorted(exports.glob("*/verification.json")):
+        try:
+            data = read_json(report, {})
+        except ValueError:  # cut short by a full disk: shown as not passed
+            data = {}
+        data = data if isinstance(data, dict) else {}
         out.append({"format": data.get("format", report.parent.name), "path": str(report.parent),
                     "passed": bool(data.get("passed")), "identical": bool(data.get("identical")),
                     "argmax_agreement": data.get("argmax_agreement"), "first_difference": data.get("first_difference"),
