@@ -13,9 +13,9 @@ from engine import compare
 from engine.compare import prompts, sides, store
 from engine.sampling import load_presets
 from engine.train.runs import list_runs, load_run
-from ui.chat_tab import cancel_flag, seed_box, seed_of, side_choices
 from ui.context import Context
 from ui.errors import friendly
+from ui.widgets import cancel_flag, seed_box, seed_of, side_choices
 
 INTRO = (
     "Ask the base model and your fine-tuned adapter the same thing, with the same sampling settings and seed. "
