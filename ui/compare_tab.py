@@ -50,13 +50,8 @@ def _win_rates(ctx: Context, run_name: str | None) -> str:
 
 
 def _saved(ctx: Context, run_name: str | None) -> list[list[str]]:
-    if not run_name:
-        return []
-    records = store.records(load_run(ctx.workspace, run_name).path)
-    votes = {r["comparison"]: r for r in records if r.get("type") == "vote"}
     rows = []
-    for r in reversed([r for r in records if r.get("type") == "comparison"][-50:]):
-        vote = votes.get(r["id"])
+    for r, vote in store.history(load_run(ctx.workspace, run_name).path) if run_name else []:
         verdict = "" if not r["blind"] else "not voted" if not vote else (
             "tie" if vote["winner"] is None else f"{sides.label_of(vote['winner'])} won")
         rows.append([r["time"].replace("T", " ")[:16], r["messages"][-1]["content"][:120],
