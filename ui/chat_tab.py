@@ -160,15 +160,14 @@ def render(ctx: Context) -> None:
                                  messages=to_messages(history, ""))
         return gr.File(value=str(chat_history.save(chat, tempfile.mkdtemp(prefix="chat-export-"))), visible=True)
 
-    answering = [
+    for trigger in (message.submit, send.click):
         trigger(add_user, [message, chatbot], [message, chatbot], api_visibility="private").then(
-            answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private")
-        for trigger in (message.submit, send.click)
-    ]
-    answering.append(regenerate.click(drop_last_answer, chatbot, chatbot, api_visibility="private").then(
-        answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private"))
-    # Stop ends the streaming event at once (cancels=) and tells the model's thread to stop generating.
-    stop.click(do_stop, None, None, api_visibility="private", cancels=answering)
+            answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private"
+        )
+    regenerate.click(drop_last_answer, chatbot, chatbot, api_visibility="private").then(
+        answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private"
+    )
+    stop.click(do_stop, None, None, api_visibility="private")
     clear.click(lambda opening: ([{"role": "assistant", "content": opening}] if opening else [], ""), greeting,
                 [chatbot, stats], api_visibility="private")
     adapter.input(choose, [adapter, chosen], [chosen, adapter, note], api_visibility="private")
