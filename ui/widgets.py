@@ -25,6 +25,14 @@ def bind(fn, ctx: Context, *args):
     return friendly(bound)
 
 
+TEMPLATE_LABELS = {"model": "The model's own", "chatml": "ChatML", "alpaca": "Alpaca"}
+
+
+def template_choices(names) -> list[tuple[str, str]]:
+    """(label, name) for chat-template choices (engine.train.config.TEMPLATE_CHOICES or engine.templates.FALLBACKS)."""
+    return [(TEMPLATE_LABELS[n], n) for n in names]
+
+
 def cancel_flag(request: gr.Request) -> threading.Event:
     return _cancels.setdefault(request.session_hash, threading.Event())
 

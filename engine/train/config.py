@@ -18,6 +18,7 @@ from engine.validation import sentences
 
 LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
+TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.templates.FALLBACKS
 
 
 class ConfigError(ValueError):
@@ -137,7 +138,7 @@ class ProbeSection(_Section):
 class RunConfig(_Section):
     preset: str | None = Field(None, description="The preset this config started from, for reference.")
     model: ModelSection = Field(default_factory=ModelSection)
-    template: Literal["model", "chatml", "alpaca"] = Field(
+    template: Literal[TEMPLATE_CHOICES] = Field(
         "model", description="The chat format: the model's own template (falling back to ChatML), or force ChatML or Alpaca.",
     )
     dataset: str = Field(..., min_length=1, description="A saved data set's name, or the path to a data file.")
