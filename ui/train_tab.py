@@ -33,6 +33,7 @@ SECTIONS = {
 }
 PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "probes.max_new_tokens"]
 MAX_FIXES = 4
+REFRESHED = 7  # what `refresh` returns: the run picker, the five parts of the live panel, the runs list
 
 
 def form_values(config) -> list:
@@ -101,7 +102,7 @@ def tick(ctx: Context, name: str | None, seen: str | None) -> tuple:
     """Every two seconds: redraw only when a run folder changed."""
     now = f"{name}|{runs.fingerprint(ctx.workspace)}"
     if now == seen:
-        return (*(gr.update() for _ in range(7)), seen)
+        return (*(gr.update() for _ in range(REFRESHED)), seen)
     return (*refresh(ctx, name), now)
 
 
