@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.files import write_text
+from engine.validation import sentence
 
 FORMAT = "lora-workbench-chat"
 MAX_BYTES = 20 * 2**20
@@ -144,5 +145,5 @@ def _explain(error: ValidationError) -> str:
             else:
                 lines.append(f"{where} is not a {{\"role\", \"content\"}} object (got {err.get('input')!r:.60}).")
         else:
-            lines.append(f"'{'.'.join(map(str, loc))}': {err['msg']} (got {err.get('input')!r:.60}).")
+            lines.append(sentence(err))
     return "This is not a chat this app can read: " + " ".join(lines)

@@ -7,6 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.validation import sentences
+
 PRESETS_FILE = Path(__file__).parent / "presets" / "sampling.yaml"
 
 HELP = {
@@ -40,7 +42,7 @@ class Sampling(BaseModel):
         try:
             return cls(**values)
         except ValidationError as e:
-            raise SamplingError(friendly_errors(e)) from None
+            raise SamplingError(sentences(e)) from None
 
     @property
     def greedy(self) -> bool:
@@ -58,15 +60,6 @@ class Sampling(BaseModel):
             "repetition_penalty": self.repetition_penalty,
             "max_new_tokens": self.max_new_tokens,
         }
-
-
-def friendly_errors(error: ValidationError) -> str:
-    """pydantic's errors as plain sentences naming the field."""
-    lines = []
-    for err in error.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "value"
-        lines.append(f"'{field}': {err['msg']} (got {err.get('input')!r}).")
-    return " ".join(lines)
 
 
 def load_presets(path: Path = PRESETS_FILE) -> dict[str, Sampling]:

@@ -131,3 +131,28 @@ def test_character_card_then_chat_export_and_import(app, browser, tmp_path):
     expect(bot).to_contain_text("Where are we sailing?")
     expect(system).to_have_value(saved["system"])
     page.close()
+
+
+@pytest.mark.browser
+def test_stop_ends_a_long_reply_at_once_and_the_next_message_is_answered(app, browser):
+    url, _ = app
+    page = open_chat(browser, url)
+    page.locator("#chat-input textarea").fill("Write a very long story about the sea, with many chapters.")
+    page.locator("#chat-send").click()
+    reply = page.locator("#chatbot .message.bot").last
+    expect(reply).to_contain_text(" ", timeout=ANSWER_S)  # a few words streamed
+    page.locator("#chat-stop").click()
+    page.wait_for_timeout(1500)
+    stopped = reply.inner_text()
+    page.wait_for_timeout(3000)
+    assert stopped and reply.inner_text() == stopped  # what was said stays; nothing streams after Stop
+    expect(page.locator("#chat-stats")).to_contain_text("cancelled")  # it says it was stopped
+
+    page.locator("#sampling").get_by_text("Sampling").click()
+    choose(page, "preset", "Precise")
+    page.locator("#chat-clear").click()
+    expect(page.locator("#chat-stats")).not_to_contain_text("cancelled")
+    page.locator("#chat-input textarea").fill(FRANCE)
+    page.locator("#chat-send").click()
+    assert "Paris" in answer(page)  # the model was free again
+    page.close()

@@ -5,7 +5,6 @@ Also the `generate` API endpoint. Everything a person changes lives in their own
 
 from __future__ import annotations
 
-import threading
 import time
 
 import gradio as gr
@@ -13,24 +12,12 @@ import gradio as gr
 from engine import chat_history
 from engine.compare import sides
 from engine.data import read_card
-from engine.sampling import HELP, Sampling, SamplingError, load_presets, preset
+from engine.sampling import HELP, Sampling, load_presets, preset
 from ui.context import Context
 from ui.errors import friendly
+from ui.widgets import cancel_flag, seed_box, seed_of, side_choices
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
-
-# One cancel flag per browser session, so Stop ends that session's answer and no other.
-_cancels: dict[str, threading.Event] = {}
-
-
-def cancel_flag(request: gr.Request) -> threading.Event:
-    return _cancels.setdefault(request.session_hash, threading.Event())
-
-
-def side_choices(ctx: Context) -> list[tuple[str, str]]:
-    """(label, spec) for the base model and every run's adapters, for a dropdown."""
-    return [(side.label, side.spec) for side in sides.available(ctx.workspace)]
-
 
 def text_of(content) -> str:
     """A Chatbot message's content as plain text (Gradio may hand it back as a list of parts)."""
@@ -69,20 +56,6 @@ def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
     values = [temperature, top_p, top_k, min_p, repetition, max_new, seed]
     choice.change(lambda name: [getattr(preset(name), f) for f in FIELDS], choice, values[:-1], api_visibility="private")
     return choice, values
-
-
-def seed_box(info: str, elem_id: str | None = None) -> gr.Textbox:
-    """A seed field that can be empty (a gr.Number always sends a number)."""
-    return gr.Textbox("", label="Seed", placeholder="empty: a new one each time", info=info, elem_id=elem_id)
-
-
-def seed_of(text) -> int | None:
-    text = str(text if text is not None else "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise SamplingError(f"The seed must be a whole number of 0 or more, or empty (got '{text}').")
-    return int(text)
 
 
 def sampling_from(temperature, top_p, top_k, min_p, repetition, max_new, seed) -> Sampling:

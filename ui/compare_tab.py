@@ -13,9 +13,9 @@ from engine import compare
 from engine.compare import prompts, sides, store
 from engine.sampling import load_presets
 from engine.train.runs import list_runs, load_run
-from ui.chat_tab import cancel_flag, seed_box, seed_of, side_choices
 from ui.context import Context
 from ui.errors import friendly
+from ui.widgets import cancel_flag, seed_box, seed_of, side_choices
 
 INTRO = (
     "Ask the base model and your fine-tuned adapter the same thing, with the same sampling settings and seed. "
@@ -50,13 +50,8 @@ def _win_rates(ctx: Context, run_name: str | None) -> str:
 
 
 def _saved(ctx: Context, run_name: str | None) -> list[list[str]]:
-    if not run_name:
-        return []
-    records = store.records(load_run(ctx.workspace, run_name).path)
-    votes = {r["comparison"]: r for r in records if r.get("type") == "vote"}
     rows = []
-    for r in reversed([r for r in records if r.get("type") == "comparison"][-50:]):
-        vote = votes.get(r["id"])
+    for r, vote in store.history(load_run(ctx.workspace, run_name).path) if run_name else []:
         verdict = "" if not r["blind"] else "not voted" if not vote else (
             "tie" if vote["winner"] is None else f"{sides.label_of(vote['winner'])} won")
         rows.append([r["time"].replace("T", " ")[:16], r["messages"][-1]["content"][:120],

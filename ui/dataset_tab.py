@@ -17,8 +17,11 @@ from engine.data.rules import REASONS
 from engine.data.stats import statistics
 from engine.data.store import import_file, list_datasets
 from engine.models import resolve_model
+from engine.templates import FALLBACKS
+from engine.train.config import TEMPLATE_CHOICES
 from ui.context import Context
 from ui.errors import friendly
+from ui.widgets import template_choices
 
 AUTO = "auto (detected)"
 FIELDS = ["instruction", "input", "output", "prompt", "response", "messages", "conversations", "text", "history",
@@ -64,9 +67,8 @@ def render(ctx: Context) -> None:
     gr.Markdown("### Preview: what training sees")
     with gr.Row():
         model = gr.Textbox(_model_spec(ctx), label="Render for model", info="'default', a folder, or a Hub id")
-        template = gr.Radio([("The model's own", "model"), ("ChatML", "chatml"), ("Alpaca", "alpaca")], value="model",
-                            label="Chat template")
-        fallback = gr.Radio([("ChatML", "chatml"), ("Alpaca", "alpaca")], value="chatml", visible=False,
+        template = gr.Radio(template_choices(TEMPLATE_CHOICES), value="model", label="Chat template")
+        fallback = gr.Radio(template_choices(FALLBACKS), value="chatml", visible=False,
                             label="This model has no chat template: render with")
         max_len = gr.Number(2048, precision=0, minimum=16, label="Max sequence length",
                             info="Longer examples are cut here during training.")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from engine.compare import sides, store
+from engine.files import now
 from engine.models import ModelError, ModelManager
 from engine.sampling import Sampling, preset
-from engine.train.runs import now
 from engine.workspace import Workspace
 
 

@@ -55,15 +55,13 @@ def held_out(run: Run, workspace: Workspace, limit: int = HELD_OUT_LIMIT) -> lis
 
 def before_after(run: Run) -> tuple[int | None, list[tuple[str, str, str]]]:
     """(the latest step with probe answers, [(prompt, answer before training, answer at that step)])."""
-    answers: dict[int, dict[str, str]] = {}
-    prompts: list[str] = []
-    for record in run.probes:
-        for prompt, reply in zip(record["prompts"], record["answers"]):
-            if prompt not in prompts:
-                prompts.append(prompt)
-            answers.setdefault(record["step"], {})[prompt] = reply
-    if not answers:
+    from engine.train.probes import grid
+
+    headers, rows = grid(run.probes)
+    if not rows:
         return None, []
-    latest = max(answers)
-    after = answers[latest] if latest > 0 else {}
-    return (latest if latest > 0 else None), [(p, answers.get(0, {}).get(p, ""), after.get(p, "")) for p in prompts]
+    prompts, by_step = headers[1:], {row[0]: row[1:] for row in rows}
+    latest = rows[-1][0]
+    blank = [""] * len(prompts)
+    before, after = by_step.get(0, blank), by_step[latest] if latest > 0 else blank
+    return (latest if latest > 0 else None), list(zip(prompts, before, after))

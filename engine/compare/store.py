@@ -1,11 +1,16 @@
 """Comparisons and blind votes, saved with the run as `RUN/comparisons.jsonl` (one JSON object a
-line: a "comparison", or a "vote" naming the comparison it judges), and the win rates they add up to."""
+line: a "comparison", or a "vote" naming the comparison it judges), and the win rates they add up to.
+Each line is checked against its record model when read: a damaged line, or one of the wrong shape,
+is left out and the rest is shown."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from engine.compare.sides import BASE
 from engine.files import append_jsonl, now, read_jsonl
@@ -16,6 +21,48 @@ COMPARISONS_FILE = "comparisons.jsonl"
 CHOICES = ("a", "b", "tie")
 
 _write = threading.Lock()  # appends from several requests never interleave
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")  # fields a later version adds are kept
+
+
+class Message(_Record):
+    role: str
+    content: str
+
+
+class ComparisonRecord(_Record):
+    """One prompt answered by two sides (engine.compare.comparison.Comparison.record)."""
+
+    type: Literal["comparison"]
+    id: str
+    time: str
+    source: str = "typed"
+    messages: list[Message] = Field(min_length=1)
+    sides: tuple[str, str]
+    labels: dict[str, str] = {}
+    preset: str = ""
+    sampling: dict[str, Any] = {}
+    blind: bool = False
+    shown: tuple[str, str]
+    replies: dict[str, str] = {}
+    stats: dict[str, str] = {}
+    runs: list[str] = []
+
+
+class VoteRecord(_Record):
+    """A blind vote on a comparison: the letter chosen, and the side it named (None: a tie)."""
+
+    type: Literal["vote"]
+    time: str
+    comparison: str
+    choice: Literal["a", "b", "tie"]
+    pair: tuple[str, str]
+    winner: str | None
+
+
+_RECORD = TypeAdapter(Annotated[ComparisonRecord | VoteRecord, Field(discriminator="type")])
 
 
 class VoteError(ValueError):
@@ -30,7 +77,22 @@ def save(workspace: Workspace, runs: list[str], record: dict) -> None:
 
 
 def records(path: Path) -> list[dict]:
-    return read_jsonl(Path(path) / COMPARISONS_FILE)
+    """The run's comparison and vote records that have their record's shape, oldest first."""
+    found = []
+    for raw in read_jsonl(Path(path) / COMPARISONS_FILE):
+        try:
+            found.append(_RECORD.validate_python(raw).model_dump(mode="json"))
+        except ValidationError:
+            continue
+    return found
+
+
+def history(path: Path, limit: int = 50) -> list[tuple[dict, dict | None]]:
+    """The run's latest comparisons, newest first, each with the latest vote on it (None: no vote)."""
+    saved = records(path)
+    votes = {r["comparison"]: r for r in saved if r["type"] == "vote"}
+    comparisons = [r for r in saved if r["type"] == "comparison"][-limit:]
+    return [(r, votes.get(r["id"])) for r in reversed(comparisons)]
 
 
 def vote(workspace: Workspace, comparison: dict, choice: str) -> dict:

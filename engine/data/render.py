@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-TEMPLATE_CHOICES = ("model", "chatml", "alpaca")
+from engine.train.config import TEMPLATE_CHOICES  # noqa: F401  (the one list; engine.data.cli takes it from here)
 
 
 def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):

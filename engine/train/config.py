@@ -6,14 +6,19 @@ Validation errors come out as plain sentences naming the field (`ConfigError`).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+from engine.validation import sentences
 
 LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
+TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.templates.FALLBACKS
 
 
 class ConfigError(ValueError):
@@ -133,7 +138,7 @@ class ProbeSection(_Section):
 class RunConfig(_Section):
     preset: str | None = Field(None, description="The preset this config started from, for reference.")
     model: ModelSection = Field(default_factory=ModelSection)
-    template: Literal["model", "chatml", "alpaca"] = Field(
+    template: Literal[TEMPLATE_CHOICES] = Field(
         "model", description="The chat format: the model's own template (falling back to ChatML), or force ChatML or Alpaca.",
     )
     dataset: str = Field(..., min_length=1, description="A saved data set's name, or the path to a data file.")
@@ -159,7 +164,7 @@ def validate(data: Any) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError("\n".join(_sentence(err) for err in e.errors())) from None
+        raise ConfigError(sentences(e, advice)) from None
 
 
 def load(path: str | Path) -> RunConfig:
@@ -175,34 +180,50 @@ def load(path: str | Path) -> RunConfig:
 
 def with_changes(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
     """A copy with dotted-path changes applied, e.g. {"train.batch_size": 1}, validated again."""
-    data = config.model_dump(mode="json")
-    for path, value in changes.items():
-        node = data
-        *parents, leaf = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return validate(data)
+    return validate(put(config.model_dump(mode="json"), changes))
 
 
-def advice(path: str) -> str:
-    """The tutorial's one-line advice for a dotted field path, e.g. 'lora.r'."""
+# ---- dotted paths: the one way the form, the presets and the advice name a setting ----------------
+
+def field(path: str) -> FieldInfo:
+    """The field a dotted path names, e.g. 'lora.r'; a KeyError for a path that is no setting."""
     model: type[BaseModel] = RunConfig
     *parents, leaf = path.split(".")
     for key in parents:
         model = model.model_fields[key].annotation
-    return model.model_fields[leaf].description or ""
+    return model.model_fields[leaf]
 
 
-def _sentence(err: dict) -> str:
-    field = ".".join(str(p) for p in err["loc"]) or "config"
-    kind, msg = err["type"], err["msg"]
-    if kind == "missing":
-        return f"'{field}' is missing. {advice(field)}"
-    if kind == "extra_forbidden":
-        return f"'{field}' is not a setting; check its spelling or remove it."
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    msg = msg.replace("Input should be", "should be").replace("Input", "the value")
-    return f"'{field}' {msg[0].lower() + msg[1:]} (you gave {err.get('input')!r})."
+def get(config: RunConfig, path: str) -> Any:
+    value: Any = config
+    for key in path.split("."):
+        value = getattr(value, key)
+    return value
 
+
+def put(data: dict, changes: dict[str, Any]) -> dict:
+    """A copy of nested config data with each dotted path set to its value."""
+    out = copy.deepcopy(data)
+    for path, value in changes.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested config data as dotted paths: {"train": {"epochs": 1}} -> {"train.epochs": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def advice(path: str) -> str:
+    """The tutorial's one-line advice for a dotted field path, e.g. 'lora.r'."""
+    return field(path).description or ""

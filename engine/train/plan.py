@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import read_json, write_json
-from engine.hardware import Hardware, detect
+from engine.hardware import GiB, Hardware, detect
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
@@ -103,14 +103,14 @@ class Plan:
             f"(longest {self.longest}).",
             f"**Steps:** {self.total_steps} ({self.steps_per_epoch} an epoch x {self.epochs:g} epochs), effective "
             f"batch {self.config.train.batch_size * self.config.train.gradient_accumulation}.",
-            f"**Memory:** about {self.memory.total / GB:.1f} GB of {self.free_bytes / GB:.1f} GB free "
-            f"({self.settings.device}): **{self.verdict}**. Weights {self.memory.weights / GB:.2f}, adapter and "
-            f"optimizer {self.memory.adapter / GB:.2f}, activations {self.memory.activations / GB:.2f}, logits "
-            f"{self.memory.logits / GB:.2f}, allocator slack {self.memory.slack / GB:.2f}, runtime "
-            f"{self.memory.runtime / GB:.2f} GB.",
+            f"**Memory:** about {self.memory.total / GiB:.1f} GiB of {self.free_bytes / GiB:.1f} GiB free "
+            f"({self.settings.device}): **{self.verdict}**. Weights {self.memory.weights / GiB:.2f}, adapter and "
+            f"optimizer {self.memory.adapter / GiB:.2f}, activations {self.memory.activations / GiB:.2f}, logits "
+            f"{self.memory.logits / GiB:.2f}, allocator slack {self.memory.slack / GiB:.2f}, runtime "
+            f"{self.memory.runtime / GiB:.2f} GiB.",
         ]
-        if self.measured_peak_gb:
-            lines[-1] += f" Measured peak of the same settings: {self.measured_peak_gb:.1f} GB."
+        if self.measured_peak_gb:  # recorded in GB (1e9 bytes) by the training callbacks
+            lines[-1] += f" Measured peak of the same settings: {self.measured_peak_gb * GB / GiB:.1f} GiB."
         if self.seconds is not None:
             lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
                          f"({self.speed_source}).")
@@ -241,7 +241,7 @@ def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, le
         changed_settings, _ = choose(changed, hw)
         cut = [min(n, changed.model.max_seq_length) for n in lengths]
         need = estimate_memory(shape, changed, changed_settings, _largest_batch_tokens(cut, changed)).total
-        fixes.append(Fix(f"{label}: about {need / GB:.1f} GB", changes, need / GB))
+        fixes.append(Fix(f"{label}: about {need / GiB:.1f} GiB", changes, need / GB))
     return fixes
 
 

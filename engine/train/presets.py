@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from engine.train.config import ConfigError, RunConfig, validate
+from engine.train.config import ConfigError, RunConfig, flatten, put, validate
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
@@ -33,13 +33,5 @@ def build(preset: str, dataset: str, model: str = "default", **sections: dict[st
     such as train={"epochs": 1}."""
     if preset not in presets():
         raise ConfigError(f"There is no preset '{preset}'; choose one of: {', '.join(presets())}.")
-    data = _merge({"preset": preset}, presets()[preset].config)
-    data = _merge(data, {"model": {"name_or_path": model}, "dataset": dataset})
-    return validate(_merge(data, sections))
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+    changes = {"preset": preset, "model.name_or_path": model, "dataset": dataset, **flatten(sections)}
+    return validate(put(presets()[preset].config, changes))

@@ -388,3 +388,13 @@ def _spawn(path: Path, workspace: Workspace) -> None:
             start_new_session=True,  # the run outlives the app that started it
         )
     threading.Thread(target=worker.wait, daemon=True).start()  # reaps it when it ends
+
+
+def fingerprint(workspace: Workspace) -> str:
+    """Changes whenever a run is added, removed, renamed, or writes its status, events or probes, so a
+    page can redraw only when something changed without knowing a run folder's files."""
+    parts = []
+    for run in list_runs(workspace):
+        stamps = [run.path / f for f in (STATUS_FILE, EVENTS_FILE, PROBES_FILE)]
+        parts.append(f"{run.name}:{run.state}:" + ":".join(str(p.stat().st_mtime_ns) if p.exists() else "-" for p in stamps))
+    return "|".join(parts)

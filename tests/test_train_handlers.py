@@ -1,0 +1,93 @@
+"""The Train tab's handlers called as plain functions of a Context on a real workspace, no browser:
+the form and the run config map both ways, the plan, Start refused while a run is live, the redraw
+that follows the run folders, and a button without a chosen run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.models import ModelManager
+from engine.train import presets, runs
+from engine.train.runs import RunError
+from ui import train_tab
+from ui.context import Context
+from ui.train_tab import EXAMPLES, PATHS, form_values
+
+PIRATE = str(EXAMPLES / "pirate.jsonl")
+
+
+@pytest.fixture
+def ctx(workspace):
+    from engine.hardware import detect
+
+    return Context(workspace, ModelManager(workspace), detect())
+
+
+def test_the_form_and_the_config_map_both_ways():
+    config = presets.build("roleplay", PIRATE, train={"max_steps": 7})
+    values = form_values(config)
+    assert values[PATHS.index("probes.prompts")] == "\n".join(config.probes.prompts)
+    assert train_tab.config_from("default", PIRATE, "roleplay", values) == config
+    values[PATHS.index("train.max_steps")] = 0  # the form's "use epochs"
+    values[PATHS.index("lora.r")] = 32.0  # a number box sends floats
+    values[PATHS.index("probes.prompts")] = "Who are you?\n\n  Sing a song.  \n"
+    again = train_tab.config_from("default", PIRATE, "roleplay", values)
+    assert again.train.max_steps is None and again.lora.r == 32 and isinstance(again.lora.r, int)
+    assert again.probes.prompts == ["Who are you?", "Sing a song."]
+    with pytest.raises(ValueError, match="Choose a data set first"):
+        train_tab.config_from("default", " ", "roleplay", values)
+
+
+def test_choosing_a_preset_fills_the_form_with_its_values(ctx):
+    summary, *values = train_tab.pick_preset(ctx, "tutorial", "default", PIRATE)
+    assert summary == presets.presets()["tutorial"].summary
+    assert values[PATHS.index("train.learning_rate")] == 2e-5 and values[PATHS.index("train.batch_size")] == 16
+
+
+def test_the_plan_handler_describes_the_data_and_offers_no_fix_when_it_fits(ctx, tiny_model_path):
+    config = presets.build("quick-test", PIRATE, model=str(tiny_model_path))
+    summary, fixes, *buttons = train_tab.make_plan(ctx, str(tiny_model_path), PIRATE, "quick-test",
+                                                   *form_values(config))
+    assert "108 conversations" in summary and "**fits**" in summary
+    # the header's figure in the same unit (GB against GiB would differ by 7%); free memory moves a little
+    plan_free = float(re.search(r"of ([0-9.]+) GiB free", summary).group(1))
+    header_free = float(re.search(r"([0-9.]+) of [0-9.]+ GiB free", ctx.hardware.summary()).group(1))
+    assert abs(plan_free - header_free) <= 0.02 * header_free + 0.1
+    assert fixes == [] and all(b["visible"] is False for b in buttons)
+
+
+def test_start_is_refused_while_a_run_is_live_and_nothing_new_is_created(ctx):
+    config = presets.build("quick-test", PIRATE)
+    runs.create_run(ctx.workspace, config, name="waiting")  # queued: its worker is "starting"
+    with pytest.raises(RunError, match="'waiting' is queued; only one run trains at a time"):
+        train_tab.start(ctx, "second", "default", PIRATE, "quick-test", *form_values(config))
+    assert train_tab.run_names(ctx) == ["waiting"]
+    runs.update_status(runs.load_run(ctx.workspace, "waiting").path, state="stopped")
+
+
+def test_the_timer_redraws_only_when_a_run_folder_changed(ctx):
+    run = runs.create_run(ctx.workspace, presets.build("quick-test", PIRATE), name="watched")
+    picker, progress, *_, seen = train_tab.tick(ctx, None, None)
+    assert picker["value"] == "watched" and "watched: queued" in progress
+    assert all(u == {"__type__": "update"} for u in train_tab.tick(ctx, None, seen)[:-1])  # nothing changed
+    runs.update_status(run.path, state="stopped")
+    _, progress, *_, table, after = train_tab.tick(ctx, None, seen)
+    assert "watched: stopped" in progress and after != seen and list(table["state"]) == ["stopped"]
+
+
+def test_a_run_button_without_a_chosen_run_says_what_to_do(ctx):
+    for handler, args in ((train_tab.stop, ()), (train_tab.resume, (0,)), (train_tab.delete, ()),
+                          (train_tab.duplicate, ())):
+        with pytest.raises(ValueError, match="Choose a run first"):
+            handler(ctx, None, *args)
+
+
+def test_duplicate_puts_a_runs_config_back_into_the_form(ctx):
+    config = presets.build("roleplay", PIRATE, train={"epochs": 5})
+    runs.create_run(ctx.workspace, config, name="original")
+    runs.update_status(runs.load_run(ctx.workspace, "original").path, state="stopped")
+    message, model, dataset, preset, *values = train_tab.duplicate(ctx, "original")
+    assert "original" in message and (model, dataset, preset) == ("default", PIRATE, "roleplay")
+    assert train_tab.config_from(model, dataset, preset, values) == config

@@ -1,0 +1,102 @@
+"""What the Train tab shows of a run: its progress line, the loss and learning-rate charts, the log,
+the probe answers, and the table of runs. Read from the run folders through engine.train.runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from engine.hardware import GiB
+from engine.train import plan, probes, runs
+from engine.workspace import Workspace
+
+LOG_LINES = 40
+GB = 1e9  # the unit of the events' memory_gb fields; the screen shows GiB like the header and the plan
+
+
+def _duration(seconds) -> str:
+    return plan.duration(seconds) if seconds is not None else "…"
+
+
+def progress_text(run: runs.Run | None) -> str:
+    if run is None:
+        return "No run yet: choose a model, a data set and a preset, look at the plan, then Start."
+    state = run.state
+    lines = [f"### {run.name}: {state}"]
+    last = run.progress()
+    if last:
+        share = last["step"] / last["max_steps"] if last.get("max_steps") else 0
+        bar = "█" * round(share * 30) + "░" * (30 - round(share * 30))
+        lines.append(f"`{bar}` step **{last['step']} / {last['max_steps']}** ({100 * share:.0f}%), epoch "
+                     f"{last['epoch']:.2f}")
+        parts = [f"loss **{last['loss']:.3f}**", f"learning rate {last['learning_rate']:.2e}",
+                 f"{last['tokens_per_s']:.0f} tokens/s" if last.get("tokens_per_s") else "measuring speed",
+                 f"memory {last['memory_gb'] * GB / GiB:.1f} GiB (peak {last['peak_memory_gb'] * GB / GiB:.1f})"]
+        if run.live:
+            parts.append(f"ETA {_duration(last.get('eta_s'))}")
+        lines.append(" · ".join(parts))
+    elif run.live:
+        lines.append("Starting: loading the model and the data…")
+    if run.status.error:
+        lines.append(f"**{run.status.error}**")
+    if run.status.advice:
+        lines.append(run.status.advice)
+    lines.extend(run.damaged_records)
+    if run.adapter and not run.live:
+        lines.append(f"Adapter: `{run.adapter}`")
+    return "  \n".join(lines)
+
+
+def charts(run: runs.Run | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The loss and learning-rate charts' data; None before the first step. (An empty frame would
+    make the loss chart take its 'series' colours for numbers, and then draw no line at all.)"""
+    steps = run.current("step") if run else []
+    if not steps:
+        return None, None
+    frame = pd.DataFrame({"step": [e["step"] for e in steps], "loss": [e["loss"] for e in steps],
+                          "learning rate": [e.get("learning_rate") or 0.0 for e in steps]})
+    evals = run.current("eval")
+    loss = pd.concat([
+        frame[["step", "loss"]].assign(series="training loss"),
+        pd.DataFrame({"step": [e["step"] for e in evals], "loss": [e["eval_loss"] for e in evals],
+                      "series": "held-out loss"}),
+    ], ignore_index=True)
+    return loss, frame[["step", "learning rate"]]
+
+
+def log_tail(run: runs.Run | None) -> str:
+    if run is None:
+        return ""
+    lines = []
+    for e in run.events:
+        when = e.get("time", "")[11:19]
+        if e["type"] == "message":
+            lines.append(f"{when} {'ERROR ' if e.get('level') == 'error' else ''}{e['text']}")
+        elif e["type"] == "step":
+            lines.append(f"{when} step {e['step']}: loss {e['loss']:.4f}, lr {e['learning_rate']:.2e}, "
+                         f"grad norm {e.get('grad_norm') or 0:.3f}")
+        elif e["type"] == "eval":
+            lines.append(f"{when} held-out loss {e['eval_loss']:.4f} at step {e['step']}")
+    return "\n".join(lines[-LOG_LINES:])
+
+
+def probe_table(run: runs.Run | None) -> pd.DataFrame:
+    headers, rows = probes.grid(run.probes if run else [])
+    return pd.DataFrame(rows, columns=headers)
+
+
+def runs_table(workspace: Workspace) -> pd.DataFrame:
+    rows = []
+    for r in runs.list_runs(workspace):
+        try:
+            config = r.config
+            model, dataset, preset = config.model.name_or_path, Path(config.dataset).name, config.preset or ""
+        except ValueError:
+            model = dataset = preset = "(unreadable run.yaml)"
+        last = r.progress()
+        created = r.status.created
+        rows.append([r.name, r.state, f"{last['step']}/{last['max_steps']}" if last else "",
+                     round(last["loss"], 3) if last else None, preset, model, dataset,
+                     created.strftime("%Y-%m-%d %H:%M") if created else ""])
+    return pd.DataFrame(rows, columns=["run", "state", "step", "loss", "preset", "model", "data set", "created"])

@@ -1,0 +1,56 @@
+"""What several tabs share: handlers bound to the app's context, the per-session Stop flag, the
+seed box, and the list of sides (the base model and every run's adapters) to answer with."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import gradio as gr
+
+from engine.compare import sides
+from engine.sampling import SamplingError
+from ui.context import Context
+from ui.errors import friendly
+
+# One cancel flag per browser session, so Stop ends that session's answer and no other.
+_cancels: dict[str, threading.Event] = {}
+
+
+def bind(fn, ctx: Context, *args):
+    """`fn(ctx, *args, ...)` as a Gradio handler whose errors show as messages. Handlers are plain
+    functions of the context, so a test calls them without a browser."""
+    bound = functools.partial(fn, ctx, *args)
+    bound.__name__ = fn.__name__  # Gradio names events by it; `functools.wraps` would hide the bound signature
+    return friendly(bound)
+
+
+TEMPLATE_LABELS = {"model": "The model's own", "chatml": "ChatML", "alpaca": "Alpaca"}
+
+
+def template_choices(names) -> list[tuple[str, str]]:
+    """(label, name) for chat-template choices (engine.train.config.TEMPLATE_CHOICES or engine.templates.FALLBACKS)."""
+    return [(TEMPLATE_LABELS[n], n) for n in names]
+
+
+def cancel_flag(request: gr.Request) -> threading.Event:
+    return _cancels.setdefault(request.session_hash, threading.Event())
+
+
+def side_choices(ctx: Context) -> list[tuple[str, str]]:
+    """(label, spec) for the base model and every run's adapters, for a dropdown."""
+    return [(side.label, side.spec) for side in sides.available(ctx.workspace)]
+
+
+def seed_box(info: str, elem_id: str | None = None) -> gr.Textbox:
+    """A seed field that can be empty (a gr.Number always sends a number)."""
+    return gr.Textbox("", label="Seed", placeholder="empty: a new one each time", info=info, elem_id=elem_id)
+
+
+def seed_of(text) -> int | None:
+    text = str(text if text is not None else "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise SamplingError(f"The seed must be a whole number of 0 or more, or empty (got '{text}').")
+    return int(text)
