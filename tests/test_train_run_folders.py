@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -138,7 +137,7 @@ DAMAGED_STATUS = {
 
 @pytest.mark.parametrize("content", DAMAGED_STATUS.values(), ids=DAMAGED_STATUS.keys())
 def test_a_damaged_status_is_listed_as_damaged_and_the_rest_works(workspace, make_config, content):
-    from ui.train_tab import progress_text, runs_table
+    from ui.train_view import progress_text, runs_table
 
     good = runs.create_run(workspace, make_config(), name="good")
     runs.update_status(good.path, state="completed")
@@ -152,7 +151,7 @@ def test_a_damaged_status_is_listed_as_damaged_and_the_rest_works(workspace, mak
     assert "Resume" in bad.status.advice and "Delete" in bad.status.advice
     assert bad.status.created is not None  # still sorted by when it was made
     assert runs.active_run(workspace) is None
-    table = runs_table(SimpleNamespace(workspace=workspace))  # what the Train tab and a restarted app draw
+    table = runs_table(workspace)  # what the Train tab and a restarted app draw
     assert dict(zip(table["run"], table["state"])) == {"good": "completed", "bad": "damaged", "worse": "damaged"}
     assert "status.json is damaged" in progress_text(runs.load_run(workspace, "bad"))
 
@@ -186,7 +185,7 @@ def test_a_training_run_whose_status_is_damaged_is_still_live_and_stops(workspac
 
 def test_damaged_events_and_probes_lines_are_left_out_and_said(workspace, make_config):
     from engine.compare.prompts import before_after
-    from ui.train_tab import charts, log_tail, progress_text
+    from ui.train_view import charts, log_tail, progress_text
 
     run = runs.create_run(workspace, make_config(), name="scarred")
     step = {"type": "step", "max_steps": 6, "epoch": 0.5, "loss": 1.5, "learning_rate": 1e-3, "memory_gb": 1.0,

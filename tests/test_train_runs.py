@@ -160,7 +160,7 @@ def test_a_resume_replaces_what_the_ended_attempt_logged_past_its_checkpoint(wor
 
 def test_the_train_tab_draws_a_run_from_one_read_of_its_events(workspace, make_config, monkeypatch):
     """The events file grows by a line a step; progress, charts and log come from one read of it."""
-    from ui.train_tab import charts, log_tail, progress_text
+    from ui.train_view import charts, log_tail, progress_text
 
     run = runs.create_run(workspace, make_config(), name="drawn")
     log = runs.EventLog(run.path)
