@@ -60,21 +60,24 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
 
 def slow_attention(config: RunConfig, settings: Settings) -> str | None:
     """unsloth attends to a padding-free or packed batch in one call a layer through flash-attn,
-    xformers or torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`).
-    With none of them it calls attention once per conversation and layer: on an H200 with torch 2.11
-    that step launched three times the kernels of a padded one, and once settled, padded batches of
-    similar lengths trained 1.25x faster than padding-free ones on a 1B model and 1.06x on an 8B model
-    in 4-bit (bench/RESULTS.md, with the profile). A sentence saying so, or None."""
+    xformers, torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`), or
+    torch's flash kernel that engine/train/varlen.py hands it on an older torch. With none of them it
+    calls attention once per conversation and layer, which on an H200 launched three times the kernels
+    of a padded step (bench/RESULTS.md, with the profile). A sentence saying so, or None."""
     if settings.backend != "unsloth" or config.train.batching == "padded":
         return None
-    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention():
+    from engine.train import varlen
+
+    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention() \
+            or varlen.available():
         return None
     import torch
 
-    return (f"torch {torch.__version__.split('+')[0]} has no variable-length attention for grouped-query models, and neither "
-            "xformers nor flash-attn is installed, so unsloth attends to each conversation of a batch separately; "
-            "padded batches then train faster (1.06x to 1.25x on an H200, with more memory). Install torch 2.12 "
-            "or newer (or xformers) for full speed, or set batching to 'padded'.")
+    return (f"torch {torch.__version__.split('+')[0]} on this GPU has no variable-length attention for "
+            "grouped-query models, and neither xformers nor flash-attn is installed, so unsloth attends to each "
+            "conversation of a batch separately; padded batches then train faster (1.06x to 1.25x on an H200, "
+            "with more memory). Install torch 2.12 or newer (or xformers) for full speed, or set batching to "
+            "'padded'.")
 
 
 def torch_varlen_attention() -> bool:
@@ -121,6 +124,9 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
     import torch
     from unsloth import FastLanguageModel
 
+    from engine.train import varlen
+
+    varlen.install()
     lora = config.lora
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=str(model_path), max_seq_length=config.model.max_seq_length,
