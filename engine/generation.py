@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,9 +21,12 @@ from engine.templates import stop_token_ids
 
 log = logging.getLogger(__name__)
 
-# Every reply is generated on this one thread: compiled CUDA graphs keep per-thread state (with torch
-# 2.11, a graph compiled on one thread failed on the next), and the model lock allows one reply at a time.
+# Every compiled reply, and the build of the compiled step, runs on this one thread: compiled CUDA
+# graphs keep per-thread state (with torch 2.11, a graph compiled on one thread failed on the next).
+# Uncompiled replies run on the other, so that one can answer while the compiled step is being built.
+# The model lock allows one reply at a time.
 _GENERATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+_UNCOMPILED = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate-uncompiled")
 
 ENV = {"max_new_tokens": "WORKBENCH_MAX_NEW_TOKENS", "seconds": "WORKBENCH_REPLY_SECONDS"}
 
@@ -192,17 +195,64 @@ def model_context(model) -> int:
     return getattr(model.config.get_text_config(), "max_position_embeddings", None) or 131072
 
 
-def static_cache(model, max_len: int):
+class CompiledDecoding:
     """On CUDA, a key/value cache of fixed size kept across replies: with it, `generate` compiles the
     decoding step once and replays it as a CUDA graph (the per-token Python and launch overhead is
     what held chat at a tenth of the card's memory bandwidth; see bench/RESULTS.md). A fixed size
-    means prompts of any length reuse the same graph. None elsewhere."""
-    if model.device.type != "cuda":
-        return None
-    from transformers import StaticCache
+    means prompts of any length reuse the same graph. Compiling takes most of a minute on an 8B
+    model, so it starts in the background at load, with two short greedy replies on the compiled
+    replies' thread; until they are done `cache` is None and replies run uncompiled."""
 
-    _allow_4bit_compile(model)
-    return StaticCache(config=model.config, max_cache_len=max_len)
+    WARM_UP_TOKENS = 16
+
+    def __init__(self, model, max_len: int):
+        from transformers import StaticCache
+
+        _allow_4bit_compile(model)
+        self._cache = StaticCache(config=model.config, max_cache_len=max_len)
+        self._stop = threading.Event()
+        self._built = _GENERATOR.submit(self._build, model)
+
+    def _build(self, model) -> None:
+        ids = torch.zeros((1, 8), dtype=torch.long, device=model.device)
+        try:
+            with torch.inference_mode():
+                for _ in range(2):  # the first compiles the step, the second records its CUDA graphs
+                    self._cache.reset()
+                    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=self._cache,
+                                   max_new_tokens=self.WARM_UP_TOKENS, min_new_tokens=self.WARM_UP_TOKENS,
+                                   do_sample=False, pad_token_id=0,
+                                   stopping_criteria=StoppingCriteriaList([_Stop(self._stop, float("inf"))]))
+        except Exception:
+            logging.getLogger(__name__).exception("Building the compiled decoding step failed; replies stay uncompiled.")
+            raise
+
+    @property
+    def state(self) -> str:
+        """'building', then 'compiled' (replies use it), or 'failed' or 'stopped' (replies stay uncompiled)."""
+        if not self._built.done():
+            return "building"
+        if self._built.exception() is not None:
+            return "failed"
+        return "stopped" if self._stop.is_set() else "compiled"
+
+    @property
+    def cache(self):
+        """The cache for the next reply: None until the compiled step is built."""
+        return self._cache if self.state == "compiled" else None
+
+    def wait(self, timeout: float | None = None) -> str:
+        wait([self._built], timeout)
+        return self.state
+
+    def stop(self) -> None:
+        """Cut the build short (the model is being unloaded)."""
+        self._stop.set()
+
+
+def compiled_decoding(model, max_len: int) -> CompiledDecoding | None:
+    """A CompiledDecoding on CUDA, None elsewhere."""
+    return CompiledDecoding(model, max_len) if model.device.type == "cuda" else None
 
 
 def _allow_4bit_compile(model) -> None:
@@ -266,7 +316,7 @@ def stream(
             failure.append(e)
             streamer.end()
 
-    done = _GENERATOR.submit(run)
+    done = (_GENERATOR if cache_kwargs else _UNCOMPILED).submit(run)
     text = ""
     finished = False
     try:

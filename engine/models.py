@@ -88,13 +88,13 @@ class Loaded:
     adapters: dict[str, Path] = field(default_factory=dict)
     peft_names: dict[str, str] = field(default_factory=dict)  # peft refuses names with dots, which run names have
     active_adapter: str | None = None
-    cache: object = None  # generation.static_cache: a fixed-size KV cache on CUDA, None elsewhere
+    decoding: generation.CompiledDecoding | None = None  # on CUDA: the compiled decoding step, built at load
     parameters: int = 0  # of the base model, counted at load (attached adapters add their own)
 
     def summary(self) -> str:
         bits = "4-bit" if self.load_in_4bit else str(next(self.model.parameters()).dtype).replace("torch.", "")
         name = DEFAULT_NAME if self.spec in (DEFAULT, DEFAULT_NAME) else self.spec
-        decoding = " · compiled decoding (the first reply compiles it)" if self.cache is not None else ""
+        decoding = "" if self.decoding is None else f" · {DECODING[self.decoding.state]}"
         return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length}{decoding}"
 
     @property
@@ -146,6 +146,15 @@ class TurnQueue:
             self.leave(ticket)
 
 
+# What the model's summary says of its decoding step (generation.CompiledDecoding.state).
+DECODING = {
+    "building": "compiled decoding being built in the background (replies until then run uncompiled, slower)",
+    "compiled": "compiled decoding",
+    "failed": "uncompiled decoding (building the compiled step failed; the log says why)",
+    "stopped": "uncompiled decoding",
+}
+
+
 class ModelManager:
     """Owns the resident model. Every operation takes its turn in one queue, so concurrent requests
     wait in order instead of racing a load against a generation; each reply is held to `limits`."""
@@ -187,14 +196,14 @@ class ModelManager:
             previous = self._loaded
             if previous is not None and self.hardware.device == "cuda":
                 # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
-                self._loaded = previous = None
-                free_memory()
+                previous = None
+                self._drop()
             try:
                 model, tokenizer = self._load_weights(path, load_in_4bit, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
                 raise ModelError(f"Could not load '{spec}': {e}") from None
-            cache = generation.static_cache(model, max_seq_length)
-            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, cache=cache,
+            decoding = generation.compiled_decoding(model, max_seq_length)
+            self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, decoding=decoding,
                                   parameters=sum(p.numel() for p in model.parameters()))
             previous = None
             free_memory()
@@ -226,8 +235,16 @@ class ModelManager:
     def unload(self) -> None:
         """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
         with self._queue.turn():
-            self._loaded = None
-            free_memory()
+            self._drop()
+
+    def _drop(self) -> None:
+        """Unload the resident model. A compiled step still being built holds it until the build stops (at
+        its next token: compilation itself cannot be cut short), so that wait comes before its memory is freed."""
+        if self._loaded is not None and self._loaded.decoding is not None:
+            self._loaded.decoding.stop()
+            self._loaded.decoding.wait()
+        self._loaded = None
+        free_memory()
 
     def free_for_training(self, need_bytes: int = 0) -> str | None:
         """Make room for a training run, whose worker is a process of its own. On a GPU (CUDA, or Apple's
@@ -261,6 +278,8 @@ class ModelManager:
 
         with self._queue.turn():
             loaded = self._require()
+            if loaded.decoding is not None:
+                loaded.decoding.wait()  # its build traces the modules that peft is about to change
             if name not in loaded.adapters:
                 base = loaded.model.get_base_model() if isinstance(loaded.model, PeftModel) else loaded.model
                 if problem := adapters.mismatch(base, Path(path)):
@@ -326,7 +345,8 @@ class ModelManager:
                 finally:
                     self._queue.leave(ticket)
 
-            yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel, loaded.cache,
+            yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel,
+                                         loaded.decoding.cache if loaded.decoding else None,
                                          max_length=loaded.context, limits=self.limits, hold=hold())
         finally:
             self._queue.leave(ticket)

@@ -44,18 +44,112 @@ def test_backend_is_unsloth_with_4bit():
 
 
 def test_4bit_load_and_streamed_chat(gpu_workspace, shape_path):
+    """The first reply comes at once, uncompiled, while the compiled decoding step is built in the
+    background; once built, replies use it."""
     from engine.models import ModelManager
     from engine.sampling import Sampling
 
     _, path = shape_path
     manager = ModelManager(gpu_workspace)
     loaded = manager.load(str(path), load_in_4bit=True, max_seq_length=1024)
-    assert loaded.load_in_4bit and loaded.cache is not None
-    items = list(manager.stream([{"role": "user", "content": "w1 w2 w3"}], Sampling.parse(temperature=0, max_new_tokens=24)))
-    assert items[-1].stats.new_tokens > 0 and items[-1].stats.finish in ("stop", "length")
+    assert loaded.load_in_4bit and loaded.decoding is not None
+    ask, greedy = [{"role": "user", "content": "w1 w2 w3"}], Sampling.parse(temperature=0, max_new_tokens=24)
+    early = list(manager.stream(ask, greedy))[-1]
+    assert early.stats.new_tokens > 0 and early.stats.finish in ("stop", "length")
+    assert loaded.decoding.state == "building" and "being built" in loaded.summary()
+    assert loaded.decoding.wait(300) == "compiled", loaded.decoding.state
     assert hasattr(loaded.model, "_compiled_call"), "the 4-bit decoding step was not compiled"
+    later = list(manager.stream(ask, greedy))[-1]
+    assert later.stats.new_tokens > 0 and later.stats.finish in ("stop", "length")
     manager.unload()
     assert manager.loaded is None
+
+
+def test_varlen_kernel_matches_attention_per_conversation():
+    """engine/train/varlen.py's flash call against float32 SDPA run on each conversation alone: the
+    8B shape's heads (32 query, 8 key/value, dimension 128), causal, forward and backward."""
+    import torch.nn.functional as F
+
+    from engine.train.varlen import varlen_attn
+
+    torch.manual_seed(0)
+    lengths, heads, kv_heads, dim = [37, 300, 5, 811, 300, 64], 32, 8, 128
+    total = sum(lengths)
+    q = torch.randn(total, heads, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(total, kv_heads, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(total, kv_heads, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    cu = torch.tensor([0] + list(torch.tensor(lengths).cumsum(0)), dtype=torch.int32, device="cuda")
+    out = varlen_attn(q, k, v, cu, cu, max(lengths), max(lengths), window_size=(-1, 0), enable_gqa=True)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    ref = [x.detach().float().requires_grad_() for x in (q, k, v)]
+    outs = [F.scaled_dot_product_attention(*(x[a:b].transpose(0, 1) for x in ref), is_causal=True, enable_gqa=True)
+            for a, b in zip(cu[:-1].tolist(), cu[1:].tolist())]
+    ref_out = torch.cat([o.transpose(0, 1) for o in outs])
+    ref_out.backward(grad.float())
+
+    def rel(a, b):
+        return float((a.float() - b).norm() / b.norm())
+
+    assert rel(out, ref_out) < 1e-2
+    for mine, theirs in zip((q, k, v), ref):
+        assert rel(mine.grad, theirs.grad) < 2e-2
+
+
+def test_padding_free_attention_is_one_call_a_layer_and_trains_as_the_padded_batch(shape_path, tmp_path, monkeypatch):
+    """The unsloth backend as the worker loads it: a padding-free row of four conversations attends in
+    one call a layer, and gives the loss and LoRA gradients of unsloth's own attention per conversation
+    (same row, same matrix shapes) and of the padded batch (other shapes, so 4-bit rounding differs)."""
+    from unsloth.utils import attention_dispatch
+
+    from engine.hardware import detect
+    from engine.train import backend
+    from engine.train.config import with_changes
+
+    _, path = shape_path
+    config = with_changes(_config(path, tmp_path / "data.jsonl", steps=1, save_steps=1), {"lora.dropout": 0.0})
+    model, _ = backend.load(config, backend.resolve(config, detect()), path)
+    varlen = attention_dispatch._TORCH_VARLEN_ATTN
+    assert varlen is not None or attention_dispatch.HAS_FLASH_ATTENTION
+    calls = []
+    packed = attention_dispatch._torch_varlen_packed
+    monkeypatch.setattr(attention_dispatch, "_torch_varlen_packed", lambda *a, **k: calls.append(1) or packed(*a, **k))
+
+    torch.manual_seed(0)
+    rows = [torch.randint(7, 4000, (n,)) for n in (37, 300, 5, 190)]
+    longest = max(len(r) for r in rows)
+    padded = torch.zeros(len(rows), longest, dtype=torch.long)
+    mask = torch.zeros_like(padded)
+    for i, r in enumerate(rows):
+        padded[i, :len(r)], mask[i, :len(r)] = r, 1
+    flat = dict(input_ids=torch.cat(rows)[None], position_ids=torch.cat([torch.arange(len(r)) for r in rows])[None],
+                labels=torch.cat([torch.cat([torch.tensor([-100]), r[1:]]) for r in rows])[None])
+    batches = {  # name: (batch, the varlen attention unsloth sees, attention calls through it)
+        "padded": (dict(input_ids=padded, attention_mask=mask, labels=padded.masked_fill(mask == 0, -100)), varlen, 0),
+        "padding-free": (flat, varlen, model.config.num_hidden_layers),  # one call a layer
+        "per conversation": (flat, None, 0),  # unsloth's fallback: SDPA once per run of equal lengths
+    }
+    model.train()
+    losses, grads = {}, {}
+    for name, (batch, attention, expected_calls) in batches.items():
+        monkeypatch.setattr(attention_dispatch, "_TORCH_VARLEN_ATTN", attention)
+        model.zero_grad(set_to_none=True)
+        calls.clear()
+        loss = model(**{k: v.cuda() for k, v in batch.items()}).loss
+        assert len(calls) == expected_calls, name
+        loss.backward()
+        losses[name] = loss.item()
+        grads[name] = torch.cat([p.grad.float().flatten() for n, p in model.named_parameters() if "lora_B" in n])
+
+    def rel(a, b):
+        return float((grads[a] - grads[b]).norm() / grads[b].norm())
+
+    print(json.dumps({"losses": losses, "grad_rel_err_per_conversation": rel("padding-free", "per conversation"),
+                      "grad_rel_err_padded": rel("padding-free", "padded")}))
+    for other in ("per conversation", "padded"):
+        assert abs(losses["padding-free"] - losses[other]) < 1e-3 * losses[other]
+    assert rel("padding-free", "per conversation") < 2e-2
+    assert rel("padding-free", "padded") < 5e-2
 
 
 def _data(path):

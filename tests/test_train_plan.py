@@ -107,13 +107,13 @@ def test_a_measured_speed_gives_a_time_estimate(config, workspace):
 
 
 def test_padding_free_on_unsloth_without_a_varlen_attention_is_flagged(config, monkeypatch):
-    """No GPU exists here: the Settings stand in for an unsloth machine, and the lookups for one like
-    the lent GPU machine: torch 2.11 (whose varlen attention lacks grouped-query support), no xformers,
-    no flash-attn."""
+    """No GPU exists here: the Settings stand in for an unsloth machine, and the lookups for one with a
+    torch whose varlen attention lacks grouped-query support (2.11), no xformers, no flash-attn; with
+    torch's flash kernel on the card (the lent H200) engine/train/varlen.py serves instead."""
     import dataclasses
     import importlib.util
 
-    from engine.train import backend
+    from engine.train import backend, varlen
     from engine.train.backend import Settings, slow_attention
 
     gpu = Settings("cuda", "unsloth", "bfloat16", "bf16", "adamw_8bit", True)
@@ -127,6 +127,8 @@ def test_padding_free_on_unsloth_without_a_varlen_attention_is_flagged(config, m
     assert slow_attention(with_changes(config, {"train.batching": "packed"}), gpu)
     assert slow_attention(with_changes(config, {"train.batching": "padded"}), gpu) is None
     assert slow_attention(config, dataclasses.replace(gpu, backend="transformers")) is None
+    monkeypatch.setattr(varlen, "available", lambda: True)  # torch 2.11 on an H200: the flash kernel is there
+    assert slow_attention(config, gpu) is None
 
 
 def test_a_second_plan_of_the_same_data_does_not_tokenise_again(config, workspace, monkeypatch):

@@ -60,14 +60,16 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
 
 def slow_attention(config: RunConfig, settings: Settings) -> str | None:
     """unsloth attends to a padding-free or packed batch in one call a layer through flash-attn,
-    xformers or torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`).
-    With none of them it calls attention once per conversation and layer: on an H200 with torch 2.11
-    that step launched several times the kernels of a padded one, and padded batches of similar
-    lengths trained faster than padding-free ones (bench/RESULTS.md, *Training on the GPU*, with the
-    profile). A sentence saying so, or None."""
+    xformers, torch's own variable-length attention (torch 2.12 or newer: it needs `enable_gqa`), or
+    torch's flash kernel that engine/train/varlen.py hands it on an older torch. With none of them it
+    calls attention once per conversation and layer, which on an H200 launched three times the kernels
+    of a padded step (bench/RESULTS.md, with the profile). A sentence saying so, or None."""
     if settings.backend != "unsloth" or config.train.batching == "padded":
         return None
-    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention():
+    from engine.train import varlen
+
+    if importlib.util.find_spec("xformers") or importlib.util.find_spec("flash_attn") or torch_varlen_attention() \
+            or varlen.available():
         return None
     import torch
 
@@ -121,6 +123,9 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
     import torch
     from unsloth import FastLanguageModel
 
+    from engine.train import varlen
+
+    varlen.install()
     lora = config.lora
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=str(model_path), max_seq_length=config.model.max_seq_length,
