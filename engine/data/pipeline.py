@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 from engine.data.convert import Malformed, check_mapping, convert
-from engine.data.detect import SAMPLE, Detection, detect
+from engine.data.detect import SAMPLE, Detection, columns_of, detect
 from engine.data.errors import DataError
 from engine.data.formats import FORMATS, TEXT_FORMATS, known_shapes
-from engine.data.readers import Progress, ReadError, Source, open_source
+from engine.data.limits import MAX_COLUMNS
+from engine.data.readers import Progress, ReadError, Source, open_source, too_wide
 from engine.data.rules import Report, Rules, check, tidy
 
 
@@ -73,6 +74,8 @@ def _open(path, max_bytes: int | None, progress: Progress | None):
     if not records:
         errors = [item.message for item in head if isinstance(item, ReadError)]
         raise DataError(f"Nothing in '{source.path.name}' could be read. {errors[0] if errors else ''}".strip())
+    if len(columns := columns_of(records)) > MAX_COLUMNS:
+        raise DataError(too_wide(source.path.name, len(columns)))
     return source, head, items, detect(records)
 
 

@@ -14,14 +14,13 @@ import io
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.data.errors import DataError
+from engine.data.limits import MAX_COLUMNS, MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
 
-DEFAULT_MAX_MB = 1024
 HEAD_BYTES = 64 * 1024
 WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
@@ -61,20 +60,16 @@ def _no_progress(done: int, total: int) -> None:
     pass
 
 
-def max_bytes_default() -> int:
-    return int(float(os.environ.get("WORKBENCH_MAX_DATA_MB", DEFAULT_MAX_MB)) * 1024 * 1024)
-
-
 def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source:
     """Look at a file and say how to read it; raises `DataError` for one that cannot be read at all."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"There is no file at '{path}'. Check the path, or upload the file again.")
     size = path.stat().st_size
-    limit = max_bytes if max_bytes is not None else max_bytes_default()
+    limit = max_bytes if max_bytes is not None else max_file_bytes()
     if size > limit:
         raise DataError(
-            f"'{path.name}' is {_human(size)}, over the size limit of {_human(limit)}. Split it into smaller "
+            f"'{path.name}' is {human(size)}, over the size limit of {human(limit)}. Split it into smaller "
             "files, or raise the limit with the WORKBENCH_MAX_DATA_MB setting."
         )
     with open(path, "rb") as f:
@@ -145,14 +140,6 @@ def _first_line_is_object(path: Path, encoding: str) -> bool:
         return False
 
 
-def _human(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def _record(value, unit: str, number: int) -> Item | ReadError:
     if isinstance(value, dict):
         return (number, value)
@@ -161,30 +148,58 @@ def _record(value, unit: str, number: int) -> Item | ReadError:
     return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
 
 
+def bounded_lines(f) -> Iterator[tuple[int, bytes | str | None, int]]:
+    """(number, line, length) for each line of the open file `f`; `line` is None for one over
+    `MAX_LINE_BYTES`, which is skipped in pieces, never held whole."""
+    number = 0
+    while True:
+        line = f.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        length = len(line)
+        if length > MAX_LINE_BYTES and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+            line = None
+            while (piece := f.readline(1024 * 1024)) and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
+                length += len(piece)
+            length += len(piece)
+        yield number, line, length
+
+
+def too_long(unit: str, number: int, length: int) -> ReadError:
+    return ReadError(unit, number, f"{unit.capitalize()} {number} is {human(length)} long, over the limit of "
+                     f"{human(MAX_LINE_BYTES)} for one record (far more than a model trains on at once); split it "
+                     "into several records.")
+
+
 def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
     wide = source.encoding.startswith("utf-16")
     with open(source.path, "rb") as raw:
         lines = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace") if wide else raw
         done = 0
-        for number, line in enumerate(lines, 1):
-            if wide:
-                done = raw.tell()
-            else:
-                done += len(line)
+        for number, line, length in bounded_lines(lines):
+            done = raw.tell() if wide else done + length
+            if number % 2000 == 0:
+                progress(done, source.size)
+            if line is None:
+                yield too_long("line", number, length)
+                continue
+            if not wide:
                 try:
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
                     yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}).")
                     continue
-            if number % 2000 == 0:
-                progress(done, source.size)
             line = line.lstrip("\ufeff")
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = parse_json(line)
             except json.JSONDecodeError as e:
                 yield ReadError("line", number, f"Line {number} is not valid JSON: {e.msg} at column {e.colno}.")
+                continue
+            except DataError as e:
+                yield ReadError("line", number, f"Line {number} cannot be read: {e}")
                 continue
             yield _record(value, "line", number)
     progress(source.size, source.size)
@@ -192,18 +207,20 @@ def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError
 
 def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
     text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    if text.lstrip().startswith("["):  # a list streams record by record: memory holds the text and one record
+        yield from _list_items(source.path.name, text)
+        progress(source.size, source.size)
+        return
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
             source.unit = "line"
             yield from _read_jsonl(source, progress)  # JSON Lines saved as .json
             return
-        if not text.lstrip().startswith("["):
-            raise DataError(_broken_json(source.path.name, e, 0)) from None
-        yield from _salvage_list(source.path.name, text)
-        progress(source.size, source.size)
-        return
+        raise DataError(_broken_json(source.path.name, e, 0)) from None
+    except DataError as e:
+        raise DataError(f"'{source.path.name}' cannot be read: {e}") from None
     progress(source.size, source.size)
     if isinstance(data, dict):
         data = _unwrap(data, source)
@@ -229,8 +246,9 @@ def _unwrap(data: dict, source: Source):
     return data
 
 
-def _salvage_list(name: str, text: str) -> Iterator[Item | ReadError]:
-    """A JSON list that breaks part way: keep every record before the break, then report it."""
+def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:
+    """The records of a JSON list, one at a time; where the list breaks part way, every record before
+    the break is kept and the break reported."""
     decoder = json.JSONDecoder()
     pos, number = text.index("[") + 1, 0
     ws = re.compile(r"\s*")
@@ -240,10 +258,20 @@ def _salvage_list(name: str, text: str) -> Iterator[Item | ReadError]:
             return
         try:
             value, pos = decoder.raw_decode(text, pos)
+            deep = too_deep(value)
         except json.JSONDecodeError as e:
             if number == 0:
                 raise DataError(_broken_json(name, e, 0)) from None
             yield ReadError("row", number + 1, _broken_json(name, e, number))
+            return
+        except RecursionError:
+            deep = True
+        if deep:
+            message = (f"Row {number + 1} of '{name}' holds lists or objects nested more than {MAX_DEPTH} levels deep; "
+                       "no record shape needs that. Flatten it.")
+            if number == 0:
+                raise DataError(message)
+            yield ReadError("row", number + 1, f"{message} The {number} records before it were read.")
             return
         number += 1
         yield _record(value, "row", number)
@@ -265,15 +293,20 @@ def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
 
 
 def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
-    csv.field_size_limit(sys.maxsize)
+    csv.field_size_limit(MAX_LINE_BYTES)
     with open(source.path, "rb") as raw:
         f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES + 1)
+        if len(first) > MAX_LINE_BYTES:
+            raise DataError(f"The header line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
+                            "Check that it is a table with a header line naming its columns.")
         delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
         reader = csv.reader(f, delimiter=delimiter)
         header = _header(next(csv.reader([first], delimiter=delimiter), []))
         if not header:
             raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
+        if len(header) > MAX_COLUMNS:
+            raise DataError(too_wide(source.path.name, len(header)))
         count = 0
         while True:
             number = reader.line_num + 2
@@ -301,11 +334,16 @@ def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
 
 
 def _header(cells: list[str]) -> list[str]:
-    names = []
+    names: dict[str, None] = {}  # a dict: its lookups keep a wide header linear
     for i, cell in enumerate(cells, 1):
         name = cell.strip().lstrip("\ufeff") or f"column_{i}"
-        names.append(name if name not in names else f"{name}_{i}")
-    return names
+        names[name if name not in names else f"{name}_{i}"] = None
+    return list(names)
+
+
+def too_wide(name: str, columns: int) -> str:
+    return (f"'{name}' has {columns:,} columns, over the limit of {MAX_COLUMNS:,}. A data set needs a few (e.g. prompt "
+            "and response); keep only those columns, or check that the separator is right.")
 
 
 def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
@@ -337,7 +375,7 @@ def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]
             offset = start + len(segment) - len(segment.lstrip())
             line += text.count("\n", counted, offset)
             counted = offset
-            yield (line, {"text": segment.strip()})
+            yield too_long("line", line, len(segment)) if len(segment) > MAX_LINE_BYTES else (line, {"text": segment.strip()})
         if match:
             start = match.end()
     progress(source.size, source.size)
