@@ -130,13 +130,13 @@ def _sniff_encoding(head: bytes, name: str) -> str:
 def _first_line_is_object(path: Path, encoding: str) -> bool:
     """True where the first line is a whole JSON object and more lines follow: JSON Lines."""
     with open(path, encoding=encoding, errors="replace") as f:
-        first = f.readline()
-        rest = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
+        rest = f.readline(MAX_LINE_BYTES)
         while rest and not rest.strip():
-            rest = f.readline()
+            rest = f.readline(MAX_LINE_BYTES)
     try:
-        return isinstance(json.loads(first.lstrip("\ufeff")), dict) and bool(rest.strip())
-    except json.JSONDecodeError:
+        return isinstance(parse_json(first.lstrip("\ufeff")), dict) and bool(rest.strip())
+    except (json.JSONDecodeError, DataError):
         return False
 
 
