@@ -113,7 +113,7 @@ def _model_choices(ctx: Context) -> list[str]:
 
 
 def _dataset_choices(ctx: Context) -> list[tuple[str, str]]:
-    saved = [(meta["name"], meta["name"]) for meta in list_datasets(ctx.workspace) if meta.get("name")]
+    saved = [(d.label, d.name) for d in list_datasets(ctx.workspace) if d.trainable]
     return saved + [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
 
 

@@ -1,7 +1,7 @@
 """Which record shape a file holds, how sure we are, and why.
 
 Each known shape scores the share of sampled records that look like it; the best wins (ties go to
-the more specific shape, in the order of `formats.FORMATS`). Below half, the shape is unknown and
+the more specific shape, in the order of `formats.RECORD_FORMATS`). Below half, the shape is unknown and
 the person is asked to choose one and map the columns.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from engine.data.cards import is_card
-from engine.data.formats import FORMATS
+from engine.data.formats import RECORD_FORMATS
 
 SAMPLE = 200
 MIN_CONFIDENCE = 0.5
@@ -63,11 +63,11 @@ def detect(records: list[dict]) -> Detection:
     if not sample:
         return Detection(None, 0.0, ["No records were read."], {}, columns)
     results = []
-    for format_id in FORMATS:
+    for format_id in RECORD_FORMATS:
         found = _SCORERS[format_id](sample, columns)
         if found:
             results.append((format_id, *found))
-    results.sort(key=lambda r: -r[1])  # stable: ties keep the order of FORMATS
+    results.sort(key=lambda r: -r[1])  # stable: ties keep the order of RECORD_FORMATS
     candidates = [(r[0], round(r[1], 3)) for r in results]
     mappings = {r[0]: r[2] for r in results}
     if not results or results[0][1] < MIN_CONFIDENCE:

@@ -1,6 +1,6 @@
 """Reading a data file into records (dicts), whatever its type and encoding.
 
-A `Source` says what the file is (json, jsonl, csv, tsv, parquet, text, png) and yields its records
+A `DataFile` says what the file is (json, jsonl, csv, tsv, parquet, text, png) and yields its records
 one by one with the line (or row) they came from. A broken line or row is yielded as a `ReadError`
 and reading goes on, so nothing valid is lost; a file that cannot be read at all raises `DataError`.
 JSONL, CSV and Parquet are streamed: memory does not grow with the file.
@@ -25,7 +25,7 @@ HEAD_BYTES = 64 * 1024
 WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
 
-Progress = Callable[[int, int], None]  # (bytes or rows done, total)
+ReadProgress = Callable[[int, int], None]  # (bytes or rows done, total)
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ Item = tuple  # (number, record): the line or row a record came from, and the re
 
 
 @dataclass
-class Source:
+class DataFile:
     path: Path
     kind: str
     encoding: str | None
@@ -52,7 +52,7 @@ class Source:
     unit: str
     notes: list[str] = field(default_factory=list)
 
-    def items(self, progress: Progress | None = None) -> Iterator[Item | ReadError]:
+    def items(self, progress: ReadProgress | None = None) -> Iterator[Item | ReadError]:
         return _READERS[self.kind](self, progress or _no_progress)
 
 
@@ -60,7 +60,7 @@ def _no_progress(done: int, total: int) -> None:
     pass
 
 
-def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source:
+def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> DataFile:
     """Look at a file and say how to read it; raises `DataError` for one that cannot be read at all."""
     path = Path(path)
     if not path.is_file():
@@ -77,9 +77,9 @@ def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source
     if not head.strip():
         raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Source(path, "png", None, size, "row")
+        return DataFile(path, "png", None, size, "row")
     if head.startswith(b"PAR1"):
-        return Source(path, "parquet", None, size, "row")
+        return DataFile(path, "parquet", None, size, "row")
     encoding = _sniff_encoding(head, path.name)
     notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
@@ -96,7 +96,7 @@ def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source
         kind = "csv"
     else:
         kind = "text"
-    return Source(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
+    return DataFile(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
 
 
 def _sniff_encoding(head: bytes, name: str) -> str:
@@ -172,7 +172,7 @@ def too_long(unit: str, number: int, length: int) -> ReadError:
                      "into several records.")
 
 
-def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     wide = source.encoding.startswith("utf-16")
     with open(source.path, "rb") as raw:
         lines = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace") if wide else raw
@@ -205,7 +205,7 @@ def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError
     progress(source.size, source.size)
 
 
-def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
     if text.lstrip().startswith("["):  # a list streams record by record: memory holds the text and one record
         yield from _list_items(source.path.name, text)
@@ -233,7 +233,7 @@ def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]
         yield _record(value, "row", number)
 
 
-def _unwrap(data: dict, source: Source):
+def _unwrap(data: dict, source: DataFile):
     """A dict holding the records under a key like "data", or a dict of equally long columns."""
     for key in WRAPPER_KEYS:
         if isinstance(data.get(key), list) and len(data) <= 3:
@@ -292,7 +292,7 @@ def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
     return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
 
 
-def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_csv(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     csv.field_size_limit(MAX_LINE_BYTES)
     with open(source.path, "rb") as raw:
         f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
@@ -346,7 +346,7 @@ def too_wide(name: str, columns: int) -> str:
             "and response); keep only those columns, or check that the separator is right.")
 
 
-def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     import pyarrow.parquet as pq
 
     try:
@@ -361,7 +361,7 @@ def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadErr
         progress(number, total)
 
 
-def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     """Blocks separated by blank lines; where chat markers appear, a new block starts only at a marker."""
     text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -381,7 +381,7 @@ def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]
     progress(source.size, source.size)
 
 
-def _read_png(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_png(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     from engine.data.cards import card_json_from_png
 
     yield (1, card_json_from_png(source.path))

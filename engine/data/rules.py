@@ -65,7 +65,7 @@ def check(row: dict, rules: Rules) -> str | None:
 
 
 @dataclass
-class Report:
+class DataReport:
     unit: str = "row"
     rows_in: int = 0
     rows_kept: int = 0
