@@ -13,7 +13,7 @@ import re
 from typing import Iterable, Iterator
 
 from engine.data.cards import card_from_dict
-from engine.data.detect import as_list
+from engine.data.detect import as_list, named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
 
@@ -37,7 +37,7 @@ class Malformed(Exception):
 def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -> None:
     """Raise `DataError` for a mapping that names unknown fields or columns, or misses a required one."""
     fmt = RECORD_FORMATS[format_id]
-    shown = ", ".join(columns) or "none"
+    shown = named(columns)
     for name, column in mapping.items():
         if name not in fmt.fields:
             raise DataError(f"'{name}' is not a field of the {format_id} shape; its fields are {', '.join(fmt.fields) or 'none'}.")

@@ -42,6 +42,12 @@ def columns_of(records: list[dict]) -> list[str]:
     return list(seen)
 
 
+def named(columns: list[str], limit: int = 20) -> str:
+    """The first columns by name, for a message: a wide table's list stays readable."""
+    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
+    return (", ".join(columns[:limit]) or "none") + more
+
+
 def as_list(value):
     """A list, also from a JSON string (CSV cells hold lists as text); None otherwise."""
     if isinstance(value, str) and value.lstrip().startswith("["):
@@ -72,7 +78,7 @@ def detect(records: list[dict]) -> Detection:
     mappings = {r[0]: r[2] for r in results}
     if not results or results[0][1] < MIN_CONFIDENCE:
         return Detection(None, results[0][1] if results else 0.0,
-                         [f"No known shape fits; columns seen: {', '.join(columns) or 'none'}."], {}, columns,
+                         [f"No known shape fits; columns seen: {named(columns)}."], {}, columns,
                          candidates, mappings)
     format_id, score, mapping, evidence = results[0]
     return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.data.convert import Malformed, check_mapping, convert
-from engine.data.detect import SAMPLE, Detection, columns_of, detect
+from engine.data.detect import SAMPLE, Detection, columns_of, detect, named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS, TEXT_RECORD_FORMATS, known_shapes
 from engine.data.limits import MAX_COLUMNS
@@ -138,7 +138,7 @@ def _choose_format(chosen: str | None, detection: Detection) -> str:
         return chosen
     if detection.format is None:
         raise DataError(
-            f"The records have a shape I don't know. Columns seen: {', '.join(detection.columns) or 'none'}. "
+            f"The records have a shape I don't know. Columns seen: {named(detection.columns)}. "
             f"Known shapes: {known_shapes()}. Choose a format and map your columns to roles, or rename them."
         )
     return detection.format
