@@ -4,12 +4,14 @@
    shipped, and the same rows as JSONL);
 2. a 200 MB JSONL imported with a progress bar (`python -m engine data import`, a real subprocess)
    without holding more than about twice its size in memory: the peak RSS of the command is
-   compared with the same command on a 1-row file (the interpreter and its libraries).
+   compared with the same command on a 1-row file (the interpreter and its libraries);
+3. the bounds of issue 15: a JSONL with one 50 MB line (skipped, memory flat) and a CSV with
+   100,000 columns (refused at once), with the time and the peak memory of each read.
 
 The files are generated in a temporary folder (deterministic text) and deleted afterwards.
 Writes bench/results/<date>-data-read.json.
 
-    .venv/bin/python bench/data_read.py [--alpaca-rows 50000] [--jsonl-mb 200]
+    .venv/bin/python bench/data_read.py [--alpaca-rows 50000] [--jsonl-mb 200]   (--jsonl-mb 0: no big import)
 """
 
 from __future__ import annotations
@@ -74,12 +76,30 @@ def run_python(code: str) -> dict:
 
 
 def time_inspect(path: Path) -> dict:
+    """inspect() in a fresh interpreter: its time, and how far the read raised the peak resident memory."""
     return run_python(
-        "import json, time\nfrom engine.data import inspect\n"
-        f"started = time.perf_counter(); found = inspect({str(path)!r}); seconds = time.perf_counter() - started\n"
-        "print(json.dumps({'seconds': round(seconds, 2), 'format': found.format, 'rows_kept': found.report.rows_kept,"
-        " 'rows_per_s': round(found.report.rows_kept / seconds)}))"
+        "import json, time, psutil\nfrom bench.data_read import peak_kib\nfrom engine.data import DataError, inspect\n"
+        "before = psutil.Process().memory_info().rss\nstarted = time.perf_counter()\n"
+        f"try:\n    found = inspect({str(path)!r})\nexcept DataError as e:\n    found = e\n"
+        "seconds = time.perf_counter() - started\ngrowth = {'seconds': round(seconds, 2), "
+        "'peak_growth_mb': round((peak_kib() * 1024 - before) / 2**20, 1)}\n"
+        "if isinstance(found, DataError):\n    print(json.dumps({**growth, 'refused': str(found)}))\nelse:\n"
+        "    print(json.dumps({**growth, 'format': found.format, 'rows_kept': found.report.rows_kept,"
+        " 'rows_per_s': round(found.report.rows_kept / seconds), 'errors': found.report.errors[:3]}))"
     )
+
+
+def write_huge_line(path: Path, megabytes: int = 50) -> None:
+    good = json.dumps({"prompt": "What is the boiling point of water?", "response": "100 degrees Celsius at sea level."})
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(good + "\n" + '{"prompt": "long", "response": "' + "x" * (megabytes * 2**20) + '"}\n' + good + "\n")
+
+
+def write_wide_csv(path: Path, columns: int) -> None:
+    """A prompt and a reply column, then columns of nothing a data set needs."""
+    names = ["prompt", "response", *(f"c{i}" for i in range(columns - 2))]
+    values = ["What is the boiling point of water?", "100 degrees Celsius at sea level.", *["1"] * (columns - 2)]
+    path.write_text(",".join(names) + "\n" + ",".join(values) + "\n")
 
 
 def engine_import(path: Path, workspace: Path) -> dict:
@@ -126,6 +146,15 @@ def main() -> None:
             result[name] = {"mb": round((tmp / name).stat().st_size / 2**20, 1), **time_inspect(tmp / name)}
             print(name, result[name], flush=True)
 
+        write_huge_line(tmp / "huge-line.jsonl")
+        write_wide_csv(tmp / "wide-100000.csv", 100_000)
+        write_wide_csv(tmp / "wide-1000.csv", 1000)  # at the column limit: read, not refused
+        for name in ("huge-line.jsonl", "wide-100000.csv", "wide-1000.csv"):
+            result[name] = {"mb": round((tmp / name).stat().st_size / 2**20, 1), **time_inspect(tmp / name)}
+            print(name, result[name], flush=True)
+        if not args.jsonl_mb:
+            return _write(result)
+
         big = tmp / "big.jsonl"
         big_rows = write_big_jsonl(big, args.jsonl_mb)
         (tmp / "one.jsonl").write_text(big.open(encoding="utf-8").readline(), encoding="utf-8")
@@ -138,6 +167,10 @@ def main() -> None:
             "engine_only": engine_import(big, tmp / "ws"),
         }
         print("big.jsonl", result["big.jsonl"], flush=True)
+    _write(result)
+
+
+def _write(result: dict) -> None:
     out = ROOT / "bench" / "results" / f"{result['date']}-data-read.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from engine.data import FORMATS, DataError, Options, Rules, inspect
+from engine.data import RECORD_FORMATS, DataError, Options, Rules, inspect
 from engine.data.pipeline import peek
 from engine.data.render import has_own_template, preview, shared_tokenizer
 from engine.data.rules import REASONS
@@ -25,7 +25,7 @@ from ui.widgets import template_choices
 
 AUTO = "auto (detected)"
 FIELDS = ["instruction", "input", "output", "prompt", "response", "messages", "conversations", "text", "history",
-          "system", "tools"]  # every field of FORMATS, the main ones first
+          "system", "tools"]  # every field of RECORD_FORMATS, the main ones first
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_FILES = {p.name: p for p in sorted([*(EXAMPLES / "data").glob("*.json*"), *(EXAMPLES / "cards").glob("*")])}
 FILE_TYPES = [".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".txt", ".md", ".png"]
@@ -50,7 +50,7 @@ def render(ctx: Context) -> None:
             detected = gr.Markdown("Upload a file to begin.", elem_id="data-detected")
     with gr.Accordion("Format, columns and rules", open=True):
         with gr.Row():
-            fmt = gr.Dropdown([AUTO, *FORMATS], value=AUTO, label="Format", elem_id="data-format",
+            fmt = gr.Dropdown([AUTO, *RECORD_FORMATS], value=AUTO, label="Format", elem_id="data-format",
                               info="Leave on auto, or choose the shape of your records.")
             system = gr.Textbox(label="System prompt", placeholder="Added to every conversation that has none",
                                 info="e.g. You are Captain Bess, a pirate who ends every reply with 'Arr, matey!'")
@@ -100,7 +100,7 @@ def render(ctx: Context) -> None:
         except DataError as e:
             return ("", f"**This file can't be used.** {e}", *_hidden(), None, gr.update())
         shown = chosen if chosen != AUTO else detection.format
-        fields = FORMATS[shown].fields if shown else {}
+        fields = RECORD_FORMATS[shown].fields if shown else {}
         mapping = dict(zip(FIELDS, mapped)) if use_mapping else detection.mappings.get(shown, {})
         dropdowns = [gr.update(visible=field in fields, choices=["", *detection.columns], value=mapping.get(field, ""),
                                label=f"{field}: {fields.get(field, '')}") for field in FIELDS]
@@ -170,7 +170,7 @@ def render(ctx: Context) -> None:
     def do_save(file, found, name, overwrite, template, fallback, progress=gr.Progress()):
         if found is None or not file:
             raise gr.Error("Upload a file (or pick an example) and check its report first.")
-        fields = FORMATS[found.format].fields
+        fields = RECORD_FORMATS[found.format].fields
         options = Options(found.format, {f: found.mapping.get(f, "") for f in fields}, found.options.system_prompt,
                           found.options.rules)
         target, done = import_file(ctx.workspace, name, file, options, template=template, fallback=fallback,
@@ -201,9 +201,9 @@ def _hidden() -> list:
 
 def _detection_text(detection, shown: str | None, chosen: bool) -> str:
     if chosen:
-        head = f"**Format:** {shown} — {FORMATS[shown].title} (your choice; detected: {detection.format or 'unknown'})"
+        head = f"**Format:** {shown} — {RECORD_FORMATS[shown].title} (your choice; detected: {detection.format or 'unknown'})"
     elif detection.format:
-        head = (f"**Detected:** {detection.format} — {FORMATS[detection.format].title} "
+        head = (f"**Detected:** {detection.format} — {RECORD_FORMATS[detection.format].title} "
                 f"(confidence {detection.confidence:.0%})")
     else:
         head = "**Detected:** no known shape. Choose a format below and map your columns."
@@ -267,6 +267,5 @@ def _stats_text(s) -> str:
 
 
 def _saved(ctx: Context) -> pd.DataFrame:
-    rows = [{"name": m["name"], "format": m["format"], "rows": m["counts"]["rows_kept"], "from": m["source"]["file"],
-             "template": m["template"]["choice"], "created": m["created"]} for m in list_datasets(ctx.workspace)]
+    rows = [saved.row() for saved in list_datasets(ctx.workspace)]
     return pd.DataFrame(rows, columns=["name", "format", "rows", "from", "template", "created"])

@@ -66,7 +66,7 @@ def model_choices(ctx: Context) -> list[str]:
 
 
 def dataset_choices(ctx: Context) -> list[tuple[str, str]]:
-    saved = [(meta["name"], meta["name"]) for meta in list_datasets(ctx.workspace) if meta.get("name")]
+    saved = [(d.label, d.name) for d in list_datasets(ctx.workspace) if d.trainable]
     return saved + [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
 
 

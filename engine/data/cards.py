@@ -11,10 +11,13 @@ import base64
 import binascii
 import json
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.data.errors import DataError
+from engine.data.limits import MAX_CARD_CHUNK_BYTES, human, max_file_bytes, parse_json
 
 PYGMALION_KEYS = {"char_name": "name", "char_persona": "description", "world_scenario": "scenario",
                   "char_greeting": "first_mes", "example_dialogue": "mes_example"}
@@ -116,16 +119,15 @@ def card_from_dict(record: dict) -> Card:
 
 
 def card_json_from_png(path: Path) -> dict:
-    """The card JSON stored in a PNG's `ccv3` (preferred) or `chara` text chunk."""
-    from PIL import Image, UnidentifiedImageError
+    """The card JSON stored in a PNG's `ccv3` (preferred) or `chara` text chunk.
 
+    The chunks are walked here rather than through Pillow: only the text chunks are read, each
+    refused over `MAX_CARD_CHUNK_BYTES` before it is read, and the pixels are never decoded."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            chunks = dict(getattr(image, "text", {}) or {})
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DataError(f"'{path.name}' could not be read as a PNG image ({e}).") from None
+        chunks = _text_chunks(path)
+    except _BadPng as e:
+        raise DataError(f"'{path.name}' could not be read as a PNG image: {e}. Export the card again, as PNG or JSON.") from None
     encoded = chunks.get("ccv3") or chunks.get("chara")
     if not encoded:
         raise DataError(
@@ -133,9 +135,60 @@ def card_json_from_png(path: Path) -> dict:
             "Export the card again from SillyTavern or the site it came from, as PNG or JSON."
         )
     try:
-        return json.loads(base64.b64decode(encoded).decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"The character card inside '{path.name}' is damaged ({e}). Export it again.") from None
+        return parse_json(base64.b64decode(encoded).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, DataError):
+        raise DataError(f"The character card inside '{path.name}' is damaged: its text is not a card's JSON. "
+                        "Export it again.") from None
+
+
+class _BadPng(Exception):
+    pass
+
+
+def _text_chunks(path: Path) -> dict[str, str]:
+    """keyword -> text of the card's tEXt, zTXt and iTXt chunks (keywords 'chara' and 'ccv3' only)."""
+    found: dict[str, str] = {}
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            raise _BadPng("it does not start as a PNG file does")
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                raise _BadPng("the file is cut short")
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                return found
+            if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+                f.seek(length + 4, 1)  # the chunk and its checksum
+                continue
+            if length > MAX_CARD_CHUNK_BYTES:
+                raise _BadPng(f"a text chunk is {human(length)}, over the limit of {human(MAX_CARD_CHUNK_BYTES)}")
+            data, crc = f.read(length), f.read(4)
+            if len(data) < length or len(crc) < 4:
+                raise _BadPng("the file is cut short")
+            if zlib.crc32(kind + data) != struct.unpack(">I", crc)[0]:
+                raise _BadPng("a text chunk is damaged (its checksum does not match)")
+            keyword, _, text = data.partition(b"\0")
+            if keyword in (b"chara", b"ccv3"):
+                found[keyword.decode()] = _chunk_text(kind, text)
+
+
+def _chunk_text(kind: bytes, text: bytes) -> str:
+    if kind == b"iTXt":  # compression flag, method, language\0, translated keyword\0, text
+        compressed, text = text[:1] == b"\1", text[2:].split(b"\0", 2)[-1]
+    elif kind == b"zTXt":
+        compressed, text = True, text[1:]
+    else:
+        compressed = False
+    if compressed:
+        inflate = zlib.decompressobj()
+        try:
+            text = inflate.decompress(text, MAX_CARD_CHUNK_BYTES)
+        except zlib.error:
+            raise _BadPng("a compressed text chunk is damaged") from None
+        if inflate.unconsumed_tail:
+            raise _BadPng(f"a compressed text chunk holds over {human(MAX_CARD_CHUNK_BYTES)}")
+    return text.decode("latin-1")
 
 
 def read_card(path: str | Path) -> Card:
@@ -147,9 +200,13 @@ def read_card(path: str | Path) -> Card:
         png = f.read(8) == b"\x89PNG\r\n\x1a\n"
     if png:
         return card_from_dict(card_json_from_png(path))
+    if path.stat().st_size > max_file_bytes():
+        raise DataError(f"'{path.name}' is {human(path.stat().st_size)}, too large for a character card.")
     try:
-        record = json.loads(path.read_bytes().decode("utf-8-sig"))
+        record = parse_json(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"'{path.name}' is not a character card: it is not valid JSON ({e}).") from None
+    except DataError as e:
+        raise DataError(f"'{path.name}' is not a character card: {e}") from None
     return card_from_dict(record)
 

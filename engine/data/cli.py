@@ -13,7 +13,7 @@ import json
 import sys
 
 from engine.data.errors import DataError
-from engine.data.formats import FORMATS
+from engine.data.formats import RECORD_FORMATS
 from engine.data.pipeline import Inspection, Options, inspect
 from engine.data.render import TEMPLATE_CHOICES
 from engine.data.rules import REASONS, Rules
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="JSON, JSONL, CSV, TSV, Parquet, text, or a character card (.json/.png)")
-    parser.add_argument("--format", choices=list(FORMATS), help="the record shape (default: detected)")
+    parser.add_argument("--format", choices=list(RECORD_FORMATS), help="the record shape (default: detected)")
     parser.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
                         help="map a column to a field of the format, e.g. --map prompt=question (repeatable)")
     parser.add_argument("--system", default="", help="system prompt for every conversation without one")

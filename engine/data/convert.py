@@ -13,9 +13,9 @@ import re
 from typing import Iterable, Iterator
 
 from engine.data.cards import card_from_dict
-from engine.data.detect import as_list
+from engine.data.detect import as_list, named
 from engine.data.errors import DataError
-from engine.data.formats import FORMATS
+from engine.data.formats import RECORD_FORMATS
 
 ROLES = {
     "user": "user", "human": "user", "prompter": "user", "question": "user",
@@ -36,8 +36,8 @@ class Malformed(Exception):
 
 def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -> None:
     """Raise `DataError` for a mapping that names unknown fields or columns, or misses a required one."""
-    fmt = FORMATS[format_id]
-    shown = ", ".join(columns) or "none"
+    fmt = RECORD_FORMATS[format_id]
+    shown = named(columns)
     for name, column in mapping.items():
         if name not in fmt.fields:
             raise DataError(f"'{name}' is not a field of the {format_id} shape; its fields are {', '.join(fmt.fields) or 'none'}.")
@@ -68,14 +68,14 @@ def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str
             yield number, Malformed(str(e))
 
 
-def text_of(content) -> str:
+def content_text(content) -> str:
     """Message content as text: strings as they are, OpenAI content parts joined, nothing as ''."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content.strip()
     if isinstance(content, list):
-        return "\n".join(text_of(p.get("text") if isinstance(p, dict) else p) for p in content).strip()
+        return "\n".join(content_text(p.get("text") if isinstance(p, dict) else p) for p in content).strip()
     return str(content).strip()
 
 
@@ -87,7 +87,7 @@ def _role(name, turn: int) -> str:
 
 
 def _finish(messages: list[dict], record: dict, mapping: dict[str, str]) -> dict:
-    system = text_of(record.get(mapping["system"])) if mapping.get("system") else ""
+    system = content_text(record.get(mapping["system"])) if mapping.get("system") else ""
     if system:
         messages = [{"role": "system", "content": system}, *(m for m in messages if m["role"] != "system")]
     row = {"messages": messages}
@@ -110,7 +110,7 @@ def _turns(record: dict, column: str) -> list:
 def _messages(record: dict, mapping: dict[str, str]) -> dict:
     messages = []
     for i, turn in enumerate(_turns(record, mapping["messages"]), 1):
-        message = {"role": _role(turn.get("role"), i), "content": text_of(turn.get("content"))}
+        message = {"role": _role(turn.get("role"), i), "content": content_text(turn.get("content"))}
         for key in ("tool_calls", "tool_call_id", "name"):
             if turn.get(key):
                 message[key] = turn[key]
@@ -125,7 +125,7 @@ def _sharegpt(record: dict, mapping: dict[str, str]) -> dict:
         if speaker == "function_call":
             messages.append(_tool_call(value))
         else:
-            messages.append({"role": _role(speaker, i), "content": text_of(value)})
+            messages.append({"role": _role(speaker, i), "content": content_text(value)})
     return _finish(messages, record, mapping)
 
 
@@ -137,7 +137,7 @@ def _tool_call(value) -> dict:
         call = None
     calls = call if isinstance(call, list) else [call]
     if not all(isinstance(c, dict) and c.get("name") for c in calls):
-        return {"role": "assistant", "content": text_of(value)}
+        return {"role": "assistant", "content": content_text(value)}
     return {"role": "assistant", "content": "", "tool_calls": [
         {"type": "function", "function": {"name": c["name"], "arguments": c.get("arguments", c.get("parameters", {}))}}
         for c in calls
@@ -162,8 +162,8 @@ def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
 
 
 def _pairs(record: dict, mapping: dict[str, str]) -> dict:
-    messages = [{"role": "user", "content": text_of(record.get(mapping["prompt"]))},
-                {"role": "assistant", "content": text_of(record.get(mapping["response"]))}]
+    messages = [{"role": "user", "content": content_text(record.get(mapping["prompt"]))},
+                {"role": "assistant", "content": content_text(record.get(mapping["response"]))}]
     return _finish(messages, record, mapping)
 
 
@@ -173,16 +173,16 @@ def _alpaca(record: dict, mapping: dict[str, str]) -> dict:
     for pair in history or []:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise Malformed(f"'{mapping['history']}' is not a list of [question, answer] pairs")
-        messages += [{"role": "user", "content": text_of(pair[0])}, {"role": "assistant", "content": text_of(pair[1])}]
-    instruction = text_of(record.get(mapping["instruction"]))
-    extra = text_of(record.get(mapping["input"])) if mapping.get("input") else ""
+        messages += [{"role": "user", "content": content_text(pair[0])}, {"role": "assistant", "content": content_text(pair[1])}]
+    instruction = content_text(record.get(mapping["instruction"]))
+    extra = content_text(record.get(mapping["input"])) if mapping.get("input") else ""
     messages += [{"role": "user", "content": f"{instruction}\n\n{extra}".strip()},
-                 {"role": "assistant", "content": text_of(record.get(mapping["output"]))}]
+                 {"role": "assistant", "content": content_text(record.get(mapping["output"]))}]
     return _finish(messages, record, mapping)
 
 
 def _text(record: dict, mapping: dict[str, str]) -> dict:
-    return {"text": text_of(record.get(mapping["text"]))}
+    return {"text": content_text(record.get(mapping["text"]))}
 
 
 def _string(record: dict, column: str) -> str:
@@ -199,7 +199,7 @@ def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict 
         if "mes" not in record or record.get("is_system"):
             continue  # the header, and messages SillyTavern hides from the prompt
         first = first or number
-        messages.append({"role": "user" if record.get("is_user") else "assistant", "content": text_of(record["mes"])})
+        messages.append({"role": "user" if record.get("is_user") else "assistant", "content": content_text(record["mes"])})
     if first is not None:
         yield first, {"messages": messages}
 

@@ -1,7 +1,7 @@
 """Which record shape a file holds, how sure we are, and why.
 
 Each known shape scores the share of sampled records that look like it; the best wins (ties go to
-the more specific shape, in the order of `formats.FORMATS`). Below half, the shape is unknown and
+the more specific shape, in the order of `formats.RECORD_FORMATS`). Below half, the shape is unknown and
 the person is asked to choose one and map the columns.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from engine.data.cards import is_card
-from engine.data.formats import FORMATS
+from engine.data.formats import RECORD_FORMATS
 
 SAMPLE = 200
 MIN_CONFIDENCE = 0.5
@@ -42,6 +42,12 @@ def columns_of(records: list[dict]) -> list[str]:
     return list(seen)
 
 
+def named(columns: list[str], limit: int = 20) -> str:
+    """The first columns by name, for a message: a wide table's list stays readable."""
+    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
+    return (", ".join(columns[:limit]) or "none") + more
+
+
 def as_list(value):
     """A list, also from a JSON string (CSV cells hold lists as text); None otherwise."""
     if isinstance(value, str) and value.lstrip().startswith("["):
@@ -63,16 +69,16 @@ def detect(records: list[dict]) -> Detection:
     if not sample:
         return Detection(None, 0.0, ["No records were read."], {}, columns)
     results = []
-    for format_id in FORMATS:
+    for format_id in RECORD_FORMATS:
         found = _SCORERS[format_id](sample, columns)
         if found:
             results.append((format_id, *found))
-    results.sort(key=lambda r: -r[1])  # stable: ties keep the order of FORMATS
+    results.sort(key=lambda r: -r[1])  # stable: ties keep the order of RECORD_FORMATS
     candidates = [(r[0], round(r[1], 3)) for r in results]
     mappings = {r[0]: r[2] for r in results}
     if not results or results[0][1] < MIN_CONFIDENCE:
         return Detection(None, results[0][1] if results else 0.0,
-                         [f"No known shape fits; columns seen: {', '.join(columns) or 'none'}."], {}, columns,
+                         [f"No known shape fits; columns seen: {named(columns)}."], {}, columns,
                          candidates, mappings)
     format_id, score, mapping, evidence = results[0]
     return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Format:
+class RecordFormat:
     id: str
     title: str
     looks_like: str
@@ -17,28 +17,28 @@ class Format:
     required: tuple[str, ...] = ()
 
 
-FORMATS: dict[str, Format] = {f.id: f for f in (
-    Format("alpaca", "Alpaca", "instruction / input / output columns",
+RECORD_FORMATS: dict[str, RecordFormat] = {f.id: f for f in (
+    RecordFormat("alpaca", "Alpaca", "instruction / input / output columns",
            {"instruction": "user turn", "input": "added to the user turn", "output": "assistant reply",
             "system": "system turn", "history": "earlier [question, answer] pairs"}, ("instruction", "output")),
-    Format("sharegpt", "ShareGPT", "a 'conversations' list of from/value turns",
+    RecordFormat("sharegpt", "ShareGPT", "a 'conversations' list of from/value turns",
            {"conversations": "the turns", "system": "system turn", "tools": "tool definitions"}, ("conversations",)),
-    Format("messages", "OpenAI / Hugging Face messages", "a 'messages' list of role/content turns",
+    RecordFormat("messages", "OpenAI / Hugging Face messages", "a 'messages' list of role/content turns",
            {"messages": "the turns", "system": "system turn", "tools": "tool definitions"}, ("messages",)),
-    Format("chatml", "ChatML text", "text holding <|im_start|>role ... <|im_end|> turns",
+    RecordFormat("chatml", "ChatML text", "text holding <|im_start|>role ... <|im_end|> turns",
            {"text": "the turns", "system": "system turn"}, ("text",)),
-    Format("roleplay_markers", "Roleplay markers", "text with <|system|>, <|user|>, <|assistant|> markers",
+    RecordFormat("roleplay_markers", "Roleplay markers", "text with <|system|>, <|user|>, <|assistant|> markers",
            {"text": "the turns", "system": "system turn (e.g. 'description')"}, ("text",)),
-    Format("pairs", "Prompt and reply", "two columns such as prompt/response or question/answer",
+    RecordFormat("pairs", "Prompt and reply", "two columns such as prompt/response or question/answer",
            {"prompt": "user turn", "response": "assistant reply", "system": "system turn"}, ("prompt", "response")),
-    Format("sillytavern_chat", "SillyTavern chat", "a chat export: a header line, then name/is_user/mes lines", {}),
-    Format("character_card", "Character card", "a SillyTavern / TavernAI card (V1, V2, V3; JSON or PNG)", {}),
-    Format("text", "Plain text", "a 'text' column or a plain text file (continued pre-training)",
+    RecordFormat("sillytavern_chat", "SillyTavern chat", "a chat export: a header line, then name/is_user/mes lines", {}),
+    RecordFormat("character_card", "Character card", "a SillyTavern / TavernAI card (V1, V2, V3; JSON or PNG)", {}),
+    RecordFormat("text", "Plain text", "a 'text' column or a plain text file (continued pre-training)",
            {"text": "the text"}, ("text",)),
 )}
 
-TEXT_FORMATS = ("text",)
+TEXT_RECORD_FORMATS = ("text",)
 
 
 def known_shapes() -> str:
-    return "; ".join(f"{f.id} ({f.looks_like})" for f in FORMATS.values())
+    return "; ".join(f"{f.id} ({f.looks_like})" for f in RECORD_FORMATS.values())

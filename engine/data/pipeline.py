@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Callable
 
 from engine.data.convert import Malformed, check_mapping, convert
-from engine.data.detect import SAMPLE, Detection, detect
+from engine.data.detect import SAMPLE, Detection, columns_of, detect, named
 from engine.data.errors import DataError
-from engine.data.formats import FORMATS, TEXT_FORMATS, known_shapes
-from engine.data.readers import Progress, ReadError, Source, open_source
-from engine.data.rules import Report, Rules, check, tidy
+from engine.data.formats import RECORD_FORMATS, TEXT_RECORD_FORMATS, known_shapes
+from engine.data.limits import MAX_COLUMNS
+from engine.data.readers import DataFile, ReadError, ReadProgress, open_data_file, too_wide
+from engine.data.rules import DataReport, Rules, check, tidy
+from engine.workspace import BadName
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,18 @@ class Sample:
 
 @dataclass
 class Inspection:
-    source: Source
+    source: DataFile
     detection: Detection
     format: str
     mapping: dict[str, str]
     options: Options
-    report: Report
+    report: DataReport
     rows: list[dict]
     samples: list[Sample]
 
     @property
     def kind(self) -> str:
-        return "text" if self.format in TEXT_FORMATS else "conversations"
+        return "text" if self.format in TEXT_RECORD_FORMATS else "conversations"
 
     def as_dict(self) -> dict:
         """What `python -m engine data inspect --json` prints."""
@@ -65,14 +67,16 @@ class Inspection:
         }
 
 
-def _open(path, max_bytes: int | None, progress: Progress | None):
-    source = open_source(path, max_bytes)
+def _open(path, max_bytes: int | None, progress: ReadProgress | None):
+    source = open_data_file(path, max_bytes)
     items = source.items(progress)
     head = list(itertools.islice(items, SAMPLE))
     records = [item[1] for item in head if not isinstance(item, ReadError)]
     if not records:
         errors = [item.message for item in head if isinstance(item, ReadError)]
         raise DataError(f"Nothing in '{source.path.name}' could be read. {errors[0] if errors else ''}".strip())
+    if len(columns := columns_of(records)) > MAX_COLUMNS:
+        raise DataError(too_wide(source.path.name, len(columns)))
     return source, head, items, detect(records)
 
 
@@ -82,7 +86,7 @@ def peek(path: str | os.PathLike, max_bytes: int | None = None) -> Detection:
 
 
 def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Callable[[dict], None] | None = None,
-            keep_rows: bool | int = True, progress: Progress | None = None, max_bytes: int | None = None,
+            keep_rows: bool | int = True, progress: ReadProgress | None = None, max_bytes: int | None = None,
             samples: int = 5) -> Inspection:
     """Read `path` and report what would be trained; raises `DataError` for a file that cannot be used.
 
@@ -94,7 +98,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
     mapping = {k: v for k, v in mapping.items() if v}
     check_mapping(format_id, mapping, detection.columns)
 
-    report = Report(unit=source.unit, notes=source.notes)
+    report = DataReport(unit=source.unit, notes=source.notes)
     last: list = [None, None]  # the number and raw record that conversion took last
 
     def good_items():
@@ -129,12 +133,12 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
 
 def _choose_format(chosen: str | None, detection: Detection) -> str:
     if chosen:
-        if chosen not in FORMATS:
-            raise DataError(f"'{chosen}' is not a known format. Choose one of: {', '.join(FORMATS)}.")
+        if chosen not in RECORD_FORMATS:
+            raise DataError(f"'{chosen}' is not a known format. Choose one of: {', '.join(RECORD_FORMATS)}.")
         return chosen
     if detection.format is None:
         raise DataError(
-            f"The records have a shape I don't know. Columns seen: {', '.join(detection.columns) or 'none'}. "
+            f"The records have a shape I don't know. Columns seen: {named(detection.columns)}. "
             f"Known shapes: {known_shapes()}. Choose a format and map your columns to roles, or rename them."
         )
     return detection.format
@@ -149,7 +153,11 @@ def read_rows(path: Path) -> list[dict]:
 def load_conversations(ref: str | os.PathLike, workspace=None) -> list[dict]:
     """Training rows ({"messages": [...]}, or {"text": ...} for plain text) from a dataset saved in the
     workspace (by name), a dataset folder, or a file of any supported shape (detected)."""
-    if workspace is not None and (saved := Path(workspace.datasets) / str(ref) / "data.jsonl").is_file():
+    try:
+        saved = workspace.dataset_path(str(ref)) / "data.jsonl" if workspace is not None else None
+    except BadName:  # not a name, so a path
+        saved = None
+    if saved is not None and saved.is_file():
         return read_rows(saved)
     path = Path(ref).expanduser()
     if path.is_dir() and (path / "data.jsonl").is_file():

@@ -1,6 +1,6 @@
 """Reading a data file into records (dicts), whatever its type and encoding.
 
-A `Source` says what the file is (json, jsonl, csv, tsv, parquet, text, png) and yields its records
+A `DataFile` says what the file is (json, jsonl, csv, tsv, parquet, text, png) and yields its records
 one by one with the line (or row) they came from. A broken line or row is yielded as a `ReadError`
 and reading goes on, so nothing valid is lost; a file that cannot be read at all raises `DataError`.
 JSONL, CSV and Parquet are streamed: memory does not grow with the file.
@@ -14,19 +14,18 @@ import io
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.data.errors import DataError
+from engine.data.limits import MAX_COLUMNS, MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
 
-DEFAULT_MAX_MB = 1024
 HEAD_BYTES = 64 * 1024
 WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
 
-Progress = Callable[[int, int], None]  # (bytes or rows done, total)
+ReadProgress = Callable[[int, int], None]  # (bytes or rows done, total)
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ Item = tuple  # (number, record): the line or row a record came from, and the re
 
 
 @dataclass
-class Source:
+class DataFile:
     path: Path
     kind: str
     encoding: str | None
@@ -53,7 +52,7 @@ class Source:
     unit: str
     notes: list[str] = field(default_factory=list)
 
-    def items(self, progress: Progress | None = None) -> Iterator[Item | ReadError]:
+    def items(self, progress: ReadProgress | None = None) -> Iterator[Item | ReadError]:
         return _READERS[self.kind](self, progress or _no_progress)
 
 
@@ -61,20 +60,16 @@ def _no_progress(done: int, total: int) -> None:
     pass
 
 
-def max_bytes_default() -> int:
-    return int(float(os.environ.get("WORKBENCH_MAX_DATA_MB", DEFAULT_MAX_MB)) * 1024 * 1024)
-
-
-def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source:
+def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> DataFile:
     """Look at a file and say how to read it; raises `DataError` for one that cannot be read at all."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"There is no file at '{path}'. Check the path, or upload the file again.")
     size = path.stat().st_size
-    limit = max_bytes if max_bytes is not None else max_bytes_default()
+    limit = max_bytes if max_bytes is not None else max_file_bytes()
     if size > limit:
         raise DataError(
-            f"'{path.name}' is {_human(size)}, over the size limit of {_human(limit)}. Split it into smaller "
+            f"'{path.name}' is {human(size)}, over the size limit of {human(limit)}. Split it into smaller "
             "files, or raise the limit with the WORKBENCH_MAX_DATA_MB setting."
         )
     with open(path, "rb") as f:
@@ -82,9 +77,9 @@ def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source
     if not head.strip():
         raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Source(path, "png", None, size, "row")
+        return DataFile(path, "png", None, size, "row")
     if head.startswith(b"PAR1"):
-        return Source(path, "parquet", None, size, "row")
+        return DataFile(path, "parquet", None, size, "row")
     encoding = _sniff_encoding(head, path.name)
     notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
@@ -101,7 +96,7 @@ def open_source(path: str | os.PathLike, max_bytes: int | None = None) -> Source
         kind = "csv"
     else:
         kind = "text"
-    return Source(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
+    return DataFile(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
 
 
 def _sniff_encoding(head: bytes, name: str) -> str:
@@ -135,22 +130,14 @@ def _sniff_encoding(head: bytes, name: str) -> str:
 def _first_line_is_object(path: Path, encoding: str) -> bool:
     """True where the first line is a whole JSON object and more lines follow: JSON Lines."""
     with open(path, encoding=encoding, errors="replace") as f:
-        first = f.readline()
-        rest = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
+        rest = f.readline(MAX_LINE_BYTES)
         while rest and not rest.strip():
-            rest = f.readline()
+            rest = f.readline(MAX_LINE_BYTES)
     try:
-        return isinstance(json.loads(first.lstrip("\ufeff")), dict) and bool(rest.strip())
-    except json.JSONDecodeError:
+        return isinstance(parse_json(first.lstrip("\ufeff")), dict) and bool(rest.strip())
+    except (json.JSONDecodeError, DataError):
         return False
-
-
-def _human(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _record(value, unit: str, number: int) -> Item | ReadError:
@@ -161,49 +148,79 @@ def _record(value, unit: str, number: int) -> Item | ReadError:
     return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
 
 
-def _read_jsonl(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def bounded_lines(f) -> Iterator[tuple[int, bytes | str | None, int]]:
+    """(number, line, length) for each line of the open file `f`; `line` is None for one over
+    `MAX_LINE_BYTES`, which is skipped in pieces, never held whole."""
+    number = 0
+    while True:
+        line = f.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        length = len(line)
+        if length > MAX_LINE_BYTES and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+            line = None
+            while (piece := f.readline(1024 * 1024)) and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
+                length += len(piece)
+            length += len(piece)
+        yield number, line, length
+
+
+def too_long(unit: str, number: int, length: int) -> ReadError:
+    return ReadError(unit, number, f"{unit.capitalize()} {number} is {human(length)} long, over the limit of "
+                     f"{human(MAX_LINE_BYTES)} for one record (far more than a model trains on at once); split it "
+                     "into several records.")
+
+
+def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     wide = source.encoding.startswith("utf-16")
     with open(source.path, "rb") as raw:
         lines = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace") if wide else raw
         done = 0
-        for number, line in enumerate(lines, 1):
-            if wide:
-                done = raw.tell()
-            else:
-                done += len(line)
+        for number, line, length in bounded_lines(lines):
+            done = raw.tell() if wide else done + length
+            if number % 2000 == 0:
+                progress(done, source.size)
+            if line is None:
+                yield too_long("line", number, length)
+                continue
+            if not wide:
                 try:
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
                     yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}).")
                     continue
-            if number % 2000 == 0:
-                progress(done, source.size)
             line = line.lstrip("\ufeff")
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = parse_json(line)
             except json.JSONDecodeError as e:
                 yield ReadError("line", number, f"Line {number} is not valid JSON: {e.msg} at column {e.colno}.")
+                continue
+            except DataError as e:
+                yield ReadError("line", number, f"Line {number} cannot be read: {e}")
                 continue
             yield _record(value, "line", number)
     progress(source.size, source.size)
 
 
-def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    if text.lstrip().startswith("["):  # a list streams record by record: memory holds the text and one record
+        yield from _list_items(source.path.name, text)
+        progress(source.size, source.size)
+        return
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data" and text.lstrip().startswith("{"):
             source.unit = "line"
             yield from _read_jsonl(source, progress)  # JSON Lines saved as .json
             return
-        if not text.lstrip().startswith("["):
-            raise DataError(_broken_json(source.path.name, e, 0)) from None
-        yield from _salvage_list(source.path.name, text)
-        progress(source.size, source.size)
-        return
+        raise DataError(_broken_json(source.path.name, e, 0)) from None
+    except DataError as e:
+        raise DataError(f"'{source.path.name}' cannot be read: {e}") from None
     progress(source.size, source.size)
     if isinstance(data, dict):
         data = _unwrap(data, source)
@@ -216,7 +233,7 @@ def _read_json(source: Source, progress: Progress) -> Iterator[Item | ReadError]
         yield _record(value, "row", number)
 
 
-def _unwrap(data: dict, source: Source):
+def _unwrap(data: dict, source: DataFile):
     """A dict holding the records under a key like "data", or a dict of equally long columns."""
     for key in WRAPPER_KEYS:
         if isinstance(data.get(key), list) and len(data) <= 3:
@@ -229,8 +246,9 @@ def _unwrap(data: dict, source: Source):
     return data
 
 
-def _salvage_list(name: str, text: str) -> Iterator[Item | ReadError]:
-    """A JSON list that breaks part way: keep every record before the break, then report it."""
+def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:
+    """The records of a JSON list, one at a time; where the list breaks part way, every record before
+    the break is kept and the break reported."""
     decoder = json.JSONDecoder()
     pos, number = text.index("[") + 1, 0
     ws = re.compile(r"\s*")
@@ -240,10 +258,20 @@ def _salvage_list(name: str, text: str) -> Iterator[Item | ReadError]:
             return
         try:
             value, pos = decoder.raw_decode(text, pos)
+            deep = too_deep(value)
         except json.JSONDecodeError as e:
             if number == 0:
                 raise DataError(_broken_json(name, e, 0)) from None
             yield ReadError("row", number + 1, _broken_json(name, e, number))
+            return
+        except RecursionError:
+            deep = True
+        if deep:
+            message = (f"Row {number + 1} of '{name}' holds lists or objects nested more than {MAX_DEPTH} levels deep; "
+                       "no record shape needs that. Flatten it.")
+            if number == 0:
+                raise DataError(message)
+            yield ReadError("row", number + 1, f"{message} The {number} records before it were read.")
             return
         number += 1
         yield _record(value, "row", number)
@@ -264,16 +292,21 @@ def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
     return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
 
 
-def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
-    csv.field_size_limit(sys.maxsize)
+def _read_csv(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
+    csv.field_size_limit(MAX_LINE_BYTES)
     with open(source.path, "rb") as raw:
         f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES + 1)
+        if len(first) > MAX_LINE_BYTES:
+            raise DataError(f"The header line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
+                            "Check that it is a table with a header line naming its columns.")
         delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
         reader = csv.reader(f, delimiter=delimiter)
         header = _header(next(csv.reader([first], delimiter=delimiter), []))
         if not header:
             raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
+        if len(header) > MAX_COLUMNS:
+            raise DataError(too_wide(source.path.name, len(header)))
         count = 0
         while True:
             number = reader.line_num + 2
@@ -301,14 +334,19 @@ def _read_csv(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
 
 
 def _header(cells: list[str]) -> list[str]:
-    names = []
+    names: dict[str, None] = {}  # a dict: its lookups keep a wide header linear
     for i, cell in enumerate(cells, 1):
         name = cell.strip().lstrip("\ufeff") or f"column_{i}"
-        names.append(name if name not in names else f"{name}_{i}")
-    return names
+        names[name if name not in names else f"{name}_{i}"] = None
+    return list(names)
 
 
-def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def too_wide(name: str, columns: int) -> str:
+    return (f"'{name}' has {columns:,} columns, over the limit of {MAX_COLUMNS:,}. A data set needs a few (e.g. prompt "
+            "and response); keep only those columns, or check that the separator is right.")
+
+
+def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     import pyarrow.parquet as pq
 
     try:
@@ -323,7 +361,7 @@ def _read_parquet(source: Source, progress: Progress) -> Iterator[Item | ReadErr
         progress(number, total)
 
 
-def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     """Blocks separated by blank lines; where chat markers appear, a new block starts only at a marker."""
     text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -337,13 +375,13 @@ def _read_text(source: Source, progress: Progress) -> Iterator[Item | ReadError]
             offset = start + len(segment) - len(segment.lstrip())
             line += text.count("\n", counted, offset)
             counted = offset
-            yield (line, {"text": segment.strip()})
+            yield too_long("line", line, len(segment)) if len(segment) > MAX_LINE_BYTES else (line, {"text": segment.strip()})
         if match:
             start = match.end()
     progress(source.size, source.size)
 
 
-def _read_png(source: Source, progress: Progress) -> Iterator[Item | ReadError]:
+def _read_png(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     from engine.data.cards import card_json_from_png
 
     yield (1, card_json_from_png(source.path))

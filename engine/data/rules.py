@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from engine.data.limits import MAX_LINE_BYTES
+
 REASONS = {
     "unreadable": "could not be read",
     "malformed": "does not fit the chosen shape",
@@ -17,6 +19,7 @@ REASONS = {
     "no_user_turn": "no user turn",
     "no_assistant_reply": "no assistant reply",
     "too_short": "shorter than the minimum length",
+    "too_long": "longer than the limit for one record",
     "no_system_turn": "no system turn (one is required)",
 }
 KEEP_NUMBERS = 1000
@@ -42,7 +45,8 @@ def check(row: dict, rules: Rules) -> str | None:
     """The reason to drop a (tidied) row, or None to keep it."""
     if "text" in row:
         text = row["text"].strip()
-        return "empty" if not text else "too_short" if len(text) < rules.min_chars else None
+        return ("empty" if not text else "too_short" if len(text) < rules.min_chars
+                else "too_long" if len(text) > MAX_LINE_BYTES else None)
     messages = row["messages"]
     if not messages:
         return "empty"
@@ -55,11 +59,13 @@ def check(row: dict, rules: Rules) -> str | None:
         return "no_system_turn"
     if sum(len(m["content"]) for m in messages if m["role"] != "system") < rules.min_chars:
         return "too_short"
+    if sum(len(m["content"]) for m in messages) > MAX_LINE_BYTES:
+        return "too_long"
     return None
 
 
 @dataclass
-class Report:
+class DataReport:
     unit: str = "row"
     rows_in: int = 0
     rows_kept: int = 0

@@ -12,7 +12,7 @@ from engine.data.render import encode
 
 
 @dataclass
-class Stats:
+class DataStats:
     rows: int
     measured: int
     max_seq_length: int
@@ -55,7 +55,7 @@ class Stats:
 
 
 def statistics(rows: list[dict], tokenizer, max_seq_length: int = 2048, limit: int = 5000,
-               total: int | None = None) -> Stats:
+               total: int | None = None) -> DataStats:
     """`total`: how many rows the set has where `rows` is a sample of it."""
     total = total or len(rows)
     step = max(1, -(-len(rows) // limit))
@@ -73,7 +73,7 @@ def statistics(rows: list[dict], tokenizer, max_seq_length: int = 2048, limit: i
         no_eos += last is None or ids[last] != tokenizer.eos_token_id
     turns = [sum(1 for m in row["messages"] if m["role"] != "system") for row in measured if "messages" in row] or [0]
     scale = total / max(len(measured), 1)
-    return Stats(
+    return DataStats(
         rows=total, measured=len(measured), max_seq_length=max_seq_length, lengths=lengths,
         total_tokens=round(sum(lengths) * scale), trained_tokens=round(trained * scale),
         tokens_per_epoch=round(per_epoch * scale), truncated_share=truncated / max(len(measured), 1),

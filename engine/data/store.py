@@ -8,95 +8,181 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from engine.data.errors import DataError
 from engine.data.pipeline import Inspection, Options, inspect, read_rows
-from engine.data.readers import Progress
+from engine.data.readers import ReadProgress
 from engine.data.render import encode
-from engine.files import atomic_dir, read_json, write_json
+from engine.errors import plain
+from engine.files import atomic_dir, now, read_json, write_json
 from engine.workspace import BadName
-from engine.workspace import check_name as workspace_name
+
+log = logging.getLogger(__name__)
 
 TOKENIZED = ".tokenized"  # the rendered data sets, by fingerprint: not a data set (no meta.json), deletable
 _CACHE_VERSION = 2
 
 
-def check_name(name: str) -> str:
+class SourceFile(BaseModel):
+    file: str
+    path: str
+    bytes: int
+    type: str
+    encoding: str | None
+
+
+class Detected(BaseModel):
+    format: str | None
+    confidence: float
+    evidence: list[str]
+
+
+class Counts(BaseModel):
+    rows_in: int
+    rows_kept: int
+    dropped: dict[str, int]
+
+
+class DatasetMeta(BaseModel):
+    """A saved data set's `meta.json`: where it came from, how it was read, what was kept."""
+
+    name: str
+    created: str
+    source: SourceFile
+    format: str
+    detected: Detected
+    mapping: dict[str, str]
+    kind: str
+    system_prompt: str = ""
+    rules: dict[str, int | bool]
+    template: dict[str, str]  # {"choice": model|chatml|alpaca, "fallback": chatml|alpaca}
+    counts: Counts
+    dropped_rows: dict[str, list[int]] = {}
+    errors: list[dict] = []
+    notes: list[str] = []
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class SavedDataset:
+    """A folder of datasets/: its record, or why it cannot be read and what to do."""
+
+    name: str
+    meta: DatasetMeta | None
+    problem: str = ""
+    trainable: bool = True  # its data.jsonl is there
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (damaged: {self.problem})" if self.problem else self.name
+
+    def row(self) -> dict:
+        """Its line in the Dataset tab's table of saved data sets."""
+        m = self.meta
+        if m is None:
+            return {"name": self.name, "format": "damaged", "rows": None, "from": self.problem, "template": "", "created": ""}
+        return {"name": m.name, "format": m.format, "rows": m.counts.rows_kept, "from": m.source.file,
+                "template": m.template.get("choice", ""), "created": m.created}
+
+
+def dataset_folder(workspace, name: str) -> Path:
+    """The folder of the data set `name`; raises `DataError` for a name that cannot be one."""
     try:
-        return workspace_name(name, "data set name", limit=64)
+        return workspace.dataset_path(name)
     except BadName as e:
         raise DataError(str(e)) from None
 
 
 def import_file(workspace, name: str, path: str | os.PathLike, options: Options = Options(), *,
                 template: str = "model", fallback: str = "chatml", overwrite: bool = False,
-                progress: Progress | None = None, max_bytes: int | None = None) -> tuple[Path, Inspection]:
-    """Read `path` and save what it keeps as the data set `name`; streamed, so memory stays flat."""
-    name = check_name(name)
-    target = Path(workspace.datasets) / name
+                progress: ReadProgress | None = None, max_bytes: int | None = None) -> tuple[Path, Inspection]:
+    """Read `path` and save what it keeps as the data set `name`; streamed, so memory stays flat.
+    A disk that fills up (or a folder the app may not write) leaves the old data set as it was."""
+    target = dataset_folder(workspace, name)
     if target.exists() and not overwrite:
         raise DataError(f"A data set named '{name}' already exists. Choose another name, or replace it.")
     digest = hashlib.sha256()
-    with atomic_dir(target) as tmp:
-        with open(tmp / "data.jsonl", "w", encoding="utf-8") as f:
-            def sink(row: dict) -> None:
-                line = json.dumps(row, ensure_ascii=False) + "\n"
-                f.write(line)
-                digest.update(line.encode("utf-8"))
+    try:
+        with atomic_dir(target) as tmp:
+            with open(tmp / "data.jsonl", "w", encoding="utf-8") as f:
+                def sink(row: dict) -> None:
+                    line = json.dumps(row, ensure_ascii=False) + "\n"
+                    f.write(line)
+                    digest.update(line.encode("utf-8"))
 
-            inspection = inspect(path, options, sink=sink, keep_rows=False, progress=progress, max_bytes=max_bytes)
-        if not inspection.report.rows_kept:
-            raise DataError(f"Nothing was saved: no row of '{Path(path).name}' can be trained on. {inspection.report.summary()}")
-        write_json(tmp / "meta.json", _meta(name, inspection, template, fallback, digest.hexdigest()))
+                inspection = inspect(path, options, sink=sink, keep_rows=False, progress=progress, max_bytes=max_bytes)
+            if not inspection.report.rows_kept:
+                raise DataError(f"Nothing was saved: no row of '{Path(path).name}' can be trained on. {inspection.report.summary()}")
+            meta = _meta(name, inspection, template, fallback, digest.hexdigest())
+            write_json(tmp / "meta.json", meta.model_dump())
+    except OSError as e:
+        sentence = plain(e)
+        if sentence is None:
+            raise
+        log.warning("saving the data set %s failed", name, exc_info=True)
+        raise DataError(f"The data set '{name}' was not saved: {sentence} Nothing half-written was kept.") from None
     return target, inspection
 
 
-def _meta(name: str, inspection: Inspection, template: str, fallback: str, fingerprint: str) -> dict:
+def _meta(name: str, inspection: Inspection, template: str, fallback: str, fingerprint: str) -> DatasetMeta:
     source, report, options = inspection.source, inspection.report, inspection.options
-    return {
-        "name": name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": {"file": source.path.name, "path": str(source.path.resolve()), "bytes": source.size,
-                   "type": source.kind, "encoding": source.encoding},
-        "format": inspection.format,
-        "detected": {"format": inspection.detection.format, "confidence": inspection.detection.confidence,
-                     "evidence": inspection.detection.evidence},
-        "mapping": inspection.mapping,
-        "kind": inspection.kind,
-        "system_prompt": options.system_prompt,
-        "rules": {"min_chars": options.rules.min_chars, "require_system": options.rules.require_system},
-        "template": {"choice": template, "fallback": fallback},
-        "counts": {"rows_in": report.rows_in, "rows_kept": report.rows_kept, "dropped": dict(report.dropped)},
-        "dropped_rows": report.dropped_rows,
-        "errors": report.errors[:100],
-        "notes": report.notes,
-        "fingerprint": fingerprint,
-    }
+    return DatasetMeta(
+        name=name, created=now(),
+        source=SourceFile(file=source.path.name, path=str(source.path.resolve()), bytes=source.size,
+                          type=source.kind, encoding=source.encoding),
+        format=inspection.format,
+        detected=Detected(format=inspection.detection.format, confidence=inspection.detection.confidence,
+                          evidence=inspection.detection.evidence),
+        mapping=inspection.mapping, kind=inspection.kind, system_prompt=options.system_prompt,
+        rules={"min_chars": options.rules.min_chars, "require_system": options.rules.require_system},
+        template={"choice": template, "fallback": fallback},
+        counts=Counts(rows_in=report.rows_in, rows_kept=report.rows_kept, dropped=dict(report.dropped)),
+        dropped_rows=report.dropped_rows, errors=report.errors[:100], notes=report.notes, fingerprint=fingerprint,
+    )
 
 
-def list_datasets(workspace) -> list[dict]:
-    """The meta.json of every saved data set, by name."""
-    found = []
-    for folder in sorted(Path(workspace.datasets).iterdir()):
-        meta = read_json(folder / "meta.json") if folder.is_dir() else None
-        if meta and (folder / "data.jsonl").is_file():
-            found.append(meta)
-    return found
+def _saved(folder: Path) -> SavedDataset | None:
+    meta_file, data = folder / "meta.json", folder / "data.jsonl"
+    if not (meta_file.exists() or data.exists()):
+        return None  # not a data set
+    repair = "import its file again under this name, with Replace"
+    if not data.is_file():
+        return SavedDataset(folder.name, None, f"its data.jsonl is missing; {repair}, or delete the folder", False)
+    try:
+        meta = DatasetMeta.model_validate(read_json(meta_file))
+    except (OSError, ValueError) as e:  # missing, cut, empty, not JSON, or the wrong fields
+        log.warning("the meta.json of data set %s cannot be read: %s", folder.name, e)
+        return SavedDataset(folder.name, None, f"its meta.json is missing or damaged; it still trains, and to repair "
+                                                f"its record {repair}")
+    return SavedDataset(folder.name, meta)
 
 
-def read_meta(workspace, name: str) -> dict:
-    meta = read_json(Path(workspace.datasets) / check_name(name) / "meta.json")
-    if meta is None:
+def list_datasets(workspace) -> list[SavedDataset]:
+    """Every saved data set, by name; a damaged one says what is wrong with it and what to do."""
+    found = (_saved(folder) for folder in sorted(Path(workspace.datasets).iterdir())
+             if folder.is_dir() and not folder.name.startswith("."))  # .tokenized and unfinished saves
+    return [saved for saved in found if saved]
+
+
+def read_meta(workspace, name: str) -> DatasetMeta:
+    folder = dataset_folder(workspace, name)
+    saved = _saved(folder) if folder.is_dir() else None
+    if saved is None:
         raise DataError(f"There is no saved data set named '{name}'.")
-    return meta
+    if saved.meta is None:
+        raise DataError(f"The data set '{name}' is damaged: {saved.problem}.")
+    return saved.meta
 
 
 def read_dataset(workspace, name: str) -> list[dict]:
     read_meta(workspace, name)
-    return read_rows(Path(workspace.datasets) / name / "data.jsonl")
+    return read_rows(dataset_folder(workspace, name) / "data.jsonl")
 
 
 def fingerprint(rows: list[dict], tokenizer) -> str:
