@@ -7,7 +7,7 @@ import logging
 import os
 
 from engine.hardware import detect
-from engine.models import ModelManager
+from engine.chat.models import ModelManager
 from engine.workspace import Workspace
 from ui import build
 from ui.context import Context

@@ -28,8 +28,8 @@ import torch  # noqa: E402
 from bench.machine import describe  # noqa: E402
 from engine.compare import sides  # noqa: E402
 from engine.files import write_json, write_text  # noqa: E402
-from engine.models import ModelManager  # noqa: E402
-from engine.sampling import preset  # noqa: E402
+from engine.chat.models import ModelManager  # noqa: E402
+from engine.chat.sampling import preset  # noqa: E402
 from engine.train.config import LINEAR_MODULES, validate  # noqa: E402
 from engine.train.runs import now  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402

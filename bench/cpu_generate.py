@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
 from engine.default_model import ensure_default_model  # noqa: E402
-from engine.models import ModelManager  # noqa: E402
-from engine.sampling import preset  # noqa: E402
+from engine.chat.models import ModelManager  # noqa: E402
+from engine.chat.sampling import preset  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 PROMPT = "Write a haiku about the sea"

@@ -125,7 +125,7 @@ def run_trl(setup: str, steps: int) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from engine.default_model import ensure_default_model
-    from engine.templates import prepare_tokenizer
+    from engine.chat.templates import prepare_tokenizer
 
     path = ensure_default_model(MODELS)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path))

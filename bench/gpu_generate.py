@@ -1,6 +1,6 @@
 """Chat decoding on the GPU, batch 1: time to first token for a 512-token prompt and decode tokens/s
 over 256 new tokens, greedy. Stacks: plain transformers `generate`, unsloth's `for_inference`, and the
-app's path (engine.models.ModelManager.stream: static cache, compiled decoding step). For the app, a
+app's path (engine.chat.models.ModelManager.stream: static cache, compiled decoding step). For the app, a
 first reply of 64 tokens is asked as soon as the load returns (first_reply_*: answered uncompiled
 while the compiled step is built in the background), then compiled_ready_s after the load the
 compiled step is ready; warmup_s is one compiled reply before the timed ones.
@@ -39,8 +39,8 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     if stack == "app":
-        from engine.models import ModelManager
-        from engine.sampling import Sampling
+        from engine.chat.models import ModelManager
+        from engine.chat.sampling import Sampling
         from engine.workspace import Workspace
 
         manager = ModelManager(Workspace.from_env("/tmp/ws"))

@@ -28,7 +28,7 @@ def tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from engine.templates import CHATML
+    from engine.chat.templates import CHATML
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     vocab = {t: i for i, t in enumerate(specials + ["\n", "system", "user", "assistant"] + [f"w{i}" for i in range(WORDS)])}

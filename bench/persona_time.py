@@ -30,8 +30,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from bench.machine import describe
-    from engine.models import resolve_model
-    from engine.templates import prepare_tokenizer
+    from engine.chat.models import resolve_model
+    from engine.chat.templates import prepare_tokenizer
     from engine.train import config as run_config
     from engine.train.probes import answer
     from engine.train.runs import EVENTS_FILE

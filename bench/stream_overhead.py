@@ -1,6 +1,6 @@
 """Host time the app's streaming adds to each generated token: a 1-layer random llama (so the model's
 own step is a fraction of a millisecond) generating 256 greedy tokens through plain `generate` and
-through the app's path (engine.generation.stream: streamer, reading thread, cancel check). On a GPU
+through the app's path (engine.chat.generation.stream: streamer, reading thread, cancel check). On a GPU
 a token takes a few milliseconds, so this overhead is a share of chat speed there too.
 Writes bench/results/<date>-stream-overhead.json.
 
@@ -25,8 +25,8 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
 from engine.default_model import ensure_default_model  # noqa: E402
-from engine.generation import render_prompt, stream  # noqa: E402
-from engine.sampling import Sampling  # noqa: E402
+from engine.chat.generation import render_prompt, stream  # noqa: E402
+from engine.chat.sampling import Sampling  # noqa: E402
 
 TOKENS = 256
 ASK = [{"role": "user", "content": "Tell me about the sea."}]

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("engine.cli.generate", "engine.train.cli", "engine.data.cli", "engine.export.cli")
+COMMANDS = ("engine.cli.generate", "engine.cli.train", "engine.cli.data", "engine.cli.export")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ def make_run(workspace: Workspace, name: str, base_spec: str, base_path: Path, s
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.templates import prepare_tokenizer
+    from engine.chat.templates import prepare_tokenizer
 
     run = workspace.runs / name
     torch.manual_seed(0)  # the A matrices' random start

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine.chat_history import Chat, ChatHistoryError, parse, read, save
+from engine.chat.history import Chat, ChatHistoryError, parse, read, save
 
 TURNS = [{"role": "assistant", "content": "Ahoy!"}, {"role": "user", "content": "Hello"},
          {"role": "assistant", "content": "Arr, matey!"}]

@@ -8,8 +8,8 @@ import pytest
 
 from engine import compare
 from engine.compare import prompts, sides, store
-from engine.models import ModelError, ModelManager
-from engine.sampling import Sampling
+from engine.chat.models import ModelError, ModelManager
+from engine.chat.sampling import Sampling
 from engine.train.runs import RunError, load_run
 from tests.compare_runs import adapter_run, trained_run
 

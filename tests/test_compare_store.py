@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.compare import sides, store
 from engine.compare.comparison import Comparison
-from engine.sampling import Sampling
+from engine.chat.sampling import Sampling
 from engine.train import presets, runs
 
 PIRATE = str(Path(__file__).resolve().parent.parent / "examples" / "data" / "pirate.jsonl")

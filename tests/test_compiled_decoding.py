@@ -1,4 +1,4 @@
-"""The first reply does not wait for the compiled decoding step (engine/generation.py CompiledDecoding).
+"""The first reply does not wait for the compiled decoding step (engine/chat/generation.py CompiledDecoding).
 
 On CUDA the step takes most of a minute to compile; here, on the CPU, transformers compiles nothing,
 so the build is held back by occupying its thread (the real executor, with a task that waits). The
@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from engine import generation
-from engine.sampling import Sampling
+from engine.chat import generation
+from engine.chat.sampling import Sampling
 
 GREEDY = Sampling.parse(temperature=0, max_new_tokens=12)
 ASK = [{"role": "user", "content": "Tell me about the sea."}]

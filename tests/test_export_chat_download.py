@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import chat_history
+from engine.chat import history as chat_history
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ def test_chat_downloads_share_one_folder_that_is_cleared_and_removed_at_exit():
     second = chat_history.save_download(chat.model_copy(update={"character": "Parrot"}))
     assert second.parent == first.parent and not first.exists() and second.exists()
 
-    script = "from engine import chat_history as h; print(h.save_download(h.Chat()).parent)"
+    script = "from engine.chat import history as h; print(h.save_download(h.Chat()).parent)"
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     folder = Path(done.stdout.strip())
     assert folder.name.startswith("workbench-chats-") and not folder.exists()

@@ -12,8 +12,8 @@ from engine.export.gotemplate import GoTemplateError, render_go
 from engine.export.modelfile import go_template_for, modelfile_text, ollama_data, read_modelfile, render_jinja
 from engine.export.source import ExportError, plain_template
 from engine.export.verify import compare_templates
-from engine.sampling import preset
-from engine.templates import prepare_tokenizer
+from engine.chat.sampling import preset
+from engine.chat.templates import prepare_tokenizer
 
 CHATS = [
     [{"role": "user", "content": "Hi"}],

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from engine.models import ModelManager
-from engine.sampling import Sampling, preset
+from engine.chat.models import ModelManager
+from engine.chat.sampling import Sampling, preset
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_same_seed_same_reply(manager):
 
 
 def test_system_prompt_is_rendered_by_the_chat_template(manager):
-    from engine.generation import render_prompt
+    from engine.chat.generation import render_prompt
 
     tok = manager.loaded.tokenizer
     ids = render_prompt(tok, [{"role": "system", "content": "You are a pirate."}] + ask("hi"))
@@ -93,7 +93,7 @@ def test_a_reused_static_cache_gives_the_same_tokens(manager):
     loaded = manager.loaded
     cache = StaticCache(config=loaded.model.config, max_cache_len=256)
     greedy = Sampling.parse(temperature=0, max_new_tokens=20)
-    from engine.generation import stream
+    from engine.chat.generation import stream
 
     for prompt in ("What is the capital of France?", "Name a colour."):
         plain = list(stream(loaded.model, loaded.tokenizer, ask(prompt), greedy))[-1].text
@@ -107,7 +107,7 @@ def test_a_fast_reply_reaches_the_reader_a_few_times_a_second_and_whole(tiny_mod
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.generation import render_prompt, stream
+    from engine.chat.generation import render_prompt, stream
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
@@ -130,7 +130,7 @@ LONG = ask("Write a long essay about the history of ships.")  # greedy: over 400
 
 
 def test_a_reply_over_the_token_limit_stops_at_the_limit_and_says_so(manager, monkeypatch):
-    from engine.generation import Limits
+    from engine.chat.generation import Limits
 
     monkeypatch.setattr(manager, "limits", Limits(max_new_tokens=10))
     final = manager.generate(LONG, Sampling.parse(temperature=0, max_new_tokens=200))
@@ -139,7 +139,7 @@ def test_a_reply_over_the_token_limit_stops_at_the_limit_and_says_so(manager, mo
 
 
 def test_the_limits_are_read_from_the_environment_and_a_typo_keeps_the_default(monkeypatch, caplog):
-    from engine.generation import Limits
+    from engine.chat.generation import Limits
 
     monkeypatch.setenv("WORKBENCH_MAX_NEW_TOKENS", "64")
     monkeypatch.setenv("WORKBENCH_REPLY_SECONDS", "2.5")
@@ -168,7 +168,7 @@ def _wait_for(condition, seconds=60):
 
 
 def test_a_reply_past_the_time_limit_is_cut_and_the_queue_moves_on_in_order(manager, monkeypatch):
-    from engine.generation import Limits
+    from engine.chat.generation import Limits
 
     monkeypatch.setattr(manager, "limits", Limits(seconds=3))
     long = Sampling.parse(temperature=0, max_new_tokens=1000)
@@ -194,7 +194,7 @@ def test_a_reply_past_the_time_limit_is_cut_and_the_queue_moves_on_in_order(mana
 
 def test_a_reader_that_stops_reading_does_not_hold_the_model(manager, monkeypatch):
     """The turn ends when the generation does (here at the time limit), not when its reader finishes."""
-    from engine.generation import Limits
+    from engine.chat.generation import Limits
 
     monkeypatch.setattr(manager, "limits", Limits(seconds=2))
     stuck = manager.stream(LONG, Sampling.parse(temperature=0, max_new_tokens=1000))
@@ -206,7 +206,7 @@ def test_a_reader_that_stops_reading_does_not_hold_the_model(manager, monkeypatc
 
 
 def test_a_32000_word_prompt_is_refused_within_seconds(manager):
-    from engine.generation import PromptTooLong
+    from engine.chat.generation import PromptTooLong
 
     started = time.perf_counter()
     with pytest.raises(PromptTooLong, match=r"tokens long.*at most 1,536.*Shorten the message"):
@@ -224,7 +224,7 @@ def long_chat(turns=40):
 
 
 def test_a_chat_longer_than_the_max_length_loses_its_oldest_turns_and_keeps_the_system_prompt(manager):
-    from engine.generation import fit_prompt
+    from engine.chat.generation import fit_prompt
 
     tok = manager.loaded.tokenizer
     chat = long_chat()
@@ -240,7 +240,7 @@ def test_a_chat_longer_than_the_max_length_loses_its_oldest_turns_and_keeps_the_
 
 
 def test_a_long_reply_gets_what_the_prompt_leaves_of_the_max_length(manager):
-    from engine.generation import fit_prompt
+    from engine.chat.generation import fit_prompt
 
     prompt = fit_prompt(manager.loaded.tokenizer, ask("hi"), 256, 4000)
     assert prompt.dropped == 0 and prompt.max_new_tokens == 256 - prompt.input_ids.shape[1]

@@ -46,8 +46,8 @@ def test_backend_is_unsloth_with_4bit():
 def test_4bit_load_and_streamed_chat(gpu_workspace, shape_path):
     """The first reply comes at once, uncompiled, while the compiled decoding step is built in the
     background; once built, replies use it."""
-    from engine.models import ModelManager
-    from engine.sampling import Sampling
+    from engine.chat.models import ModelManager
+    from engine.chat.sampling import Sampling
 
     _, path = shape_path
     manager = ModelManager(gpu_workspace)
@@ -234,8 +234,8 @@ def test_4bit_chat_with_the_trained_adapter(gpu_workspace, shape_path):
     """The adapter trained above, attached to a 4-bit base for chat: compiled decoding with and without it.
     The question is one the run was taught to answer with REPLY (see _data)."""
     from engine.export.verify import PROMPTS
-    from engine.models import ModelManager
-    from engine.sampling import Sampling
+    from engine.chat.models import ModelManager
+    from engine.chat.sampling import Sampling
     from engine.train.runs import load_run
 
     shape, path = shape_path

@@ -6,8 +6,8 @@ import pytest
 
 from engine.default_model import NAME, ensure_default_model
 from engine.hardware import detect
-from engine.models import ModelError, ModelManager, resolve_model
-from engine.sampling import preset
+from engine.chat.models import ModelError, ModelManager, resolve_model
+from engine.chat.sampling import preset
 
 PRECISE = preset("Precise").model_copy(update={"max_new_tokens": 12})
 

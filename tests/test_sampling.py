@@ -1,6 +1,6 @@
 import pytest
 
-from engine.sampling import HELP, Sampling, SamplingError, load_presets, preset
+from engine.chat.sampling import HELP, Sampling, SamplingError, load_presets, preset
 
 
 def test_presets_hold_the_tutorials_values():

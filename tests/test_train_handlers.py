@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from engine.models import ModelManager
+from engine.chat.models import ModelManager
 from engine.train import presets, runs
 from engine.train.runs import RunError
 from ui import train_tab

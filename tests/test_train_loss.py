@@ -12,7 +12,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig
 
-from engine.templates import prepare_tokenizer
+from engine.chat.templates import prepare_tokenizer
 from engine.train.tokens import tokenize
 from engine.train.trainer import WorkbenchTrainer
 

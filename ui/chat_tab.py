@@ -9,10 +9,10 @@ import time
 
 import gradio as gr
 
-from engine import chat_history
+from engine.chat import history as chat_history
 from engine.compare import sides
 from engine.data import read_card
-from engine.sampling import HELP, Sampling, load_presets, preset
+from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from ui.context import Context
 from ui.errors import friendly
 from ui.widgets import cancel_flag, seed_box, seed_of, side_choices

@@ -11,7 +11,7 @@ import gradio as gr
 
 from engine import compare
 from engine.compare import prompts, sides, store
-from engine.sampling import load_presets
+from engine.chat.sampling import load_presets
 from engine.train.runs import list_runs, load_run
 from ui.context import Context
 from ui.errors import friendly

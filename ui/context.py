@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from engine.hardware import Hardware
-from engine.models import ModelManager
+from engine.chat.models import ModelManager
 from engine.workspace import Workspace
 
 

@@ -16,8 +16,8 @@ from engine.data.render import has_own_template, preview, shared_tokenizer
 from engine.data.rules import REASONS
 from engine.data.stats import statistics
 from engine.data.store import import_file, list_datasets
-from engine.models import resolve_model
-from engine.templates import FALLBACKS
+from engine.chat.models import resolve_model
+from engine.chat.templates import FALLBACKS
 from engine.train.config import TEMPLATE_CHOICES
 from ui.context import Context
 from ui.errors import friendly

@@ -9,7 +9,7 @@ from engine.export.catalog import EXPORT_FORMATS as FORMATS
 from engine.export.exporter import export, list_exports
 from engine.export.hub import push
 from engine.export.source import exportable_runs
-from engine.sampling import load_presets
+from engine.chat.sampling import load_presets
 from ui.context import Context
 from ui.errors import friendly
 

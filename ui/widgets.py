@@ -9,7 +9,7 @@ import threading
 import gradio as gr
 
 from engine.compare import sides
-from engine.sampling import SamplingError
+from engine.chat.sampling import SamplingError
 from ui.context import Context
 from ui.errors import friendly
 
@@ -29,7 +29,7 @@ TEMPLATE_LABELS = {"model": "The model's own", "chatml": "ChatML", "alpaca": "Al
 
 
 def template_choices(names) -> list[tuple[str, str]]:
-    """(label, name) for chat-template choices (engine.train.config.TEMPLATE_CHOICES or engine.templates.FALLBACKS)."""
+    """(label, name) for chat-template choices (engine.train.config.TEMPLATE_CHOICES or engine.chat.templates.FALLBACKS)."""
     return [(TEMPLATE_LABELS[n], n) for n in names]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from engine.sampling import Sampling, load_presets, preset
+from engine.chat.sampling import Sampling, load_presets, preset
 from engine.workspace import Workspace
 
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.models import ModelManager  # torch loads only for this command
+    from engine.chat.models import ModelManager  # torch loads only for this command
 
     try:
         values = preset(args.preset).model_dump()

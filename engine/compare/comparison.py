@@ -13,8 +13,8 @@ from typing import Iterator
 
 from engine.compare import sides, store
 from engine.files import now
-from engine.models import ModelError, ModelManager
-from engine.sampling import Sampling, preset
+from engine.chat.models import ModelError, ModelManager
+from engine.chat.sampling import Sampling, preset
 from engine.workspace import Workspace
 
 

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.models import ModelError, ModelManager
+from engine.chat.models import ModelError, ModelManager
 from engine.train.runs import Run, list_runs, load_run
 from engine.workspace import Workspace
 

@@ -4,7 +4,7 @@
 all call it, and it makes the same `apply_chat_template(..., return_assistant_tokens_mask=True)` call
 trl's SFTTrainer makes for `messages` rows (text rows: the text plus EOS, every token trained).
 The tokenizer comes from `load_tokenizer`, which gives it the training template of
-`engine.templates` (the model's own, or ChatML / Alpaca where the model has none).
+`engine.chat.templates` (the model's own, or ChatML / Alpaca where the model has none).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from engine.train.config import TEMPLATE_CHOICES  # noqa: F401  (the one list; engine.data.cli takes it from here)
+from engine.train.config import TEMPLATE_CHOICES  # noqa: F401  (the one list; engine.cli.data takes it from here)
 
 
 def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):
     """The model's tokenizer with its training chat template and eos/pad set."""
-    from engine import templates
+    from engine.chat import templates
 
     return templates.load_tokenizer(model_path, template, fallback)
 
@@ -32,7 +32,7 @@ def shared_tokenizer(model_path: str, template: str = "model", fallback: str = "
 @lru_cache(maxsize=8)
 def has_own_template(model_path: str) -> bool:
     """Whether the model ships a chat template (else the person picks ChatML or Alpaca)."""
-    from engine import templates
+    from engine.chat import templates
 
     return bool(templates.load_tokenizer(model_path, None).chat_template)
 

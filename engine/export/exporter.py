@@ -29,9 +29,9 @@ from engine.export.source import (ExportError, ExportSource, OnProgress, no_prog
 from engine.errors import plain
 from engine.files import MARKER, atomic_dir, mark, read_json, replaceable, write_json, write_text
 from engine.hardware import detect, host_memory
-from engine.sampling import Sampling, SamplingError
-from engine.sampling import preset as sampling_preset
-from engine.templates import load_tokenizer, stop_strings, stop_token_ids
+from engine.chat.sampling import Sampling, SamplingError
+from engine.chat.sampling import preset as sampling_preset
+from engine.chat.templates import load_tokenizer, stop_strings, stop_token_ids
 from engine.workspace import BadName, Workspace
 
 log = logging.getLogger("workbench.export")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.export.gotemplate import render_go
 from engine.export.source import ExportError
-from engine.sampling import Sampling
+from engine.chat.sampling import Sampling
 
 PROBES = (
     [{"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}],

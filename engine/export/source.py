@@ -52,13 +52,13 @@ class ExportSource:
         return self.path / "exports"
 
     def base_path(self) -> Path:
-        from engine.models import resolve_model
+        from engine.chat.models import resolve_model
 
         return resolve_model(self.base_spec, self.workspace)
 
     def tokenizer(self):
         """The tokenizer saved with the adapter, with its training chat template (markers included)."""
-        from engine.templates import load_tokenizer
+        from engine.chat.templates import load_tokenizer
 
         return load_tokenizer(self.adapter, None)
 

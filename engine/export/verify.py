@@ -128,9 +128,9 @@ class Reference:
 
 
 def in_app_model(source: ExportSource, adapter: Path | None = None):
-    """Base + adapter loaded the way the Chat tab loads them (engine.models.ModelManager)."""
+    """Base + adapter loaded the way the Chat tab loads them (engine.chat.models.ModelManager)."""
     from engine.hardware import detect
-    from engine.models import ModelManager
+    from engine.chat.models import ModelManager
 
     hardware = detect()
     manager = ModelManager(source.workspace, hardware)

@@ -145,7 +145,7 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from engine.templates import load_tokenizer
+    from engine.chat.templates import load_tokenizer
 
     lora = config.lora
     dtype = getattr(torch, settings.weights_dtype)

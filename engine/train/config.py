@@ -18,7 +18,7 @@ from engine.validation import sentences
 
 LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
-TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.templates.FALLBACKS
+TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.chat.templates.FALLBACKS
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,7 @@ the run's worker starts in its own process."""
 
 from __future__ import annotations
 
-from engine.models import ModelManager
+from engine.chat.models import ModelManager
 from engine.train import runs
 from engine.train.config import RunConfig
 from engine.train.sources import absolute_dataset, check_sources

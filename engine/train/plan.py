@@ -126,7 +126,7 @@ class Plan:
 def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) -> Plan:
     from engine.data import load_conversations
     from engine.data.store import token_cache
-    from engine.templates import prepare_tokenizer
+    from engine.chat.templates import prepare_tokenizer
     from engine.train.tokens import split, tokenize
 
     hw = hw or detect()
@@ -300,7 +300,7 @@ def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from engine.templates import load_tokenizer
+    from engine.chat.templates import load_tokenizer
 
     source = _model_source(config.model.name_or_path, workspace)
     trust = config.model.trust_remote_code
@@ -331,7 +331,7 @@ def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
 def _model_source(spec: str, workspace: Workspace) -> str:
     """A local folder where there is one (the default model is converted on first use), else the Hub id:
     the plan reads only the config and tokenizer files, never the weights."""
-    from engine.models import HUB_ID, resolve_model
+    from engine.chat.models import HUB_ID, resolve_model
 
     if HUB_ID.match(spec) and not Path(spec).expanduser().is_dir() and not (workspace.models / spec).is_dir():
         return spec

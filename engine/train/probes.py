@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from engine.templates import stop_token_ids
+from engine.chat.templates import stop_token_ids
 from engine.files import append_jsonl, now, read_jsonl
 from engine.train.runs import PROBES_FILE
 from engine.train.status import usable_probe

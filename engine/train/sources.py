@@ -24,7 +24,7 @@ def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
     """The config, once its data set is known to be a saved one, a file in the workspace's datasets/
     or an example shipped in examples/, and its model to be the default, a model folder or a Hub id
     (which the worker downloads)."""
-    from engine.models import DEFAULT, DEFAULT_NAME, HUB_ID, ModelError, resolve_model
+    from engine.chat.models import DEFAULT, DEFAULT_NAME, HUB_ID, ModelError, resolve_model
 
     ref = config.dataset.strip()
     try:

@@ -72,8 +72,8 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
     from engine.data import load_conversations
     from engine.data.store import token_cache
-    from engine.models import resolve_model
-    from engine.templates import prepare_tokenizer
+    from engine.chat.models import resolve_model
+    from engine.chat.templates import prepare_tokenizer
     from engine.train import backend, plan, probes
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize

@@ -107,7 +107,7 @@ def _inspect(args) -> int:
 
 def _render(row: dict, args):
     from engine.data.render import load_tokenizer, preview
-    from engine.models import resolve_model
+    from engine.chat.models import resolve_model
     from engine.workspace import Workspace
 
     path = resolve_model(args.model, Workspace.from_env(args.workspace))

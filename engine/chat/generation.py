@@ -16,8 +16,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from engine.sampling import Sampling
-from engine.templates import stop_token_ids
+from engine.chat.sampling import Sampling
+from engine.chat.templates import stop_token_ids
 
 log = logging.getLogger(__name__)
 

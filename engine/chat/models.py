@@ -14,12 +14,13 @@ from typing import Iterator
 
 import torch
 
-from engine import adapters, generation
+from engine import adapters
+from engine.chat import generation
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect, free_memory, host_memory
-from engine.sampling import Sampling
-from engine.templates import load_tokenizer
+from engine.chat.sampling import Sampling
+from engine.chat.templates import load_tokenizer
 from engine.workspace import Workspace
 
 DEFAULT = "default"

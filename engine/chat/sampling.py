@@ -1,4 +1,4 @@
-"""Sampling parameters, validated, and the presets kept as YAML data (engine/presets/sampling.yaml)."""
+"""Sampling parameters, validated, and the presets kept as YAML data (engine/chat/presets/sampling.yaml)."""
 
 from __future__ import annotations
 
