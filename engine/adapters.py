@@ -1,9 +1,16 @@
-"""A LoRA adapter's folder against a loaded model: does it fit, and what was it trained on."""
+"""A LoRA adapter's folder: is it one, does it fit a loaded model, and what was it trained on."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+
+CONFIG_FILE = "adapter_config.json"  # what peft writes beside the weights: a folder holding it is an adapter
+
+
+def is_adapter(folder: Path) -> bool:
+    return (Path(folder) / CONFIG_FILE).exists()
 
 
 def mismatch(model, adapter: Path) -> str | None:

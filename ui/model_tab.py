@@ -33,7 +33,7 @@ def render(ctx: Context) -> None:
             with gr.Row():
                 four_bit = gr.Checkbox(
                     False, label="Load in 4-bit (QLoRA)", interactive=True,
-                    info="Needs an NVIDIA GPU: about 4x less memory, small accuracy cost."
+                    info="Needs an NVIDIA GPU: much less memory, small accuracy cost."
                     if ctx.hardware.can_4bit else "Needs an NVIDIA GPU with bitsandbytes; not available on this machine.",
                 )
                 max_len = gr.Number(2048, label="Max sequence length", precision=0, minimum=128, maximum=131072,

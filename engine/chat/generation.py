@@ -197,11 +197,11 @@ def model_context(model) -> int:
 
 class CompiledDecoding:
     """On CUDA, a key/value cache of fixed size kept across replies: with it, `generate` compiles the
-    decoding step once and replays it as a CUDA graph (the per-token Python and launch overhead is
-    what held chat at a tenth of the card's memory bandwidth; see bench/RESULTS.md). A fixed size
-    means prompts of any length reuse the same graph. Compiling takes most of a minute on an 8B
-    model, so it starts in the background at load, with two short greedy replies on the compiled
-    replies' thread; until they are done `cache` is None and replies run uncompiled."""
+    decoding step once and replays it as a CUDA graph, which removes the per-token Python and launch
+    overhead that bounds uncompiled decoding (bench/RESULTS.md). A fixed size means prompts of any
+    length reuse the same graph. Compiling is slow on a large model, so it starts in the background
+    at load, with two short greedy replies on the compiled replies' thread; until they are done
+    `cache` is None and replies run uncompiled."""
 
     WARM_UP_TOKENS = 16
 

@@ -212,8 +212,8 @@ class ModelManager:
 
     def _load_weights(self, path: Path, load_in_4bit: bool, trust_remote_code: bool):
         """Through transformers, 16-bit and 4-bit alike: on CUDA its static cache runs the decoding step
-        as a compiled CUDA graph (on the 8B shape on an H200, 2.7-3.2x unsloth's `for_inference` in 16-bit
-        and 2.47-2.96x in 4-bit: bench/RESULTS.md). Training uses unsloth, in the worker's own process."""
+        as a compiled CUDA graph (faster than unsloth's `for_inference`: bench/RESULTS.md). Training uses
+        unsloth, in the worker's own process."""
         from transformers import AutoModelForCausalLM
 
         kwargs: dict = {"trust_remote_code": trust_remote_code}

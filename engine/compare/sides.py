@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.adapters import is_adapter
 from engine.chat.models import ModelError, ModelManager
 from engine.train.runs import Run, list_runs, load_run
 from engine.workspace import Workspace
@@ -32,15 +33,11 @@ class Side:
 BASE_SIDE = Side(BASE, BASE_LABEL)
 
 
-def _has_adapter(folder: Path) -> bool:
-    return (folder / "adapter_config.json").exists()
-
-
 def of_run(run: Run) -> list[Side]:
     """A run's final adapter, then its checkpoints, newest first."""
     found = [Side(run.name, label_of(run.name), run.name, run.adapter)] if run.adapter else []
     for checkpoint in reversed(run.checkpoints):
-        if _has_adapter(checkpoint):
+        if is_adapter(checkpoint):
             spec = f"{run.name}:{checkpoint.name}"
             found.append(Side(spec, label_of(spec), run.name, checkpoint))
     return found

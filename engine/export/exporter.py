@@ -184,7 +184,7 @@ def _sixteen_bit(base: Path) -> torch.dtype:
 def _to_sixteen_bit(model, dtype: torch.dtype):
     """Matrices in 16-bit; 1-D tensors (norm weights, biases) stay in float32, as llama.cpp's converter keeps
     them: they are a sliver of the size, and rounding a norm weight scales a whole channel at once (on the
-    default model, rounding them too made greedy answers drift from the in-app model's within 6 tokens)."""
+    default model, rounding them too made greedy answers drift early from the in-app model's: docs/export.md)."""
     for param in model.parameters():
         param.data = param.data.to(dtype if param.dim() > 1 else torch.float32)
     model.config.dtype = dtype

@@ -37,7 +37,7 @@ def quantizer() -> Path:
     if not binary.is_file():
         raise ExportError(
             "q4_k_m needs llama.cpp's llama-quantize, which is not built on this machine. Build it once with "
-            "`make gguf-quantizer` (or: python tools/llama_cpp.py quantizer; about 5 minutes on 2 cores, needs "
+            "`make gguf-quantizer` (or: python tools/llama_cpp.py quantizer, a few minutes once; it needs "
             "cmake and a C++ compiler), then export again. f16 and q8_0 work without it."
         )
     return binary

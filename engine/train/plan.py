@@ -28,6 +28,7 @@ from engine.workspace import Workspace
 
 GB = 1e9
 SPEED_FILE = ".speeds.json"
+PROBE_S_PER_TOKEN = 0.06  # a token of the default model on a CPU (bench/RESULTS.md, "The app and chat on the CPU")
 FITS, TIGHT, WONT_FIT = "fits", "tight", "will not fit"
 
 
@@ -204,8 +205,8 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
             activations *= 0.5
     # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
     logits = 0.0 if settings.device == "cuda" else batch_tokens * shape.vocab * 4 * 2
-    # Measured on the default model on a CPU: the peak grew to about 1.5x the first steps' over two
-    # epochs of padding-free batches, as the host allocator kept blocks of every size it had seen.
+    # On a CPU the peak grows over the epochs of padding-free batches, as the host allocator keeps blocks
+    # of every size it has seen (the growth measured: bench/RESULTS.md).
     slack = (activations + logits) * (0.25 if settings.device == "cuda" else 0.75)
     runtime = 0.6 * GB
     return Memory(weights, adapter, activations, logits, slack, runtime)
@@ -289,9 +290,9 @@ def measure(config: RunConfig, workspace: Workspace, steps: int = 3, timeout: fl
 
 
 def _probe_seconds(config: RunConfig, total_steps: int) -> float:
-    """Answering the probe prompts at each save: roughly 0.06 s a token on the default model on a CPU."""
+    """Answering the probe prompts at each save, at PROBE_S_PER_TOKEN (the default model on a CPU)."""
     saves = total_steps // config.train.save_steps + 2
-    return saves * config.probes.max_new_tokens * 0.06 * (1 if config.probes.prompts else 0)
+    return saves * config.probes.max_new_tokens * PROBE_S_PER_TOKEN * (1 if config.probes.prompts else 0)
 
 
 # ---- the model's shape ---------------------------------------------------------------------------

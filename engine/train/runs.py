@@ -33,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
+from engine.adapters import is_adapter
 from engine.files import append_jsonl, now, read_jsonl, write_json, write_text
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
@@ -117,8 +118,7 @@ class Run:
 
     @property
     def adapter(self) -> Path | None:
-        path = self.path / "adapter"
-        return path if (path / "adapter_config.json").exists() else None
+        return self.path / "adapter" if is_adapter(self.path / "adapter") else None
 
     @property
     def checkpoints(self) -> list[Path]:
