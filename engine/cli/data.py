@@ -15,8 +15,8 @@ import sys
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
 from engine.data.pipeline import Inspection, Options, inspect
-from engine.data.render import TEMPLATE_CHOICES
 from engine.data.rules import REASONS, Rules
+from engine.train.config import TEMPLATE_CHOICES
 
 
 def register(subparsers) -> None:

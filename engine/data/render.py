@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from engine.train.config import TEMPLATE_CHOICES  # noqa: F401  (the one list; engine.cli.data takes it from here)
 
 
 def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):
