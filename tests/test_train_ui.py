@@ -54,7 +54,9 @@ def test_a_run_started_in_the_page_survives_a_reload_and_stops(app_server, brows
 
     progress = page.locator("#train-progress")
     deadline = time.time() + 120
-    while "step" not in progress.inner_text() and time.time() < deadline:
+    # the panel may still show the page's earlier run for a moment: wait for this run's first step
+    while not ("from-the-page: running" in progress.inner_text() and "step" in progress.inner_text()) \
+            and time.time() < deadline:
         time.sleep(0.5)
     assert "from-the-page: running" in progress.inner_text(), progress.inner_text()
 
