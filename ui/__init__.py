@@ -21,8 +21,10 @@ def build(ctx: Context) -> gr.Blocks:
     with gr.Blocks(title="LoRA Workbench") as demo:
         gr.Markdown("# LoRA Workbench\nFine-tune a language model, see what changed, take it home.")
         ctx.status = gr.Markdown(ctx.status_text(), elem_id="status")
-        for title, module in TABS:
-            with gr.Tab(title, id=title.lower()):
-                importlib.import_module(module).render(ctx)
+        ctx.demo = demo
+        with gr.Tabs(elem_id="tabs") as ctx.tabs:
+            for title, module in TABS:
+                with gr.Tab(title, id=title.lower()) as ctx.tab:
+                    importlib.import_module(module).render(ctx)
         demo.load(ctx.status_text, outputs=ctx.status, api_visibility="private")
     return demo

@@ -15,7 +15,7 @@ from engine.data import read_card
 from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from ui.context import Context
 from ui.errors import friendly
-from ui.widgets import cancel_flag, seed_box, seed_of, side_choices
+from ui.widgets import cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 
@@ -134,8 +134,7 @@ def render(ctx: Context) -> None:
         return spec, spec, f"Answering with {where} (switched in {took:.2f} s; the base model was not reloaded)."
 
     def refresh_sides(spec):
-        choices = side_choices(ctx)
-        return gr.Dropdown(choices=choices, value=spec if spec in [c[1] for c in choices] else sides.BASE)
+        return keep_choice(side_choices(ctx), spec, sides.BASE)
 
     @friendly
     def import_card(path):
@@ -171,7 +170,7 @@ def render(ctx: Context) -> None:
                 [chatbot, stats], api_visibility="private")
     adapter.input(choose, [adapter, chosen], [chosen, adapter, note], api_visibility="private")
     refresh.click(refresh_sides, chosen, adapter, api_visibility="private")
-    gr.on(None, lambda: refresh_sides(sides.BASE), None, adapter, api_visibility="private")  # page load: new runs
+    follow(ctx, refresh_sides, chosen, adapter)
     opened = [system, character, chatbot, greeting, note, stats]
     card.upload(import_card, card, opened, api_visibility="private")
     upload.upload(import_chat, upload, opened, api_visibility="private")

@@ -17,6 +17,9 @@ class Context:
     manager: ModelManager
     hardware: Hardware
     status: gr.Markdown | None = field(default=None)  # the header line; tabs that change the model refresh it
+    demo: gr.Blocks | None = field(default=None)
+    tabs: gr.Tabs | None = field(default=None)  # for buttons that lead to another tab (`gr.Tabs(selected=id)`)
+    tab: gr.Tab | None = field(default=None)  # the tab being rendered, while `render` runs
 
     def status_text(self) -> str:
         loaded = self.manager.loaded

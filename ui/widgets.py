@@ -42,6 +42,22 @@ def side_choices(ctx: Context) -> list[tuple[str, str]]:
     return [(side.label, side.spec) for side in sides.available(ctx.workspace)]
 
 
+def follow(ctx: Context, fn, inputs, outputs) -> None:
+    """Run `fn` when the page loads and whenever the tab being rendered is shown, so its lists follow the
+    workspace (a data set saved or a run started elsewhere appears without a restart)."""
+    gr.on([ctx.demo.load, ctx.tab.select], fn, inputs, outputs, api_visibility="private")
+
+
+def keep_choice(choices: list, current, fallback=None) -> gr.Dropdown:
+    """The dropdown with fresh `choices`, keeping the person's `current` choice while it still exists."""
+    values = [c[1] if isinstance(c, tuple) else c for c in choices]
+    if current in values:
+        value = current
+    else:
+        value = fallback if fallback in values else (values[0] if values else None)
+    return gr.Dropdown(choices=choices, value=value)
+
+
 def seed_box(info: str, elem_id: str | None = None) -> gr.Textbox:
     """A seed field that can be empty (a gr.Number always sends a number)."""
     return gr.Textbox("", label="Seed", placeholder="empty: a new one each time", info=info, elem_id=elem_id)
