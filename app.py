@@ -5,12 +5,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
-from engine.hardware import detect
-from engine.chat.models import ModelManager
-from engine.workspace import Workspace
-from ui import build
-from ui.context import Context
+from engine import space
+
+NOTICES = space.prepare()  # before huggingface_hub is imported: on a Space the caches go to its storage
+
+from engine.access import Policy  # noqa: E402
+from engine.chat.models import ModelManager  # noqa: E402
+from engine.data.limits import max_file_bytes  # noqa: E402
+from engine.hardware import detect  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
+from ui import build  # noqa: E402
+from ui.context import Context  # noqa: E402
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+OPEN_WARNING = ("The app listens on %s with no access setting: anyone who reaches it can load models, train, "
+                "delete runs and export. Set WORKBENCH_AUTH=user:password, or WORKBENCH_DEMO=1 with "
+                "WORKBENCH_OWNERS (README, 'Sharing the app').")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,17 +32,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workspace", default=None, help="folder for models/, datasets/, runs/ (default: $WORKBENCH_HOME or ./workspace)")
     parser.add_argument("--model", default="default", help="model to load at start: 'default', a folder or a Hub id")
     parser.add_argument("--no-model", action="store_true", help="start without loading a model")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        policy = Policy.from_env()
+    except ValueError as e:
+        sys.exit(str(e))
+    if (args.share or args.host not in LOOPBACK) and not policy.guarded:
+        logging.warning(OPEN_WARNING, "a public share link" if args.share else args.host)
     workspace = Workspace.from_env(args.workspace)
     hardware = detect()
     manager = ModelManager(workspace, hardware)
     if not args.no_model:
         logging.info("loading %s", args.model)
-        manager.load(args.model)
-    demo = build(Context(workspace, manager, hardware))
-    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, show_error=False)
+        manager.load(args.model, anywhere=True)
+    demo = build(Context(workspace, manager, hardware), policy, NOTICES)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, show_error=False, share=args.share,
+        auth=list(policy.logins) or None, max_file_size=max_file_bytes())
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main() -> None:
         start = dt.fromisoformat(next(e for e in events if e["type"] == "start")["time"])
         steps = {e["step"]: e for e in events if e["type"] == "step"}
 
-        path = resolve_model(config.model.name_or_path, Workspace.from_env())  # where the worker found it
+        path = resolve_model(config.model.name_or_path, Workspace.from_env(), anywhere=True)  # where the worker found it
         tokenizer = AutoTokenizer.from_pretrained(path)
         prepare_tokenizer(tokenizer)
         base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import space
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -41,7 +43,8 @@ class Workspace:
 
     @classmethod
     def from_env(cls, root: str | os.PathLike | None = None) -> "Workspace":
-        chosen = root or os.environ.get("WORKBENCH_HOME") or ("/data/workbench" if Path("/data").is_dir() and os.environ.get("SPACE_ID") else "workspace")
+        stored = space.storage()
+        chosen = root or os.environ.get("WORKBENCH_HOME") or (stored / "workbench" if stored else "workspace")
         ws = cls(Path(chosen).expanduser().resolve())
         for sub in (ws.models, ws.datasets, ws.runs):
             sub.mkdir(parents=True, exist_ok=True)

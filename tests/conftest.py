@@ -4,6 +4,7 @@ and a tiny random llama with the default model's tokenizer, for fast tests."""
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from engine.default_model import ensure_default_model
 from engine.workspace import Workspace
 
 CACHE = Path(os.environ.get("WORKBENCH_TEST_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "tests"))
+# The owner's model folders (engine/access.py): the tests load models from their cache and temporary folders.
+os.environ.setdefault("WORKBENCH_MODEL_DIRS", os.pathsep.join([str(CACHE / "models"), tempfile.gettempdir()]))
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_offline_hub_download_explains_itself(workspace, monkeypatch):
 
 
 def test_text_that_is_no_model_name(workspace):
-    with pytest.raises(ModelError, match="neither a folder on this machine nor a Hugging Face id"):
+    with pytest.raises(ModelError, match="not a model this app can load"):
         resolve_model("what is this?", workspace)
 
 

@@ -10,6 +10,7 @@ import gradio as gr
 
 from engine.compare import sides
 from engine.chat.sampling import SamplingError
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.errors import friendly
 
@@ -21,6 +22,7 @@ def bind(fn, ctx: Context, *args):
     """`fn(ctx, *args, ...)` as a Gradio handler whose errors show as messages. Handlers are plain
     functions of the context, so a test calls them without a browser."""
     bound = functools.partial(fn, ctx, *args)
+    bound.__dict__.update(fn.__dict__)  # marks such as `ui.access.visitor_ok`
     bound.__name__ = fn.__name__  # Gradio names events by it; `functools.wraps` would hide the bound signature
     return friendly(bound)
 
@@ -45,7 +47,7 @@ def side_choices(ctx: Context) -> list[tuple[str, str]]:
 def follow(ctx: Context, fn, inputs, outputs) -> None:
     """Run `fn` when the page loads and whenever the tab being rendered is shown, so its lists follow the
     workspace (a data set saved or a run started elsewhere appears without a restart)."""
-    gr.on([ctx.demo.load, ctx.tab.select], fn, inputs, outputs, api_visibility="private")
+    gr.on([ctx.demo.load, ctx.tab.select], visitor_ok(functools.partial(fn)), inputs, outputs, api_visibility="private")
 
 
 def keep_choice(choices: list, current, fallback=None) -> gr.Dropdown:

@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 
 from engine import adapters
+from engine.access import MODEL_PLACES, allowed_model_folder, require_owner
 from engine.chat import generation
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
@@ -32,13 +33,17 @@ class ModelError(ValueError):
     """A model that cannot be loaded or used as asked; the message says what to do."""
 
 
-def resolve_model(spec: str, workspace: Workspace, trust_remote_code: bool = False) -> Path:
-    """A local folder to load from: the default model, a folder, a model saved in the workspace, or a
-    Hub id (downloaded into the Hugging Face cache; tqdm progress, which the UI tracks)."""
+def resolve_model(spec: str, workspace: Workspace, trust_remote_code: bool = False, *, anywhere: bool = False) -> Path:
+    """A local folder to load from: the default model, a model folder, or a Hub id (downloaded into the
+    Hugging Face cache; tqdm progress, which the UI tracks). Folders come only from the places
+    `engine.access` allows, and a refusal reads the same whether or not the folder exists; `anywhere`
+    is for the command line and for runs whose model was checked when they started."""
     spec = (spec or DEFAULT).strip()
     if spec in (DEFAULT, DEFAULT_NAME):
         return ensure_default_model(workspace.models)
-    for candidate in (Path(spec).expanduser(), workspace.models / spec):
+    for candidate in (workspace.models / spec, Path(spec).expanduser()):
+        if not (anywhere or allowed_model_folder(candidate, workspace.models)):
+            continue
         if candidate.is_dir():
             if not (candidate / "config.json").exists():
                 raise ModelError(
@@ -48,10 +53,7 @@ def resolve_model(spec: str, workspace: Workspace, trust_remote_code: bool = Fal
                 )
             return candidate
     if not HUB_ID.match(spec):
-        raise ModelError(
-            f"'{spec}' is neither a folder on this machine nor a Hugging Face id (which looks like "
-            "'owner/name', e.g. 'unsloth/Qwen3-8B'). Check the spelling or the path."
-        )
+        raise ModelError(f"'{spec}' is not a model this app can load. {MODEL_PLACES} Check the spelling or the place.")
     return _download(spec)
 
 
@@ -183,8 +185,11 @@ class ModelManager:
         load_in_4bit: bool = False,
         max_seq_length: int = 2048,
         trust_remote_code: bool = False,
+        anywhere: bool = False,
     ) -> Loaded:
-        """Load a model in place of the current one. On any failure the current model stays."""
+        """Load a model in place of the current one (the owner's action). On any failure the current
+        model stays. `anywhere`: any folder (the command line's --model), not only the allowed places."""
+        require_owner("load a model")
         if load_in_4bit and not self.hardware.can_4bit:
             raise ModelError(
                 f"4-bit (QLoRA) loading needs an NVIDIA GPU with bitsandbytes; this machine has {self.hardware.name}. "
@@ -192,7 +197,7 @@ class ModelManager:
             )
         if not 128 <= max_seq_length <= 131072:
             raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
-        path = resolve_model(spec, self.workspace, trust_remote_code)
+        path = resolve_model(spec, self.workspace, trust_remote_code, anywhere=anywhere)
         with self._queue.turn():
             previous = self._loaded
             if previous is not None and self.hardware.device == "cuda":
@@ -235,6 +240,7 @@ class ModelManager:
 
     def unload(self) -> None:
         """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
+        require_owner("unload the model")
         with self._queue.turn():
             self._drop()
 

@@ -110,7 +110,7 @@ def _render(row: dict, args):
     from engine.chat.models import resolve_model
     from engine.workspace import Workspace
 
-    path = resolve_model(args.model, Workspace.from_env(args.workspace))
+    path = resolve_model(args.model, Workspace.from_env(args.workspace), anywhere=True)
     return preview(row, load_tokenizer(path, args.template, args.fallback))
 
 

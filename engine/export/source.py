@@ -54,7 +54,7 @@ class ExportSource:
     def base_path(self) -> Path:
         from engine.chat.models import resolve_model
 
-        return resolve_model(self.base_spec, self.workspace)
+        return resolve_model(self.base_spec, self.workspace, anywhere=True)
 
     def tokenizer(self):
         """The tokenizer saved with the adapter, with its training chat template (markers included)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.access import allowed_model_folder
 from engine.train.config import ConfigError, RunConfig
 from engine.workspace import BadName, Workspace
 
@@ -33,17 +34,26 @@ def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
         saved = False
     if not saved:
         path = Path(ref).expanduser().resolve()
-        if not (path.is_file() or (path / "data.jsonl").is_file()):
-            raise ConfigError(f"The data set '{ref}' does not exist: it is neither a data set saved in this workspace "
-                              "nor a file. Pick a saved data set, or import the file on the Dataset tab first.")
+        # Outside the workspace is refused before anything is looked at, so the answer never tells
+        # whether a file exists there.
         if not any(path.is_relative_to(base.resolve()) for base in (workspace.datasets, EXAMPLES)):
-            raise ConfigError(f"The data set '{ref}' is outside this workspace. Import it on the Dataset tab (or with "
-                              "`python -m engine data import FILE --name NAME`), then pick it by its name.")
+            raise ConfigError(f"The data set '{ref}' is not one of this workspace's data sets. Import the file on the "
+                              "Dataset tab (or with `python -m engine data import FILE --name NAME`), then pick it by "
+                              "its name.")
+        if not (path.is_file() or (path / "data.jsonl").is_file()):
+            raise ConfigError(f"The data set '{ref}' does not exist in this workspace. Pick a saved data set, or "
+                              "import the file on the Dataset tab first.")
     spec = config.model.name_or_path.strip()
-    local = Path(spec).expanduser().is_dir() or (workspace.models / spec).is_dir()
-    if spec not in (DEFAULT, DEFAULT_NAME) and (local or not HUB_ID.match(spec)):
-        try:
-            resolve_model(spec, workspace)  # a folder is only checked here; nothing loads
-        except ModelError as e:
-            raise ConfigError(str(e)) from None
+    if spec in (DEFAULT, DEFAULT_NAME) or (HUB_ID.match(spec) and not _folder(spec, workspace)):
+        return config  # the default, or a Hub id the worker downloads
+    try:
+        resolve_model(spec, workspace)  # a folder is only checked here; nothing loads
+    except ModelError as e:
+        raise ConfigError(str(e)) from None
     return config
+
+
+def _folder(spec: str, workspace: Workspace) -> bool:
+    """Whether `spec` names a model folder in a place models may be loaded from."""
+    return any(allowed_model_folder(p, workspace.models) and p.is_dir()
+               for p in (workspace.models / spec, Path(spec).expanduser()))

@@ -91,7 +91,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         events.message(slow, level="warning")
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
-    model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code)
+    model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code, anywhere=True)
     model, tokenizer = backend.load(config, settings, model_path)
     tokenizer = prepare_tokenizer(tokenizer, template_choice=config.template)
     trainable, total = model.get_nb_trainable_parameters()

@@ -1,0 +1,67 @@
+"""Demo mode and the login through the app's real HTTP API, as an anonymous caller on the internet
+would use it (issue 17): every event a visitor may not use is refused, by name or by raw queue
+index, and nothing in the workspace changes; with a login set, a caller without one gets nothing."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from conftest import launched_app
+
+# The events open to a demo visitor: reading lists and the live view, chatting and comparing.
+OPEN_TO_VISITORS = {"partial", "partial_1", "lambda_3", "show_access"}
+REFUSED = "only the app's owner can do this"
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "app.log"}
+
+
+def call(url: str, fn_index: int, data: list, session: str = "visitor", event_data: dict | None = None) -> dict:
+    """One event through the queue, as a raw request by its index; the final message."""
+    httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                     "event_data": event_data, "trigger_id": None}).raise_for_status()
+    with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the queue closed without an answer")
+
+
+def test_a_demo_visitor_is_refused_every_owner_event(workspace, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_DEMO", "1")
+    before = _files(workspace.root)
+    with launched_app(workspace, "--no-model") as url:
+        config = httpx.get(url + "config").json()
+        values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
+        owner_events = [d for d in config["dependencies"] if d["backend_fn"] and d["api_name"] not in OPEN_TO_VISITORS]
+        assert {"load_model", "unload_model", "train_start", "train_stop", "delete", "rename", "export",
+                "do_push", "do_save", "import_card"} <= {d["api_name"] for d in owner_events}
+        for event in owner_events:
+            selected = {"index": [0, 0], "value": None, "selected": True} if event["collects_event_data"] else None
+            answer = call(url, event["id"], [values.get(i) for i in event["inputs"]], event_data=selected)
+            assert not answer["success"] and REFUSED in (answer["output"].get("error") or ""), (event["api_name"], answer)
+        client = Client(url, verbose=False)
+        named = client.view_api(all_endpoints=True, print_info=False, return_format="dict")["named_endpoints"]
+        assert "/train_start" in named
+        with pytest.raises(Exception, match=REFUSED):  # gradio_client's AppError carries the app's message
+            client.predict(api_name="/unload_model")
+    assert _files(workspace.root) == before
+
+
+def test_with_a_login_set_a_caller_without_one_gets_nothing(workspace, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_AUTH", "ann:a-long-secret")
+    with launched_app(workspace, "--no-model") as url:
+        assert httpx.get(url + "config").status_code == 401
+        join = httpx.post(url + "gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"})
+        assert join.status_code == 401
+        with httpx.Client() as owner:
+            owner.post(url + "login", data={"username": "ann", "password": "a-long-secret"}).raise_for_status()
+            assert owner.get(url + "config").status_code == 200
