@@ -16,7 +16,7 @@ from engine.chat.models import ModelManager  # noqa: E402
 from engine.data.limits import max_file_bytes  # noqa: E402
 from engine.hardware import detect  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
-from ui import build  # noqa: E402
+from ui import api, build  # noqa: E402
 from ui.context import Context  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -51,10 +51,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_model:
         logging.info("loading %s", args.model)
         manager.load(args.model, anywhere=True)
-    demo = build(Context(workspace, manager, hardware), policy, NOTICES)
+    ctx = Context(workspace, manager, hardware)
+    demo = build(ctx, policy, NOTICES)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=False, share=args.share,
-        auth=list(policy.logins) or None, max_file_size=max_file_bytes())
+        auth=list(policy.logins) or None, max_file_size=max_file_bytes(), prevent_thread_lock=True)
+    exposed = args.share or args.host not in LOOPBACK or policy.guarded
+    key = os.environ.get("WORKBENCH_API_KEY", "").strip() or None
+    demo.app.include_router(api.router(ctx, policy, key, key_required=exposed))
+    logging.info("OpenAI-compatible API at %sv1%s", demo.local_url,
+                 "" if key or not exposed else " (refused until WORKBENCH_API_KEY is set)")
+    demo.block_thread()
 
 
 if __name__ == "__main__":
