@@ -8,39 +8,24 @@ JSONL, CSV and Parquet are streamed: memory does not grow with the file.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
+from engine.data.encodings import sniff_encoding
 from engine.data.errors import DataError
-from engine.data.limits import MAX_COLUMNS, MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
+from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
+from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_long
+from engine.data.tables import read_csv, too_wide
 
 HEAD_BYTES = 64 * 1024
 WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
-
-ReadProgress = Callable[[int, int], None]  # (bytes or rows done, total)
-
-
-@dataclass(frozen=True)
-class ReadError:
-    """A line or row that could not be read; the rest of the file still is."""
-
-    unit: str  # "line" or "row"
-    number: int
-    message: str
-
-    def as_dict(self) -> dict:
-        return {self.unit: self.number, "message": self.message}
-
-
-Item = tuple  # (number, record): the line or row a record came from, and the record
+__all__ = ["DataFile", "Item", "ReadError", "ReadProgress", "open_data_file", "too_wide"]
 
 
 @dataclass
@@ -80,7 +65,7 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
         return DataFile(path, "png", None, size, "row")
     if head.startswith(b"PAR1"):
         return DataFile(path, "parquet", None, size, "row")
-    encoding = _sniff_encoding(head, path.name)
+    encoding = sniff_encoding(head, path.name)
     notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
     ext = path.suffix.lower()
@@ -97,34 +82,6 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
     else:
         kind = "text"
     return DataFile(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
-
-
-def _sniff_encoding(head: bytes, name: str) -> str:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    even, odd = head[0::2], head[1::2]
-    if len(head) >= 4 and odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
-        return "utf-16-le"
-    if len(head) >= 4 and even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
-        return "utf-16-be"
-    binary = DataError(
-        f"'{name}' does not look like a text file: it holds binary data. Choose a JSON, JSONL, CSV, TSV, "
-        "Parquet, plain text or character card PNG file."
-    )
-    if b"\0" in head:
-        raise binary
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-        controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f")
-        if controls > 0.01 * max(len(text), 1):
-            raise binary
-        return encoding
-    raise binary
 
 
 def _first_line_is_object(path: Path, encoding: str) -> bool:
@@ -146,30 +103,6 @@ def _record(value, unit: str, number: int) -> Item | ReadError:
     if isinstance(value, str):
         return (number, {"text": value})
     return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
-
-
-def bounded_lines(f) -> Iterator[tuple[int, bytes | str | None, int]]:
-    """(number, line, length) for each line of the open file `f`; `line` is None for one over
-    `MAX_LINE_BYTES`, which is skipped in pieces, never held whole."""
-    number = 0
-    while True:
-        line = f.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        length = len(line)
-        if length > MAX_LINE_BYTES and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
-            line = None
-            while (piece := f.readline(1024 * 1024)) and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
-                length += len(piece)
-            length += len(piece)
-        yield number, line, length
-
-
-def too_long(unit: str, number: int, length: int) -> ReadError:
-    return ReadError(unit, number, f"{unit.capitalize()} {number} is {human(length)} long, over the limit of "
-                     f"{human(MAX_LINE_BYTES)} for one record (far more than a model trains on at once); split it "
-                     "into several records.")
 
 
 def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
@@ -292,60 +225,6 @@ def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
     return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
 
 
-def _read_csv(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    csv.field_size_limit(MAX_LINE_BYTES)
-    with open(source.path, "rb") as raw:
-        f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
-        first = f.readline(MAX_LINE_BYTES + 1)
-        if len(first) > MAX_LINE_BYTES:
-            raise DataError(f"The header line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
-                            "Check that it is a table with a header line naming its columns.")
-        delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
-        reader = csv.reader(f, delimiter=delimiter)
-        header = _header(next(csv.reader([first], delimiter=delimiter), []))
-        if not header:
-            raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
-        if len(header) > MAX_COLUMNS:
-            raise DataError(too_wide(source.path.name, len(header)))
-        count = 0
-        while True:
-            number = reader.line_num + 2
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                yield ReadError("line", number, f"Line {number} could not be read as CSV: {e}.")
-                continue
-            count += 1
-            if count % 2000 == 0:
-                progress(raw.tell(), source.size)
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) > len(header):
-                yield ReadError(
-                    "line", number,
-                    f"Line {number} has {len(row)} fields but the header has {len(header)}; a value holding the "
-                    f"separator '{delimiter if delimiter != chr(9) else 'tab'}' needs quotes around it.",
-                )
-                continue
-            yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
-    progress(source.size, source.size)
-
-
-def _header(cells: list[str]) -> list[str]:
-    names: dict[str, None] = {}  # a dict: its lookups keep a wide header linear
-    for i, cell in enumerate(cells, 1):
-        name = cell.strip().lstrip("\ufeff") or f"column_{i}"
-        names[name if name not in names else f"{name}_{i}"] = None
-    return list(names)
-
-
-def too_wide(name: str, columns: int) -> str:
-    return (f"'{name}' has {columns:,} columns, over the limit of {MAX_COLUMNS:,}. A data set needs a few (e.g. prompt "
-            "and response); keep only those columns, or check that the separator is right.")
-
-
 def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     import pyarrow.parquet as pq
 
@@ -388,6 +267,6 @@ def _read_png(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadE
 
 
 _READERS = {
-    "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet,
+    "jsonl": _read_jsonl, "json": _read_json, "csv": read_csv, "parquet": _read_parquet,
     "text": _read_text, "png": _read_png,
 }
