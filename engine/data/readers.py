@@ -23,7 +23,7 @@ from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_
 from engine.data.tables import read_csv, too_wide
 
 HEAD_BYTES = 64 * 1024
-WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
+WRAPPER_KEYS = ("data", "instances", "train", "rows", "records", "examples", "samples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
 __all__ = ["DataFile", "Item", "ReadError", "ReadProgress", "open_data_file", "too_wide"]
 
@@ -167,16 +167,22 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
 
 
 def _unwrap(data: dict, source: DataFile):
-    """A dict holding the records under a key like "data", or a dict of equally long columns."""
-    for key in WRAPPER_KEYS:
-        if isinstance(data.get(key), list) and len(data) <= 3:
-            source.notes.append(f"Records read from the '{key}' field.")
-            return data[key]
+    """A dict of equally long columns, or a dict holding the records under a key like "data" or
+    "instances" (beside metadata such as "type")."""
     columns = list(data.values())
     if len(data) > 1 and all(isinstance(c, list) for c in columns) and len({len(c) for c in columns}) == 1:
         source.notes.append("Read as a table of columns.")
         return [dict(zip(data, values)) for values in zip(*columns)]
-    return data
+    key = next((k for k in WRAPPER_KEYS if isinstance(data.get(k), list) and data[k]), None)
+    if not key:
+        return data
+    kind = f" (type '{data['type']}')" if isinstance(data.get("type"), str) else ""
+    source.notes.append(f"Records read from the '{key}' field{kind}.")
+    records = data[key]
+    if all(isinstance(r, dict) and isinstance(r.get("row"), dict) and "row_idx" in r for r in records):
+        source.notes.append("Each record's 'row' was read, as the Hugging Face dataset viewer gives them.")
+        return [r["row"] for r in records]
+    return records
 
 
 def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:

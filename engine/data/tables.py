@@ -1,14 +1,21 @@
-"""CSV and TSV files: the separator, the header line, and one record per row (streamed)."""
+"""CSV and TSV files: the separator, the header line (or its absence), and one record per row (streamed).
+
+A quoted cell may span lines; its line ends come out as "\n" whatever the file used.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
+import re
 from typing import Iterator
 
 from engine.data.errors import DataError
 from engine.data.limits import MAX_COLUMNS, MAX_LINE_BYTES, human
 from engine.data.lines import Item, ReadError, ReadProgress
+
+_SENTENCE_END = re.compile(r"[.?!:;。？！：；…)\]\"'”’]\s*$")
 
 
 def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
@@ -17,20 +24,27 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
         f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
         first = f.readline(MAX_LINE_BYTES + 1)
         if len(first) > MAX_LINE_BYTES:
-            raise DataError(f"The header line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
+            raise DataError(f"The first line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
                             "Check that it is a table with a header line naming its columns.")
         delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
-        reader = csv.reader(f, delimiter=delimiter)
-        header = _header(next(csv.reader([first], delimiter=delimiter), []))
-        if not header:
+        reader = csv.reader(itertools.chain([first], f), delimiter=delimiter)
+        cells = [_cell(c) for c in next(reader, [])]
+        if not any(c.strip() for c in cells):
             raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
-        if len(header) > MAX_COLUMNS:
-            raise DataError(too_wide(source.path.name, len(header)))
+        if len(cells) > MAX_COLUMNS:
+            raise DataError(too_wide(source.path.name, len(cells)))
+        headerless = is_data_row(cells)
+        if headerless:
+            header = ["prompt", "response"] if len(cells) == 2 else [f"column_{i}" for i in range(1, len(cells) + 1)]
+            source.notes.append(_headerless_note(cells, header))
+            pending = [(1, cells)]
+        else:
+            header, pending = _header(cells), []
         count = 0
         while True:
-            number = reader.line_num + 2
+            number = reader.line_num + 1
             try:
-                row = next(reader)
+                number, row = pending.pop() if pending else (number, [_cell(c) for c in next(reader)])
             except StopIteration:
                 break
             except csv.Error as e:
@@ -44,12 +58,33 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
             if len(row) > len(header):
                 yield ReadError(
                     "line", number,
-                    f"Line {number} has {len(row)} fields but the header has {len(header)}; a value holding the "
-                    f"separator '{delimiter if delimiter != chr(9) else 'tab'}' needs quotes around it.",
+                    f"Line {number} has {len(row)} fields but the {'first line' if headerless else 'header'} has "
+                    f"{len(header)}; a value holding the separator '{delimiter if delimiter != chr(9) else 'tab'}' "
+                    "needs quotes around it.",
                 )
                 continue
             yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
     progress(source.size, source.size)
+
+
+def _cell(cell: str) -> str:
+    return cell.replace("\r\n", "\n") if "\r" in cell else cell
+
+
+def is_data_row(cells: list[str]) -> bool:
+    """True where a table's first row reads as data rather than column names: most of its filled cells
+    are sentences (several words, a line break, or sentence punctuation at the end)."""
+    filled = [c.strip() for c in cells if c.strip()]
+    sentences = sum(1 for c in filled if "\n" in c or len(c.split()) > 4 or len(c) > 40 or _SENTENCE_END.search(c))
+    return len(filled) >= 2 and sentences * 2 > len(filled)
+
+
+def _headerless_note(cells: list[str], header: list[str]) -> str:
+    start = cells[0].strip().splitlines()[0][:40]
+    what = ("its two columns are read as prompt and response" if header == ["prompt", "response"]
+            else f"its {len(header)} columns are named column_1 to column_{len(header)}: map them to roles")
+    return (f"The first line holds data, not column names (it starts '{start}'), so it is read as a row and "
+            f"{what}. If it is a header after all, give it short column names such as prompt,response.")
 
 
 def _header(cells: list[str]) -> list[str]:
