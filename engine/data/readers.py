@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from engine.data.encodings import sniff_encoding
+from engine.data.encodings import decode_whole, describe, sniff_encoding
 from engine.data.errors import DataError
 from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
 from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_long
@@ -66,7 +66,7 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
     if head.startswith(b"PAR1"):
         return DataFile(path, "parquet", None, size, "row")
     encoding = sniff_encoding(head, path.name)
-    notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
+    notes = [note] if (note := describe(encoding)) else []
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
     ext = path.suffix.lower()
     if ext in (".jsonl", ".ndjson", ".jsonlines"):
@@ -121,7 +121,8 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
                 try:
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
-                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}).")
+                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}); "
+                                    "save the file as UTF-8 to use it.")
                     continue
             line = line.lstrip("\ufeff")
             if not line.strip():
@@ -139,7 +140,7 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
 
 
 def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    text = decode_whole(source.path.read_bytes(), source).lstrip("\ufeff")
     if text.lstrip().startswith("["):  # a list streams record by record: memory holds the text and one record
         yield from _list_items(source.path.name, text)
         progress(source.size, source.size)
@@ -248,7 +249,7 @@ def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | R
 
 def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     """Blocks separated by blank lines; where chat markers appear, a new block starts only at a marker."""
-    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    text = decode_whole(source.path.read_bytes(), source).lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     chat = any(marker in text for marker in CHAT_MARKERS)
     splitter = re.compile(r"\n[ \t]*\n\s*(?=<\|)" if chat else r"\n[ \t]*\n\s*")

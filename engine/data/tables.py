@@ -21,13 +21,14 @@ _SENTENCE_END = re.compile(r"[.?!:;。？！：；…)\]\"'”’]\s*$")
 def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
     csv.field_size_limit(MAX_LINE_BYTES)
     with open(source.path, "rb") as raw:
-        f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
-        first = f.readline(MAX_LINE_BYTES + 1)
+        bad: dict[int, int] = {}  # line -> the first byte that is not valid text in the file's encoding
+        lines = _decoded_lines(raw, source.encoding, bad)
+        first = next(lines, "")
         if len(first) > MAX_LINE_BYTES:
             raise DataError(f"The first line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
                             "Check that it is a table with a header line naming its columns.")
         delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
-        reader = csv.reader(itertools.chain([first], f), delimiter=delimiter)
+        reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
         cells = [_cell(c) for c in next(reader, [])]
         if not any(c.strip() for c in cells):
             raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
@@ -51,6 +52,10 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
                 yield ReadError("line", number, f"Line {number} could not be read as CSV: {e}.")
                 continue
             count += 1
+            if bad and (where := next((n for n in range(number, reader.line_num + 1) if n in bad), None)):
+                yield ReadError("line", number, f"Line {where} is not valid {source.encoding} text (byte {bad[where]}); "
+                                "the file mixes encodings: save it as UTF-8 to use this row.")
+                continue
             if count % 2000 == 0:
                 progress(raw.tell(), source.size)
             if not any(cell.strip() for cell in row):
@@ -65,6 +70,23 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
                 continue
             yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
     progress(source.size, source.size)
+
+
+def _decoded_lines(raw, encoding: str, bad: dict[int, int]) -> Iterator[str]:
+    """The file's lines as text, each decoded strictly: a line that is not valid text is noted in `bad`
+    (its row is then dropped), never trained with replacement characters. The first line is read within
+    the bound for one line; the csv module bounds every cell after it."""
+    if encoding.startswith("utf-16"):  # its line ends are two bytes: let the codec find them
+        f = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        yield f.readline(MAX_LINE_BYTES + 1)
+        yield from f
+        return
+    for number, line in enumerate(itertools.chain([raw.readline(MAX_LINE_BYTES + 1)], raw), 1):
+        try:
+            yield line.decode(encoding)
+        except UnicodeDecodeError as e:
+            bad[number] = e.start + 1
+            yield line.decode(encoding, errors="replace")
 
 
 def _cell(cell: str) -> str:
