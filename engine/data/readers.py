@@ -20,6 +20,7 @@ from engine.data.encodings import decode_whole, describe, sniff_encoding
 from engine.data.errors import DataError
 from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
 from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_long
+from engine.data.notdata import check_head, check_record
 from engine.data.tables import read_csv, too_wide
 
 HEAD_BYTES = 64 * 1024
@@ -61,6 +62,7 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
         head = f.read(HEAD_BYTES)
     if not head.strip():
         raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
+    check_head(head, path.name)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return DataFile(path, "png", None, size, "row")
     if head.startswith(b"PAR1"):
@@ -157,6 +159,7 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
         raise DataError(f"'{source.path.name}' cannot be read: {e}") from None
     progress(source.size, source.size)
     if isinstance(data, dict):
+        check_record(data, source.path.name)
         data = _unwrap(data, source)
     if isinstance(data, dict):
         yield (1, data)

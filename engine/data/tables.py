@@ -93,12 +93,18 @@ def _cell(cell: str) -> str:
     return cell.replace("\r\n", "\n") if "\r" in cell else cell
 
 
+def is_sentence(cell: str) -> bool:
+    """Whether a value reads as a sentence (several words, a line break, sentence punctuation at the
+    end) rather than a name or a label."""
+    cell = cell.strip()
+    return "\n" in cell or len(cell.split()) > 4 or len(cell) > 40 or bool(_SENTENCE_END.search(cell))
+
+
 def is_data_row(cells: list[str]) -> bool:
     """True where a table's first row reads as data rather than column names: most of its filled cells
-    are sentences (several words, a line break, or sentence punctuation at the end)."""
-    filled = [c.strip() for c in cells if c.strip()]
-    sentences = sum(1 for c in filled if "\n" in c or len(c.split()) > 4 or len(c) > 40 or _SENTENCE_END.search(c))
-    return len(filled) >= 2 and sentences * 2 > len(filled)
+    are sentences."""
+    filled = [c for c in cells if c.strip()]
+    return len(filled) >= 2 and sum(map(is_sentence, filled)) * 2 > len(filled)
 
 
 def _headerless_note(cells: list[str], header: list[str]) -> str:
