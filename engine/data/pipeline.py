@@ -32,6 +32,7 @@ class Options:
     mapping: dict[str, str] = field(default_factory=dict)  # overrides of the detected mapping; "" unsets
     system_prompt: str = ""  # given to every conversation without a system turn
     rules: Rules = Rules()
+    card_user: str = "User"  # the name {{user}} becomes in a character card's example dialogues
 
 
 @dataclass
@@ -111,7 +112,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             yield item
 
     kept, shown, sampler = [], [], random.Random(0)
-    for number, row in convert(good_items(), format_id, mapping):
+    for number, row in convert(good_items(), format_id, mapping, options.card_user):
         if isinstance(row, Malformed):
             report.drop("malformed", number, f"{report.unit.capitalize()} {number}: {row}")
             continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from engine.data.cards import card_from_dict, card_json_from_png, is_card
 from engine.data.encodings import decode_whole, describe, sniff_encoding
 from engine.data.errors import DataError
 from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
@@ -160,6 +161,8 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
     progress(source.size, source.size)
     if isinstance(data, dict):
         check_record(data, source.path.name)
+        if is_card(data):
+            source.notes.append(card_from_dict(data).describe())
         data = _unwrap(data, source)
     if isinstance(data, dict):
         yield (1, data)
@@ -271,9 +274,10 @@ def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
 
 
 def _read_png(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    from engine.data.cards import card_json_from_png
-
-    yield (1, card_json_from_png(source.path))
+    record = card_json_from_png(source.path, source.notes)
+    if is_card(record):
+        source.notes.append(card_from_dict(record).describe())
+    yield (1, record)
 
 
 _READERS = {
