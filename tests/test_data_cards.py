@@ -41,8 +41,8 @@ def test_example_dialogues_become_rows_with_the_names_filled_in():
 def test_the_lorebook_is_reported_as_card_context_and_never_trained():
     found = inspect(CARD)
     assert found.report.notes == [
-        "Character card 'Archivist Wren' (V3): its 2 example dialogues (<START> blocks) become the training rows, "
-        "{{char}} filled in as 'Archivist Wren' and {{user}} as the user name chosen (default 'User'). Its lorebook "
+        "Character card 'Archivist Wren' (V3): its 2 example dialogues (`<START>` blocks) become the training rows, "
+        "`{{char}}` filled in as 'Archivist Wren' and `{{user}}` as the user name chosen (default 'User'). Its lorebook "
         "'Eldoria' with 4 entries ('The kingdom', 'Old maps', 'Tone', ...) is kept as card context for chat (the "
         "entries the messages call up join the system prompt), never as training rows."]
     text = _all_text(found.rows)

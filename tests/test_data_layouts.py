@@ -89,3 +89,11 @@ def test_quoted_cells_over_several_crlf_lines():
     assert found.rows[1]["messages"][1]["content"] == "Red\nBlue"
     assert found.rows[2]["messages"][1]["content"] == 'An answer with "quoted" words, and a comma.'
     assert [s.number for s in found.samples] == [2, 5, 7]
+
+
+def test_a_survey_export_whose_header_asks_questions_keeps_its_header(tmp_path):
+    f = tmp_path / "form.csv"
+    f.write_text("Timestamp,What would you like to ask?,What should the answer be?\n"
+                 "2026/11/30 10:02:11,How do I reset my password?,Open Settings and choose Reset password.\n")
+    with pytest.raises(DataError, match="Columns seen: Timestamp, What would you like to ask"):
+        inspect(f)

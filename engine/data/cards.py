@@ -87,10 +87,11 @@ class Card:
         """What the card gives a data set, for the report."""
         count = self.examples()
         if count:
-            rows = (f"its {count} example dialogue{'s' if count > 1 else ''} (<START> blocks) become the training "
-                    f"rows, {{{{char}}}} filled in as '{self.name}' and {{{{user}}}} as the user name chosen (default 'User')")
+            rows = (f"its {count} example dialogue{'s' if count > 1 else ''} (`<START>` blocks) become the "
+                    f"training rows, `{{{{char}}}}` filled in as '{self.name}' and `{{{{user}}}}` as the user name chosen "
+                    "(default 'User')")
         else:
-            rows = ("it has no example dialogues (mes_example with <START> blocks), so its only row is the opening, "
+            rows = ("it has no example dialogues (`mes_example` with `<START>` blocks), so its only row is the opening, "
                     "which has no user turn to learn from")
         lore = (f" Its {self.lorebook.describe()} is kept as card context for chat (the entries the messages call "
                 "up join the system prompt), never as training rows." if self.lorebook else "")

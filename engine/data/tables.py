@@ -15,6 +15,7 @@ from engine.data.errors import DataError
 from engine.data.limits import MAX_COLUMNS, MAX_LINE_BYTES, human
 from engine.data.lines import Item, ReadError, ReadProgress
 
+_NUMBER = re.compile(r"\s*[-+]?\d[\d.,]*\s*$")
 _SENTENCE_END = re.compile(r"[.?!:;。？！：；…)\]\"'”’]\s*$")
 
 
@@ -101,10 +102,11 @@ def is_sentence(cell: str) -> bool:
 
 
 def is_data_row(cells: list[str]) -> bool:
-    """True where a table's first row reads as data rather than column names: most of its filled cells
-    are sentences."""
-    filled = [c for c in cells if c.strip()]
-    return len(filled) >= 2 and sum(map(is_sentence, filled)) * 2 > len(filled)
+    """True where a table's first row reads as data rather than column names: every filled cell is a
+    sentence or a number (an id), and at least two are filled. One plain name (such as a survey
+    export's "Timestamp" before its questions) makes it a header."""
+    filled = [c for c in cells if c.strip() and not _NUMBER.match(c)]
+    return len([c for c in cells if c.strip()]) >= 2 and bool(filled) and all(map(is_sentence, filled))
 
 
 def _headerless_note(cells: list[str], header: list[str]) -> str:
