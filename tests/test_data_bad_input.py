@@ -161,6 +161,17 @@ def test_a_world_info_file_is_named_as_chat_context_not_rows():
     assert "not training examples" in message and "example dialogues become rows" in message
 
 
+def test_a_novelai_lorebook_and_an_html_text_file(tmp_path):
+    f = tmp_path / "lore.lorebook"
+    f.write_text(json.dumps({"lorebookVersion": 5, "entries": [
+        {"text": "The Iron Coast is a rainy shore of shipyards.", "keys": ["Iron Coast"], "displayName": "Iron Coast"}]}))
+    with pytest.raises(DataError, match=r"^'lore\.lorebook' is a NovelAI lorebook, a lorebook with 1 entry \('Iron Coast'\)"):
+        inspect(f)
+    page = tmp_path / "page.txt"  # HTML in a text file may be meant as text to train on
+    page.write_text("<html><body><p>A paragraph of HTML that someone wants the model to continue.</p></body></html>\n")
+    assert inspect(page).format == "text"
+
+
 def test_a_table_with_no_conversation_columns_says_what_each_holds():
     with pytest.raises(DataError) as e:
         inspect(os.path.join(DATA, "products.csv"))

@@ -17,6 +17,7 @@ from engine.data.tables import is_sentence
 _LFS = re.compile(rb"\Aversion https://git-lfs\.github\.com/spec/v\d+\s*\n(?:.*\n)*?oid (\w+):(\w+)\s*\nsize (\d+)", re.M)
 _ANNEX = re.compile(rb"\A[./]*\.git/annex/objects/\S+\s*\Z|\A/annex/objects/\S+\s*\Z")
 _HTML = re.compile(rb"\A\s*(<!doctype html|<html[\s>])", re.I)
+DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".jsonlines", ".csv", ".tsv", ".tab", ".parquet")
 
 
 def check_head(head: bytes, name: str) -> None:
@@ -33,7 +34,7 @@ def check_head(head: bytes, name: str) -> None:
             f"'{name}' is a git-annex pointer, not the data. Fetch the real file with `git annex get {name}` in "
             "the repository it came from, then choose it again."
         )
-    if _HTML.match(head):
+    if _HTML.match(head) and name.lower().endswith(DATA_SUFFIXES):  # a .txt or .html of HTML may be meant as text
         raise DataError(
             f"'{name}' is a web page (HTML), not a data file: the page showing the file was saved, not the file. "
             "Download the file itself (on GitHub the 'Raw' or download button; on Hugging Face the download "
@@ -45,8 +46,9 @@ def check_record(record: dict, name: str) -> None:
     """Raise `DataError` where a JSON file's one object is a lorebook rather than records."""
     if is_lorebook(record):
         book = lorebook_from_dict(record)
+        what = "a NovelAI lorebook" if "lorebookVersion" in record else "a SillyTavern World Info file"
         raise DataError(
-            f"'{name}' is a SillyTavern World Info file, a {book.describe()}: background facts that chat adds "
+            f"'{name}' is {what}, a {book.describe()}: background facts that chat adds "
             "to the prompt when their keywords come up. It is context for chatting with a character, not "
             "training examples. To use it, link it to the character in SillyTavern (exporting the card then "
             "embeds it) and open that card in Chat. To train, bring conversations: a SillyTavern chat export "
