@@ -3,6 +3,8 @@
 import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -118,3 +120,73 @@ def test_every_line_broken_and_missing_file(tmp_path):
     with pytest.raises(DataError, match="There is no file"):
         inspect(tmp_path / "missing.jsonl")
     assert not os.path.exists(tmp_path / "missing.jsonl")
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_a_git_lfs_pointer_says_to_fetch_the_real_file():
+    with pytest.raises(DataError) as e:
+        inspect(os.path.join(DATA, "lfs_pointer.jsonl"))
+    assert str(e.value) == (
+        "'lfs_pointer.jsonl' is a Git LFS pointer, not the data: it only names the real file (sha256 9f2c1b6a8e4d..., "
+        "50.0 MB), which was never downloaded. Fetch the real file with `git lfs pull` in the repository it came from "
+        "(or use the site's download link, not the raw pointer), then choose it again.")
+
+
+def test_the_cli_says_the_same_for_a_pointer_and_exits_2():
+    done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", os.path.join(DATA, "lfs_pointer.jsonl"),
+                           "--no-render"], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 2 and done.stderr.startswith("Error: 'lfs_pointer.jsonl' is a Git LFS pointer")
+
+
+def test_a_git_annex_pointer_and_a_saved_web_page(tmp_path):
+    f = tmp_path / "train.jsonl"
+    f.write_text("../../.git/annex/objects/Qj/8F/SHA256E-s1048576--9f2c1b6a.jsonl/SHA256E-s1048576--9f2c1b6a.jsonl")
+    with pytest.raises(DataError, match=r"git-annex pointer, not the data\. Fetch the real file with `git annex get train\.jsonl`"):
+        inspect(f)
+    with pytest.raises(DataError) as e:
+        inspect(os.path.join(DATA, "saved_page.json"))
+    assert str(e.value).startswith("'saved_page.json' is a web page (HTML), not a data file: the page showing the file "
+                                   "was saved, not the file. Download the file itself")
+
+
+def test_a_world_info_file_is_named_as_chat_context_not_rows():
+    with pytest.raises(DataError) as e:
+        inspect(os.path.join(DATA, "world_info_eldoria.json"))
+    message = str(e.value)
+    assert message.startswith("'world_info_eldoria.json' is a SillyTavern World Info file, a lorebook with 4 entries "
+                              "('The kingdom of Eldoria', 'The Silver Tower', 'Tone', ...)")
+    assert "not training examples" in message and "example dialogues become rows" in message
+
+
+def test_a_novelai_lorebook_and_an_html_text_file(tmp_path):
+    f = tmp_path / "lore.lorebook"
+    f.write_text(json.dumps({"lorebookVersion": 5, "entries": [
+        {"text": "The Iron Coast is a rainy shore of shipyards.", "keys": ["Iron Coast"], "displayName": "Iron Coast"}]}))
+    with pytest.raises(DataError, match=r"^'lore\.lorebook' is a NovelAI lorebook, a lorebook with 1 entry \('Iron Coast'\)"):
+        inspect(f)
+    page = tmp_path / "page.txt"  # HTML in a text file may be meant as text to train on
+    page.write_text("<html><body><p>A paragraph of HTML that someone wants the model to continue.</p></body></html>\n")
+    assert inspect(page).format == "text"
+
+
+def test_a_table_with_no_conversation_columns_says_what_each_holds():
+    with pytest.raises(DataError) as e:
+        inspect(os.path.join(DATA, "products.csv"))
+    assert str(e.value).startswith(
+        "'products.csv' has no column that holds a conversation or text to train on. Columns seen: sku, name, price, "
+        "category, in_stock; what they hold: sku (short labels), name (short labels), price (numbers), category (short "
+        "labels), in_stock (short labels). A data set for fine-tuning needs, in each row, a prompt and a reply")
+
+
+def test_a_table_with_text_under_other_names_suggests_a_mapping(tmp_path):
+    f = tmp_path / "reviews.csv"
+    f.write_text("id,review,summary,stars\n1,The battery lasts two full days and the screen is bright.,Great battery "
+                 "life.,5\n2,It stopped charging after a week and support never answered.,Broke quickly.,1\n")
+    with pytest.raises(DataError) as e:
+        inspect(f)
+    assert ("Columns that hold text: review, summary. Choose a format and map your columns to its fields, e.g. the pairs "
+            "format with prompt <- review and response <- summary (command line: --format pairs --map prompt=review "
+            "--map response=summary)") in str(e.value)

@@ -44,6 +44,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", default="", help="system prompt for every conversation without one")
     parser.add_argument("--min-chars", type=int, default=Rules.min_chars, help="drop conversations shorter than this")
     parser.add_argument("--require-system", action="store_true", help="drop conversations without a system turn")
+    parser.add_argument("--card-user", default="User", help="the name {{user}} becomes in a character card's dialogues")
     parser.add_argument("--model", default="default", help="model whose chat template renders the example")
     parser.add_argument("--template", choices=TEMPLATE_CHOICES, default="model",
                         help="the model's own template, or force ChatML or Alpaca")
@@ -59,7 +60,7 @@ def _options(args) -> Options:
         if not sep:
             raise DataError(f"--map takes FIELD=COLUMN (e.g. prompt=question), not '{item}'.")
         mapping[field.strip()] = column.strip()
-    return Options(args.format, mapping, args.system, Rules(args.min_chars, args.require_system))
+    return Options(args.format, mapping, args.system, Rules(args.min_chars, args.require_system), args.card_user)
 
 
 def _progress():

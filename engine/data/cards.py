@@ -2,7 +2,9 @@
 JSON or as PNG (the JSON, base64-encoded, in a `chara` or `ccv3` text chunk).
 
 A card becomes a system prompt and an opening assistant message (for chat), and its example
-dialogues (`mes_example`, blocks starting with `<START>`) become conversations (for data).
+dialogues (`mes_example`, blocks starting with `<START>`) become conversations (for data), with
+{{char}} and {{user}} filled in. Its embedded lorebook (`character_book`) is card context: chat adds
+the entries the recent messages call up (`Card.chat_system_prompt`); it never becomes rows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from engine.data.errors import DataError
 from engine.data.limits import MAX_CARD_CHUNK_BYTES, human, max_file_bytes, parse_json
+from engine.data.lorebook import Lorebook, is_lorebook, lorebook_from_dict
 
 PYGMALION_KEYS = {"char_name": "name", "char_persona": "description", "world_scenario": "scenario",
                   "char_greeting": "first_mes", "example_dialogue": "mes_example"}
@@ -40,6 +43,7 @@ class Card:
     creator_notes: str = ""
     tags: tuple[str, ...] = ()
     spec: str = "v1"
+    lorebook: Lorebook | None = None
 
     def fill(self, text: str, user: str = "User") -> str:
         """Replace the card macros {{char}} and {{user}} (and V1's <BOT>, <USER>)."""
@@ -55,9 +59,16 @@ class Card:
             parts.append(f"Scenario: {self.scenario}")
         return self.fill("\n".join(p for p in parts if p and p.strip()), user)
 
+    def chat_system_prompt(self, messages: list[dict] = (), user: str = "User") -> str:
+        """The system prompt for the next reply in a chat: the card's, then the lorebook entries that the
+        recent `messages` call up by keyword (constant entries always). Training rows never hold these."""
+        lore = self.lorebook.context(messages) if self.lorebook else ""
+        return "\n\n".join(p for p in (self.system_prompt(user), self.fill(lore, user)) if p)
+
     def opening(self, user: str = "User") -> list[dict]:
-        """The start of a chat with this character: its system prompt and its first message."""
-        messages = [{"role": "system", "content": self.system_prompt(user)}]
+        """The start of a chat with this character: its system prompt (with the constant lorebook
+        entries) and its first message."""
+        messages = [{"role": "system", "content": self.chat_system_prompt((), user)}]
         if self.first_message.strip():
             messages.append({"role": "assistant", "content": self.fill(self.first_message, user)})
         return messages
@@ -67,6 +78,24 @@ class Card:
         system = {"role": "system", "content": self.system_prompt(user)}
         found = [turns for block in _START.split(self.example_dialogue or "") if (turns := self._turns(block, user))]
         return [[system, *turns] for turns in found] or [self.opening(user)]
+
+    def examples(self) -> int:
+        """How many example dialogues (`<START>` blocks with turns) the card holds."""
+        return sum(1 for block in _START.split(self.example_dialogue or "") if self._turns(block, "User"))
+
+    def describe(self) -> str:
+        """What the card gives a data set, for the report."""
+        count = self.examples()
+        if count:
+            rows = (f"its {count} example dialogue{'s' if count > 1 else ''} (`<START>` blocks) become the "
+                    f"training rows, `{{{{char}}}}` filled in as '{self.name}' and `{{{{user}}}}` as the user name chosen "
+                    "(default 'User')")
+        else:
+            rows = ("it has no example dialogues (`mes_example` with `<START>` blocks), so its only row is the opening, "
+                    "which has no user turn to learn from")
+        lore = (f" Its {self.lorebook.describe()} is kept as card context for chat (the entries the messages call "
+                "up join the system prompt), never as training rows." if self.lorebook else "")
+        return f"Character card '{self.name}' ({self.spec.upper()}): {rows}.{lore}"
 
     def _turns(self, block: str, user: str) -> list[dict]:
         speaker = re.compile(rf"^\s*(\{{\{{user\}}\}}|<USER>|{re.escape(user)}|\{{\{{char\}}\}}|<BOT>|{re.escape(self.name)})\s*:",
@@ -115,11 +144,13 @@ def card_from_dict(record: dict) -> Card:
         creator_notes=text("creator_notes"),
         tags=tuple(str(t) for t in data.get("tags") or ()),
         spec={"chara_card_v2": "v2", "chara_card_v3": "v3"}.get(spec, "v1"),
+        lorebook=lorebook_from_dict(book) if is_lorebook(book := data.get("character_book")) else None,
     )
 
 
-def card_json_from_png(path: Path) -> dict:
-    """The card JSON stored in a PNG's `ccv3` (preferred) or `chara` text chunk.
+def card_json_from_png(path: Path, notes: list[str] | None = None) -> dict:
+    """The card JSON stored in a PNG's `ccv3` (spec V3, preferred) or `chara` text chunk; SillyTavern
+    writes both, the V2 one for older readers. A damaged `ccv3` falls back to `chara`, said in `notes`.
 
     The chunks are walked here rather than through Pillow: only the text chunks are read, each
     refused over `MAX_CARD_CHUNK_BYTES` before it is read, and the pixels are never decoded."""
@@ -128,17 +159,31 @@ def card_json_from_png(path: Path) -> dict:
         chunks = _text_chunks(path)
     except _BadPng as e:
         raise DataError(f"'{path.name}' could not be read as a PNG image: {e}. Export the card again, as PNG or JSON.") from None
-    encoded = chunks.get("ccv3") or chunks.get("chara")
-    if not encoded:
+    if not chunks:
         raise DataError(
             f"'{path.name}' is a PNG without a character card in it (no 'chara' or 'ccv3' text chunk). "
             "Export the card again from SillyTavern or the site it came from, as PNG or JSON."
         )
+    found = {key: _chunk_json(text) for key, text in chunks.items()}
+    notes = notes if notes is not None else []
+    if isinstance(found.get("ccv3"), dict):
+        if "chara" in found:
+            notes.append("The card was read from the PNG's 'ccv3' chunk (spec V3), preferred over its 'chara' chunk (V2).")
+        return found["ccv3"]
+    if isinstance(found.get("chara"), dict):
+        if "ccv3" in found:
+            notes.append("The PNG's 'ccv3' chunk (spec V3) is damaged, so the card was read from its 'chara' chunk (V2).")
+        return found["chara"]
+    raise DataError(f"The character card inside '{path.name}' is damaged: its text is not a card's JSON. "
+                    "Export it again.")
+
+
+def _chunk_json(text: str) -> dict | None:
     try:
-        return parse_json(base64.b64decode(encoded).decode("utf-8"))
+        value = parse_json(base64.b64decode(text).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, DataError):
-        raise DataError(f"The character card inside '{path.name}' is damaged: its text is not a card's JSON. "
-                        "Export it again.") from None
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class _BadPng(Exception):

@@ -49,7 +49,8 @@ def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -
         raise DataError(f"To read this file as {format_id}, choose the column for: {needs}. Its columns are: {shown}.")
 
 
-def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str, str]) -> Iterator[tuple[int, dict | Malformed]]:
+def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str, str],
+            card_user: str = "User") -> Iterator[tuple[int, dict | Malformed]]:
     """(number, row) for each converted record, or (number, Malformed) for one that does not fit."""
     if format_id == "sillytavern_chat":
         yield from _sillytavern(items)
@@ -58,7 +59,7 @@ def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str
     for number, record in items:
         try:
             if format_id == "character_card":
-                for messages in card_from_dict(record).conversations():
+                for messages in card_from_dict(record).conversations(card_user):
                     yield number, {"messages": messages}
             else:
                 yield number, one(record, mapping)

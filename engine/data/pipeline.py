@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 from engine.data.convert import Malformed, check_mapping, convert
-from engine.data.detect import SAMPLE, Detection, columns_of, detect, named
+from engine.data.detect import SAMPLE, Detection, columns_of, detect
 from engine.data.errors import DataError
-from engine.data.formats import RECORD_FORMATS, TEXT_RECORD_FORMATS, known_shapes
+from engine.data.formats import RECORD_FORMATS, TEXT_RECORD_FORMATS
 from engine.data.limits import MAX_COLUMNS
+from engine.data.notdata import no_known_shape
 from engine.data.readers import DataFile, ReadError, ReadProgress, open_data_file, too_wide
 from engine.data.rules import DataReport, Rules, check, tidy
 from engine.workspace import BadName
@@ -31,6 +32,7 @@ class Options:
     mapping: dict[str, str] = field(default_factory=dict)  # overrides of the detected mapping; "" unsets
     system_prompt: str = ""  # given to every conversation without a system turn
     rules: Rules = Rules()
+    card_user: str = "User"  # the name {{user}} becomes in a character card's example dialogues
 
 
 @dataclass
@@ -93,7 +95,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
     `keep_rows`: True keeps every kept row in `rows`, False none, a number an even random sample of that many.
     """
     source, head, items, detection = _open(path, max_bytes, progress)
-    format_id = _choose_format(options.format, detection)
+    format_id = _choose_format(options.format, detection, source.path.name, head)
     mapping = {**detection.mappings.get(format_id, {}), **options.mapping}
     mapping = {k: v for k, v in mapping.items() if v}
     check_mapping(format_id, mapping, detection.columns)
@@ -110,7 +112,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             yield item
 
     kept, shown, sampler = [], [], random.Random(0)
-    for number, row in convert(good_items(), format_id, mapping):
+    for number, row in convert(good_items(), format_id, mapping, options.card_user):
         if isinstance(row, Malformed):
             report.drop("malformed", number, f"{report.unit.capitalize()} {number}: {row}")
             continue
@@ -131,16 +133,13 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
     return Inspection(source, detection, format_id, mapping, options, report, kept, shown)
 
 
-def _choose_format(chosen: str | None, detection: Detection) -> str:
+def _choose_format(chosen: str | None, detection: Detection, name: str, head: list) -> str:
     if chosen:
         if chosen not in RECORD_FORMATS:
             raise DataError(f"'{chosen}' is not a known format. Choose one of: {', '.join(RECORD_FORMATS)}.")
         return chosen
     if detection.format is None:
-        raise DataError(
-            f"The records have a shape I don't know. Columns seen: {named(detection.columns)}. "
-            f"Known shapes: {known_shapes()}. Choose a format and map your columns to roles, or rename them."
-        )
+        raise DataError(no_known_shape(name, [item[1] for item in head if not isinstance(item, ReadError)], detection.columns))
     return detection.format
 
 

@@ -8,39 +8,26 @@ JSONL, CSV and Parquet are streamed: memory does not grow with the file.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
+from engine.data.cards import card_from_dict, card_json_from_png, is_card
+from engine.data.encodings import decode_whole, describe, sniff_encoding
 from engine.data.errors import DataError
-from engine.data.limits import MAX_COLUMNS, MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
+from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes, parse_json, too_deep
+from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_long
+from engine.data.notdata import check_head, check_record
+from engine.data.tables import read_csv, too_wide
 
 HEAD_BYTES = 64 * 1024
-WRAPPER_KEYS = ("data", "train", "rows", "records", "examples", "items", "dataset")
+WRAPPER_KEYS = ("data", "instances", "train", "rows", "records", "examples", "samples", "items", "dataset")
 CHAT_MARKERS = ("<|im_start|>", "<|user|>", "<|assistant|>", "<|system|>")
-
-ReadProgress = Callable[[int, int], None]  # (bytes or rows done, total)
-
-
-@dataclass(frozen=True)
-class ReadError:
-    """A line or row that could not be read; the rest of the file still is."""
-
-    unit: str  # "line" or "row"
-    number: int
-    message: str
-
-    def as_dict(self) -> dict:
-        return {self.unit: self.number, "message": self.message}
-
-
-Item = tuple  # (number, record): the line or row a record came from, and the record
+__all__ = ["DataFile", "Item", "ReadError", "ReadProgress", "open_data_file", "too_wide"]
 
 
 @dataclass
@@ -76,12 +63,13 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
         head = f.read(HEAD_BYTES)
     if not head.strip():
         raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
+    check_head(head, path.name)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return DataFile(path, "png", None, size, "row")
     if head.startswith(b"PAR1"):
         return DataFile(path, "parquet", None, size, "row")
-    encoding = _sniff_encoding(head, path.name)
-    notes = [] if encoding in ("utf-8", "utf-8-sig") else [f"Read as {encoding} text."]
+    encoding = sniff_encoding(head, path.name)
+    notes = [note] if (note := describe(encoding)) else []
     text = head.decode(encoding, errors="ignore").lstrip("\ufeff").lstrip()
     ext = path.suffix.lower()
     if ext in (".jsonl", ".ndjson", ".jsonlines"):
@@ -97,34 +85,6 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
     else:
         kind = "text"
     return DataFile(path, kind, encoding, size, "line" if kind in ("jsonl", "csv", "text") else "row", notes)
-
-
-def _sniff_encoding(head: bytes, name: str) -> str:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    even, odd = head[0::2], head[1::2]
-    if len(head) >= 4 and odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
-        return "utf-16-le"
-    if len(head) >= 4 and even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
-        return "utf-16-be"
-    binary = DataError(
-        f"'{name}' does not look like a text file: it holds binary data. Choose a JSON, JSONL, CSV, TSV, "
-        "Parquet, plain text or character card PNG file."
-    )
-    if b"\0" in head:
-        raise binary
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-        controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r\f")
-        if controls > 0.01 * max(len(text), 1):
-            raise binary
-        return encoding
-    raise binary
 
 
 def _first_line_is_object(path: Path, encoding: str) -> bool:
@@ -148,30 +108,6 @@ def _record(value, unit: str, number: int) -> Item | ReadError:
     return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
 
 
-def bounded_lines(f) -> Iterator[tuple[int, bytes | str | None, int]]:
-    """(number, line, length) for each line of the open file `f`; `line` is None for one over
-    `MAX_LINE_BYTES`, which is skipped in pieces, never held whole."""
-    number = 0
-    while True:
-        line = f.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        length = len(line)
-        if length > MAX_LINE_BYTES and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
-            line = None
-            while (piece := f.readline(1024 * 1024)) and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
-                length += len(piece)
-            length += len(piece)
-        yield number, line, length
-
-
-def too_long(unit: str, number: int, length: int) -> ReadError:
-    return ReadError(unit, number, f"{unit.capitalize()} {number} is {human(length)} long, over the limit of "
-                     f"{human(MAX_LINE_BYTES)} for one record (far more than a model trains on at once); split it "
-                     "into several records.")
-
-
 def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     wide = source.encoding.startswith("utf-16")
     with open(source.path, "rb") as raw:
@@ -188,7 +124,8 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
                 try:
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
-                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}).")
+                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}); "
+                                    "save the file as UTF-8 to use it.")
                     continue
             line = line.lstrip("\ufeff")
             if not line.strip():
@@ -206,7 +143,7 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
 
 
 def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    text = decode_whole(source.path.read_bytes(), source).lstrip("\ufeff")
     if text.lstrip().startswith("["):  # a list streams record by record: memory holds the text and one record
         yield from _list_items(source.path.name, text)
         progress(source.size, source.size)
@@ -223,6 +160,9 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
         raise DataError(f"'{source.path.name}' cannot be read: {e}") from None
     progress(source.size, source.size)
     if isinstance(data, dict):
+        check_record(data, source.path.name)
+        if is_card(data):
+            source.notes.append(card_from_dict(data).describe())
         data = _unwrap(data, source)
     if isinstance(data, dict):
         yield (1, data)
@@ -234,16 +174,22 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
 
 
 def _unwrap(data: dict, source: DataFile):
-    """A dict holding the records under a key like "data", or a dict of equally long columns."""
-    for key in WRAPPER_KEYS:
-        if isinstance(data.get(key), list) and len(data) <= 3:
-            source.notes.append(f"Records read from the '{key}' field.")
-            return data[key]
+    """A dict of equally long columns, or a dict holding the records under a key like "data" or
+    "instances" (beside metadata such as "type")."""
     columns = list(data.values())
     if len(data) > 1 and all(isinstance(c, list) for c in columns) and len({len(c) for c in columns}) == 1:
         source.notes.append("Read as a table of columns.")
         return [dict(zip(data, values)) for values in zip(*columns)]
-    return data
+    key = next((k for k in WRAPPER_KEYS if isinstance(data.get(k), list) and data[k]), None)
+    if not key:
+        return data
+    kind = f" (type '{data['type']}')" if isinstance(data.get("type"), str) else ""
+    source.notes.append(f"Records read from the '{key}' field{kind}.")
+    records = data[key]
+    if all(isinstance(r, dict) and isinstance(r.get("row"), dict) and "row_idx" in r for r in records):
+        source.notes.append("Each record's 'row' was read, as the Hugging Face dataset viewer gives them.")
+        return [r["row"] for r in records]
+    return records
 
 
 def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:
@@ -292,60 +238,6 @@ def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
     return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
 
 
-def _read_csv(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    csv.field_size_limit(MAX_LINE_BYTES)
-    with open(source.path, "rb") as raw:
-        f = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
-        first = f.readline(MAX_LINE_BYTES + 1)
-        if len(first) > MAX_LINE_BYTES:
-            raise DataError(f"The header line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
-                            "Check that it is a table with a header line naming its columns.")
-        delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
-        reader = csv.reader(f, delimiter=delimiter)
-        header = _header(next(csv.reader([first], delimiter=delimiter), []))
-        if not header:
-            raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
-        if len(header) > MAX_COLUMNS:
-            raise DataError(too_wide(source.path.name, len(header)))
-        count = 0
-        while True:
-            number = reader.line_num + 2
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                yield ReadError("line", number, f"Line {number} could not be read as CSV: {e}.")
-                continue
-            count += 1
-            if count % 2000 == 0:
-                progress(raw.tell(), source.size)
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) > len(header):
-                yield ReadError(
-                    "line", number,
-                    f"Line {number} has {len(row)} fields but the header has {len(header)}; a value holding the "
-                    f"separator '{delimiter if delimiter != chr(9) else 'tab'}' needs quotes around it.",
-                )
-                continue
-            yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
-    progress(source.size, source.size)
-
-
-def _header(cells: list[str]) -> list[str]:
-    names: dict[str, None] = {}  # a dict: its lookups keep a wide header linear
-    for i, cell in enumerate(cells, 1):
-        name = cell.strip().lstrip("\ufeff") or f"column_{i}"
-        names[name if name not in names else f"{name}_{i}"] = None
-    return list(names)
-
-
-def too_wide(name: str, columns: int) -> str:
-    return (f"'{name}' has {columns:,} columns, over the limit of {MAX_COLUMNS:,}. A data set needs a few (e.g. prompt "
-            "and response); keep only those columns, or check that the separator is right.")
-
-
 def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     import pyarrow.parquet as pq
 
@@ -363,7 +255,7 @@ def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | R
 
 def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
     """Blocks separated by blank lines; where chat markers appear, a new block starts only at a marker."""
-    text = source.path.read_bytes().decode(source.encoding, errors="replace").lstrip("\ufeff")
+    text = decode_whole(source.path.read_bytes(), source).lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     chat = any(marker in text for marker in CHAT_MARKERS)
     splitter = re.compile(r"\n[ \t]*\n\s*(?=<\|)" if chat else r"\n[ \t]*\n\s*")
@@ -382,12 +274,13 @@ def _read_text(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
 
 
 def _read_png(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
-    from engine.data.cards import card_json_from_png
-
-    yield (1, card_json_from_png(source.path))
+    record = card_json_from_png(source.path, source.notes)
+    if is_card(record):
+        source.notes.append(card_from_dict(record).describe())
+    yield (1, record)
 
 
 _READERS = {
-    "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet,
+    "jsonl": _read_jsonl, "json": _read_json, "csv": read_csv, "parquet": _read_parquet,
     "text": _read_text, "png": _read_png,
 }

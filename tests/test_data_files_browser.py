@@ -1,0 +1,38 @@
+"""The Dataset tab in Chromium on the second wave's files: a GBK Chinese table (its encoding named, its
+text rendered), a V3 character card with a lorebook (the report says what became rows and what stayed
+context), and a Git LFS pointer (what it is and what to do)."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+from tests.test_data_ui import upload
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.browser
+def test_dataset_tab_names_encodings_cards_and_pointers(app_server, browser):
+    url, _ = app_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 1800})
+    page.goto(url)
+    page.get_by_role("tab", name="Dataset").click()
+
+    upload(page, DATA / "faq_gbk.csv")
+    page.wait_for_selector("#data-report :text('Read as gb18030 (GBK) Chinese text.')", timeout=60_000)
+    page.wait_for_selector("#data-rendered :text('北京著名的景点有故宫')", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "dataset-gbk.png"), full_page=True)
+
+    upload(page, DATA / "card_v3_archivist.json")
+    page.wait_for_selector("#data-report :text('2 example dialogues')", timeout=60_000)
+    report = page.locator("#data-report").inner_text()
+    assert "<START>" in report and "Its lorebook 'Eldoria' with 4 entries" in report and "never as training rows" in report
+    page.screenshot(path=str(ARTIFACTS / "dataset-card-lorebook.png"), full_page=True)
+
+    upload(page, DATA / "lfs_pointer.jsonl")
+    page.wait_for_selector("#data-report :text('is a Git LFS pointer, not the data')", timeout=60_000)
+    assert "git lfs pull" in page.locator("#data-report").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "dataset-lfs.png"), full_page=True)
+    page.close()
