@@ -97,3 +97,19 @@ def test_a_space_keeps_its_workspace_and_caches_on_persistent_storage(tmp_path):
     bare = {"SPACE_ID": "ann/workbench", "WORKBENCH_PERSISTENT_DIR": str(tmp_path / "absent")}
     assert space.prepare(bare) == (space.NO_STORAGE,) and "WORKBENCH_HOME" not in bare
     assert space.prepare({}) == () and access.current_role() == OWNER  # a local run, as the owner
+
+
+def test_a_visitor_cannot_train_export_or_push(workspace, tmp_path):
+    from engine.export.exporter import export
+    from engine.export.hub import push
+    from engine.train import launch
+
+    config = RunConfig(dataset=str(EXAMPLES / "data" / "pirate.jsonl"))
+    with acting_as(VISITOR):
+        with pytest.raises(Refused, match="start training"):
+            launch.start(workspace, ModelManager(workspace, detect()), config)
+        with pytest.raises(Refused, match="only the app's owner can export"):
+            export(workspace, "any-run", "adapter")
+        with pytest.raises(Refused, match="push"):
+            push(tmp_path, "ann/model", token="hf_x")
+    assert not any(workspace.runs.iterdir())

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from engine.access import require_owner
 from engine.export import gguf, verify
 from engine.export.catalog import EXPORT_FORMATS, GGUF_ORDER
 from engine.export.modelfile import MODELFILE_HEAD, go_template_for, modelfile_text
@@ -59,6 +60,7 @@ def export(workspace: Workspace, run, fmt: str, *, out: Path | None = None,
            progress: OnProgress | None = None) -> ExportResult:
     """Write one export of a run (a name in the workspace, or a Run from source.run_folder) and verify it.
     Raises ExportError (with what to do) when it cannot; then nothing new looks finished."""
+    require_owner("export")
     progress = progress or no_progress
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(EXPORT_FORMATS)}.")

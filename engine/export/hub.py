@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.access import require_owner
 from engine.export.source import ExportError, OnProgress, no_progress
 from engine.files import MARKER
 
@@ -32,6 +33,7 @@ def _valid_repo_id(repo_id: str) -> bool:
 def push(folder: Path, repo_id: str, token: str | None = None, private: bool = True,
          progress: OnProgress | None = None) -> str:
     """Upload every file of an export folder to a model repository (created if missing). Returns its URL."""
+    require_owner("push to the Hugging Face Hub")
     import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
