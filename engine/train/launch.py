@@ -1,20 +1,25 @@
 """Start a training run from the app: the chat model makes room first (DESIGN.md, decision 3), then
-the run's worker starts in its own process."""
+the run's worker starts in its own process, or the run waits in line behind the one training now."""
 
 from __future__ import annotations
 
 from engine.access import require_owner
 from engine.chat.models import ModelManager
-from engine.train import runs
+from engine.train import line, runs
 from engine.train.config import RunConfig
 from engine.train.sources import absolute_dataset, check_sources
 from engine.workspace import Workspace
 
 
 def start(workspace: Workspace, manager: ModelManager, config: RunConfig, name: str | None = None) -> tuple[runs.Run, str]:
-    """The started run, and a sentence about the chat model where it was unloaded to make room ('' if not)."""
+    """The started (or waiting) run, and sentences about its place in line and about the chat model
+    where it was unloaded to make room ('' if neither)."""
     require_owner("start training")
-    runs.ensure_idle(workspace)  # refuse before the chat model is touched
-    check_sources(workspace, absolute_dataset(config))
-    note = manager.free_for_training() or ""
-    return runs.start_run(workspace, config, (name or "").strip() or None), note
+    check_sources(workspace, absolute_dataset(config))  # refuse before the chat model is touched
+    notes = [manager.free_for_training() or ""]
+    run = line.join(workspace, config, (name or "").strip() or None)
+    if run.state == "waiting":
+        ahead = runs.active_run(workspace)
+        notes.insert(0, f"It waits in line at place {line.place(workspace, run.name)} and starts by itself when "
+                        f"{'**' + ahead.name + '**' if ahead else 'the run before it'} ends.")
+    return run, " ".join(n for n in notes if n)

@@ -308,7 +308,7 @@ def start_run(workspace: Workspace, config: RunConfig, name: str | None = None) 
     ensure_idle(workspace)
     config = check_sources(workspace, absolute_dataset(config))
     run = create_run(workspace, config, name)
-    _spawn(run.path, workspace)
+    spawn(run.path, workspace)
     return load_run(workspace, run.name)
 
 
@@ -334,7 +334,7 @@ def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run
     elif run.state == "completed":
         raise RunError(f"'{name}' has finished all its steps; choose how many more epochs to train it for.")
     update_status(run.path, state="queued", queued_at=now(), error=None, advice=None, ended=None)
-    _spawn(run.path, workspace)
+    spawn(run.path, workspace)
     return load_run(workspace, name)
 
 
@@ -379,7 +379,7 @@ def ensure_idle(workspace: Workspace) -> None:
         raise RunError("Another training process holds this workspace's training lock; wait for it to finish.")
 
 
-def _spawn(path: Path, workspace: Workspace) -> None:
+def spawn(path: Path, workspace: Workspace) -> None:
     with open(path / LOG_FILE, "ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "engine", "train", str(path), "--workspace", str(workspace.root)],

@@ -11,8 +11,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-State = Literal["queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
+State = Literal["waiting", "queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
 LIVE = ("queued", "running", "stopping")
+WAITING = "waiting"  # in line behind the run that trains now (engine/train/line.py); not live yet
 
 
 class Backend(BaseModel):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from engine.errors import plain
 from engine.files import atomic_dir
-from engine.train import runs
+from engine.train import line, runs
 from engine.train.advice import memory_advice
 from engine.train.config import ConfigError
 from engine.train.runs import EventLog, update_status
@@ -49,6 +49,8 @@ def main(run_dir: Path, workspace: Workspace | None = None) -> int:
                 return _failed(run_dir, e)
     except Exception as e:  # the locks could not be taken
         return _failed(run_dir, e)
+    finally:
+        line.start_next(workspace)  # the next run in line, if one waits
 
 
 def _failed(run_dir: Path, e: Exception) -> int:
