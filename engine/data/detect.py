@@ -7,11 +7,14 @@ the person is asked to choose one and map the columns.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from engine.data.cards import is_card
 from engine.data.formats import RECORD_FORMATS
+from engine.data.images import holds_image
+from engine.data.preference import CHOSEN, PROMPTS, REJECTED
+from engine.data.transcripts import transcript
+from engine.data.turns import as_list
 
 SAMPLE = 200
 MIN_CONFIDENCE = 0.5
@@ -33,6 +36,7 @@ class Detection:
     columns: list[str]
     candidates: list[tuple[str, float]] = field(default_factory=list)
     mappings: dict[str, dict[str, str]] = field(default_factory=dict)  # the mapping each candidate shape found
+    images: int = 0  # sampled records that hold an image
 
 
 def columns_of(records: list[dict]) -> list[str]:
@@ -46,16 +50,6 @@ def named(columns: list[str], limit: int = 20) -> str:
     """The first columns by name, for a message: a wide table's list stays readable."""
     more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
     return (", ".join(columns[:limit]) or "none") + more
-
-
-def as_list(value):
-    """A list, also from a JSON string (CSV cells hold lists as text); None otherwise."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def find(columns: list[str], names) -> str | None:
@@ -81,7 +75,10 @@ def detect(records: list[dict]) -> Detection:
                          [f"No known shape fits; columns seen: {named(columns)}."], {}, columns,
                          candidates, mappings)
     format_id, score, mapping, evidence = results[0]
-    return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings)
+    images = sum(map(holds_image, sample))
+    if images:
+        evidence = [*evidence, _evidence(images / len(sample), len(sample), "hold images; this app trains text models")]
+    return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings, images)
 
 
 def _share(sample: list[dict], test) -> float:
@@ -191,7 +188,26 @@ def _text(sample, columns):
     return share, {"text": column}, [_evidence(share, len(sample), f"have plain text in '{column}'")]
 
 
+def _preference(sample, columns):
+    chosen, rejected = find(columns, CHOSEN), find(columns, REJECTED)
+    if not (chosen and rejected):
+        return None
+    share = _share(sample, lambda r: r.get(chosen) is not None and r.get(rejected) is not None)
+    mapping = {"chosen": chosen, "rejected": rejected}
+    for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
+        if found := find(columns, names):
+            mapping[name] = found
+    evidence = [_evidence(share, len(sample), f"have a chosen '{chosen}' and a rejected '{rejected}' reply: preference data")]
+    messages = find(columns, ("messages",))
+    if messages and (same := _share(sample, lambda r: r.get(messages) == r.get(chosen))):
+        evidence.append(_evidence(same, len(sample), f"have '{messages}' equal to '{chosen}': a binarized preference set"))
+    if texts := _share(sample, lambda r: isinstance(r.get(chosen), str) and transcript(r[chosen]) is not None):
+        evidence.append(_evidence(texts, len(sample), "hold Human:/Assistant: transcripts in the replies"))
+    return share, mapping, evidence
+
+
 _SCORERS = {
+    "preference": _preference,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),

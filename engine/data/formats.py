@@ -18,6 +18,9 @@ class RecordFormat:
 
 
 RECORD_FORMATS: dict[str, RecordFormat] = {f.id: f for f in (
+    RecordFormat("preference", "Preference pairs", "a 'chosen' and a 'rejected' reply (+ a prompt), e.g. HH-RLHF, UltraFeedback",
+           {"prompt": "the conversation before the replies", "chosen": "the better reply (trained)",
+            "rejected": "the worse reply (kept for preference training)", "system": "system turn"}, ("chosen", "rejected")),
     RecordFormat("alpaca", "Alpaca", "instruction / input / output columns",
            {"instruction": "user turn", "input": "added to the user turn", "output": "assistant reply",
             "system": "system turn", "history": "earlier [question, answer] pairs"}, ("instruction", "output")),

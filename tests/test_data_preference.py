@@ -1,0 +1,98 @@
+"""Preference data (chosen/rejected pairs) and KTO sets, from small files in the real projects' layouts:
+the chosen or desirable replies train in supervised mode, the records are kept for preference training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.data import DataError, Options, inspect
+from engine.data.store import import_file, read_dataset, read_meta, read_preference
+
+DATA = Path(__file__).resolve().parent / "data"
+ROOT = DATA.parent.parent
+
+
+def read(name, options=Options()):
+    records = []
+    return inspect(DATA / name, options, preference_sink=records.append), records
+
+
+def test_hh_rlhf_transcripts_become_the_chosen_conversation_and_its_pair():
+    ins, pairs = read("hh_rlhf.jsonl")
+    assert ins.format == "preference"
+    assert any("Human:/Assistant: transcripts" in e for e in ins.detection.evidence)
+    assert ins.rows[1]["messages"] == [
+        {"role": "user", "content": "How do I boil an egg?"}, {"role": "assistant", "content": "Do you want it soft or hard?"},
+        {"role": "user", "content": "Hard, please."},
+        {"role": "assistant", "content": "Put it in boiling water for about ten minutes, then cool it in cold water."}]
+    assert pairs[1]["prompt"] == ins.rows[1]["messages"][:3]
+    assert pairs[1]["rejected"] == [{"role": "assistant", "content": "Microwave it for five minutes."}]
+    # line 3's chosen transcript ends with an empty "Assistant:": dropped with its reason, not a half pair
+    assert ins.report.dropped_rows == {"empty_reply": [3]} and len(pairs) == 2
+    assert ins.report.errors == [{"line": 3, "message": "Line 3: the chosen reply is empty"}]
+    assert any(n.startswith("Preference data: supervised training uses the chosen replies; 2 pairs") for n in ins.report.notes)
+
+
+def test_binarized_ultrafeedback_is_read_as_pairs_not_as_messages():
+    ins, pairs = read("ultrafeedback_binarized.jsonl")
+    assert ins.format == "preference" and dict(ins.detection.candidates)["messages"] == 1.0
+    assert "3 of 3 sampled records have 'messages' equal to 'chosen': a binarized preference set." in ins.detection.evidence
+    assert ins.rows[1]["messages"][1]["content"].startswith("The capital of Australia is Canberra")
+    assert pairs[1] == {"prompt": [{"role": "user", "content": "What is the capital of Australia?"}],
+                        "chosen": [ins.rows[1]["messages"][1]], "rejected": [{"role": "assistant", "content": "Sydney."}]}
+
+
+def test_a_conversation_with_preferred_and_non_preferred_reply_objects():
+    ins, pairs = read("openai_preference.jsonl")
+    assert (ins.format, ins.mapping) == ("preference", {"chosen": "preferred_output", "rejected": "non_preferred_output",
+                                                        "prompt": "input"})
+    assert [m["role"] for m in ins.rows[0]["messages"]] == ["system", "user", "assistant"]
+    assert pairs[0]["prompt"][0] == {"role": "system", "content": "You are a polite travel agent."}
+    assert ins.report.errors == [{"line": 2, "message": "Line 2: the rejected reply is empty"}]
+
+
+def test_prompt_chosen_rejected_as_strings_with_a_system_prompt_for_both():
+    ins, pairs = read("trl_preference.jsonl", Options(system_prompt="Answer briefly."))
+    assert ins.rows[1]["messages"] == [{"role": "system", "content": "Answer briefly."},
+                                       {"role": "user", "content": "Name a prime number greater than ten."},
+                                       {"role": "assistant", "content": "Eleven is the first prime after ten."}]
+    assert pairs[1]["prompt"] == ins.rows[1]["messages"][:2] and pairs[1]["rejected"][0]["content"] == "Twelve."
+
+
+def test_chosen_and_rejected_of_different_conversations_are_dropped(tmp_path):
+    f = tmp_path / "odd.jsonl"
+    f.write_text(json.dumps({"chosen": "\n\nHuman: Hi there, friend.\n\nAssistant: Hello to you too!",
+                             "rejected": "\n\nHuman: Something else entirely.\n\nAssistant: Go away."}) + "\n")
+    ins = inspect(f)
+    assert ins.report.dropped_rows == {"malformed": [1]}
+    assert "continue different conversations" in ins.report.errors[0]["message"]
+
+
+def test_saved_preference_set_keeps_its_pairs_beside_the_rows(workspace):
+    target, ins = import_file(workspace, "hh", DATA / "hh_rlhf.jsonl")
+    assert [r["messages"][-1]["content"] for r in read_dataset(workspace, "hh")][0].startswith("Trim the stems")
+    meta = read_meta(workspace, "hh")
+    assert (meta.preference.kind, meta.preference.rows, meta.preference.file) == ("pairs", 2, "preference.jsonl")
+    kind, pairs = read_preference(workspace, "hh")
+    assert kind == "pairs" and [set(p) for p in pairs] == [{"prompt", "chosen", "rejected"}] * 2
+    assert pairs[0]["rejected"] == [{"role": "assistant", "content": "Flowers die anyway."}]
+
+
+def test_a_set_without_preference_data_says_so(workspace):
+    import_file(workspace, "plain", ROOT / "examples" / "data" / "alpaca_sample.json")
+    assert not (workspace.dataset_path("plain") / "preference.jsonl").exists()
+    assert read_meta(workspace, "plain").preference is None
+    with pytest.raises(DataError, match="holds no preference data"):
+        read_preference(workspace, "plain")
+
+
+def test_cli_inspect_shows_preference_data():
+    done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(DATA / "hh_rlhf.jsonl"), "--no-render"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Format: preference (confidence 100%)" in done.stdout
+    assert "Note: Preference data: supervised training uses the chosen replies" in done.stdout
+    assert "1 an empty final reply (lines 3)" in done.stdout
