@@ -96,3 +96,27 @@ def test_cli_inspect_shows_preference_data():
     assert "Format: preference (confidence 100%)" in done.stdout
     assert "Note: Preference data: supervised training uses the chosen replies" in done.stdout
     assert "1 an empty final reply (lines 3)" in done.stdout
+
+
+def test_kto_only_desirable_replies_train_and_every_labelled_one_is_kept_for_preference():
+    ins, records = read("kto_mix.jsonl")
+    assert (ins.format, ins.mapping) == ("kto", {"completion": "completion", "label": "label", "prompt": "prompt"})
+    assert [r["messages"][1]["content"] for r in ins.rows] == ["A spider has eight legs.",
+                                                               "How about Smoky, or Earl Grey if you like tea?"]
+    assert ins.report.dropped_rows == {"undesirable": [2], "empty_reply": [4], "malformed": [5]}
+    assert ins.report.errors == [{"line": 4, "message": "Line 4: the completion reply is empty"},
+                                 {"line": 5, "message": "Line 5: 'label' is 'maybe', not desirable (true) or undesirable (false)"}]
+    assert [(r["completion"][0]["content"], r["label"]) for r in records] == [
+        ("A spider has eight legs.", True), ("Six, like all insects.", False),
+        ("How about Smoky, or Earl Grey if you like tea?", True)]
+    assert "undesirable reply (kept for preference training only) (lines 2)" in ins.report.summary()
+
+
+def test_kto_conversations_with_a_label_and_their_saved_records(workspace):
+    ins, records = read("kto_messages.json")
+    assert (ins.format, ins.mapping) == ("kto", {"completion": "messages", "label": "label"})
+    assert records[1] == {"prompt": [{"role": "user", "content": "Give me a synonym for quick."}],
+                          "completion": [{"role": "assistant", "content": "Slowly."}], "label": False}
+    import_file(workspace, "kto", DATA / "kto_messages.json")
+    assert read_meta(workspace, "kto").counts.rows_kept == 1
+    assert read_preference(workspace, "kto") == ("kto", records)

@@ -16,7 +16,7 @@ from engine.data.cards import card_from_dict
 from engine.data.detect import named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
-from engine.data.preference import pair
+from engine.data.preference import kto, pair
 from engine.data.turns import Malformed, as_list, content_text, role, turn_list
 
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
@@ -171,7 +171,7 @@ def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict 
 
 
 _PER_RECORD = {
-    "preference": pair,
+    "preference": pair, "kto": kto,
     "alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages, "chatml": _chatml,
     "roleplay_markers": _roleplay, "pairs": _pairs, "text": _text,
 }

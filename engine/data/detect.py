@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from engine.data.cards import is_card
 from engine.data.formats import RECORD_FORMATS
 from engine.data.images import holds_image
-from engine.data.preference import CHOSEN, PROMPTS, REJECTED
+from engine.data.preference import CHOSEN, COMPLETIONS, LABELS, PROMPTS, REJECTED
 from engine.data.transcripts import transcript
 from engine.data.turns import as_list
 
@@ -206,8 +206,22 @@ def _preference(sample, columns):
     return share, mapping, evidence
 
 
+def _kto(sample, columns):
+    label, completion = find(columns, LABELS), find(columns, COMPLETIONS)
+    if not (label and completion):
+        return None
+    share = _share(sample, lambda r: r.get(completion) is not None and label in r)
+    mapping = {"completion": completion, "label": label}
+    for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
+        if found := find([c for c in columns if c != completion], names):
+            mapping[name] = found
+    return share, mapping, [_evidence(share, len(sample), f"have a reply '{completion}' marked desirable or not in "
+                                                          f"'{label}': KTO data")]
+
+
 _SCORERS = {
     "preference": _preference,
+    "kto": _kto,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),

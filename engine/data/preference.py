@@ -16,9 +16,10 @@ CHOSEN = ("chosen", "preferred_output", "chosen_response", "response_chosen", "c
 REJECTED = ("rejected", "non_preferred_output", "rejected_response", "response_rejected", "rejected_output")
 PROMPTS = ("prompt", "conversation", "context", "input", "question", "instruction", "query", "history")
 LABELS = ("label", "desirable", "is_desirable", "kto_tag", "thumbs_up")
+COMPLETIONS = ("completion", "response", "output", "answer", "messages", "conversations")
 KIND = {"preference": "pairs", "kto": "kto"}  # format id -> what preference.jsonl holds
-_YES = {"true", "1", "yes", "desirable", "good", "positive", "up", "thumbs_up"}
-_NO = {"false", "0", "no", "undesirable", "bad", "negative", "down", "thumbs_down"}
+_YES = {"true", "1", "yes", "desirable", "good", "thumbs_up"}
+_NO = {"false", "0", "no", "undesirable", "bad", "thumbs_down"}
 
 
 def messages_of(value, column: str, speaker: str) -> list[dict]:
