@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
+from engine.data.turns import IMAGE_MARK
+
 COLUMNS = frozenset({"image", "images", "image_path", "image_file", "image_url", "img", "video", "videos", "audio", "audios"})
-PLACEHOLDER = re.compile(r"<(?:image|img|video|audio|\|image\||image_\d+|image_placeholder|\|vision_start\|)>")
+PLACEHOLDER = re.compile(r"<(?:image|img|video|audio|\|image\||image_\d+|image_placeholder|\|vision_start\||image content part)>")
 _PARTS = re.compile(r"'type': '(?:image|image_url|input_image|video|audio|input_audio)'|'(?:inlineData|fileData)':")
 
 
@@ -20,7 +22,7 @@ def image_of(record: dict | None, row: dict) -> str | None:
     texts = [m["content"] for m in row["messages"]] if "messages" in row else [row.get("text", "")]
     for text in texts:
         if "<" in text and (found := PLACEHOLDER.search(text)):
-            return f"an image placeholder {found.group(0)}"
+            return "an image content part" if found.group(0) == IMAGE_MARK else f"the image placeholder {found.group(0)}"
     return None
 
 

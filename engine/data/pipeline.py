@@ -124,7 +124,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
         row = tidy(row, options.system_prompt)
         record = last[1] if last[0] == number else None
         if image := image_of(record, row):
-            report.drop("has_image", number, f"{report.unit.capitalize()} {number} needs {image}.")
+            report.drop("has_image", number, f"{report.unit.capitalize()} {number} holds {image}; this app trains text models.")
             continue
         reason = check(row, options.rules) or (None if text_only else "text_only_row")
         if reason:

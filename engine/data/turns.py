@@ -14,7 +14,7 @@ ROLES = {
     "tool_response": "tool",
 }
 IMAGE_PARTS = ("image", "image_url", "input_image", "video", "audio", "input_audio", "inlinedata", "filedata")
-IMAGE_MARK = "<image>"  # what an image content part reads as, so the row is found to hold one (never trained)
+IMAGE_MARK = "<image content part>"  # what an image part reads as, so the row is found to hold one (never trained)
 
 
 class Malformed(Exception):
