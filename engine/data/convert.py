@@ -16,7 +16,10 @@ from engine.data.cards import card_from_dict
 from engine.data.detect import named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
+from engine.data.dialogues import gemini, is_human, turn_pairs
 from engine.data.preference import kto, pair
+from engine.data.transcripts import split_prompt, template_of
+from engine.data.trees import tree
 from engine.data.turns import Malformed, as_list, content_text, role, turn_list
 
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
@@ -47,6 +50,8 @@ def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str
         yield from _sillytavern(items)
         return
     one = _PER_RECORD.get(format_id)
+    if format_id == "message_tree":
+        one = lambda record, mapping: tree(record, mapping, all_branches)  # noqa: E731
     for number, record in items:
         try:
             if format_id == "character_card":
@@ -128,9 +133,10 @@ def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
 
 
 def _pairs(record: dict, mapping: dict[str, str]) -> dict:
-    messages = [{"role": "user", "content": content_text(record.get(mapping["prompt"]))},
-                {"role": "assistant", "content": content_text(record.get(mapping["response"]))}]
-    return _finish(messages, record, mapping)
+    prompt = record.get(mapping["prompt"])
+    template = template_of(prompt) if isinstance(prompt, str) else None
+    asked = split_prompt(prompt, template) if template else [{"role": "user", "content": content_text(prompt)}]
+    return _finish([*asked, {"role": "assistant", "content": content_text(record.get(mapping["response"]))}], record, mapping)
 
 
 def _alpaca(record: dict, mapping: dict[str, str]) -> dict:
@@ -171,7 +177,7 @@ def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict 
 
 
 _PER_RECORD = {
-    "preference": pair, "kto": kto,
+    "preference": pair, "kto": kto, "gemini": gemini, "turn_pairs": turn_pairs, "is_human_turns": is_human,
     "alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages, "chatml": _chatml,
     "roleplay_markers": _roleplay, "pairs": _pairs, "text": _text,
 }

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from engine.data.cards import is_card
 from engine.data.formats import RECORD_FORMATS
+from engine.data.dialogues import PAIR_KEYS
 from engine.data.images import holds_image
 from engine.data.preference import CHOSEN, COMPLETIONS, LABELS, PROMPTS, REJECTED
-from engine.data.transcripts import transcript
+from engine.data.transcripts import TEMPLATES, template_of, transcript
 from engine.data.turns import as_list
 
 SAMPLE = 200
@@ -25,6 +26,7 @@ PAIRS = (
     ("human", "assistant"), ("human", "gpt"), ("message", "reply"), ("source", "target"),
 )
 SYSTEM_COLUMNS = ("system", "system_prompt", "persona")
+PERSONA_COLUMNS = ("bot_description", "persona", "bot_persona", "char_persona", "description", "system")
 
 
 @dataclass
@@ -120,7 +122,7 @@ def _conversations(keys: tuple[str, ...], field_name: str, label: str):
 def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ...]):
     def score(sample, columns):
         best = None
-        for column in columns:
+        for column in (c for c in columns if c not in _prompt_columns(columns)):  # those are read as pairs
             share = _share(sample, lambda r: isinstance(r.get(column), str) and any(m in r[column] for m in markers))
             if share and (best is None or share > best[0]):
                 best = (share, column)
@@ -133,6 +135,12 @@ def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ..
         return share, mapping, [_evidence(share, len(sample), f"hold {label} in '{column}'")]
 
     return score
+
+
+def _prompt_columns(columns: list[str]) -> set[str]:
+    """Columns that are the prompt of a prompt/reply pair (a template in them is split, not the whole row)."""
+    found = ((find(columns, (p,)), find(columns, (r,))) for p, r in PAIRS)
+    return {prompt for prompt, reply in found if prompt and reply}
 
 
 def _alpaca(sample, columns):
@@ -156,7 +164,13 @@ def _pairs(sample, columns):
             mapping = {"prompt": prompt, "response": response}
             if system := find(columns, SYSTEM_COLUMNS):
                 mapping["system"] = system
-            return share, mapping, [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+            evidence = [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+            found = [t for r in sample if isinstance(r.get(prompt), str) and (t := template_of(r[prompt]))]
+            if found:
+                name = TEMPLATES[max(set(found), key=found.count)][1]
+                evidence.append(_evidence(len(found) / len(sample), len(sample), f"have prompts that already hold a chat "
+                                          f"template ({name}): split into their turns, so the template is not trained as text"))
+            return share, mapping, evidence
     return None
 
 
@@ -219,9 +233,47 @@ def _kto(sample, columns):
                                                           f"'{label}': KTO data")]
 
 
+def _shaped(keys_any, field_name: str, label: str, system_names: tuple[str, ...]):
+    """A column holding a list of turns, each an object with one of `keys_any`'s key sets."""
+    def score(sample, columns):
+        best = None
+        for keys in keys_any:
+            found = _turn_lists(sample, columns, keys)
+            if found and (best is None or found[0] > best[0]):
+                best = found
+        if not best:
+            return None
+        share, column = best
+        mapping = {field_name: column}
+        if system := find([c for c in columns if c != column], system_names):
+            mapping["system"] = system
+        return share, mapping, [_evidence(share, len(sample), f"hold '{column}' as a list of {label}")]
+
+    return score
+
+
+def _tree(sample, columns):
+    def is_tree(value) -> bool:
+        return isinstance(value, dict) and "text" in value and isinstance(value.get("replies"), list)
+
+    best = max(((_share(sample, lambda r: is_tree(r.get(c))), c) for c in columns), default=(0, None))
+    if not best[0]:
+        return None
+    share, column = best
+    ranked = sum(1 for r in sample if is_tree(r.get(column)) and any("rank" in x for x in r[column]["replies"]))
+    return share, {"tree": column}, [_evidence(share, len(sample), f"hold a message tree in '{column}' (a message "
+                                                                   f"with 'replies')"),
+                                     _evidence(ranked / len(sample), len(sample), "have ranked replies")]
+
+
 _SCORERS = {
     "preference": _preference,
     "kto": _kto,
+    "gemini": _shaped([("role", "parts")], "contents", "role/parts turns (Gemini)", ("systeminstruction", "system_instruction")),
+    "turn_pairs": _shaped(list(PAIR_KEYS), "turns", "{human, assistant} pairs", SYSTEM_COLUMNS),
+    "is_human_turns": _shaped([("message", "is_human"), ("text", "is_human")], "conversation", "turns marked is_human",
+                              PERSONA_COLUMNS),
+    "message_tree": _tree,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-_SPEAKER = re.compile(r"(?:^|\n+)[ \t]*(?:###[ \t]*)?(Human|Assistant|User|System)[ \t]*:[ \t]?", re.I)
+_SPEAKER = re.compile(r"(?:(?:^|\n+)[ \t]*(?:###[ \t]*)?|[ \t]*###[ \t]*)(Human|Assistant|User|System)[ \t]*:[ \t]?", re.I)
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
 _INST = re.compile(r"\[INST\](.*?)\[/INST\]([^\[]*)", re.S)
 _SYS = re.compile(r"<<SYS>>(.*?)<</SYS>>", re.S)
