@@ -122,7 +122,8 @@ def _conversations(keys: tuple[str, ...], field_name: str, label: str):
 def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ...]):
     def score(sample, columns):
         best = None
-        for column in (c for c in columns if c not in _prompt_columns(columns)):  # those are read as pairs
+        prompts = _prompt_columns(columns)  # those are read as pairs
+        for column in (c for c in columns if c not in prompts):
             share = _share(sample, lambda r: isinstance(r.get(column), str) and any(m in r[column] for m in markers))
             if share and (best is None or share > best[0]):
                 best = (share, column)

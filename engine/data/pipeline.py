@@ -131,7 +131,7 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             report.drop(reason, number)
             continue
         if not options.keep_duplicates:
-            key = hash(repr((row, preference)))
+            key = _identity(row, preference)
             if (first := seen.setdefault(key, number)) != number:
                 report.drop("duplicate", number, f"{report.unit.capitalize()} {number} is the same conversation as "
                                                  f"{report.unit} {first}, which is kept.")
@@ -154,6 +154,18 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             kept[slot] = row
     report.notes += _notes(format_id, detection, report, text_only)
     return Inspection(source, detection, format_id, mapping, options, report, kept, shown)
+
+
+def _identity(row: dict, preference: dict | None) -> int:
+    """Equal for rows that train the same thing (a hash: fast, and the rows need not be kept)."""
+    if "messages" not in row:
+        return hash(row["text"])
+    pref = tuple(_turns(v) if isinstance(v, list) else v for v in preference.values()) if preference else None
+    return hash((_turns(row["messages"]), row.get("tools"), pref))
+
+
+def _turns(messages: list[dict]) -> tuple:
+    return tuple((m["role"], m["content"], repr(m) if len(m) > 2 else None) for m in messages)
 
 
 def with_system(preference: dict, system_prompt: str) -> dict:

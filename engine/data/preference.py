@@ -58,7 +58,7 @@ def _prompt(record: dict, mapping: dict[str, str], *sides: list[dict]) -> list[d
     """The conversation before the reply: from a reply column holding the whole conversation, or the
     prompt column; a mapped system column becomes its system turn."""
     given = [before for before in sides if before]
-    if len({repr(g) for g in given}) > 1:
+    if any(g != given[0] for g in given[1:]):
         raise Malformed("the chosen and the rejected reply continue different conversations")
     prompt = given[0] if given else (messages_of(record.get(mapping["prompt"]), mapping["prompt"], "user")
                                      if mapping.get("prompt") else [])
