@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -259,3 +261,19 @@ def test_exact_duplicates_are_dropped_naming_the_kept_copy_unless_kept(tmp_path)
     # the same conversation in another shape is a duplicate too: it would train the same tokens
     g = write_jsonl(tmp_path / "alpaca.jsonl", [other, other, {**other, "input": ""}])
     assert inspect(g).report.dropped_rows == {"duplicate": [2, 3]}
+
+
+def test_cli_inspect_reports_duplicates_and_keeps_them_on_request(tmp_path):
+    row = {"prompt": "How many moons has Mars?", "response": "Two: Phobos and Deimos."}
+    f = write_jsonl(tmp_path / "dup.jsonl", [row, row])
+    root = Path(__file__).resolve().parent.parent
+
+    def run(*extra):
+        done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(f), "--no-render", *extra],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = run()
+    assert "Rows: 2 in, 1 kept, 1 dropped" in out and "Line 2 is the same conversation as line 1, which is kept." in out
+    assert "Rows: 2 in, 2 kept, 0 dropped" in run("--keep-duplicates")

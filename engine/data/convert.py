@@ -17,7 +17,7 @@ from engine.data.detect import named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
 from engine.data.dialogues import gemini, is_human, turn_pairs
-from engine.data.preference import kto, pair
+from engine.data import preference
 from engine.data.transcripts import split_prompt, template_of
 from engine.data.trees import tree
 from engine.data.turns import Malformed, as_list, content_text, role, turn_list
@@ -177,7 +177,7 @@ def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict 
 
 
 _PER_RECORD = {
-    "preference": pair, "kto": kto, "gemini": gemini, "turn_pairs": turn_pairs, "is_human_turns": is_human,
+    "preference": preference.pair, "kto": preference.kto, "gemini": gemini, "turn_pairs": turn_pairs, "is_human_turns": is_human,
     "alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages, "chatml": _chatml,
     "roleplay_markers": _roleplay, "pairs": _pairs, "text": _text,
 }
