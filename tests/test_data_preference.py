@@ -120,3 +120,19 @@ def test_kto_conversations_with_a_label_and_their_saved_records(workspace):
     import_file(workspace, "kto", DATA / "kto_messages.json")
     assert read_meta(workspace, "kto").counts.rows_kept == 1
     assert read_preference(workspace, "kto") == ("kto", records)
+
+
+def test_conversational_pairs_and_single_reply_objects(tmp_path):
+    prompt = [{"role": "system", "content": "You are a careful chemist."}, {"role": "user", "content": "Can I mix bleach and vinegar?"}]
+    f, g = tmp_path / "pairs.jsonl", tmp_path / "objects.jsonl"
+    f.write_text(json.dumps({"prompt": prompt, "chosen": [{"role": "assistant", "content": "No: together they release chlorine gas."}],
+                             "rejected": [{"role": "assistant", "content": "Sure, it cleans better."}]}) + "\n")
+    g.write_text(json.dumps({"conversation": prompt[1:], "chosen": {"role": "assistant", "content": "Never; it makes toxic gas."},
+                             "rejected": {"role": "assistant", "content": "Yes."}}) + "\n")
+    ins = inspect(f)
+    assert ins.format == "preference"
+    assert ins.rows[0]["messages"] == [*prompt, {"role": "assistant", "content": "No: together they release chlorine gas."}]
+    ins = inspect(g, preference_sink=(pairs := []).append)
+    assert (ins.mapping["prompt"], ins.report.rows_kept) == ("conversation", 1)
+    assert pairs[0] == {"prompt": prompt[1:], "chosen": [{"role": "assistant", "content": "Never; it makes toxic gas."}],
+                        "rejected": [{"role": "assistant", "content": "Yes."}]}
