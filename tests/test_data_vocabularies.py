@@ -87,7 +87,8 @@ def test_other_templates_in_prompts(tmp_path, prompt, expected):
 
 @pytest.mark.parametrize("name,shape", [("cohere_chat.jsonl", "messages"), ("gemini_tuning.jsonl", "gemini"),
                                         ("firefly_pairs.jsonl", "turn_pairs"), ("pippa.jsonl", "is_human_turns"),
-                                        ("oasst_trees.jsonl", "message_tree"), ("kto_mix.jsonl", "kto"),
+                                        ("oasst_trees.jsonl", "message_tree"), ("oasst1_messages.jsonl", "message_rows"),
+                                        ("kto_mix.jsonl", "kto"),
                                         ("ultrafeedback_binarized.jsonl", "preference")])
 def test_cli_inspect_shows_each_shape(name, shape):
     done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(DATA / name), "--json", "--no-render"],
@@ -95,3 +96,15 @@ def test_cli_inspect_shows_each_shape(name, shape):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["format"] == shape and out["evidence"] and out["rows_in"] >= 1
+
+
+def test_flat_message_rows_are_built_into_trees_and_orphans_reported():
+    ins = inspect(DATA / "oasst1_messages.jsonl")
+    assert ins.format == "message_rows" and dict(ins.detection.candidates)["text"] == 1.0  # not read as plain text
+    assert [m["content"] for m in ins.rows[0]["messages"]] == [
+        "How do I keep basil alive indoors?", "Give it six hours of sun, water when the top soil is dry, and pinch off flowers.",
+        "Which window is best?", "A south-facing one, in the northern hemisphere."]
+    assert ins.samples[0].number == 1
+    assert ins.report.errors == [{"line": 6, "message": "Line 6: its parent message 'gone' is not in the file, or is marked deleted"}]
+    every = inspect(DATA / "oasst1_messages.jsonl", Options(all_branches=True))
+    assert [r["messages"][1]["content"] for r in every.rows][1] == "Basil hates you."

@@ -19,7 +19,7 @@ from engine.data.formats import RECORD_FORMATS
 from engine.data.dialogues import gemini, is_human, turn_pairs
 from engine.data import preference
 from engine.data.transcripts import split_prompt, template_of
-from engine.data.trees import tree
+from engine.data.trees import message_rows, tree
 from engine.data.turns import Malformed, as_list, content_text, role, turn_list
 
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
@@ -48,6 +48,9 @@ def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str
     `all_branches`: a message tree gives every branch, not only its top-ranked one."""
     if format_id == "sillytavern_chat":
         yield from _sillytavern(items)
+        return
+    if format_id == "message_rows":
+        yield from message_rows(items, all_branches)
         return
     one = _PER_RECORD.get(format_id)
     if format_id == "message_tree":

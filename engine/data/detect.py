@@ -267,6 +267,14 @@ def _tree(sample, columns):
                                      _evidence(ranked / len(sample), len(sample), "have ranked replies")]
 
 
+def _message_rows(sample, columns):
+    if not all(c in columns for c in ("message_id", "parent_id", "text", "role")):
+        return None
+    share = _share(sample, lambda r: "message_id" in r and "parent_id" in r and isinstance(r.get("text"), str))
+    return share, {}, [_evidence(share, len(sample), "are single messages linked by 'message_id' and 'parent_id': "
+                                                     "message trees, one message a row")]
+
+
 _SCORERS = {
     "preference": _preference,
     "kto": _kto,
@@ -275,6 +283,7 @@ _SCORERS = {
     "is_human_turns": _shaped([("message", "is_human"), ("text", "is_human")], "conversation", "turns marked is_human",
                               PERSONA_COLUMNS),
     "message_tree": _tree,
+    "message_rows": _message_rows,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),

@@ -33,6 +33,7 @@ RECORD_FORMATS: dict[str, RecordFormat] = {f.id: f for f in (
            {"conversation": "the turns", "system": "system turn (the persona)"}, ("conversation",)),
     RecordFormat("message_tree", "Message tree", "a prompt with ranked 'replies', each with replies (OpenAssistant trees)",
            {"tree": "the first message (with its replies)"}, ("tree",)),
+    RecordFormat("message_rows", "Message rows", "one message a row, linked by 'message_id'/'parent_id' (OpenAssistant oasst1/oasst2)", {}),
     RecordFormat("alpaca", "Alpaca", "instruction / input / output columns",
            {"instruction": "user turn", "input": "added to the user turn", "output": "assistant reply",
             "system": "system turn", "history": "earlier [question, answer] pairs"}, ("instruction", "output")),

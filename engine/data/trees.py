@@ -46,3 +46,33 @@ def tree(record: dict, mapping: dict[str, str], all_branches: bool = False) -> l
             seen.add(key)
             rows.append({"messages": messages})
     return rows
+
+
+def message_rows(items, all_branches: bool = False):
+    """OpenAssistant's flat layout (one message a row, `message_id` and `parent_id`): the trees are
+    built from the whole file, then read as `tree` reads one. Yields (number, row or Malformed); a
+    tree's rows carry the number of its first message's row."""
+    nodes, order = {}, []
+    for number, record in items:
+        if record.get("deleted") is True:
+            yield number, Malformed("the message is marked deleted")
+            continue
+        node = {"text": record.get("text"), "role": record.get("role"), "rank": record.get("rank"), "replies": [],
+                "number": number, "parent": record.get("parent_id")}
+        nodes[record.get("message_id")] = node
+        order.append(node)
+    roots = []
+    for node in order:
+        parent = node["parent"]
+        if parent is None or parent == "":
+            roots.append(node)
+        elif parent in nodes:
+            nodes[parent]["replies"].append(node)
+        else:
+            yield node["number"], Malformed(f"its parent message '{parent}' is not in the file, or is marked deleted")
+    for root in roots:
+        try:
+            for row in tree({"tree": root}, {"tree": "tree"}, all_branches):
+                yield root["number"], row
+        except Malformed as e:
+            yield root["number"], e
