@@ -277,3 +277,13 @@ def test_cli_inspect_reports_duplicates_and_keeps_them_on_request(tmp_path):
     out = run()
     assert "Rows: 2 in, 1 kept, 1 dropped" in out and "Line 2 is the same conversation as line 1, which is kept." in out
     assert "Rows: 2 in, 2 kept, 0 dropped" in run("--keep-duplicates")
+
+
+def test_duplicates_from_one_record_are_found_too(tmp_path):
+    block = "<START>\n{{user}}: Hi there, captain!\n{{char}}: Ahoy, welcome aboard the Gull!\n"
+    card = {"spec": "chara_card_v2", "spec_version": "2.0",
+            "data": {"name": "Bess", "description": "{{char}} is a pirate captain.", "personality": "", "scenario": "",
+                     "first_mes": "Ahoy!", "mes_example": block + block}}
+    (tmp_path / "bess.json").write_text(json.dumps(card))
+    ins = inspect(tmp_path / "bess.json")
+    assert ins.format == "character_card" and ins.report.dropped.get("duplicate") == 1

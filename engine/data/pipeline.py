@@ -132,10 +132,11 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             continue
         if not options.keep_duplicates:
             key = _identity(row, preference)
-            if (first := seen.setdefault(key, number)) != number:
+            if (first := seen.get(key)) is not None:
                 report.drop("duplicate", number, f"{report.unit.capitalize()} {number} is the same conversation as "
                                                  f"{report.unit} {first}, which is kept.")
                 continue
+            seen[key] = number
         if preference:
             report.preference += 1
             if preference_sink:
