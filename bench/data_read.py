@@ -1,7 +1,8 @@
 """Data reading benchmark, for the two targets of the data issue:
 
-1. 50,000 Alpaca rows read, detected and converted within 5 s (a JSON list, as alpaca_data.json is
-   shipped, and the same rows as JSONL);
+1. 50,000 Alpaca rows read, detected and converted within 1 s (a JSON list, as alpaca_data.json is
+   shipped, and the same rows as JSONL), with every shape's detection, the image check and the
+   duplicate check of issue 18; and 50,000 HH-RLHF-style preference pairs (transcripts) the same way;
 2. a 200 MB JSONL imported with a progress bar (`python -m engine data import`, a real subprocess)
    without holding more than about twice its size in memory: the peak RSS of the command is
    compared with the same command on a 1-row file (the interpreter and its libraries);
@@ -46,6 +47,16 @@ def alpaca_rows(n: int) -> list[dict]:
              "output": " ".join(sentence(rng, 5, 25) for _ in range(rng.randint(1, 6)))} for _ in range(n)]
 
 
+def hh_rows(n: int) -> list[dict]:
+    """Preference pairs as Anthropic's HH-RLHF writes them: two transcripts, the last reply differing."""
+    rng, rows = random.Random(2), []
+    for _ in range(n):
+        talk = "".join(f"\n\nHuman: {sentence(rng, 5, 20)}\n\nAssistant: {sentence(rng, 5, 30)}" for _ in range(rng.randint(0, 2)))
+        talk += f"\n\nHuman: {sentence(rng, 5, 20)}\n\nAssistant: "
+        rows.append({"chosen": talk + sentence(rng, 8, 40), "rejected": talk + sentence(rng, 3, 20)})
+    return rows
+
+
 def write_big_jsonl(path: Path, megabytes: int) -> int:
     rng, rows, size = random.Random(1), 0, 0
     with open(path, "w", encoding="utf-8") as f:
@@ -79,9 +90,10 @@ def time_inspect(path: Path) -> dict:
     """inspect() in a fresh interpreter: its time, and how far the read raised the peak resident memory."""
     return run_python(
         "import json, time, psutil\nfrom bench.data_read import peak_kib\nfrom engine.data import DataError, inspect\n"
-        "before = psutil.Process().memory_info().rss\nstarted = time.perf_counter()\n"
+        "before = psutil.Process().memory_info().rss\nstarted, cpu = time.perf_counter(), time.process_time()\n"
         f"try:\n    found = inspect({str(path)!r})\nexcept DataError as e:\n    found = e\n"
         "seconds = time.perf_counter() - started\ngrowth = {'seconds': round(seconds, 2), "
+        "'cpu_seconds': round(time.process_time() - cpu, 2), "
         "'peak_growth_mb': round((peak_kib() * 1024 - before) / 2**20, 1)}\n"
         "if isinstance(found, DataError):\n    print(json.dumps({**growth, 'refused': str(found)}))\nelse:\n"
         "    print(json.dumps({**growth, 'format': found.format, 'rows_kept': found.report.rows_kept,"
@@ -92,7 +104,8 @@ def time_inspect(path: Path) -> dict:
 def write_huge_line(path: Path, megabytes: int = 50) -> None:
     good = json.dumps({"prompt": "What is the boiling point of water?", "response": "100 degrees Celsius at sea level."})
     with open(path, "w", encoding="utf-8") as f:
-        f.write(good + "\n" + '{"prompt": "long", "response": "' + "x" * (megabytes * 2**20) + '"}\n' + good + "\n")
+        f.write(good + "\n" + '{"prompt": "long", "response": "' + "x" * (megabytes * 2**20) + '"}\n'
+                + good.replace("water", "sea water") + "\n")
 
 
 def write_wide_csv(path: Path, columns: int) -> None:
@@ -142,7 +155,8 @@ def main() -> None:
         (tmp / "alpaca.json").write_text(json.dumps(rows, indent=4), encoding="utf-8")
         (tmp / "alpaca.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         del rows
-        for name in ("alpaca.json", "alpaca.jsonl"):
+        (tmp / "hh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hh_rows(args.alpaca_rows)), encoding="utf-8")
+        for name in ("alpaca.json", "alpaca.jsonl", "hh.jsonl"):
             result[name] = {"mb": round((tmp / name).stat().st_size / 2**20, 1), **time_inspect(tmp / name)}
             print(name, result[name], flush=True)
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine.data import DataError, inspect
+from engine.data import DataError, Options, inspect
 
 GOOD = {"prompt": "What is the boiling point of water?", "response": "100 degrees Celsius at sea level."}
 
@@ -25,7 +25,7 @@ def test_truncated_json_list_keeps_every_record_before_the_break(tmp_path):
     text = json.dumps([GOOD] * 4, indent=1)
     f = tmp_path / "cut.json"
     f.write_text(text[: text.rindex("{") + 20], encoding="utf-8")
-    ins = inspect(f)
+    ins = inspect(f, Options(keep_duplicates=True))
     assert ins.report.rows_kept == 3
     assert len(ins.report.errors) == 1
     message = ins.report.errors[0]["message"]
@@ -38,7 +38,7 @@ def test_jsonl_bad_line_is_reported_and_every_other_line_kept(tmp_path):
     lines.insert(4, "[1, 2, 3]")
     f = tmp_path / "bad.jsonl"
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = inspect(f).report
+    report = inspect(f, Options(keep_duplicates=True)).report
     assert (report.rows_in, report.rows_kept) == (6, 4)
     assert report.dropped_rows == {"unreadable": [3, 5]}
     assert report.errors[0]["line"] == 3 and "not valid JSON" in report.errors[0]["message"]

@@ -28,9 +28,9 @@ def small_disk(tmp_path):
 
 
 def _big_file(path: Path) -> Path:
-    row = {"messages": [{"role": "user", "content": "Tell me about the sea. " * 20},
-                        {"role": "assistant", "content": "The sea is wide and deep. " * 40}]}
-    path.write_text((json.dumps(row) + "\n") * 8000, encoding="utf-8")  # about 12 MB
+    rows = ({"messages": [{"role": "user", "content": f"Tell me about sea {i}. " * 20},
+                          {"role": "assistant", "content": "The sea is wide and deep. " * 40}]} for i in range(8000))
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")  # about 12 MB
     return path
 
 

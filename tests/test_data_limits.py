@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DataError, inspect, read_card
+from engine.data import DataError, Options, inspect, read_card
 from engine.data.detect import detect
 from engine.data.limits import MAX_CARD_CHUNK_BYTES, MAX_COLUMNS, MAX_DEPTH, MAX_LINE_BYTES
 
@@ -29,8 +29,8 @@ def test_a_50_mb_line_is_skipped_and_memory_stays_flat(tmp_path):
     # A fresh interpreter, so that its peak resident memory is this read's alone. The peak is the
     # kernel's VmHWM (psutil has no peak on Linux; ru_maxrss would carry pytest's own peak over exec).
     code = (
-        "import json, psutil, sys\nfrom engine.data import inspect\n"
-        "before = psutil.Process().memory_info().rss\nfound = inspect(sys.argv[1])\n"
+        "import json, psutil, sys\nfrom engine.data import Options, inspect\n"
+        "before = psutil.Process().memory_info().rss\nfound = inspect(sys.argv[1], Options(keep_duplicates=True))\n"
         "peak = next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
         "print(json.dumps({'growth': peak - before, 'kept': found.report.rows_kept, 'errors': found.report.errors}))"
     )
@@ -106,7 +106,7 @@ def test_a_deep_jsonl_line_is_reported_and_the_rest_kept(tmp_path):
     f = tmp_path / "deep.jsonl"
     deep = '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + ', "response": "x"}'
     f.write_text("\n".join([json.dumps(GOOD), deep, json.dumps(GOOD)]) + "\n")
-    found = inspect(f)
+    found = inspect(f, Options(keep_duplicates=True))
     assert found.report.rows_kept == 2
     assert found.report.errors == [{"line": 2, "message": f"Line 2 cannot be read: it holds lists or objects nested more "
                                     f"than {MAX_DEPTH} levels deep; no record shape needs that. Flatten it."}]

@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -193,7 +195,8 @@ def test_parquet_and_tsv_and_json_dict_of_columns(tmp_path):
 @pytest.mark.parametrize("encoding,prefix", [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"),
                                              ("utf-16-le", b"")])
 def test_bom_utf16_and_crlf(tmp_path, encoding, prefix):
-    lines = [json.dumps({"prompt": "Quelle heure est-il ?", "response": "Il est midi, à peu près."}, ensure_ascii=False)] * 3
+    lines = [json.dumps({"prompt": f"Quelle heure est-il à {city} ?", "response": "Il est midi, à peu près."}, ensure_ascii=False)
+             for city in ("Paris", "Lyon", "Nice")]
     f = tmp_path / "x.jsonl"
     f.write_bytes(prefix + "\r\n".join(lines).encode(encoding))
     ins = inspect(f)
@@ -204,7 +207,8 @@ def test_bom_utf16_and_crlf(tmp_path, encoding, prefix):
 def test_jsonl_saved_as_json_and_csv_with_messages_column(tmp_path):
     row = {"messages": msgs(("user", "Hi, who are you?"), ("assistant", "A small model."))}
     f = tmp_path / "lines.json"
-    f.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    other = {"messages": msgs(("user", "Hi, what are you?"), ("assistant", "A small model."))}
+    f.write_text(json.dumps(row) + "\n" + json.dumps(other) + "\n")
     assert inspect(f).report.rows_kept == 2
     pd.DataFrame({"messages": [json.dumps(row["messages"])]}).to_csv(tmp_path / "m.csv", index=False)
     ins = inspect(tmp_path / "m.csv")
@@ -242,3 +246,44 @@ def test_rules_drop_with_reasons_and_row_numbers(tmp_path):
     assert report.errors == [{"line": 6, "message": "Line 6: turn 1 has an unknown speaker 'narrator' (known: user, assistant, system, tool and their aliases)"}]
     strict = inspect(f, Options(rules=Rules(min_chars=1, require_system=True))).report
     assert strict.rows_kept == 1 and strict.dropped["no_system_turn"] == 2
+
+
+def test_exact_duplicates_are_dropped_naming_the_kept_copy_unless_kept(tmp_path):
+    one = {"messages": msgs(("user", "What is the tallest mountain?"), ("assistant", "Mount Everest, 8849 metres."))}
+    near = {"messages": msgs(("user", "What is the tallest mountain?"), ("assistant", "Mount Everest, 8,849 metres."))}
+    other = {"instruction": "What is the tallest mountain?", "output": "Mount Everest, 8849 metres."}
+    f = write_jsonl(tmp_path / "dup.jsonl", [one, near, one, {"messages": one["messages"]}, one])
+    ins = inspect(f)
+    assert ins.rows == [one, near] and ins.report.dropped_rows == {"duplicate": [3, 4, 5]}
+    assert ins.report.errors[0] == {"line": 3, "message": "Line 3 is the same conversation as line 1, which is kept."}
+    assert any("Exact duplicates are left out" in n for n in ins.report.notes)
+    assert inspect(f, Options(keep_duplicates=True)).report.rows_kept == 5
+    # the same conversation in another shape is a duplicate too: it would train the same tokens
+    g = write_jsonl(tmp_path / "alpaca.jsonl", [other, other, {**other, "input": ""}])
+    assert inspect(g).report.dropped_rows == {"duplicate": [2, 3]}
+
+
+def test_cli_inspect_reports_duplicates_and_keeps_them_on_request(tmp_path):
+    row = {"prompt": "How many moons has Mars?", "response": "Two: Phobos and Deimos."}
+    f = write_jsonl(tmp_path / "dup.jsonl", [row, row])
+    root = Path(__file__).resolve().parent.parent
+
+    def run(*extra):
+        done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(f), "--no-render", *extra],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = run()
+    assert "Rows: 2 in, 1 kept, 1 dropped" in out and "Line 2 is the same conversation as line 1, which is kept." in out
+    assert "Rows: 2 in, 2 kept, 0 dropped" in run("--keep-duplicates")
+
+
+def test_duplicates_from_one_record_are_found_too(tmp_path):
+    block = "<START>\n{{user}}: Hi there, captain!\n{{char}}: Ahoy, welcome aboard the Gull!\n"
+    card = {"spec": "chara_card_v2", "spec_version": "2.0",
+            "data": {"name": "Bess", "description": "{{char}} is a pirate captain.", "personality": "", "scenario": "",
+                     "first_mes": "Ahoy!", "mes_example": block + block}}
+    (tmp_path / "bess.json").write_text(json.dumps(card))
+    ins = inspect(tmp_path / "bess.json")
+    assert ins.format == "character_card" and ins.report.dropped.get("duplicate") == 1

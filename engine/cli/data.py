@@ -45,6 +45,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-chars", type=int, default=Rules.min_chars, help="drop conversations shorter than this")
     parser.add_argument("--require-system", action="store_true", help="drop conversations without a system turn")
     parser.add_argument("--card-user", default="User", help="the name {{user}} becomes in a character card's dialogues")
+    parser.add_argument("--keep-duplicates", action="store_true", help="keep conversations that repeat an earlier one")
+    parser.add_argument("--text-only", action="store_true", help="a file with images: use its text-only rows")
+    parser.add_argument("--all-branches", action="store_true",
+                        help="message trees: every branch ending in a reply, not only the top-ranked one")
     parser.add_argument("--model", default="default", help="model whose chat template renders the example")
     parser.add_argument("--template", choices=TEMPLATE_CHOICES, default="model",
                         help="the model's own template, or force ChatML or Alpaca")
@@ -60,7 +64,9 @@ def _options(args) -> Options:
         if not sep:
             raise DataError(f"--map takes FIELD=COLUMN (e.g. prompt=question), not '{item}'.")
         mapping[field.strip()] = column.strip()
-    return Options(args.format, mapping, args.system, Rules(args.min_chars, args.require_system), args.card_user)
+    return Options(args.format, mapping, args.system, Rules(args.min_chars, args.require_system),
+                   card_user=args.card_user, text_only=args.text_only, keep_duplicates=args.keep_duplicates,
+                   all_branches=args.all_branches)
 
 
 def _progress():
@@ -128,6 +134,8 @@ def _describe(inspection: Inspection) -> str:
         lines.append("Mapping: " + ", ".join(f"{field} <- '{column}'" for field, column in inspection.mapping.items()))
     lines += [f"Note: {note}" for note in report.notes]
     lines.append(f"Rows: {report.rows_in} in, {report.rows_kept} kept, {report.rows_in - report.rows_kept} dropped")
+    if report.preference:
+        lines.append(f"Preference records kept for preference training: {report.preference}")
     for reason, count in report.dropped.most_common():
         numbers = report.dropped_rows[reason]
         more = " ..." if count > 20 else ""

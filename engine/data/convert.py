@@ -13,25 +13,18 @@ import re
 from typing import Iterable, Iterator
 
 from engine.data.cards import card_from_dict
-from engine.data.detect import as_list, named
+from engine.data.detect import named
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
+from engine.data.dialogues import gemini, is_human, turn_pairs
+from engine.data import preference
+from engine.data.transcripts import split_prompt, template_of
+from engine.data.trees import message_rows, tree
+from engine.data.turns import Malformed, as_list, content_text, role, turn_list
 
-ROLES = {
-    "user": "user", "human": "user", "prompter": "user", "question": "user",
-    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
-    "claude": "assistant", "bard": "assistant", "answer": "assistant",
-    "system": "system", "developer": "system",
-    "tool": "tool", "function": "tool", "observation": "tool", "ipython": "tool", "function_response": "tool",
-    "tool_response": "tool",
-}
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
 _MARKER = re.compile(r"<\|(system|user|assistant)\|>")
 _EOS = re.compile(r"(\s*</s>\s*)+$")
-
-
-class Malformed(Exception):
-    """A record that does not fit the chosen shape; it is dropped with this reason."""
 
 
 def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -> None:
@@ -50,41 +43,32 @@ def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -
 
 
 def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str, str],
-            card_user: str = "User") -> Iterator[tuple[int, dict | Malformed]]:
-    """(number, row) for each converted record, or (number, Malformed) for one that does not fit."""
+            card_user: str = "User", all_branches: bool = False) -> Iterator[tuple[int, dict | Malformed]]:
+    """(number, row) for each converted record, or (number, Malformed) for one that does not fit.
+    `card_user`: the name a card's example dialogues give the user; `all_branches`: a message tree gives
+    every branch, not only its top-ranked one."""
     if format_id == "sillytavern_chat":
         yield from _sillytavern(items)
         return
+    if format_id == "message_rows":
+        yield from message_rows(items, all_branches)
+        return
     one = _PER_RECORD.get(format_id)
+    if format_id == "message_tree":
+        one = lambda record, mapping: tree(record, mapping, all_branches)  # noqa: E731
     for number, record in items:
         try:
             if format_id == "character_card":
                 for messages in card_from_dict(record).conversations(card_user):
                     yield number, {"messages": messages}
             else:
-                yield number, one(record, mapping)
+                out = one(record, mapping)
+                for row in out if isinstance(out, list) else (out,):  # a tree gives several
+                    yield number, row
         except Malformed as e:
             yield number, e
         except DataError as e:
             yield number, Malformed(str(e))
-
-
-def content_text(content) -> str:
-    """Message content as text: strings as they are, OpenAI content parts joined, nothing as ''."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content.strip()
-    if isinstance(content, list):
-        return "\n".join(content_text(p.get("text") if isinstance(p, dict) else p) for p in content).strip()
-    return str(content).strip()
-
-
-def _role(name, turn: int) -> str:
-    role = ROLES.get(str(name or "").strip().lower())
-    if role is None:
-        raise Malformed(f"turn {turn} has an unknown speaker '{name}' (known: user, assistant, system, tool and their aliases)")
-    return role
 
 
 def _finish(messages: list[dict], record: dict, mapping: dict[str, str]) -> dict:
@@ -98,20 +82,10 @@ def _finish(messages: list[dict], record: dict, mapping: dict[str, str]) -> dict
     return row
 
 
-def _turns(record: dict, column: str) -> list:
-    turns = as_list(record.get(column))
-    if turns is None:
-        raise Malformed(f"'{column}' is not a list of turns")
-    for i, turn in enumerate(turns, 1):
-        if not isinstance(turn, dict):
-            raise Malformed(f"turn {i} of '{column}' is not an object")
-    return turns
-
-
 def _messages(record: dict, mapping: dict[str, str]) -> dict:
     messages = []
-    for i, turn in enumerate(_turns(record, mapping["messages"]), 1):
-        message = {"role": _role(turn.get("role"), i), "content": content_text(turn.get("content"))}
+    for i, turn in enumerate(turn_list(record, mapping["messages"]), 1):
+        message = {"role": role(turn.get("role"), i), "content": content_text(turn.get("content"))}
         for key in ("tool_calls", "tool_call_id", "name"):
             if turn.get(key):
                 message[key] = turn[key]
@@ -121,12 +95,12 @@ def _messages(record: dict, mapping: dict[str, str]) -> dict:
 
 def _sharegpt(record: dict, mapping: dict[str, str]) -> dict:
     messages = []
-    for i, turn in enumerate(_turns(record, mapping["conversations"]), 1):
+    for i, turn in enumerate(turn_list(record, mapping["conversations"]), 1):
         speaker, value = str(turn.get("from", "")).strip().lower(), turn.get("value")
         if speaker == "function_call":
             messages.append(_tool_call(value))
         else:
-            messages.append({"role": _role(speaker, i), "content": content_text(value)})
+            messages.append({"role": role(speaker, i), "content": content_text(value)})
     return _finish(messages, record, mapping)
 
 
@@ -150,7 +124,7 @@ def _chatml(record: dict, mapping: dict[str, str]) -> dict:
     turns = _CHATML.findall(text)
     if not turns:
         raise Malformed(f"'{mapping['text']}' holds no <|im_start|> turns")
-    return _finish([{"role": _role(r, i), "content": c.strip()} for i, (r, c) in enumerate(turns, 1)], record, mapping)
+    return _finish([{"role": role(r, i), "content": c.strip()} for i, (r, c) in enumerate(turns, 1)], record, mapping)
 
 
 def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
@@ -163,9 +137,10 @@ def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
 
 
 def _pairs(record: dict, mapping: dict[str, str]) -> dict:
-    messages = [{"role": "user", "content": content_text(record.get(mapping["prompt"]))},
-                {"role": "assistant", "content": content_text(record.get(mapping["response"]))}]
-    return _finish(messages, record, mapping)
+    prompt = record.get(mapping["prompt"])
+    template = template_of(prompt) if isinstance(prompt, str) else None
+    asked = split_prompt(prompt, template) if template else [{"role": "user", "content": content_text(prompt)}]
+    return _finish([*asked, {"role": "assistant", "content": content_text(record.get(mapping["response"]))}], record, mapping)
 
 
 def _alpaca(record: dict, mapping: dict[str, str]) -> dict:
@@ -206,6 +181,7 @@ def _sillytavern(items: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict 
 
 
 _PER_RECORD = {
+    "preference": preference.pair, "kto": preference.kto, "gemini": gemini, "turn_pairs": turn_pairs, "is_human_turns": is_human,
     "alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages, "chatml": _chatml,
     "roleplay_markers": _roleplay, "pairs": _pairs, "text": _text,
 }

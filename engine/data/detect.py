@@ -7,11 +7,15 @@ the person is asked to choose one and map the columns.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from engine.data.cards import is_card
 from engine.data.formats import RECORD_FORMATS
+from engine.data.dialogues import PAIR_KEYS
+from engine.data.images import holds_image
+from engine.data.preference import CHOSEN, COMPLETIONS, LABELS, PROMPTS, REJECTED
+from engine.data.transcripts import TEMPLATES, template_of, transcript
+from engine.data.turns import as_list
 
 SAMPLE = 200
 MIN_CONFIDENCE = 0.5
@@ -22,6 +26,7 @@ PAIRS = (
     ("human", "assistant"), ("human", "gpt"), ("message", "reply"), ("source", "target"),
 )
 SYSTEM_COLUMNS = ("system", "system_prompt", "persona")
+PERSONA_COLUMNS = ("bot_description", "persona", "bot_persona", "char_persona", "description", "system")
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Detection:
     columns: list[str]
     candidates: list[tuple[str, float]] = field(default_factory=list)
     mappings: dict[str, dict[str, str]] = field(default_factory=dict)  # the mapping each candidate shape found
+    images: int = 0  # sampled records that hold an image
 
 
 def columns_of(records: list[dict]) -> list[str]:
@@ -46,16 +52,6 @@ def named(columns: list[str], limit: int = 20) -> str:
     """The first columns by name, for a message: a wide table's list stays readable."""
     more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
     return (", ".join(columns[:limit]) or "none") + more
-
-
-def as_list(value):
-    """A list, also from a JSON string (CSV cells hold lists as text); None otherwise."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def find(columns: list[str], names) -> str | None:
@@ -81,7 +77,10 @@ def detect(records: list[dict]) -> Detection:
                          [f"No known shape fits; columns seen: {named(columns)}."], {}, columns,
                          candidates, mappings)
     format_id, score, mapping, evidence = results[0]
-    return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings)
+    images = sum(map(holds_image, sample))
+    if images:
+        evidence = [*evidence, _evidence(images / len(sample), len(sample), "hold images; this app trains text models")]
+    return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings, images)
 
 
 def _share(sample: list[dict], test) -> float:
@@ -123,7 +122,8 @@ def _conversations(keys: tuple[str, ...], field_name: str, label: str):
 def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ...]):
     def score(sample, columns):
         best = None
-        for column in columns:
+        prompts = _prompt_columns(columns)  # those are read as pairs
+        for column in (c for c in columns if c not in prompts):
             share = _share(sample, lambda r: isinstance(r.get(column), str) and any(m in r[column] for m in markers))
             if share and (best is None or share > best[0]):
                 best = (share, column)
@@ -136,6 +136,12 @@ def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ..
         return share, mapping, [_evidence(share, len(sample), f"hold {label} in '{column}'")]
 
     return score
+
+
+def _prompt_columns(columns: list[str]) -> set[str]:
+    """Columns that are the prompt of a prompt/reply pair (a template in them is split, not the whole row)."""
+    found = ((find(columns, (p,)), find(columns, (r,))) for p, r in PAIRS)
+    return {prompt for prompt, reply in found if prompt and reply}
 
 
 def _alpaca(sample, columns):
@@ -159,7 +165,13 @@ def _pairs(sample, columns):
             mapping = {"prompt": prompt, "response": response}
             if system := find(columns, SYSTEM_COLUMNS):
                 mapping["system"] = system
-            return share, mapping, [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+            evidence = [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+            found = [t for r in sample if isinstance(r.get(prompt), str) and (t := template_of(r[prompt]))]
+            if found:
+                name = TEMPLATES[max(set(found), key=found.count)][1]
+                evidence.append(_evidence(len(found) / len(sample), len(sample), f"have prompts that already hold a chat "
+                                          f"template ({name}): split into their turns, so the template is not trained as text"))
+            return share, mapping, evidence
     return None
 
 
@@ -191,7 +203,87 @@ def _text(sample, columns):
     return share, {"text": column}, [_evidence(share, len(sample), f"have plain text in '{column}'")]
 
 
+def _preference(sample, columns):
+    chosen, rejected = find(columns, CHOSEN), find(columns, REJECTED)
+    if not (chosen and rejected):
+        return None
+    share = _share(sample, lambda r: r.get(chosen) is not None and r.get(rejected) is not None)
+    mapping = {"chosen": chosen, "rejected": rejected}
+    for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
+        if found := find(columns, names):
+            mapping[name] = found
+    evidence = [_evidence(share, len(sample), f"have a chosen '{chosen}' and a rejected '{rejected}' reply: preference data")]
+    messages = find(columns, ("messages",))
+    if messages and (same := _share(sample, lambda r: r.get(messages) == r.get(chosen))):
+        evidence.append(_evidence(same, len(sample), f"have '{messages}' equal to '{chosen}': a binarized preference set"))
+    if texts := _share(sample, lambda r: isinstance(r.get(chosen), str) and transcript(r[chosen]) is not None):
+        evidence.append(_evidence(texts, len(sample), "hold Human:/Assistant: transcripts in the replies"))
+    return share, mapping, evidence
+
+
+def _kto(sample, columns):
+    label, completion = find(columns, LABELS), find(columns, COMPLETIONS)
+    if not (label and completion):
+        return None
+    share = _share(sample, lambda r: r.get(completion) is not None and label in r)
+    mapping = {"completion": completion, "label": label}
+    for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
+        if found := find([c for c in columns if c != completion], names):
+            mapping[name] = found
+    return share, mapping, [_evidence(share, len(sample), f"have a reply '{completion}' marked desirable or not in "
+                                                          f"'{label}': KTO data")]
+
+
+def _shaped(keys_any, field_name: str, label: str, system_names: tuple[str, ...]):
+    """A column holding a list of turns, each an object with one of `keys_any`'s key sets."""
+    def score(sample, columns):
+        best = None
+        for keys in keys_any:
+            found = _turn_lists(sample, columns, keys)
+            if found and (best is None or found[0] > best[0]):
+                best = found
+        if not best:
+            return None
+        share, column = best
+        mapping = {field_name: column}
+        if system := find([c for c in columns if c != column], system_names):
+            mapping["system"] = system
+        return share, mapping, [_evidence(share, len(sample), f"hold '{column}' as a list of {label}")]
+
+    return score
+
+
+def _tree(sample, columns):
+    def is_tree(value) -> bool:
+        return isinstance(value, dict) and "text" in value and isinstance(value.get("replies"), list)
+
+    best = max(((_share(sample, lambda r: is_tree(r.get(c))), c) for c in columns), default=(0, None))
+    if not best[0]:
+        return None
+    share, column = best
+    ranked = sum(1 for r in sample if is_tree(r.get(column)) and any("rank" in x for x in r[column]["replies"]))
+    return share, {"tree": column}, [_evidence(share, len(sample), f"hold a message tree in '{column}' (a message "
+                                                                   f"with 'replies')"),
+                                     _evidence(ranked / len(sample), len(sample), "have ranked replies")]
+
+
+def _message_rows(sample, columns):
+    if not all(c in columns for c in ("message_id", "parent_id", "text", "role")):
+        return None
+    share = _share(sample, lambda r: "message_id" in r and "parent_id" in r and isinstance(r.get("text"), str))
+    return share, {}, [_evidence(share, len(sample), "are single messages linked by 'message_id' and 'parent_id': "
+                                                     "message trees, one message a row")]
+
+
 _SCORERS = {
+    "preference": _preference,
+    "kto": _kto,
+    "gemini": _shaped([("role", "parts")], "contents", "role/parts turns (Gemini)", ("systeminstruction", "system_instruction")),
+    "turn_pairs": _shaped(list(PAIR_KEYS), "turns", "{human, assistant} pairs", SYSTEM_COLUMNS),
+    "is_human_turns": _shaped([("message", "is_human"), ("text", "is_human")], "conversation", "turns marked is_human",
+                              PERSONA_COLUMNS),
+    "message_tree": _tree,
+    "message_rows": _message_rows,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),

@@ -18,6 +18,22 @@ class RecordFormat:
 
 
 RECORD_FORMATS: dict[str, RecordFormat] = {f.id: f for f in (
+    RecordFormat("preference", "Preference pairs", "a 'chosen' and a 'rejected' reply (+ a prompt), e.g. HH-RLHF, UltraFeedback",
+           {"prompt": "the conversation before the replies", "chosen": "the better reply (trained)",
+            "rejected": "the worse reply (kept for preference training)", "system": "system turn"}, ("chosen", "rejected")),
+    RecordFormat("kto", "KTO (desirable or not)", "a completion with a desirable/undesirable label, e.g. trl's KTO sets",
+           {"prompt": "the conversation before the reply", "completion": "the reply (or the whole conversation)",
+            "label": "true: desirable (trained), false: undesirable (preference training only)", "system": "system turn"},
+           ("completion", "label")),
+    RecordFormat("gemini", "Gemini contents", "a 'contents' list of role/parts turns (user/model) + 'systemInstruction'",
+           {"contents": "the turns", "system": "system turn"}, ("contents",)),
+    RecordFormat("turn_pairs", "Human/assistant pairs", "a list of {human, assistant} objects, one a turn (Firefly, MOSS)",
+           {"turns": "the list of pairs", "system": "system turn"}, ("turns",)),
+    RecordFormat("is_human_turns", "is_human turns", "a list of {message, is_human} turns + the bot's persona (PIPPA)",
+           {"conversation": "the turns", "system": "system turn (the persona)"}, ("conversation",)),
+    RecordFormat("message_tree", "Message tree", "a prompt with ranked 'replies', each with replies (OpenAssistant trees)",
+           {"tree": "the first message (with its replies)"}, ("tree",)),
+    RecordFormat("message_rows", "Message rows", "one message a row, linked by 'message_id'/'parent_id' (OpenAssistant oasst1/oasst2)", {}),
     RecordFormat("alpaca", "Alpaca", "instruction / input / output columns",
            {"instruction": "user turn", "input": "added to the user turn", "output": "assistant reply",
             "system": "system turn", "history": "earlier [question, answer] pairs"}, ("instruction", "output")),

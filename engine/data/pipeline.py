@@ -18,6 +18,7 @@ from typing import Callable
 from engine.data.convert import Malformed, check_mapping, convert
 from engine.data.detect import SAMPLE, Detection, columns_of, detect
 from engine.data.errors import DataError
+from engine.data.images import image_of
 from engine.data.formats import RECORD_FORMATS, TEXT_RECORD_FORMATS
 from engine.data.limits import MAX_COLUMNS
 from engine.data.notdata import no_known_shape
@@ -33,6 +34,9 @@ class Options:
     system_prompt: str = ""  # given to every conversation without a system turn
     rules: Rules = Rules()
     card_user: str = "User"  # the name {{user}} becomes in a character card's example dialogues
+    text_only: bool = False  # a file with images: use its text-only rows
+    keep_duplicates: bool = False  # keep a conversation that is the same as an earlier one
+    all_branches: bool = False  # message trees: every branch ending in a reply, not only the top-ranked one
 
 
 @dataclass
@@ -89,10 +93,11 @@ def peek(path: str | os.PathLike, max_bytes: int | None = None) -> Detection:
 
 def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Callable[[dict], None] | None = None,
             keep_rows: bool | int = True, progress: ReadProgress | None = None, max_bytes: int | None = None,
-            samples: int = 5) -> Inspection:
+            samples: int = 5, preference_sink: Callable[[dict], None] | None = None) -> Inspection:
     """Read `path` and report what would be trained; raises `DataError` for a file that cannot be used.
 
     `keep_rows`: True keeps every kept row in `rows`, False none, a number an even random sample of that many.
+    `preference_sink` receives each preference record kept for preference training (see `preference`).
     """
     source, head, items, detection = _open(path, max_bytes, progress)
     format_id = _choose_format(options.format, detection, source.path.name, head)
@@ -111,26 +116,90 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
             last[:] = item
             yield item
 
-    kept, shown, sampler = [], [], random.Random(0)
-    for number, row in convert(good_items(), format_id, mapping, options.card_user):
+    kept, shown, sampler, seen = [], [], random.Random(0), {}
+    text_only = options.text_only or not detection.images
+    for number, row in convert(good_items(), format_id, mapping, options.card_user, options.all_branches):
         if isinstance(row, Malformed):
-            report.drop("malformed", number, f"{report.unit.capitalize()} {number}: {row}")
+            report.drop(row.reason, number, f"{report.unit.capitalize()} {number}: {row}")
             continue
+        preference = row.pop("preference", None)
         row = tidy(row, options.system_prompt)
-        reason = check(row, options.rules)
+        record = last[1] if last[0] == number else None
+        if image := image_of(record, row):
+            report.drop("has_image", number, f"{report.unit.capitalize()} {number} holds {image}; this app trains text models.")
+            continue
+        reason = check(row, options.rules) or (None if text_only else "text_only_row")
         if reason:
             report.drop(reason, number)
             continue
+        if not options.keep_duplicates:
+            key = _identity(row, preference)
+            if (first := seen.get(key)) is not None:
+                report.drop("duplicate", number, f"{report.unit.capitalize()} {number} is the same conversation as "
+                                                 f"{report.unit} {first}, which is kept.")
+                continue
+            seen[key] = number
+        if preference:
+            report.preference += 1
+            if preference_sink:
+                preference_sink(with_system(preference, options.system_prompt))
+            if preference.get("label") is False:
+                report.drop("undesirable", number)
+                continue
         report.keep()
         if len(shown) < samples:
-            shown.append(Sample(number, last[1] if last[0] == number else None, row))
+            shown.append(Sample(number, record, row))
         if sink:
             sink(row)
         if keep_rows is True or len(kept) < keep_rows:
             kept.append(row)
         elif keep_rows and (slot := sampler.randrange(report.rows_kept)) < keep_rows:
             kept[slot] = row
+    report.notes += _notes(format_id, detection, report, text_only)
     return Inspection(source, detection, format_id, mapping, options, report, kept, shown)
+
+
+def _identity(row: dict, preference: dict | None) -> int:
+    """Equal for rows that train the same thing (a hash: fast, and the rows need not be kept)."""
+    if "messages" not in row:
+        return hash(row["text"])
+    pref = tuple(_turns(v) if isinstance(v, list) else v for v in preference.values()) if preference else None
+    return hash((_turns(row["messages"]), row.get("tools"), pref))
+
+
+def _turns(messages: list[dict]) -> tuple:
+    return tuple((m["role"], m["content"], repr(m) if len(m) > 2 else None) for m in messages)
+
+
+def with_system(preference: dict, system_prompt: str) -> dict:
+    prompt = preference["prompt"]
+    if system_prompt.strip() and not any(m["role"] == "system" for m in prompt):
+        return {**preference, "prompt": [{"role": "system", "content": system_prompt.strip()}, *prompt]}
+    return preference
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def _notes(format_id: str, detection: Detection, report: DataReport, text_only: bool) -> list[str]:
+    """What a person must know about this shape of data, in plain sentences."""
+    notes = []
+    if format_id == "preference":
+        notes.append(f"Preference data: supervised training uses the chosen replies; {_count(report.preference, 'pair')} "
+                     "of chosen and rejected replies kept with the data set for preference training (DPO, ORPO).")
+    elif format_id == "kto":
+        notes.append(f"KTO data: only the desirable replies train in supervised mode; {_count(report.preference, 'reply', 'replies')}, "
+                     "desirable or not, kept with the data set for preference training (KTO).")
+    if detection.images or report.dropped["has_image"]:
+        notes.append("This file holds images, and this app trains text models: rows with an image are left out "
+                     "(an image placeholder is never trained as text). " +
+                     ("Its text-only rows are used, as chosen." if text_only else
+                      "Its text-only rows are used only if you choose so (use the text-only rows; --text-only)."))
+    if report.dropped["duplicate"]:
+        notes.append("Exact duplicates are left out (the first copy is kept); keep them with keep duplicates "
+                     "(--keep-duplicates).")
+    return notes
 
 
 def _choose_format(chosen: str | None, detection: Detection, name: str, head: list) -> str:

@@ -21,6 +21,11 @@ REASONS = {
     "too_short": "shorter than the minimum length",
     "too_long": "longer than the limit for one record",
     "no_system_turn": "no system turn (one is required)",
+    "empty_reply": "an empty final reply",
+    "undesirable": "an undesirable reply (kept for preference training only)",
+    "has_image": "needs an image (this app trains text models)",
+    "text_only_row": "a text-only row of a file with images (used only if you choose so)",
+    "duplicate": "the same conversation as an earlier one (that copy is kept)",
 }
 KEEP_NUMBERS = 1000
 
@@ -73,6 +78,7 @@ class DataReport:
     dropped_rows: dict[str, list[int]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    preference: int = 0  # preference records kept for preference training
 
     def keep(self) -> None:
         self.rows_in += 1
@@ -91,6 +97,7 @@ class DataReport:
         return {
             "rows_in": self.rows_in, "rows_kept": self.rows_kept, "dropped": dict(self.dropped),
             "dropped_rows": self.dropped_rows, "errors": self.errors, "notes": self.notes,
+            "preference": self.preference,
         }
 
     def summary(self) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from engine.data.errors import DataError
 from engine.data.pipeline import Inspection, Options, inspect, read_rows
+from engine.data.preference import KIND
 from engine.data.readers import ReadProgress
 from engine.data.render import encode
 from engine.errors import plain
@@ -25,6 +26,7 @@ from engine.workspace import BadName
 
 log = logging.getLogger(__name__)
 
+PREFERENCE = "preference.jsonl"  # beside data.jsonl, for preference training (DPO, ORPO, KTO)
 TOKENIZED = ".tokenized"  # the rendered data sets, by fingerprint: not a data set (no meta.json), deletable
 _CACHE_VERSION = 2
 
@@ -49,6 +51,14 @@ class Counts(BaseModel):
     dropped: dict[str, int]
 
 
+class PreferenceFile(BaseModel):
+    """The preference records saved beside the supervised rows, in trl's preference format."""
+
+    file: str = PREFERENCE
+    kind: str  # "pairs": {prompt, chosen, rejected}; "kto": {prompt, completion, label}
+    rows: int
+
+
 class DatasetMeta(BaseModel):
     """A saved data set's `meta.json`: where it came from, how it was read, what was kept."""
 
@@ -67,6 +77,7 @@ class DatasetMeta(BaseModel):
     errors: list[dict] = []
     notes: list[str] = []
     fingerprint: str
+    preference: PreferenceFile | None = None
 
 
 @dataclass(frozen=True)
@@ -110,13 +121,16 @@ def import_file(workspace, name: str, path: str | os.PathLike, options: Options 
     digest = hashlib.sha256()
     try:
         with atomic_dir(target) as tmp:
-            with open(tmp / "data.jsonl", "w", encoding="utf-8") as f:
+            with open(tmp / "data.jsonl", "w", encoding="utf-8") as f, open(tmp / PREFERENCE, "w", encoding="utf-8") as pf:
                 def sink(row: dict) -> None:
                     line = json.dumps(row, ensure_ascii=False) + "\n"
                     f.write(line)
                     digest.update(line.encode("utf-8"))
 
-                inspection = inspect(path, options, sink=sink, keep_rows=False, progress=progress, max_bytes=max_bytes)
+                inspection = inspect(path, options, sink=sink, keep_rows=False, progress=progress, max_bytes=max_bytes,
+                                     preference_sink=lambda record: pf.write(json.dumps(record, ensure_ascii=False) + "\n"))
+            if not inspection.report.preference:
+                (tmp / PREFERENCE).unlink()
             if not inspection.report.rows_kept:
                 raise DataError(f"Nothing was saved: no row of '{Path(path).name}' can be trained on. {inspection.report.summary()}")
             meta = _meta(name, inspection, template, fallback, digest.hexdigest())
@@ -140,10 +154,13 @@ def _meta(name: str, inspection: Inspection, template: str, fallback: str, finge
         detected=Detected(format=inspection.detection.format, confidence=inspection.detection.confidence,
                           evidence=inspection.detection.evidence),
         mapping=inspection.mapping, kind=inspection.kind, system_prompt=options.system_prompt,
-        rules={"min_chars": options.rules.min_chars, "require_system": options.rules.require_system},
+        rules={"min_chars": options.rules.min_chars, "require_system": options.rules.require_system,
+               "text_only": options.text_only, "keep_duplicates": options.keep_duplicates,
+               "all_branches": options.all_branches},
         template={"choice": template, "fallback": fallback},
         counts=Counts(rows_in=report.rows_in, rows_kept=report.rows_kept, dropped=dict(report.dropped)),
         dropped_rows=report.dropped_rows, errors=report.errors[:100], notes=report.notes, fingerprint=fingerprint,
+        preference=PreferenceFile(kind=KIND[inspection.format], rows=report.preference) if report.preference else None,
     )
 
 
@@ -183,6 +200,15 @@ def read_meta(workspace, name: str) -> DatasetMeta:
 def read_dataset(workspace, name: str) -> list[dict]:
     read_meta(workspace, name)
     return read_rows(dataset_folder(workspace, name) / "data.jsonl")
+
+
+def read_preference(workspace, name: str) -> tuple[str, list[dict]]:
+    """A saved data set's preference records and their kind ("pairs" or "kto"), for preference training."""
+    meta = read_meta(workspace, name)
+    if meta.preference is None:
+        raise DataError(f"The data set '{name}' holds no preference data (chosen and rejected replies, or KTO "
+                        "labels); import a preference file to train with DPO, ORPO or KTO.")
+    return meta.preference.kind, read_rows(dataset_folder(workspace, name) / meta.preference.file)
 
 
 def fingerprint(rows: list[dict], tokenizer) -> str:
