@@ -259,9 +259,10 @@ def render(ctx: Context) -> None:
         measure_button = gr.Button("Measure speed (a few real steps)", elem_id="train-measure")
         name = gr.Textbox(label="Run name", placeholder="automatic", scale=2, elem_id="train-name")
         start_button = gr.Button("Start", variant="primary", elem_id="train-start")
-    with gr.Row():
-        measure_note = gr.Markdown(elem_id="train-measure-note")
-        with gr.Column():
+    with gr.Row():  # under Plan and Measure, under the run name and Start
+        with gr.Column(scale=2):
+            measure_note = gr.Markdown(elem_id="train-measure-note")
+        with gr.Column(scale=3):
             start_note = gr.Markdown(elem_id="train-start-note")
             start_message = gr.Markdown(elem_id="train-start-message")
     plan_text = gr.Markdown(elem_id="train-plan-text")
