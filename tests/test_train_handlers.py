@@ -44,9 +44,13 @@ def test_the_form_and_the_config_map_both_ways():
 
 
 def test_choosing_a_preset_fills_the_form_with_its_values(ctx):
-    summary, *values = train_tab.pick_preset(ctx, "tutorial", "default", PIRATE)
+    summary, *fields = train_tab.pick_preset(ctx, "tutorial", "default", PIRATE)
     assert summary == presets.presets()["tutorial"].summary
-    assert values[PATHS.index("train.learning_rate")] == 2e-5 and values[PATHS.index("train.batch_size")] == 16
+    rate, batch = fields[PATHS.index("train.learning_rate")], fields[PATHS.index("train.batch_size")]
+    assert rate["value"] == 2e-5 and batch["value"] == 16
+    assert "Tutorial recipe: 2e-5, the tutorial's full recipe" in rate["info"]  # the help follows the preset
+    _, *fields = train_tab.pick_preset(ctx, "quick-test", "default", PIRATE)
+    assert "Quick test: 3e-4" in fields[PATHS.index("train.learning_rate")]["info"]
 
 
 def test_the_plan_handler_describes_the_data_and_offers_no_fix_when_it_fits(ctx, tiny_model_path):
@@ -94,7 +98,7 @@ def test_duplicate_puts_a_runs_config_back_into_the_form(ctx):
     start_message, run_message, message, model, dataset, picked, preset, *values = train_tab.duplicate(ctx, "original")
     assert "original" in message and start_message == run_message == ""
     assert (model, dataset, picked, preset) == ("default", PIRATE, True, "roleplay")
-    assert train_tab.config_from(model, dataset, preset, values) == config
+    assert train_tab.config_from(model, dataset, preset, [v["value"] for v in values]) == config
 
 
 def _values(update) -> list:
@@ -171,3 +175,31 @@ def test_each_message_shows_beside_its_controls_and_replaces_the_last(ctx):
     start_message, run_message, runs_message, *_ = train_tab.rename(ctx, "first", "second")
     assert "Renamed **first** to **second**" in runs_message and start_message == run_message == ""
     assert train_tab.clear_messages() == ("", "", "")
+
+
+def test_every_setting_has_a_human_label_and_its_choices_words():
+    from engine.train import form
+
+    from engine.train.config import field
+
+    assert [p for p in PATHS if not field(p).title] == []  # each label chosen, none made from a field's name
+    labels = {p: form.setting(p).label for p in PATHS}
+    assert labels["lora.r"] == "LoRA rank (r)" and labels["lora.use_rslora"] == "Rank-stabilised LoRA (rsLoRA)"
+    assert labels["lora.loftq"] == "LoftQ initialisation" and labels["train.report_to"] == "Send metrics to"
+    assert all(form.setting(p).help for p in PATHS)
+    assert dict(form.setting("train.report_to").choices) == {"only this app": "none", "TensorBoard": "tensorboard",
+                                                             "Weights & Biases": "wandb"}
+
+
+@pytest.mark.parametrize("name", list(presets.presets()))
+def test_a_presets_help_quotes_its_own_values(name):
+    from engine.train import form
+    from engine.train.config import get
+
+    preset = presets.presets()[name]
+    config = presets.build(name, PIRATE)
+    assert preset.why, "each preset says why it chose its values"
+    for path, why in preset.why.items():
+        help = form.setting(path, name).help
+        assert f"{preset.title}: {form.shown(get(config, path))}, {why}." in help, path  # the value from the preset
+        assert help.startswith(form.setting(path).help)  # after the setting's general advice

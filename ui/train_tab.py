@@ -13,10 +13,10 @@ import gradio as gr
 from engine.data.store import list_datasets
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.train import actions, form, launch, plan, presets, runs
-from engine.train.config import RunConfig, advice, with_changes
+from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
 from ui.context import Context
 from ui.train_view import charts, log_tail, probe_table, progress_text, runs_table
-from ui.widgets import bind, follow
+from ui.widgets import bind, follow, template_choices
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 # Every setting of the advanced panel, by its path in the run config; the model, data set and preset
@@ -51,8 +51,14 @@ def config_from(model: str, dataset: str, preset: str | None, values) -> RunConf
     return form.config_of(model, dataset, preset, PATHS, list(values))
 
 
-def _component(path: str, value) -> gr.components.Component:
-    s = form.setting(path)
+def form_updates(config: RunConfig) -> list:
+    """The form's values for a config, each with its help for the config's preset."""
+    return [gr.update(value=value, info=form.setting(path, config.preset).help)
+            for path, value in zip(PATHS, form_values(config))]
+
+
+def _component(path: str, value, preset: str) -> gr.components.Component:
+    s = form.setting(path, preset)
     if s.kind == "modules":
         return gr.CheckboxGroup(list(s.choices), value=value, label=s.label, info=s.help)
     if s.kind == "lines":
@@ -60,7 +66,8 @@ def _component(path: str, value) -> gr.components.Component:
     if s.kind == "bool":
         return gr.Checkbox(value, label=s.label, info=s.help)
     if s.kind == "choice":
-        return gr.Dropdown(list(s.choices), value=value, label=s.label, info=s.help)
+        choices = template_choices(TEMPLATE_CHOICES) if path == "template" else list(s.choices)
+        return gr.Dropdown(choices, value=value, label=s.label, info=s.help)
     return gr.Number(value, label=s.label, info=s.help, precision=0 if s.kind == "int" else None)
 
 
@@ -76,7 +83,8 @@ def dataset_choices(ctx: Context) -> list[tuple[str, str]]:
     """The saved data sets, newest first (a damaged record last), then the examples, labelled as such."""
     saved = sorted((d for d in list_datasets(ctx.workspace) if d.trainable),
                    key=lambda d: d.meta.created if d.meta else "", reverse=True)
-    return [(d.label, d.name) for d in saved] + [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
+    examples = [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
+    return [(d.label, d.name) for d in saved] + examples
 
 
 def default_dataset(ctx: Context) -> str:
@@ -152,7 +160,7 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (presets.presets()[choice].summary, *form_values(config))
+    return (presets.presets()[choice].summary, *form_updates(config))
 
 
 def make_plan(ctx: Context, model, dataset, preset, *values) -> tuple:
@@ -167,7 +175,8 @@ def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress(
            *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
     progress(0, desc="Timing a few real training steps in a worker process…")
     plan.measure(config, ctx.workspace)
-    yield "Measured: the plan's time now comes from real steps.", *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware))
+    yield ("Measured: the plan's time now comes from real steps.",
+           *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
 def apply_fix(ctx: Context, i: int, fixes, model, dataset, preset, *values) -> tuple:
@@ -216,7 +225,7 @@ def duplicate(ctx: Context, name) -> tuple:
         raise ValueError("Choose a run first.")
     config = runs.load_run(ctx.workspace, name).config
     return (*_said("runs", f"The form now holds **{name}**'s config; change what you like and Start."),
-            config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_values(config))
+            config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_updates(config))
 
 
 def _pick_row(evt: gr.SelectData):
@@ -249,10 +258,10 @@ def render(ctx: Context) -> None:
             for i in range(0, len(paths), 3):
                 with gr.Row():
                     for path in paths[i:i + 3]:
-                        fields.append(_component(path, initial[path]))
+                        fields.append(_component(path, initial[path], "quick-test"))
     with gr.Accordion("Probe prompts", open=False):
         gr.Markdown("Answered greedily by the untrained model and at each checkpoint, to watch the answers change.")
-        fields += [_component(p, initial[p]) for p in ("probes.prompts", "probes.max_new_tokens")]
+        fields += [_component(p, initial[p], "quick-test") for p in ("probes.prompts", "probes.max_new_tokens")]
 
     with gr.Row(equal_height=True):
         plan_button = gr.Button("Plan", elem_id="train-plan")
