@@ -102,22 +102,22 @@ def test_duplicate_puts_a_runs_config_back_into_the_form(ctx):
 
 
 def _values(update) -> list:
-    return [c[1] for c in update.choices]
+    return [c[1] for c in update["choices"]]
 
 
 def test_the_data_set_list_follows_the_workspace_and_keeps_a_choice(ctx):
     _, data = train_tab.form_lists(ctx, "default", PIRATE, False)
-    assert data.value == PIRATE  # nothing saved yet: the example
-    assert ("example: pirate.jsonl", PIRATE) in data.choices
+    assert data["value"] == PIRATE  # nothing saved yet: the example
+    assert ("example: pirate.jsonl", PIRATE) in data["choices"]
     import_file(ctx.workspace, "older", PIRATE)
     import_file(ctx.workspace, "newer", EXAMPLES / "sharegpt_sample.jsonl")
-    model, data = train_tab.form_lists(ctx, "default", PIRATE, False)
-    assert data.value == "newer" and _values(data)[:2] == ["newer", "older"]  # the newest saved, first
-    assert PIRATE in _values(data) and model.value == "default"
-    _, data = train_tab.form_lists(ctx, "default", "older", True)  # the person picked one: kept
-    assert data.value == "older"
-    _, data = train_tab.form_lists(ctx, "default", PIRATE, True)  # the example, picked on purpose: kept
-    assert data.value == PIRATE
+    model, data = train_tab.form_lists(ctx, "my/model", PIRATE, False)
+    assert data["value"] == "newer" and _values(data)[:2] == ["newer", "older"]  # the newest saved, first
+    assert PIRATE in _values(data)
+    assert "value" not in model and "default" in model["choices"]  # what was typed stays: no value is sent
+    for choice in ("older", PIRATE):  # picked by the person (the example too): left as it is
+        _, data = train_tab.form_lists(ctx, "default", choice, True)
+        assert "value" not in data and _values(data)[0] == "newer"
 
 
 def _buttons(ctx, name) -> dict:

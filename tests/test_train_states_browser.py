@@ -118,3 +118,30 @@ def test_every_run_control_is_clickable_only_where_it_can_act(app_server, browse
                 runs.delete_run(ws, name)
         page.close()
     assert not resumable.path.exists()
+
+
+def test_the_plan_stays_readable_while_measuring_speed(app_server, browser, tiny_model_path):
+    url, _ = app_server
+    page = browser.new_page(viewport=SCREEN)
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    model = page.locator("#train-model input")
+    model.fill(str(tiny_model_path))
+    model.press("Enter")
+    dataset = page.locator("#train-dataset input")
+    dataset.click()
+    page.locator("#train-dataset").get_by_role("option", name="example: pirate.jsonl").click()
+    plan_text = page.locator("#train-plan-text")
+    page.wait_for_timeout(1000)
+    expect(model).to_have_value(str(tiny_model_path))  # the lists' redraw on showing the tab kept what was typed
+    page.locator("#train-measure").click()
+    note = page.locator("#train-measure-note")
+    expect(note).to_contain_text("Timing a few real training steps", timeout=60_000)
+    expect(plan_text).to_contain_text("108 conversations")  # the plan is there at once, before any measuring
+    # the progress shows on the note beside the button; nothing lies over the plan
+    assert page.locator("#train-plan-text .eta-bar, #train-plan-text .progress-text").count() == 0
+    plan_text.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "train-measuring.png"))
+    expect(note).to_contain_text("Measured", timeout=240_000)
+    expect(plan_text).to_contain_text("Time:")
+    page.close()

@@ -95,10 +95,11 @@ def default_dataset(ctx: Context) -> str:
 
 def form_lists(ctx: Context, model: str | None, dataset: str | None, picked: bool) -> tuple:
     """The model and data set lists as the workspace holds them now. What the person picked or typed is
-    kept; a data set they never picked follows the newest saved one."""
-    keep = picked and dataset
-    return (gr.Dropdown(choices=model_choices(ctx), value=model or "default"),
-            gr.Dropdown(choices=dataset_choices(ctx), value=dataset if keep else default_dataset(ctx)))
+    left alone (the update sets no value, so typing meanwhile is not overwritten); a data set they never
+    picked follows the newest saved one."""
+    datasets = dataset_choices(ctx)
+    chosen = {} if picked and dataset else {"value": default_dataset(ctx)}
+    return gr.update(choices=model_choices(ctx)), gr.update(choices=datasets, **chosen)
 
 
 def run_names(ctx: Context) -> list[str]:
@@ -171,7 +172,7 @@ def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress(
     """The plan first, readable while a worker times a few real steps; then the plan with the measured
     time. The progress shows on the note beside the button, not over the plan."""
     config = config_from(model, dataset, preset, values)
-    yield ("Timing a few real training steps in a worker process…",
+    yield ("",  # the progress below says what happens
            *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
     progress(0, desc="Timing a few real training steps in a worker process…")
     plan.measure(config, ctx.workspace)
