@@ -40,7 +40,8 @@ class Hardware:
 
     def summary(self) -> str:
         gib = f"{self.free_gib():.1f} of {self.total_bytes / GiB:.1f} GiB free"
-        return f"{self.name} ({self.device}, {gib}, bf16 {'yes' if self.bf16 else 'no'}); training backend: {self.backend}"
+        math = "has fast 16-bit math (bf16)" if self.bf16 else "no fast 16-bit math (bf16)"
+        return f"{self.name} ({self.device}, {gib}); {math}; training backend: {self.backend}"
 
 
 def host_memory():

@@ -1,6 +1,7 @@
 """The Train tab's handlers called as plain functions of a Context on a real workspace, no browser:
-the form and the run config map both ways, the plan, Start refused while a run is live, the redraw
-that follows the run folders, and a button without a chosen run."""
+the form and the run config map both ways, the plan, the lists that follow the workspace, the controls
+that follow a run's state (and the handlers that refuse what a disabled button would), the redraw that
+follows the run folders, and each message beside the controls that caused it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import re
 import pytest
 
 from engine.chat.models import ModelManager
+from engine.data.store import import_file
+from engine.files import write_json
 from engine.train import presets, runs
 from engine.train.runs import RunError
 from ui import train_tab
@@ -41,9 +44,13 @@ def test_the_form_and_the_config_map_both_ways():
 
 
 def test_choosing_a_preset_fills_the_form_with_its_values(ctx):
-    summary, *values = train_tab.pick_preset(ctx, "tutorial", "default", PIRATE)
+    summary, *fields = train_tab.pick_preset(ctx, "tutorial", "default", PIRATE)
     assert summary == presets.presets()["tutorial"].summary
-    assert values[PATHS.index("train.learning_rate")] == 2e-5 and values[PATHS.index("train.batch_size")] == 16
+    rate, batch = fields[PATHS.index("train.learning_rate")], fields[PATHS.index("train.batch_size")]
+    assert rate["value"] == 2e-5 and batch["value"] == 16
+    assert "Tutorial recipe: 2e-5, the tutorial's full recipe" in rate["info"]  # the help follows the preset
+    _, *fields = train_tab.pick_preset(ctx, "quick-test", "default", PIRATE)
+    assert "Quick test: 3e-4" in fields[PATHS.index("train.learning_rate")]["info"]
 
 
 def test_the_plan_handler_describes_the_data_and_offers_no_fix_when_it_fits(ctx, tiny_model_path):
@@ -61,7 +68,7 @@ def test_the_plan_handler_describes_the_data_and_offers_no_fix_when_it_fits(ctx,
 def test_start_is_refused_while_a_run_is_live_and_nothing_new_is_created(ctx):
     config = presets.build("quick-test", PIRATE)
     runs.create_run(ctx.workspace, config, name="waiting")  # queued: its worker is "starting"
-    with pytest.raises(RunError, match="'waiting' is queued; only one run trains at a time"):
+    with pytest.raises(RunError, match="'waiting' is training; stop it or wait for it to finish"):
         train_tab.start(ctx, "second", "default", PIRATE, "quick-test", *form_values(config))
     assert train_tab.run_names(ctx) == ["waiting"]
     runs.update_status(runs.load_run(ctx.workspace, "waiting").path, state="stopped")
@@ -88,6 +95,111 @@ def test_duplicate_puts_a_runs_config_back_into_the_form(ctx):
     config = presets.build("roleplay", PIRATE, train={"epochs": 5})
     runs.create_run(ctx.workspace, config, name="original")
     runs.update_status(runs.load_run(ctx.workspace, "original").path, state="stopped")
-    message, model, dataset, preset, *values = train_tab.duplicate(ctx, "original")
-    assert "original" in message and (model, dataset, preset) == ("default", PIRATE, "roleplay")
-    assert train_tab.config_from(model, dataset, preset, values) == config
+    start_message, run_message, message, model, dataset, picked, preset, *values = train_tab.duplicate(ctx, "original")
+    assert "original" in message and start_message == run_message == ""
+    assert (model, dataset, picked, preset) == ("default", PIRATE, True, "roleplay")
+    assert train_tab.config_from(model, dataset, preset, [v["value"] for v in values]) == config
+
+
+def _values(update) -> list:
+    return [c[1] for c in update["choices"]]
+
+
+def test_the_data_set_list_follows_the_workspace_and_keeps_a_choice(ctx):
+    _, data = train_tab.form_lists(ctx, "default", PIRATE, False)
+    assert data["value"] == PIRATE  # nothing saved yet: the example
+    assert ("example: pirate.jsonl", PIRATE) in data["choices"]
+    import_file(ctx.workspace, "older", PIRATE)
+    import_file(ctx.workspace, "newer", EXAMPLES / "sharegpt_sample.jsonl")
+    model, data = train_tab.form_lists(ctx, "my/model", PIRATE, False)
+    assert data["value"] == "newer" and _values(data)[:2] == ["newer", "older"]  # the newest saved, first
+    assert PIRATE in _values(data)
+    assert "value" not in model and "default" in model["choices"]  # what was typed stays: no value is sent
+    for choice in ("older", PIRATE):  # picked by the person (the example too): left as it is
+        _, data = train_tab.form_lists(ctx, "default", choice, True)
+        assert "value" not in data and _values(data)[0] == "newer"
+
+
+def _buttons(ctx, name) -> dict:
+    *buttons, start_note, resume_note = train_tab.controls(ctx, name)
+    state = {action: b.interactive for action, b in zip(train_tab.CONTROLS, buttons)}
+    return {**state, "start_note": start_note, "resume_note": resume_note}
+
+
+def _checkpoint(run, step: int) -> None:
+    write_json(run.path / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json", {"global_step": step})
+
+
+def test_the_controls_follow_the_chosen_runs_state(ctx):
+    config = presets.build("quick-test", PIRATE)
+    assert _buttons(ctx, None) == {"start": True, "stop": False, "resume": False, "rename": False, "delete": False,
+                                   "start_note": "", "resume_note": ""}
+    live = runs.create_run(ctx.workspace, config, name="live")  # queued: its worker is "starting"
+    state = _buttons(ctx, "live")
+    assert state["stop"] and not (state["start"] or state["resume"] or state["rename"] or state["delete"])
+    assert state["start_note"].startswith("'live' is training; stop it or wait")
+    runs.update_status(live.path, state="stopped")
+    state = _buttons(ctx, "live")
+    assert state["start"] and state["rename"] and state["delete"] and not (state["stop"] or state["resume"])
+    assert "no checkpoint to resume from" in state["resume_note"]
+    _checkpoint(live, 5)
+    assert _buttons(ctx, "live")["resume"] and _buttons(ctx, "live")["resume_note"] == ""
+
+
+def test_a_direct_call_is_refused_where_the_button_would_be_disabled(ctx):
+    config = presets.build("quick-test", PIRATE)
+    done = runs.create_run(ctx.workspace, config, name="done")
+    runs.update_status(done.path, state="stopped")
+    with pytest.raises(RunError, match="'done' is not running .it is stopped., so there is nothing to stop"):
+        train_tab.stop(ctx, "done")
+    with pytest.raises(RunError, match="'done' has no checkpoint to resume from"):
+        train_tab.resume(ctx, "done", 0)
+    assert runs.load_run(ctx.workspace, "done").state == "stopped"  # nothing was started
+    _checkpoint(done, 5)
+    live = runs.create_run(ctx.workspace, config, name="live")
+    with pytest.raises(RunError, match="'live' is training; stop it or wait"):
+        train_tab.resume(ctx, "done", 0)  # it has a checkpoint, but another run trains
+    for handler, args in ((train_tab.rename, ("renamed",)), (train_tab.delete, ())):
+        with pytest.raises(RunError, match="'live' is queued; it can be .* once it has stopped"):
+            handler(ctx, "live", *args)
+    assert live.path.is_dir() and not (ctx.workspace.runs / "renamed").exists()
+    runs.update_status(live.path, state="stopped")
+
+
+def test_each_message_shows_beside_its_controls_and_replaces_the_last(ctx):
+    config = presets.build("quick-test", PIRATE)
+    runs.create_run(ctx.workspace, config, name="first")
+    start_message, run_message, runs_message, *_ = train_tab.stop(ctx, "first")
+    assert "Stopping **first**" in run_message and start_message == runs_message == ""
+    runs.update_status(runs.load_run(ctx.workspace, "first").path, state="stopped")
+    start_message, run_message, runs_message, *_ = train_tab.rename(ctx, "first", "second")
+    assert "Renamed **first** to **second**" in runs_message and start_message == run_message == ""
+    assert train_tab.clear_messages() == ("", "", "")
+
+
+def test_every_setting_has_a_human_label_and_its_choices_words():
+    from engine.train import form
+
+    from engine.train.config import field
+
+    assert [p for p in PATHS if not field(p).title] == []  # each label chosen, none made from a field's name
+    labels = {p: form.setting(p).label for p in PATHS}
+    assert labels["lora.r"] == "LoRA rank (r)" and labels["lora.use_rslora"] == "Rank-stabilised LoRA (rsLoRA)"
+    assert labels["lora.loftq"] == "LoftQ initialisation" and labels["train.report_to"] == "Send metrics to"
+    assert all(form.setting(p).help for p in PATHS)
+    assert dict(form.setting("train.report_to").choices) == {"only this app": "none", "TensorBoard": "tensorboard",
+                                                             "Weights & Biases": "wandb"}
+
+
+@pytest.mark.parametrize("name", list(presets.presets()))
+def test_a_presets_help_quotes_its_own_values(name):
+    from engine.train import form
+    from engine.train.config import get
+
+    preset = presets.presets()[name]
+    config = presets.build(name, PIRATE)
+    assert preset.why, "each preset says why it chose its values"
+    for path, why in preset.why.items():
+        help = form.setting(path, name).help
+        assert f"{preset.title}: {form.shown(get(config, path))}, {why}." in help, path  # the value from the preset
+        assert help.startswith(form.setting(path).help)  # after the setting's general advice

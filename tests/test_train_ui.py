@@ -1,5 +1,5 @@
-"""The Train tab through its real clients: the plan over the API, and in Chromium a run started from
-the page that the page finds again after a reload, then stopped."""
+"""The Train tab through its real clients: the plan over the API, a refused direct call, and in
+Chromium a run started from the page that the page finds again after a reload, then stopped."""
 
 from __future__ import annotations
 
@@ -31,6 +31,22 @@ def test_a_bad_setting_is_reported_plainly(app_server):
     values[PATHS.index("train.learning_rate")] = -1
     with pytest.raises(AppError, match=r"'train.learning_rate' should be greater than 0"):
         client.predict("default", str(EXAMPLES / "pirate.jsonl"), "quick-test", *values, api_name="/train_plan")
+
+
+def test_a_direct_call_is_refused_where_the_page_disables_the_button(app_server):
+    """The page's Stop and Resume are disabled on a stopped run without a checkpoint; the API refuses too."""
+    url, ws = app_server
+    run = runs.create_run(ws, presets.build("quick-test", str(EXAMPLES / "pirate.jsonl")), name="api-stopped")
+    runs.update_status(run.path, state="stopped")
+    client = Client(url, verbose=False)
+    try:
+        with pytest.raises(AppError, match="'api-stopped' is not running .it is stopped., so there is nothing to stop"):
+            client.predict("api-stopped", api_name="/train_stop")
+        with pytest.raises(AppError, match="'api-stopped' has no checkpoint to resume from"):
+            client.predict("api-stopped", 0, api_name="/train_resume")
+        assert runs.load_run(ws, "api-stopped").state == "stopped"
+    finally:
+        runs.delete_run(ws, "api-stopped")
 
 
 @pytest.mark.browser

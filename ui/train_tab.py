@@ -12,11 +12,11 @@ import gradio as gr
 
 from engine.data.store import list_datasets
 from engine.default_model import NAME as DEFAULT_NAME
-from engine.train import form, launch, plan, presets, runs
-from engine.train.config import RunConfig, advice, with_changes
+from engine.train import actions, form, launch, plan, presets, runs
+from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
 from ui.context import Context
 from ui.train_view import charts, log_tail, probe_table, progress_text, runs_table
-from ui.widgets import bind
+from ui.widgets import bind, follow, template_choices
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 # Every setting of the advanced panel, by its path in the run config; the model, data set and preset
@@ -33,7 +33,14 @@ SECTIONS = {
 }
 PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "probes.max_new_tokens"]
 MAX_FIXES = 4
-REFRESHED = 7  # what `refresh` returns: the run picker, the five parts of the live panel, the runs list
+# Each action's message shows beside the controls that caused it: Start's row, the Run row, the Runs row.
+MESSAGES = ("start", "run", "runs")
+# The controls that follow the chosen run's state (engine.train.actions), then the notes that say why.
+CONTROLS = ("start", "stop", "resume", "rename", "delete")
+# What `refresh` returns: the run picker, the live panel's five parts, the controls and their two notes,
+# the runs list.
+REFRESHED = 1 + 5 + len(CONTROLS) + 2 + 1
+PIRATE = str(EXAMPLES / "pirate.jsonl")
 
 
 def form_values(config) -> list:
@@ -44,8 +51,14 @@ def config_from(model: str, dataset: str, preset: str | None, values) -> RunConf
     return form.config_of(model, dataset, preset, PATHS, list(values))
 
 
-def _component(path: str, value) -> gr.components.Component:
-    s = form.setting(path)
+def form_updates(config: RunConfig) -> list:
+    """The form's values for a config, each with its help for the config's preset."""
+    return [gr.update(value=value, info=form.setting(path, config.preset).help)
+            for path, value in zip(PATHS, form_values(config))]
+
+
+def _component(path: str, value, preset: str) -> gr.components.Component:
+    s = form.setting(path, preset)
     if s.kind == "modules":
         return gr.CheckboxGroup(list(s.choices), value=value, label=s.label, info=s.help)
     if s.kind == "lines":
@@ -53,7 +66,8 @@ def _component(path: str, value) -> gr.components.Component:
     if s.kind == "bool":
         return gr.Checkbox(value, label=s.label, info=s.help)
     if s.kind == "choice":
-        return gr.Dropdown(list(s.choices), value=value, label=s.label, info=s.help)
+        choices = template_choices(TEMPLATE_CHOICES) if path == "template" else list(s.choices)
+        return gr.Dropdown(choices, value=value, label=s.label, info=s.help)
     return gr.Number(value, label=s.label, info=s.help, precision=0 if s.kind == "int" else None)
 
 
@@ -66,8 +80,26 @@ def model_choices(ctx: Context) -> list[str]:
 
 
 def dataset_choices(ctx: Context) -> list[tuple[str, str]]:
-    saved = [(d.label, d.name) for d in list_datasets(ctx.workspace) if d.trainable]
-    return saved + [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
+    """The saved data sets, newest first (a damaged record last), then the examples, labelled as such."""
+    saved = sorted((d for d in list_datasets(ctx.workspace) if d.trainable),
+                   key=lambda d: d.meta.created if d.meta else "", reverse=True)
+    examples = [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
+    return [(d.label, d.name) for d in saved] + examples
+
+
+def default_dataset(ctx: Context) -> str:
+    """The newest saved data set; the pirate example only where none is saved."""
+    first = dataset_choices(ctx)[0][1]
+    return first if not first.startswith(str(EXAMPLES)) else PIRATE
+
+
+def form_lists(ctx: Context, model: str | None, dataset: str | None, picked: bool) -> tuple:
+    """The model and data set lists as the workspace holds them now. What the person picked or typed is
+    left alone (the update sets no value, so typing meanwhile is not overwritten); a data set they never
+    picked follows the newest saved one."""
+    datasets = dataset_choices(ctx)
+    chosen = {} if picked and dataset else {"value": default_dataset(ctx)}
+    return gr.update(choices=model_choices(ctx)), gr.update(choices=datasets, **chosen)
 
 
 def run_names(ctx: Context) -> list[str]:
@@ -83,11 +115,26 @@ def default_run(ctx: Context) -> str | None:
 
 # ---- handlers ------------------------------------------------------------------------------------
 
+def _said(where: str, text: str) -> tuple[str, ...]:
+    """The three message slots: `text` beside the controls that caused it, the others emptied."""
+    return tuple(text if slot == where else "" for slot in MESSAGES)
+
+
+def controls(ctx: Context, name: str | None) -> tuple:
+    """Start, Stop, Resume, Rename and Delete, each clickable only where it can act; the note beside
+    Start says which run holds it, the note under the Run row why the chosen run cannot resume."""
+    why = actions.allowed(ctx.workspace, name)
+    buttons = [gr.Button(interactive=not why[action]) for action in CONTROLS]
+    resume_note = why["resume"] if name and why["stop"] and why["resume"] else ""
+    return (*buttons, why["start"], resume_note)
+
+
 def show(ctx: Context, name: str | None) -> tuple:
-    """The live panel of a run: progress, loss and learning-rate charts, probe answers, log."""
+    """The live panel of a run (progress, loss and learning-rate charts, probe answers, log) and the
+    controls as its state allows."""
     run = runs.load_run(ctx.workspace, name) if name else None
     loss, lr = charts(run)
-    return progress_text(run), loss, lr, probe_table(run), log_tail(run)
+    return progress_text(run), loss, lr, probe_table(run), log_tail(run), *controls(ctx, name)
 
 
 def refresh(ctx: Context, name: str | None) -> tuple:
@@ -114,18 +161,23 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (presets.presets()[choice].summary, *form_values(config))
+    return (presets.presets()[choice].summary, *form_updates(config))
 
 
 def make_plan(ctx: Context, model, dataset, preset, *values) -> tuple:
     return _plan_outputs(plan.make(config_from(model, dataset, preset, values), ctx.workspace, ctx.hardware))
 
 
-def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress()) -> tuple:
-    progress(0, desc="Timing a few real training steps in a worker process…")
+def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress()):
+    """The plan first, readable while a worker times a few real steps; then the plan with the measured
+    time. The progress shows on the note beside the button, not over the plan."""
     config = config_from(model, dataset, preset, values)
+    yield ("",  # the progress below says what happens
+           *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
+    progress(0, desc="Timing a few real training steps in a worker process…")
     plan.measure(config, ctx.workspace)
-    return _plan_outputs(plan.make(config, ctx.workspace, ctx.hardware))
+    yield ("Measured: the plan's time now comes from real steps.",
+           *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
 def apply_fix(ctx: Context, i: int, fixes, model, dataset, preset, *values) -> tuple:
@@ -133,41 +185,48 @@ def apply_fix(ctx: Context, i: int, fixes, model, dataset, preset, *values) -> t
     return (*form_values(config), *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
+def clear_messages() -> tuple[str, ...]:
+    """Run before each action, so a refused one leaves no earlier action's message standing."""
+    return _said("", "")
+
+
 def start(ctx: Context, name, model, dataset, preset, *values) -> tuple:
+    actions.check(ctx.workspace, "start")
     run, note = launch.start(ctx.workspace, ctx.manager, config_from(model, dataset, preset, values), name)
-    return (f"Started **{run.name}**. {note}".strip(), *refresh(ctx, run.name))
-
-
-def _chosen(name: str | None) -> str:
-    if not name:
-        raise ValueError("Choose a run first.")
-    return name
+    return (*_said("start", f"Started **{run.name}**. {note}".strip()), *refresh(ctx, run.name))
 
 
 def stop(ctx: Context, name) -> tuple:
-    runs.stop_run(ctx.workspace, _chosen(name))
-    return (f"Stopping **{name}**: it saves a checkpoint and the adapter after the current step.", *refresh(ctx, name))
+    actions.check(ctx.workspace, "stop", name)
+    runs.stop_run(ctx.workspace, name)
+    return (*_said("run", f"Stopping **{name}**: it saves a checkpoint and the adapter after the current step."),
+            *refresh(ctx, name))
 
 
 def resume(ctx: Context, name, more_epochs) -> tuple:
-    run = runs.resume_run(ctx.workspace, _chosen(name), float(more_epochs or 0))
-    return (f"Resumed **{run.name}**.", *refresh(ctx, name))
+    actions.check(ctx.workspace, "resume", name)
+    run = runs.resume_run(ctx.workspace, name, float(more_epochs or 0))
+    return (*_said("run", f"Resumed **{run.name}**."), *refresh(ctx, name))
 
 
 def rename(ctx: Context, name, new) -> tuple:
-    run = runs.rename_run(ctx.workspace, _chosen(name), (new or "").strip())
-    return (f"Renamed **{name}** to **{run.name}**.", *refresh(ctx, run.name))
+    actions.check(ctx.workspace, "rename", name)
+    run = runs.rename_run(ctx.workspace, name, (new or "").strip())
+    return (*_said("runs", f"Renamed **{name}** to **{run.name}**."), *refresh(ctx, run.name))
 
 
 def delete(ctx: Context, name) -> tuple:
-    runs.delete_run(ctx.workspace, _chosen(name))
-    return (f"Deleted **{name}** and its folder.", *refresh(ctx, None))
+    actions.check(ctx.workspace, "delete", name)
+    runs.delete_run(ctx.workspace, name)
+    return (*_said("runs", f"Deleted **{name}** and its folder."), *refresh(ctx, None))
 
 
 def duplicate(ctx: Context, name) -> tuple:
-    config = runs.load_run(ctx.workspace, _chosen(name)).config
-    return (f"The form now holds **{name}**'s config; change what you like and Start.",
-            config.model.name_or_path, config.dataset, config.preset or "quick-test", *form_values(config))
+    if not name:
+        raise ValueError("Choose a run first.")
+    config = runs.load_run(ctx.workspace, name).config
+    return (*_said("runs", f"The form now holds **{name}**'s config; change what you like and Start."),
+            config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_updates(config))
 
 
 def _pick_row(evt: gr.SelectData):
@@ -182,15 +241,15 @@ def render(ctx: Context) -> None:
         "the plan (what trains, whether it fits, how long it takes), then **Start**. Training runs in its own "
         "process: closing this page or restarting the app does not stop it."
     )
-    pirate = str(EXAMPLES / "pirate.jsonl")
-    initial = dict(zip(PATHS, form_values(presets.build("quick-test", pirate))))
+    initial = dict(zip(PATHS, form_values(presets.build("quick-test", PIRATE))))
     with gr.Row():
         model = gr.Dropdown(model_choices(ctx), value="default", label="Model", allow_custom_value=True,
                             info=advice("model.name_or_path"), elem_id="train-model")
-        dataset = gr.Dropdown(dataset_choices(ctx), value=pirate, label="Data set",
+        dataset = gr.Dropdown(dataset_choices(ctx), value=default_dataset(ctx), label="Data set",
                               allow_custom_value=True, info=advice("dataset"), elem_id="train-dataset")
         preset = gr.Dropdown([(p.title, p.name) for p in presets.presets().values()], value="quick-test",
                              label="Preset", elem_id="train-preset")
+    picked = gr.State(False)  # the person chose the data set; until then it follows the newest saved one
     preset_help = gr.Markdown(presets.presets()["quick-test"].summary)
 
     fields: list[gr.components.Component] = []
@@ -200,16 +259,22 @@ def render(ctx: Context) -> None:
             for i in range(0, len(paths), 3):
                 with gr.Row():
                     for path in paths[i:i + 3]:
-                        fields.append(_component(path, initial[path]))
+                        fields.append(_component(path, initial[path], "quick-test"))
     with gr.Accordion("Probe prompts", open=False):
         gr.Markdown("Answered greedily by the untrained model and at each checkpoint, to watch the answers change.")
-        fields += [_component(p, initial[p]) for p in ("probes.prompts", "probes.max_new_tokens")]
+        fields += [_component(p, initial[p], "quick-test") for p in ("probes.prompts", "probes.max_new_tokens")]
 
-    with gr.Row():
+    with gr.Row(equal_height=True):
         plan_button = gr.Button("Plan", elem_id="train-plan")
         measure_button = gr.Button("Measure speed (a few real steps)", elem_id="train-measure")
         name = gr.Textbox(label="Run name", placeholder="automatic", scale=2, elem_id="train-name")
         start_button = gr.Button("Start", variant="primary", elem_id="train-start")
+    with gr.Row():  # under Plan and Measure, under the run name and Start
+        with gr.Column(scale=2):
+            measure_note = gr.Markdown(elem_id="train-measure-note")
+        with gr.Column(scale=3):
+            start_note = gr.Markdown(elem_id="train-start-note")
+            start_message = gr.Markdown(elem_id="train-start-message")
     plan_text = gr.Markdown(elem_id="train-plan-text")
     fix_state = gr.State([])
     with gr.Row():
@@ -223,6 +288,8 @@ def render(ctx: Context) -> None:
         more = gr.Number(0, label="More epochs", precision=None, minimum=0,
                          info="To continue a finished run; 0 resumes where it stopped.", elem_id="train-more")
         resume_button = gr.Button("Resume", elem_id="train-resume")
+    resume_note = gr.Markdown(elem_id="train-resume-note")
+    run_message = gr.Markdown(elem_id="train-run-message")
     progress = gr.Markdown(elem_id="train-progress")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss (keep it roughly between 0.5 and 1.5)",
@@ -236,30 +303,43 @@ def render(ctx: Context) -> None:
     table = gr.Dataframe(runs_table(ctx.workspace), interactive=False, elem_id="train-runs")
     with gr.Row():
         new_name = gr.Textbox(label="New name", scale=2)
-        rename_button = gr.Button("Rename")
-        duplicate_button = gr.Button("Duplicate config into the form")
-        delete_button = gr.Button("Delete", variant="stop")
-    message = gr.Markdown(elem_id="train-message")
+        rename_button = gr.Button("Rename", elem_id="train-rename")
+        duplicate_button = gr.Button("Duplicate config into the form", elem_id="train-duplicate")
+        delete_button = gr.Button("Delete", variant="stop", elem_id="train-delete")
+    runs_message = gr.Markdown(elem_id="train-runs-message")
     timer = gr.Timer(2.0)
     seen = gr.State(None)
 
     inputs = [model, dataset, preset, *fields]
-    live_outputs = [progress, loss_plot, lr_plot, probe_grid, log]
+    messages = [start_message, run_message, runs_message]
+    buttons = [start_button, stop_button, resume_button, rename_button, delete_button]
+    live_outputs = [progress, loss_plot, lr_plot, probe_grid, log, *buttons, start_note, resume_note]
     refresh_outputs = [selected, *live_outputs, table]
     plan_targets = [plan_text, fix_state, *fix_buttons]
+
+    def act(button, fn, inputs, outputs, **api):
+        """`fn` on a click, after the three message slots are emptied."""
+        button.click(clear_messages, None, messages, queue=False, show_progress="hidden", api_visibility="private") \
+            .then(bind(fn, ctx), inputs, [*messages, *outputs], **api)
+
     preset.input(bind(pick_preset, ctx), [preset, model, dataset], [preset_help, *fields], api_visibility="private")
+    dataset.input(lambda: True, None, picked, api_visibility="private")
     plan_button.click(bind(make_plan, ctx), inputs, plan_targets, api_name="train_plan")
-    measure_button.click(bind(measure, ctx), inputs, plan_targets, api_name="train_measure")
+    measure_button.click(bind(measure, ctx), inputs, [measure_note, *plan_targets], api_name="train_measure",
+                         show_progress_on=measure_note)
     for i, button in enumerate(fix_buttons):
         button.click(bind(apply_fix, ctx, i), [fix_state, *inputs], [*fields, *plan_targets], api_visibility="private")
-    start_button.click(bind(start, ctx), [name, *inputs], [message, *refresh_outputs], api_name="train_start")
-    stop_button.click(bind(stop, ctx), selected, [message, *refresh_outputs], api_name="train_stop")
-    resume_button.click(bind(resume, ctx), [selected, more], [message, *refresh_outputs], api_name="train_resume")
-    rename_button.click(bind(rename, ctx), [selected, new_name], [message, *refresh_outputs], api_visibility="private")
-    delete_button.click(bind(delete, ctx), selected, [message, *refresh_outputs], api_visibility="private")
-    duplicate_button.click(bind(duplicate, ctx), selected, [message, model, dataset, preset, *fields],
-                           api_visibility="private")
-    table.select(_pick_row, None, selected, api_visibility="private")
+    act(start_button, start, [name, *inputs], refresh_outputs, api_name="train_start")
+    act(stop_button, stop, [selected], refresh_outputs, api_name="train_stop")
+    act(resume_button, resume, [selected, more], refresh_outputs, api_name="train_resume")
+    act(rename_button, rename, [selected, new_name], refresh_outputs, api_visibility="private")
+    act(delete_button, delete, [selected], refresh_outputs, api_visibility="private")
+    act(duplicate_button, duplicate, [selected], [model, dataset, picked, preset, *fields],
+        api_visibility="private")
+    table.select(_pick_row, None, selected, api_visibility="private").then(
+        bind(show, ctx), selected, live_outputs, api_visibility="private")
     selected.input(bind(show, ctx), selected, live_outputs, api_visibility="private")
     timer.tick(bind(tick, ctx), [selected, seen], [*refresh_outputs, seen], api_visibility="private",
                show_progress="hidden")
+    follow(ctx, bind(form_lists, ctx), [model, dataset, picked], [model, dataset])
+    follow(ctx, bind(refresh, ctx), selected, refresh_outputs)

@@ -29,97 +29,158 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _labels(**labels: str) -> dict:
+    """The words a form shows for a choice's values (engine.train.form reads them)."""
+    return {"labels": labels}
+
+
 class ModelSection(_Section):
     name_or_path: str = Field(
-        "default", min_length=1,
+        "default", min_length=1, title="Model",
         description="'default' (the offline SmolLM2-135M), a Hugging Face id like unsloth/Qwen3-8B, or a local folder.",
     )
     load_in_4bit: bool = Field(
-        False, description="QLoRA: the base model in 4-bit, about 4x less memory, small accuracy cost. Needs an NVIDIA GPU.",
+        False, title="Load in 4-bit (QLoRA)",
+        description="QLoRA: the base model in 4-bit, about 4x less memory, small accuracy cost. Needs an NVIDIA GPU.",
     )
     max_seq_length: int = Field(
-        1024, ge=32, le=131072,
-        description="Longest conversation trained, in tokens; longer ones are cut. 2048 suits most chats; shorter saves memory.",
+        1024, ge=32, le=131072, title="Maximum length (tokens)",
+        description="Longest conversation trained, in tokens; longer ones are cut (the plan says how many). Shorter "
+        "saves memory; 2048 suits most chats.",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="'auto' picks bf16 or fp16 on a GPU by what it supports, float32 with bf16 mixed precision on a CPU that has it.",
+        "auto", title="Number format (dtype)",
+        description="How the weights' numbers are held. 'auto' picks a 16-bit format the GPU supports; on a CPU it "
+        "keeps 32-bit numbers and computes in 16-bit where the CPU can.",
+        json_schema_extra=_labels(auto="auto (by the hardware)", float32="32-bit (float32)",
+                                  bfloat16="16-bit (bfloat16)", float16="16-bit (float16)"),
     )
     trust_remote_code: bool = Field(
-        False, description="Only for models whose authors you trust: runs code from the model's repository.",
+        False, title="Trust remote code",
+        description="Only for models whose authors you trust: runs code from the model's repository.",
     )
 
 
 class LoraSection(_Section):
-    r: int = Field(16, ge=1, le=1024, description="LoRA rank: 8-16 to start; raise it if the model did not learn enough.")
-    alpha: int = Field(16, ge=1, le=4096, description="Scaling of the LoRA update: set it to r or 2r.")
+    r: int = Field(
+        16, ge=1, le=1024, title="LoRA rank (r)",
+        description="How much the adapter can learn: 8-16 to start; raise it if the model did not learn enough.",
+    )
+    alpha: int = Field(
+        16, ge=1, le=4096, title="LoRA alpha (scaling)",
+        description="How strongly the adapter's update counts: usually r or 2r.",
+    )
     dropout: float = Field(
-        0.05, ge=0.0, lt=1.0, description="0.0 for large data sets, 0.05-0.1 for small ones (less over-fitting).",
+        0.05, ge=0.0, lt=1.0, title="LoRA dropout",
+        description="Leaves out a random part of the adapter at each step, against over-fitting: 0.0 for large data "
+        "sets, 0.05-0.1 for small ones.",
     )
     target_modules: list[str] = Field(
-        default_factory=lambda: list(LINEAR_MODULES), min_length=1,
+        default_factory=lambda: list(LINEAR_MODULES), min_length=1, title="Layers to adapt (target modules)",
         description="Layers that get adapters: attention q/k/v/o and the MLP gate/up/down. Adding embed_tokens and "
         "lm_head trains them fully (more memory; the tutorial's second example, with r=32, alpha=64).",
     )
-    bias: Literal["none", "all", "lora_only"] = Field("none", description="Train biases too; 'none' is the usual choice.")
-    use_rslora: bool = Field(False, description="Rank-stabilised LoRA: scales by alpha/sqrt(r); helps at high ranks.")
+    bias: Literal["none", "all", "lora_only"] = Field(
+        "none", title="Train biases", description="Train the layers' biases too; 'none' is the usual choice.",
+        json_schema_extra=_labels(none="none (usual)", all="all biases", lora_only="only in adapted layers"),
+    )
+    use_rslora: bool = Field(
+        False, title="Rank-stabilised LoRA (rsLoRA)",
+        description="Scales the update by alpha/sqrt(r) instead of alpha/r, so high ranks (64 and more) still learn "
+        "steadily. Off is the usual choice.",
+    )
     loftq: bool = Field(
-        False, description="LoftQ initialisation: starts the adapter so it offsets quantisation error. Slower start; "
-        "not with 4-bit loading.",
+        False, title="LoftQ initialisation",
+        description="Starts the adapter so it offsets the rounding error of a quantised model. Slower start; not with "
+        "4-bit loading. Off is the usual choice.",
     )
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(
-        "auto", description="Recompute activations instead of storing them: much less memory, some speed. "
-        "'auto' turns it on for GPUs (unsloth's version) and off on a CPU.",
+        "auto", title="Gradient checkpointing (saves memory)",
+        description="Recompute activations instead of storing them: much less memory, some speed. 'auto' turns it on "
+        "for GPUs (unsloth's version) and off on a CPU.",
     )
-    random_state: int = Field(3407, description="Seed for the adapter's starting weights.")
+    random_state: int = Field(3407, title="Adapter seed", description="Seed for the adapter's starting weights.")
 
 
 class TrainSection(_Section):
     epochs: float = Field(
-        3.0, gt=0, le=100,
-        description="Passes over the data: usually 3. Small data sets need more, large ones fewer; more than 10 "
-        "usually over-fits.",
+        3.0, gt=0, le=100, title="Epochs",
+        description="Passes over the data: usually 3. Small data sets need more, large ones fewer; past about 10 "
+        "the model usually over-fits.",
     )
     max_steps: int | None = Field(
-        None, ge=1, description="Stop after this many optimizer steps instead of counting epochs (empty: use epochs).",
+        None, ge=1, title="Max steps",
+        description="Stop after this many optimizer steps instead of counting epochs (none set: use epochs).",
     )
     learning_rate: float = Field(
-        2e-4, gt=0, le=1.0,
-        description="Too high forgets what the model knew, too low learns slowly. LoRA usually 1e-4 to 2e-4; the "
-        "tutorial's full recipe uses 2e-5. A larger batch wants a larger learning rate.",
+        2e-4, gt=0, le=1.0, title="Learning rate",
+        description="How big each update is: too high forgets what the model knew, too low learns slowly. LoRA "
+        "usually takes 1e-4 to 3e-4; a larger batch wants a larger one.",
     )
     batch_size: int = Field(
-        2, ge=1, le=1024,
-        description="Conversations per step on the device: 1-2 for small memory, then raise gradient accumulation instead.",
+        2, ge=1, le=1024, title="Batch size (per step)",
+        description="Conversations in one step: more is faster per conversation but needs more memory. Short of "
+        "memory, lower it and raise gradient accumulation instead.",
     )
     gradient_accumulation: int = Field(
-        4, ge=1, le=1024, description="Steps whose gradients add up before one update: batch x this = the effective batch (4-8 is common).",
+        4, ge=1, le=1024, title="Gradient accumulation steps",
+        description="Steps whose gradients add up before one update: batch size x this = the effective batch "
+        "(4-16 is common).",
     )
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"] = Field(
-        "linear", description="How the learning rate changes over the run; linear or cosine decay are the usual choices.",
+        "linear", title="Learning-rate schedule",
+        description="How the learning rate changes over the run; linear or cosine decay are the usual choices.",
+        json_schema_extra=_labels(linear="linear decay", cosine="cosine decay", constant="constant",
+                                  constant_with_warmup="constant after warm-up",
+                                  cosine_with_restarts="cosine with restarts"),
     )
-    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Share of the steps spent ramping the learning rate up (0.03 is common).")
+    warmup_ratio: float = Field(
+        0.03, ge=0.0, lt=1.0, title="Warm-up share",
+        description="Share of the steps spent ramping the learning rate up (0.03-0.05 is common).",
+    )
     optimizer: Literal["auto", "adamw_torch_fused", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor"] = Field(
-        "auto", description="'auto' uses paged 8-bit AdamW where an NVIDIA GPU and bitsandbytes are there (less "
-        "memory), PyTorch's fused AdamW otherwise.",
+        "auto", title="Optimizer",
+        description="'auto' uses paged 8-bit AdamW where an NVIDIA GPU and bitsandbytes are there (less memory), "
+        "PyTorch's fused AdamW otherwise.",
+        json_schema_extra=_labels(auto="auto (by the hardware)", adamw_torch_fused="AdamW (fused)",
+                                  adamw_torch="AdamW", adamw_8bit="8-bit AdamW (NVIDIA GPU)",
+                                  paged_adamw_8bit="paged 8-bit AdamW (NVIDIA GPU)", adafactor="Adafactor"),
     )
-    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="A light pull of the weights towards zero; 0.0-0.01 is usual.")
-    max_grad_norm: float = Field(1.0, gt=0, description="Clips large gradients so one odd batch cannot wreck the run (1.0 is usual).")
-    logging_steps: int = Field(1, ge=1, description="Log the loss every this many steps. Keep the loss roughly between 0.5 and 1.5; near zero means over-fitting.")
-    save_steps: int = Field(50, ge=1, description="Save a checkpoint (and answer the probe prompts) every this many steps.")
-    save_total_limit: int = Field(2, ge=1, description="Keep only this many most recent checkpoints on disk.")
-    seed: int = Field(3407, description="Seed for data order and dropout, so a run can be repeated.")
+    weight_decay: float = Field(
+        0.01, ge=0.0, le=1.0, title="Weight decay",
+        description="A light pull of the weights towards zero; 0.0-0.01 is usual.",
+    )
+    max_grad_norm: float = Field(
+        1.0, gt=0, title="Gradient clipping (max norm)",
+        description="Clips large gradients so one odd batch cannot wreck the run (1.0 is usual).",
+    )
+    logging_steps: int = Field(1, ge=1, title="Log every N steps", description="Log the loss every this many steps.")
+    save_steps: int = Field(
+        50, ge=1, title="Checkpoint every N steps",
+        description="Save a checkpoint (and answer the probe prompts) every this many steps.",
+    )
+    save_total_limit: int = Field(
+        2, ge=1, title="Checkpoints kept", description="Keep only this many most recent checkpoints on disk.",
+    )
+    seed: int = Field(3407, title="Training seed", description="Seed for data order and dropout, so a run can be repeated.")
     assistant_only_loss: bool = Field(
-        True, description="Learn only the assistant's replies, not the user's or system's text (recommended).",
+        True, title="Learn only the assistant's replies",
+        description="Learn only the assistant's replies, not the user's or system's text (recommended).",
     )
     batching: Literal["padding_free", "padded", "packed"] = Field(
-        "padding_free", description="How conversations share a batch: padding-free (fastest: only real tokens are "
-        "computed), padded to the longest in each batch of similar-length conversations, or packed into full-length rows.",
+        "padding_free", title="Batching",
+        description="How conversations share a step: padding-free (fastest: only real tokens are computed), padded "
+        "to the longest in each group of similar length, or packed into full-length rows.",
+        json_schema_extra=_labels(padding_free="padding-free (fastest)", padded="padded", packed="packed"),
     )
     eval_split: float = Field(
-        0.0, ge=0.0, le=0.5, description="Share of the conversations held out to measure the loss on unseen data (0 = none).",
+        0.0, ge=0.0, le=0.5, title="Held-out share",
+        description="Share of the conversations held out to measure the loss on unseen data (0 = none).",
     )
     report_to: Literal["none", "tensorboard", "wandb"] = Field(
-        "none", description="Also send the metrics to TensorBoard or Weights & Biases (the package must be installed).",
+        "none", title="Send metrics to",
+        description="Also send the metrics to TensorBoard or Weights & Biases (its package must be installed).",
+        json_schema_extra=_labels(none="only this app", tensorboard="TensorBoard", wandb="Weights & Biases"),
     )
 
 
@@ -130,18 +191,24 @@ class ProbeSection(_Section):
             "What should I cook for dinner tonight?",
             "Explain what a rainbow is to a child.",
         ],
+        title="Probe prompts (one a line)",
         description="Test prompts answered greedily before training and at each save, to see the model change.",
     )
-    max_new_tokens: int = Field(48, ge=1, le=1024, description="Length of each probe answer, in tokens.")
+    max_new_tokens: int = Field(
+        48, ge=1, le=1024, title="Probe answer length (tokens)", description="Length of each probe answer, in tokens.",
+    )
 
 
 class RunConfig(_Section):
-    preset: str | None = Field(None, description="The preset this config started from, for reference.")
+    preset: str | None = Field(None, title="Preset", description="The preset this config started from, for reference.")
     model: ModelSection = Field(default_factory=ModelSection)
     template: Literal[TEMPLATE_CHOICES] = Field(
-        "model", description="The chat format: the model's own template (falling back to ChatML), or force ChatML or Alpaca.",
+        "model", title="Chat template",
+        description="The chat format: the model's own template (falling back to ChatML), or force ChatML or Alpaca.",
     )
-    dataset: str = Field(..., min_length=1, description="A saved data set's name, or the path to a data file.")
+    dataset: str = Field(
+        ..., min_length=1, title="Data set", description="A saved data set's name, or the path to a data file.",
+    )
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     probes: ProbeSection = Field(default_factory=ProbeSection)

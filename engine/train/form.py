@@ -1,5 +1,6 @@
-"""The Train form's side of a run config: each setting as a control (its kind, choices, label and the
-tutorial's advice), a config as the form's values, and the form's values back as a validated config.
+"""The Train form's side of a run config: each setting as a control (its kind, choices, label, the
+tutorial's advice and why the chosen preset set its value), a config as the form's values, and the
+form's values back as a validated config.
 The form sends what its controls hold (a number box sends floats, probe prompts are one a line,
 0 steps means "use epochs"); this module alone turns that into config values."""
 
@@ -9,7 +10,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from engine.train.config import EMBEDDING_MODULES, LINEAR_MODULES, RunConfig, advice, field, get, put, validate
+from engine.train.config import EMBEDDING_MODULES, LINEAR_MODULES, RunConfig, advice, field, flatten, get, put, validate
+from engine.train.presets import presets
 
 LINES = "probes.prompts"  # a list of prompts, one a line in a text box
 MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
@@ -22,24 +24,49 @@ class Setting:
     label: str
     help: str
     kind: str  # "bool" | "choice" | "int" | "float" | "lines" | "modules"
-    choices: tuple = ()
+    choices: tuple = ()  # (label, value) pairs for a choice, the layer names for "modules"
 
 
-def setting(path: str) -> Setting:
-    kind = field(path).annotation
-    label = path.split(".")[-1].replace("_", " ").capitalize()
+def shown(value) -> str:
+    """A preset's value as the help quotes it: 3e-4, not 0.0003000; on/off for a switch."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        return f"{value:.1e}".replace(".0e", "e").replace("e-0", "e-")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def preset_note(path: str, preset: str | None) -> str:
+    """'Quick test: 2, because …' where the preset sets `path` and says why; the value is the preset's own."""
+    chosen = presets().get(preset or "")
+    if chosen is None or path not in chosen.why:
+        return ""
+    value = flatten(chosen.config).get(path)
+    return f"{chosen.title}: {shown(value)}, {chosen.why[path]}." if value is not None else ""
+
+
+def setting(path: str, preset: str | None = None) -> Setting:
+    """The control for the setting at `path`: its label and help from the run config's field (title,
+    description), then what `preset` chose for it and why."""
+    info = field(path)
+    kind = info.annotation
+    label = info.title or path.split(".")[-1].replace("_", " ").capitalize()
+    help = " ".join(part for part in (advice(path), preset_note(path, preset)) if part)
     if path == MODULES:
-        return Setting(path, "Target modules", advice(path), "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
+        return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
     if path == LINES:
-        return Setting(path, "Probe prompts (one a line)", advice(path), "lines")
+        return Setting(path, label, help, "lines")
     if path == ZERO_IS_NONE:
         label += " (0 = use epochs)"
     if kind is bool:
-        return Setting(path, label, advice(path), "bool")
+        return Setting(path, label, help, "bool")
     if typing.get_origin(kind) is typing.Literal:
-        return Setting(path, label, advice(path), "choice", typing.get_args(kind))
+        labels = (info.json_schema_extra or {}).get("labels", {})
+        return Setting(path, label, help, "choice", tuple((labels.get(v, v), v) for v in typing.get_args(kind)))
     integer = kind is int or int in typing.get_args(kind)
-    return Setting(path, label, advice(path), "int" if integer else "float")
+    return Setting(path, label, help, "int" if integer else "float")
 
 
 def values(config: RunConfig, paths: list[str]) -> list:

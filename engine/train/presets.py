@@ -20,12 +20,13 @@ class Preset:
     title: str
     summary: str
     config: dict[str, Any]
+    why: dict[str, str]  # by dotted path: why the preset chose its value (help text)
 
 
 @lru_cache(maxsize=1)
 def presets() -> dict[str, Preset]:
     data = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
-    return {name: Preset(name, p["title"], p["summary"], p["config"]) for name, p in data.items()}
+    return {name: Preset(name, p["title"], p["summary"], p["config"], p.get("why", {})) for name, p in data.items()}
 
 
 def build(preset: str, dataset: str, model: str = "default", **sections: dict[str, Any]) -> RunConfig:

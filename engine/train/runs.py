@@ -270,7 +270,7 @@ def _after_death(path: Path, status: Status) -> Status:
     run = Run(path.name, path, status)
     checkpoint = run.latest_checkpoint
     advice = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
-              else "No checkpoint was saved yet, so Resume starts it again from the beginning.")
+              else "No checkpoint was saved yet: Duplicate its config into the form and Start it again.")
     try:  # the system kills a process that takes too much memory without warning, so say what would help
         advice += " " + memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))
     except ValueError:

@@ -166,7 +166,7 @@ def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
         return str(e), None
     checkpoint = run.latest_checkpoint
     resume = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
-              else "No checkpoint was saved, so Resume would start it again from the beginning.")
+              else "No checkpoint was saved: Duplicate its config into the form and Start it again.")
     if said := plain(e):
         return said, resume
     detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
