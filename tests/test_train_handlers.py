@@ -65,13 +65,14 @@ def test_the_plan_handler_describes_the_data_and_offers_no_fix_when_it_fits(ctx,
     assert fixes == [] and all(b["visible"] is False for b in buttons)
 
 
-def test_start_is_refused_while_a_run_is_live_and_nothing_new_is_created(ctx):
+def test_start_while_a_run_is_live_puts_the_new_run_in_line(ctx):
     config = presets.build("quick-test", PIRATE)
-    runs.create_run(ctx.workspace, config, name="waiting")  # queued: its worker is "starting"
-    with pytest.raises(RunError, match="'waiting' is training; stop it or wait for it to finish"):
-        train_tab.start(ctx, "second", "default", PIRATE, "quick-test", *form_values(config))
-    assert train_tab.run_names(ctx) == ["waiting"]
-    runs.update_status(runs.load_run(ctx.workspace, "waiting").path, state="stopped")
+    runs.create_run(ctx.workspace, config, name="first")  # queued: its worker is "starting"
+    start_message, *_ = train_tab.start(ctx, "second", "default", PIRATE, "quick-test", *form_values(config))
+    assert "**second** waits in line" in start_message and "place 2" in start_message and "**first**" in start_message
+    assert runs.load_run(ctx.workspace, "second").state == "waiting"
+    for name in ("first", "second"):
+        runs.update_status(runs.load_run(ctx.workspace, name).path, state="stopped")
 
 
 def test_the_timer_redraws_only_when_a_run_folder_changed(ctx):
@@ -136,8 +137,8 @@ def test_the_controls_follow_the_chosen_runs_state(ctx):
                                    "start_note": "", "resume_note": ""}
     live = runs.create_run(ctx.workspace, config, name="live")  # queued: its worker is "starting"
     state = _buttons(ctx, "live")
-    assert state["stop"] and not (state["start"] or state["resume"] or state["rename"] or state["delete"])
-    assert state["start_note"].startswith("'live' is training; stop it or wait")
+    assert state["stop"] and state["start"] and not (state["resume"] or state["rename"] or state["delete"])
+    assert state["start_note"].startswith("'live' is training: a run started now waits in line at place 2")
     runs.update_status(live.path, state="stopped")
     state = _buttons(ctx, "live")
     assert state["start"] and state["rename"] and state["delete"] and not (state["stop"] or state["resume"])

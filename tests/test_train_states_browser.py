@@ -87,8 +87,9 @@ def test_every_run_control_is_clickable_only_where_it_can_act(app_server, browse
         expect(stop).to_be_disabled()
 
         live = runs.create_run(ws, presets.build("quick-test", str(PIRATE)), name="live")  # queued: starting
-        expect(start).to_be_disabled(timeout=15_000)  # the next redraw sees it
-        expect(page.locator("#train-start-note")).to_contain_text("'live' is training; stop it or wait")
+        expect(page.locator("#train-start-note")).to_contain_text(  # the next redraw sees it
+            "'live' is training: a run started now waits in line at place 2", timeout=15_000)
+        expect(start).to_be_enabled()
         expect(resume).to_be_disabled()  # resumable has a checkpoint, but another run trains
         choose_run(page, "live")
         expect(stop).to_be_enabled(timeout=15_000)
@@ -101,8 +102,7 @@ def test_every_run_control_is_clickable_only_where_it_can_act(app_server, browse
         expect(page.locator("#train-start-message")).to_have_text("")
         expect(page.locator("#train-runs-message")).to_have_text("")
         runs.update_status(live.path, state="stopped")  # it never had a worker
-        expect(start).to_be_enabled(timeout=15_000)
-        expect(page.locator("#train-start-note")).to_have_text("")
+        expect(page.locator("#train-start-note")).to_have_text("", timeout=15_000)
         page.locator("#train-runs").get_by_text("live", exact=True).first.wait_for()
         page.get_by_label("New name").fill("renamed")
         rename.click()

@@ -126,7 +126,7 @@ def controls(ctx: Context, name: str | None) -> tuple:
     why = actions.allowed(ctx.workspace, name)
     buttons = [gr.Button(interactive=not why[action]) for action in CONTROLS]
     resume_note = why["resume"] if name and why["stop"] and why["resume"] else ""
-    return (*buttons, why["start"], resume_note)
+    return (*buttons, actions.start_note(ctx.workspace), resume_note)
 
 
 def show(ctx: Context, name: str | None) -> tuple:
@@ -193,7 +193,8 @@ def clear_messages() -> tuple[str, ...]:
 def start(ctx: Context, name, model, dataset, preset, *values) -> tuple:
     actions.check(ctx.workspace, "start")
     run, note = launch.start(ctx.workspace, ctx.manager, config_from(model, dataset, preset, values), name)
-    return (*_said("start", f"Started **{run.name}**. {note}".strip()), *refresh(ctx, run.name))
+    said = f"**{run.name}** waits in line." if run.state == "waiting" else f"Started **{run.name}**."
+    return (*_said("start", f"{said} {note}".strip()), *refresh(ctx, run.name))
 
 
 def stop(ctx: Context, name) -> tuple:

@@ -1,11 +1,12 @@
 """Which run controls can act now, and why not: one rule for the Train tab's buttons (shown disabled with
-the reason) and for its handlers (a direct call is refused with the same sentence)."""
+the reason) and for its handlers (a direct call is refused with the same sentence). Start always acts:
+while a run trains, the new one waits in line."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from engine.train import runs
+from engine.train import line, runs
 from engine.workspace import Workspace
 
 Action = Literal["start", "stop", "resume", "rename", "delete"]
@@ -23,7 +24,7 @@ def _busy(workspace: Workspace) -> str:
 def refusal(workspace: Workspace, action: Action, name: str | None = None) -> str:
     """Why `action` cannot be done now on the run `name` ('' when it can)."""
     if action == "start":
-        return _busy(workspace)
+        return ""  # while a run trains, a new one waits in line (engine/train/line.py)
     if not name:
         return "Choose a run first."
     run = runs.load_run(workspace, name)
@@ -40,6 +41,16 @@ def refusal(workspace: Workspace, action: Action, name: str | None = None) -> st
                     "again.")
         return _busy(workspace)
     return ""
+
+
+def start_note(workspace: Workspace) -> str:
+    """What Start does now, where it does not start at once ('' where it does)."""
+    live = runs.active_run(workspace)
+    if live is None:
+        return ""
+    place = len(line.waiting(workspace)) + 2
+    return (f"'{live.name}' is training: a run started now waits in line at place {place} and starts by itself "
+            "when the runs before it end.")
 
 
 def check(workspace: Workspace, action: Action, name: str | None = None) -> None:
