@@ -118,16 +118,17 @@ def test_a_new_file_clears_the_last_outcome_and_the_saved_list_follows_the_works
 
 
 def test_the_preview_pages_reach_every_example(ctx, default_model_path):
+    assert tab.show_example(ctx, None, 1, "default", "model", "chatml", 2048)[0].visible is False  # no file yet
     _, found, _, _ = analysed(ctx, PIRATE)
     lines = PIRATE.read_text().splitlines()
     model = str(default_model_path)
-    html, raw, slider, page, caption = tab.show_example(ctx, found, 1, model, "model", "chatml", 2048)
-    assert slider["maximum"] == 108 and len(page) == PAGE and caption.startswith(f"Showing 1–{PAGE} of 108 examples")
+    shown, html, raw, slider, page, caption = tab.show_example(ctx, found, 1, model, "model", "chatml", 2048)
+    assert shown.visible and slider["maximum"] == 108 and len(page) == PAGE and caption.startswith(f"Showing 1–{PAGE} of 108 examples")
     last = tab.turn_page(found, 1, 1000)
-    html, raw, slider, page, caption = tab.show_example(ctx, found, last, model, "model", "chatml", 2048)
+    shown, html, raw, slider, page, caption = tab.show_example(ctx, found, last, model, "model", "chatml", 2048)
     assert last == 101 and caption.startswith("Showing 101–108 of 108 examples")
     assert raw == json.loads(lines[100]) and "Example 101 of 108, from line 101" in html
-    html, raw, *_ = tab.show_example(ctx, found, 108, model, "model", "chatml", 2048)
+    _, html, raw, *_ = tab.show_example(ctx, found, 108, model, "model", "chatml", 2048)
     assert raw == json.loads(lines[107]) and list(page["line"]) == list(range(101, 109))
     assert tab.turn_page(found, 108, -1) == 91 and tab.turn_page(found, 3, -1) == 1
     plot, stats, _ = tab.show_stats(ctx, found, model, "model", "chatml", 2048)

@@ -104,16 +104,17 @@ def saved_list(ctx: Context):
 
 
 def show_example(ctx: Context, found, which, model, template, fallback, max_len) -> tuple:
-    """Example `which` rendered for training, its raw record, the slider, and the page of examples around it."""
+    """The examples shown or not; example `which` rendered for training, its raw record, the slider, and
+    the page of examples around it."""
     if found is None or not found.samples:
-        return "", None, gr.update(visible=False), None, ""
+        return gr.Column(visible=False), "", None, gr.update(visible=False), None, ""
     count = len(found.samples)
     index = min(max(int(which or 1), 1), count) - 1
     sample = found.samples[index]
     p = preview(sample.row, _tokenizer(ctx, model, template, fallback), int(max_len or 2048))
     page, caption = view.example_page(found, index)
-    return (view.preview_html(p, found.report.unit, sample.number, f"{index + 1:,} of {count:,}"),
-            sample.record or sample.row, gr.update(visible=count > 1, maximum=max(count, 2), value=index + 1),
+    html = view.preview_html(p, found.report.unit, sample.number, f"{index + 1:,} of {count:,}")
+    return (gr.Column(visible=True), html, sample.record or sample.row, gr.update(visible=count > 1, maximum=max(count, 2), value=index + 1),
             page, caption)
 
 
@@ -133,13 +134,13 @@ def pick_example(evt: gr.SelectData) -> int:
 def show_stats(ctx: Context, found, model, template, fallback, max_len, progress=gr.Progress()) -> tuple:
     """The token-length histogram, the statistics, and the fallback choice for a model without a template."""
     if found is None or not found.rows:
-        return None, "", gr.update(visible=False)
+        return gr.BarPlot(None, visible=False), "", gr.update(visible=False)
     progress(0, desc="Counting tokens")
     path = str(resolve_model(model, ctx.workspace))
     s = statistics(found.rows, shared_tokenizer(path, template, fallback), int(max_len or 2048),
                    total=found.report.rows_kept)
     frame, labels = view.histogram_frame(s)
-    return (gr.BarPlot(frame, sort=labels), view.stats_text(s),
+    return (gr.BarPlot(frame, sort=labels, visible=True), view.stats_text(s),
             gr.update(visible=template == "model" and not has_own_template(path)))
 
 
@@ -188,21 +189,22 @@ def render(ctx: Context) -> None:
                             label="This model has no chat template: render with")
         max_len = gr.Number(2048, precision=0, minimum=16, label="Max sequence length",
                             info="Longer examples are cut here during training.")
-    page = gr.Dataframe(None, interactive=False, wrap=False, max_height=420, column_widths=["10%", "10%", "10%", "70%"],
-                        label="Examples", elem_id="data-examples")
-    with gr.Row():
-        earlier = gr.Button("◀ Previous page", size="sm", elem_id="data-earlier")
-        caption = gr.Markdown(elem_id="data-page")
-        later = gr.Button("Next page ▶", size="sm", elem_id="data-later")
-    with gr.Row():
-        with gr.Column(scale=3):
-            which = gr.Slider(1, 5, 1, step=1, label="Example", elem_id="data-which")
-            rendered = gr.HTML(elem_id="data-rendered")
-        with gr.Column(scale=2):
-            raw = gr.JSON(label="The record in your file")
+    with gr.Column(visible=False) as examples:  # shown once a file has examples
+        page = gr.Dataframe(None, interactive=False, max_height=420, column_widths=["10%", "10%", "10%", "70%"],
+                            label="Examples", elem_id="data-examples")
+        with gr.Row():
+            earlier = gr.Button("◀ Previous page", size="sm", elem_id="data-earlier")
+            caption = gr.Markdown(elem_id="data-page")
+            later = gr.Button("Next page ▶", size="sm", elem_id="data-later")
+        with gr.Row():
+            with gr.Column(scale=3):
+                which = gr.Slider(1, 5, 1, step=1, label="Example", elem_id="data-which")
+                rendered = gr.HTML(elem_id="data-rendered")
+            with gr.Column(scale=2):
+                raw = gr.JSON(label="The record in your file")
     with gr.Row():
         histogram = gr.BarPlot(None, x="tokens", y="examples", title="Tokens per example", x_title="tokens",
-                               y_title="examples", y_lim=[0, None], x_label_angle=-45, height=300,
+                               y_title="examples", y_lim=[0, None], x_label_angle=-45, height=300, visible=False,
                                elem_id="data-histogram")
         stats = gr.Markdown(elem_id="data-stats")
 
@@ -222,7 +224,7 @@ def render(ctx: Context) -> None:
     chosen_mapping = [path, fmt, system, min_chars, require_system, gr.State(True), *columns]
     preview_inputs = [found, which, model, template, fallback, max_len]
     stats_inputs = [found, model, template, fallback, max_len]
-    preview_outputs = [rendered, raw, which, page, caption]
+    preview_outputs = [examples, rendered, raw, which, page, caption]
     stats_outputs = [histogram, stats, fallback]
     private = {"api_visibility": "private"}
 
