@@ -74,6 +74,10 @@ def test_dataset_tab_upload_preview_save_and_bad_files(app_server, browser, tmp_
     assert "binary data" in page.locator("#data-report").inner_text()
     upload(page, EXAMPLES / "alpaca_sample.json")
     page.wait_for_selector("#data-report :text('Rows: 12 in, 12 kept')", timeout=60_000)
+    choose(page, "#data-example", "pirate.jsonl")  # one source on the page: the uploaded file is let go
+    page.wait_for_selector("#data-report :text('Lines: 108 in, 108 kept')", timeout=60_000)
+    assert page.locator("#data-file :text('alpaca_sample.json')").count() == 0
+    assert "Upload a file" not in page.locator("#data-detected").inner_text()
     page.close()
 
 

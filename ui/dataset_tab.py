@@ -144,9 +144,15 @@ def show_stats(ctx: Context, found, model, template, fallback, max_len, progress
             gr.update(visible=template == "model" and not has_own_template(path)))
 
 
+def choose_file(file) -> tuple:
+    """The uploaded file (or none) as the file to read, detected afresh; the example choice let go, so the
+    page shows one source."""
+    return file, AUTO, None
+
+
 def choose_example(choice) -> tuple:
-    """A file of examples/ as the file to read, detected afresh."""
-    return (str(EXAMPLE_FILES[choice]) if choice in EXAMPLE_FILES else None), AUTO
+    """A file of examples/ as the file to read, detected afresh; the uploaded file let go."""
+    return (str(EXAMPLE_FILES[choice]) if choice in EXAMPLE_FILES else None), AUTO, None
 
 
 # ---- the tab -------------------------------------------------------------------------------------
@@ -235,8 +241,8 @@ def render(ctx: Context) -> None:
     def then_analyse(event):
         then_preview(event.then(bind(analyse, ctx), detected_mapping, analysis_outputs, **private))
 
-    then_analyse(upload.change(lambda f: (f, AUTO), upload, [path, fmt], **private))
-    then_analyse(example.input(choose_example, example, [path, fmt], **private))
+    then_analyse(gr.on([upload.upload, upload.clear], choose_file, upload, [path, fmt, example], **private))
+    then_analyse(example.input(choose_example, example, [path, fmt, upload], **private))
     then_preview(fmt.input(bind(analyse, ctx), detected_mapping, analysis_outputs, **private))
     then_preview(apply.click(bind(analyse, ctx), chosen_mapping, analysis_outputs, **private))
     which.release(bind(show_example, ctx), preview_inputs, preview_outputs, **private)
