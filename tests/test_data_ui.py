@@ -123,7 +123,8 @@ def test_the_preview_pages_reach_every_example(ctx, default_model_path):
     lines = PIRATE.read_text().splitlines()
     model = str(default_model_path)
     shown, html, raw, slider, page, caption = tab.show_example(ctx, found, 1, model, "model", "chatml", 2048)
-    assert shown.visible and slider["maximum"] == 108 and len(page) == PAGE and caption.startswith(f"Showing 1–{PAGE} of 108 examples")
+    assert shown.visible and slider["maximum"] == 108 and len(page) == PAGE
+    assert caption.startswith(f"Showing 1–{PAGE} of 108 examples")
     last = tab.turn_page(found, 1, 1000)
     shown, html, raw, slider, page, caption = tab.show_example(ctx, found, last, model, "model", "chatml", 2048)
     assert last == 101 and caption.startswith("Showing 101–108 of 108 examples")
@@ -131,5 +132,10 @@ def test_the_preview_pages_reach_every_example(ctx, default_model_path):
     _, html, raw, *_ = tab.show_example(ctx, found, 108, model, "model", "chatml", 2048)
     assert raw == json.loads(lines[107]) and list(page["line"]) == list(range(101, 109))
     assert tab.turn_page(found, 108, -1) == 91 and tab.turn_page(found, 3, -1) == 1
+    # a model that cannot render leaves the example, its record and its page, and says why
+    _, html, raw, _, page, _ = tab.show_example(ctx, found, 108, "no such thing", "model", "chatml", 2048)
+    assert "Not rendered for 'no such thing'" in html and "Check the spelling" in html
+    assert raw == json.loads(lines[107]) and list(page["line"]) == list(range(101, 109))
+    assert "Not counted" in tab.show_stats(ctx, found, "no such thing", "model", "chatml", 2048)[1]
     plot, stats, _ = tab.show_stats(ctx, found, model, "model", "chatml", 2048)
     assert sum(plot.value["data"][i][1] for i in range(len(plot.value["data"]))) == 108

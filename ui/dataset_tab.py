@@ -105,17 +105,20 @@ def saved_list(ctx: Context):
 
 def show_example(ctx: Context, found, which, model, template, fallback, max_len) -> tuple:
     """The examples shown or not; example `which` rendered for training, its raw record, the slider, and
-    the page of examples around it."""
+    the page of examples around it. A model that cannot render it leaves the rest and says why."""
     if found is None or not found.samples:
         return gr.Column(visible=False), "", None, gr.update(visible=False), None, ""
     count = len(found.samples)
     index = min(max(int(which or 1), 1), count) - 1
     sample = found.samples[index]
-    p = preview(sample.row, _tokenizer(ctx, model, template, fallback), int(max_len or 2048))
+    try:
+        p = preview(sample.row, _tokenizer(ctx, model, template, fallback), int(max_len or 2048))
+        html = view.preview_html(p, found.report.unit, sample.number, f"{index + 1:,} of {count:,}")
+    except ValueError as e:  # the model's sentence: not found, not a model, no network
+        html = view.not_rendered(model, e)
     page, caption = view.example_page(found, index)
-    html = view.preview_html(p, found.report.unit, sample.number, f"{index + 1:,} of {count:,}")
-    return (gr.Column(visible=True), html, sample.record or sample.row, gr.update(visible=count > 1, maximum=max(count, 2), value=index + 1),
-            page, caption)
+    slider = gr.update(visible=count > 1, maximum=max(count, 2), value=index + 1)
+    return gr.Column(visible=True), html, sample.record or sample.row, slider, page, caption
 
 
 def turn_page(found, which, step: int) -> int:
@@ -136,9 +139,12 @@ def show_stats(ctx: Context, found, model, template, fallback, max_len, progress
     if found is None or not found.rows:
         return gr.BarPlot(None, visible=False), "", gr.update(visible=False)
     progress(0, desc="Counting tokens")
-    path = str(resolve_model(model, ctx.workspace))
-    s = statistics(found.rows, shared_tokenizer(path, template, fallback), int(max_len or 2048),
-                   total=found.report.rows_kept)
+    try:
+        path = str(resolve_model(model, ctx.workspace))
+        tokenizer = shared_tokenizer(path, template, fallback)
+    except ValueError as e:
+        return gr.BarPlot(None, visible=False), view.not_rendered(model, e, "counted"), gr.update()
+    s = statistics(found.rows, tokenizer, int(max_len or 2048), total=found.report.rows_kept)
     frame, labels = view.histogram_frame(s)
     return (gr.BarPlot(frame, sort=labels, visible=True), view.stats_text(s),
             gr.update(visible=template == "model" and not has_own_template(path)))

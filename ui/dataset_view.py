@@ -84,6 +84,12 @@ def preview_html(p, unit: str, number: int, place: str) -> str:
             f"line-height:1.5;padding:10px;border:1px solid #e5e7eb;border-radius:6px\">{parts}</pre>")
 
 
+def not_rendered(model: str, error: Exception, done: str = "rendered") -> str:
+    """Why the examples could not be rendered (or counted) for `model`, and what to do."""
+    return (f"<p><b>Not {done} for '{html.escape(str(model))}':</b> {html.escape(str(error))} "
+            "Change <i>Render for model</i> and press Enter.</p>")
+
+
 def histogram_frame(s) -> tuple[pd.DataFrame, list[str]]:
     """The token-length histogram as (bin label, examples) rows, and the labels in their order."""
     bins = s.histogram()

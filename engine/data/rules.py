@@ -99,7 +99,8 @@ class DataReport:
         and dropped; each reason with its count and where to look; the problems found; the notes. Plain
         text whose blocks are separated by blank lines, so it also reads as Markdown."""
         unit = self.unit
-        blocks = [f"{unit.capitalize()}s: {self.rows_in} in, {self.rows_kept} kept, {self.rows_in - self.rows_kept} dropped"]
+        dropped = self.rows_in - self.rows_kept
+        blocks = [f"{unit.capitalize()}s: {self.rows_in} in, {self.rows_kept} kept, {dropped} dropped"]
         if self.dropped:
             blocks.append("\n".join(f"- {REASONS[reason]}: {count} ({_where(unit, self.dropped_rows[reason], count)})"
                                     for reason, count in self.dropped.most_common()))
