@@ -1,72 +1,141 @@
-"""The Dataset tab in Chromium against a launched app: upload, report, preview with trained tokens
-marked, histogram, save; an unknown shape mapped by hand; a broken file that leaves the app up."""
+"""The Dataset tab's handlers called as plain functions of a Context on a real workspace, no browser:
+the one drop report (the engine's, shown by the tab and printed by the CLI), Save refused for a file
+that cannot be used, a failed save that says why and keeps what was saved, stale lines cleared, and the
+preview reaching every example."""
+
+from __future__ import annotations
 
 import json
-import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from engine.chat.models import ModelManager
+from engine.data import Options, inspect
+from engine.data.rules import DataReport
+from engine.data.store import import_file
+from ui import dataset_tab as tab
+from ui.context import Context
+from ui.dataset_view import PAGE
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
-
-
-def upload(page, path) -> None:
-    clear = page.locator("#data-file button[aria-label='Clear']")
-    if clear.count():  # the old file's events finish before the next upload
-        clear.first.click()
-        page.wait_for_selector("#data-detected :text('Upload a file to begin.')", timeout=60_000)
-    page.locator("#data-file input[type=file]").set_input_files(str(path))
-
-
-def choose(page, dropdown: str, option: str) -> None:
-    page.locator(f"{dropdown} input").click()
-    page.locator(dropdown).get_by_role("option", name=option, exact=True).click()
+ROOT = Path(__file__).resolve().parent.parent
+PIRATE = ROOT / "examples" / "data" / "pirate.jsonl"
+GOOD = {"messages": [{"role": "user", "content": "Who are you, stranger?"},
+                     {"role": "assistant", "content": "A pirate. Arr, matey!"}]}
+FOUND = 2 + len(tab.FIELDS)  # where analyse returns the inspection; then the name, Save, the note, the example
 
 
-@pytest.mark.browser
-def test_dataset_tab_upload_preview_save_and_bad_files(app_server, browser, tmp_path):
-    url, ws = app_server
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 2200})
-    page.goto(url)
-    page.get_by_role("tab", name="Dataset").click()
+@pytest.fixture
+def ctx(workspace):
+    from engine.hardware import detect
 
-    upload(page, EXAMPLES / "pirate.jsonl")
-    page.wait_for_selector("#data-report :text('108 in · 108 kept · 0 dropped')", timeout=60_000)
-    assert "messages" in page.locator("#data-detected").inner_text()
-    trained = page.locator("#data-rendered pre .trained").first
-    trained.wait_for(timeout=60_000)
-    assert trained.inner_text().endswith("Arr, matey!<|im_end|>")
-    page.wait_for_selector("#data-stats :text('per epoch')", timeout=60_000)
-    page.wait_for_selector("#data-histogram svg .mark-rect path", timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "dataset-pirate.png"), full_page=True)
+    return Context(workspace, ModelManager(workspace), detect())
 
-    page.locator("#data-name input, #data-name textarea").fill("pirate-ui")
-    page.locator("#data-save").click()
-    page.wait_for_selector("#data-saved :text('Saved 108 rows')", timeout=60_000)
-    assert json.loads((ws.datasets / "pirate-ui" / "meta.json").read_text())["counts"]["rows_kept"] == 108
-    assert "pirate-ui" in page.locator("#data-saved-list").inner_text()
 
-    odd = tmp_path / "odd.csv"
-    odd.write_text("q,a,notes\nWhat do cats eat?,Mostly meat and fish.,x\nWhy is grass green?,Chlorophyll.,y\n")
-    upload(page, odd)
-    page.wait_for_selector("#data-report :text('Columns seen: q, a, notes')", timeout=60_000)
-    choose(page, "#data-format", "pairs")
-    page.wait_for_selector("#data-report :text('choose the column for: prompt')", timeout=60_000)
-    choose(page, "#map-prompt", "q")
-    choose(page, "#map-response", "a")
-    page.locator("#data-apply").click()
-    page.wait_for_selector("#data-report :text('2 in · 2 kept')", timeout=60_000)
-    page.wait_for_selector("#data-rendered :text('Mostly meat and fish.')", timeout=60_000)
-    page.screenshot(path=str(ARTIFACTS / "dataset-mapped.png"), full_page=True)
+def analysed(ctx, path) -> tuple:
+    out = tab.analyse(ctx, str(path), tab.AUTO, "", 20, False, False)
+    return out[1], out[FOUND], out[FOUND + 2], out[FOUND + 3]  # report, inspection, Save button, its note
 
+
+def unescaped(markdown: str) -> str:
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def test_the_drop_report_lists_reasons_with_where_to_look_problems_and_notes():
+    r = DataReport(unit="line", notes=["Read as UTF-8 with a byte-order mark."])
+    for number in range(1, 13):
+        r.drop("no_assistant_reply", number)
+    r.drop("unreadable", 13, "Line 13 is not valid JSON.")
+    r.keep()
+    text = r.summary()
+    assert text.startswith("Lines: 14 in, 1 kept, 13 dropped")
+    assert "- no assistant reply: 12 (lines 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ...)" in text
+    assert "- could not be read: 1 (line 13)" in text
+    assert "Problems found:\n- Line 13 is not valid JSON." in text
+    assert text.endswith("Note: Read as UTF-8 with a byte-order mark.")
+
+
+def test_the_tab_and_the_cli_show_the_engines_one_report(ctx, tmp_path):
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join([json.dumps(GOOD), "{broken", json.dumps({"messages": GOOD["messages"][:1]}),
+                            "a *starred* line_with_underscores"]) + "\n")
+    summary = inspect(f, Options()).report.summary()
+    assert "- could not be read: 2 (lines 2, 4)" in summary and "- no assistant reply: 1 (line 3)" in summary
+    report, *_ = analysed(ctx, f)
+    assert unescaped(report) == summary  # shown literally: the file's * and _ are not Markdown
+    done = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(f), "--no-render"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert summary in done.stdout
+
+
+def test_save_is_off_for_a_file_that_cannot_be_used_and_a_direct_call_is_refused(ctx, tmp_path):
     garbage = tmp_path / "garbage.jsonl"
-    garbage.write_bytes(random.Random(3).randbytes(4000))
-    upload(page, garbage)
-    page.wait_for_selector("#data-report :text(\"This file can't be used\")", timeout=60_000)
-    assert "binary data" in page.locator("#data-report").inner_text()
-    upload(page, EXAMPLES / "alpaca_sample.json")
-    page.wait_for_selector("#data-report :text('12 in · 12 kept')", timeout=60_000)
-    page.close()
+    garbage.write_bytes(bytes(range(256)) * 8)
+    report, found, button, note = analysed(ctx, garbage)
+    assert "This file can't be used" in report and found is None
+    assert button.interactive is False and "can't be used as it is" in note
+    assert "Not saved" in tab.save(ctx, str(garbage), None, "garbage", False, "model", "chatml")
+
+    hollow = tmp_path / "hollow.jsonl"  # readable, but nothing in it can be trained on
+    hollow.write_text(json.dumps({"messages": GOOD["messages"][:1]}) + "\n")
+    report, found, button, note = analysed(ctx, hollow)
+    assert found.report.rows_kept == 0 and "Nothing can be trained on yet" in report
+    assert button.interactive is False and "no example of this file can be trained on" in note
+    assert "no example of this file" in tab.save(ctx, str(hollow), found, "hollow", False, "model", "chatml")
+
+    _, pirate, button, note = analysed(ctx, PIRATE)
+    assert button.interactive is True and note == ""
+    # the report shown is for the pirate file, not the one now chosen: Save waits for its own report
+    assert "still being made" in tab.save(ctx, str(hollow), pirate, "mixed-up", False, "model", "chatml")
+    assert list(ctx.workspace.datasets.iterdir()) == []
+
+
+def test_a_failed_save_says_why_beside_save_and_keeps_what_was_saved(ctx):
+    _, found, _, _ = analysed(ctx, PIRATE)
+    assert "Saved **108** rows as **pirate**" in tab.save(ctx, str(PIRATE), found, "pirate", False, "model", "chatml")
+    before = tab.saved_list(ctx)
+    again = tab.save(ctx, str(PIRATE), found, "pirate", False, "model", "chatml")
+    assert again.startswith("**Not saved.**") and "already exists" in again
+    outside = tab.save(ctx, str(PIRATE), found, "../escape", False, "model", "chatml")
+    assert outside.startswith("**Not saved.**") and not (ctx.workspace.root / "escape").exists()
+    assert tab.saved_list(ctx).equals(before) and list(before["rows"]) == [108]
+
+
+def test_a_new_file_clears_the_last_outcome_and_the_saved_list_follows_the_workspace(ctx, tmp_path):
+    _, found, _, _ = analysed(ctx, PIRATE)
+    tab.save(ctx, str(PIRATE), found, "pirate", False, "model", "chatml")
+    alpaca = ROOT / "examples" / "data" / "alpaca_sample.json"
+    _, _, button, note = analysed(ctx, alpaca)
+    assert note == "" and button.interactive is True  # "Saved 108 rows" does not stay under another file
+    cleared = tab.analyse(ctx, None, tab.AUTO, "", 20, False, False)
+    assert cleared[0] == "Upload a file to begin." and cleared[FOUND + 3] == tab.NO_FILE
+    import_file(ctx.workspace, "from-the-cli", alpaca)  # saved outside this tab
+    assert list(tab.saved_list(ctx)["name"]) == ["from-the-cli", "pirate"]
+
+
+def test_the_preview_pages_reach_every_example(ctx, default_model_path):
+    assert tab.show_example(ctx, None, 1, "default", "model", "chatml", 2048)[0].visible is False  # no file yet
+    _, found, _, _ = analysed(ctx, PIRATE)
+    lines = PIRATE.read_text().splitlines()
+    model = str(default_model_path)
+    shown, html, raw, slider, page, caption = tab.show_example(ctx, found, 1, model, "model", "chatml", 2048)
+    assert shown.visible and slider["maximum"] == 108 and len(page) == PAGE
+    assert caption.startswith(f"Showing 1–{PAGE} of 108 examples")
+    last = tab.turn_page(found, 1, 1000)
+    shown, html, raw, slider, page, caption = tab.show_example(ctx, found, last, model, "model", "chatml", 2048)
+    assert last == 101 and caption.startswith("Showing 101–108 of 108 examples")
+    assert raw == json.loads(lines[100]) and "Example 101 of 108, from line 101" in html
+    _, html, raw, *_ = tab.show_example(ctx, found, 108, model, "model", "chatml", 2048)
+    assert raw == json.loads(lines[107]) and list(page["line"]) == list(range(101, 109))
+    assert tab.turn_page(found, 108, -1) == 91 and tab.turn_page(found, 3, -1) == 1
+    # a model that cannot render leaves the example, its record and its page, and says why
+    _, html, raw, _, page, _ = tab.show_example(ctx, found, 108, "no such thing", "model", "chatml", 2048)
+    assert "Not rendered for 'no such thing'" in html and "Check the spelling" in html
+    assert raw == json.loads(lines[107]) and list(page["line"]) == list(range(101, 109))
+    assert "Not counted" in tab.show_stats(ctx, found, "no such thing", "model", "chatml", 2048)[1]
+    plot, stats, _ = tab.show_stats(ctx, found, model, "model", "chatml", 2048)
+    assert sum(plot.value["data"][i][1] for i in range(len(plot.value["data"]))) == 108

@@ -15,7 +15,7 @@ import sys
 from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
 from engine.data.pipeline import Inspection, Options, inspect
-from engine.data.rules import REASONS, Rules
+from engine.data.rules import Rules
 from engine.train.config import TEMPLATE_CHOICES
 
 
@@ -132,19 +132,9 @@ def _describe(inspection: Inspection) -> str:
         lines.append(f"Format: {inspection.format} (chosen; detected: {d.format or 'unknown'})")
     if inspection.mapping:
         lines.append("Mapping: " + ", ".join(f"{field} <- '{column}'" for field, column in inspection.mapping.items()))
-    lines += [f"Note: {note}" for note in report.notes]
-    lines.append(f"Rows: {report.rows_in} in, {report.rows_kept} kept, {report.rows_in - report.rows_kept} dropped")
+    lines.append(report.summary())
     if report.preference:
         lines.append(f"Preference records kept for preference training: {report.preference}")
-    for reason, count in report.dropped.most_common():
-        numbers = report.dropped_rows[reason]
-        more = " ..." if count > 20 else ""
-        lines.append(f"  {count} {REASONS[reason]} ({report.unit}s {', '.join(map(str, numbers[:20]))}{more})")
-    if report.errors:
-        lines.append("Errors:")
-        lines += [f"  {e['message']}" for e in report.errors[:20]]
-        if len(report.errors) > 20:
-            lines.append(f"  ... and {len(report.errors) - 20} more")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ REASONS = {
     "duplicate": "the same conversation as an earlier one (that copy is kept)",
 }
 KEEP_NUMBERS = 1000
+SHOWN = 10  # line numbers and problems a report lists before '...'
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,24 @@ class DataReport:
         }
 
     def summary(self) -> str:
-        """One plain paragraph: rows in, kept, and dropped by reason with where to look."""
-        lines = [f"{self.rows_in} in, {self.rows_kept} kept, {self.rows_in - self.rows_kept} dropped."]
-        for reason, count in self.dropped.most_common():
-            numbers = self.dropped_rows.get(reason, [])
-            shown = ", ".join(map(str, numbers[:10])) + (" ..." if count > 10 else "")
-            lines.append(f"- {count} {REASONS[reason]} ({self.unit}s {shown})")
-        return "\n".join(lines)
+        """The one drop report, for the Dataset tab, the command line and error messages: rows in, kept
+        and dropped; each reason with its count and where to look; the problems found; the notes. Plain
+        text whose blocks are separated by blank lines, so it also reads as Markdown."""
+        unit = self.unit
+        dropped = self.rows_in - self.rows_kept
+        blocks = [f"{unit.capitalize()}s: {self.rows_in} in, {self.rows_kept} kept, {dropped} dropped"]
+        if self.dropped:
+            blocks.append("\n".join(f"- {REASONS[reason]}: {count} ({_where(unit, self.dropped_rows[reason], count)})"
+                                    for reason, count in self.dropped.most_common()))
+        if self.errors:
+            shown = [f"- {e['message']}" for e in self.errors[:SHOWN]]
+            if len(self.errors) > SHOWN:
+                shown.append(f"- ... and {len(self.errors) - SHOWN} more")
+            blocks.append("Problems found:\n" + "\n".join(shown))
+        blocks += [f"Note: {note}" for note in self.notes]
+        return "\n\n".join(blocks)
+
+
+def _where(unit: str, numbers: list[int], count: int) -> str:
+    more = ", ..." if count > SHOWN else ""
+    return f"{unit}{'s' if count > 1 else ''} {', '.join(map(str, numbers[:SHOWN]))}{more}"
