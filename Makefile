@@ -37,11 +37,12 @@ $(DEV_STAMP): requirements-dev.txt $(APP_STAMP)
 	$(BIN)/pip install -r requirements-dev.txt
 	touch $@
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download needs the open internet).
+# Browser tests drive Debian's Chromium (Playwright's own browser download needs the open internet);
+# a CJK font makes the Chinese text in their screenshots readable.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; } || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium fonts-wqy-microhei; }
 
 # llama.cpp's GGUF converter (and, for q4_k_m, llama-quantize built with cmake: about 4 minutes once),
 # from the pinned llama-cpp-python source distribution into .cache/llama.cpp; exports never download.

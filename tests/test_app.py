@@ -52,7 +52,7 @@ def test_cli_generate_bad_model_exits_nonzero_with_a_message(workspace):
         [sys.executable, "-m", "engine", "generate", "--workspace", str(workspace.root), "--model", "??", "hi"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert out.returncode == 2 and "neither a folder on this machine nor a Hugging Face id" in out.stderr
+    assert out.returncode == 2 and "not a model this app can load" in out.stderr
 
 
 @pytest.mark.browser

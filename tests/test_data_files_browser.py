@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.test_data_ui import upload
+from tests.test_dataset_browser import upload
 
 DATA = Path(__file__).resolve().parent / "data"
 

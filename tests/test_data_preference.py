@@ -95,7 +95,7 @@ def test_cli_inspect_shows_preference_data():
     assert done.returncode == 0, done.stderr
     assert "Format: preference (confidence 100%)" in done.stdout
     assert "Note: Preference data: supervised training uses the chosen replies" in done.stdout
-    assert "1 an empty final reply (lines 3)" in done.stdout
+    assert "- an empty final reply: 1 (line 3)" in done.stdout
 
 
 def test_kto_only_desirable_replies_train_and_every_labelled_one_is_kept_for_preference():

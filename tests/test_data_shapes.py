@@ -275,8 +275,8 @@ def test_cli_inspect_reports_duplicates_and_keeps_them_on_request(tmp_path):
         return done.stdout
 
     out = run()
-    assert "Rows: 2 in, 1 kept, 1 dropped" in out and "Line 2 is the same conversation as line 1, which is kept." in out
-    assert "Rows: 2 in, 2 kept, 0 dropped" in run("--keep-duplicates")
+    assert "Lines: 2 in, 1 kept, 1 dropped" in out and "Line 2 is the same conversation as line 1, which is kept." in out
+    assert "Lines: 2 in, 2 kept, 0 dropped" in run("--keep-duplicates")
 
 
 def test_duplicates_from_one_record_are_found_too(tmp_path):

@@ -225,16 +225,16 @@ def test_start_refuses_a_data_set_or_model_it_cannot_use_before_any_worker_start
     outside = tmp_path / "outside.jsonl"
     outside.write_text((workspace.datasets / "chat.jsonl").read_text())
     refused = {
-        "no-such-set": "does not exist",
-        str(workspace.datasets / "missing.jsonl"): "does not exist",
-        str(outside): "outside this workspace",
+        "no-such-set": "not one of this workspace's data sets",
+        str(workspace.datasets / "missing.jsonl"): "does not exist in this workspace",
+        str(outside): "not one of this workspace's data sets",
     }
     for dataset, message in refused.items():
         with pytest.raises(ConfigError, match=message):
             runs.start_run(workspace, make_config().model_copy(update={"dataset": dataset}), name="refused")
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
-    for model, message in ((not_a_model, "is not a model"), ("no such model!", "neither a folder")):
+    for model, message in ((not_a_model, "is not a model"), ("no such model!", "not a model this app can load")):
         with pytest.raises(ConfigError, match=message):
             runs.start_run(workspace, with_model(make_config(), model), name="refused")
     assert not (workspace.runs / "refused").exists() and runs.list_runs(workspace) == []

@@ -133,8 +133,6 @@ def _describe(inspection: Inspection) -> str:
     if inspection.mapping:
         lines.append("Mapping: " + ", ".join(f"{field} <- '{column}'" for field, column in inspection.mapping.items()))
     lines.append(report.summary())
-    if report.preference:
-        lines.append(f"Preference records kept for preference training: {report.preference}")
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ def run(args) -> int:
         values["seed"] = args.seed
         sampling = Sampling.parse(**values)
         manager = ModelManager(Workspace.from_env(args.workspace))
-        manager.load(args.model)
+        manager.load(args.model, anywhere=True)
         if args.adapter:
             manager.attach_adapter("adapter", args.adapter)
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
