@@ -40,7 +40,7 @@ def test_the_lists_follow_the_workspace_and_keep_the_choice(ctx, tiny_model_path
     assert run.value == "first" and (left.value, right.value) == (sides.BASE, "first")
     assert "No run has an adapter" not in reference and [e["messages"][-1]["content"] for e in found] == ["Who are you?"]
     assert table == [["Who are you?", "I am a model.", "Arr, I be a pirate."]] and "after step 2" in note
-    assert "greed" not in note and "most likely word" in note
+    assert "greed" not in note and "most likely next word" in note
 
     # A newer run appears in the lists; the person's choices stay.
     adapter_run(ctx.workspace, "second", tiny_model_path, std=0.3)

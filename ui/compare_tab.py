@@ -26,7 +26,7 @@ INTRO = (
 SAVED_HEADERS = ["Time", "Prompt", "Left", "Right", "Blind vote"]
 NO_ADAPTER = ("No run has an adapter yet: train one on the Train tab (it saves one at each checkpoint); it appears "
               "here by itself.")
-NO_RANDOMNESS = "the most likely word each time (no randomness)"
+NO_RANDOMNESS = "no randomness (the most likely next word each time)"
 
 
 # ---- what a run shows ----------------------------------------------------------------------------
