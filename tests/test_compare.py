@@ -60,6 +60,37 @@ def test_zero_lora_weights_answer_like_the_base_and_nonzero_ones_differ(tiny_man
     assert tiny_manager.loaded.active_adapter is None  # attaching for a comparison chose nothing for anyone else
 
 
+def test_both_sides_answer_at_once_and_each_as_it_would_alone(tiny_manager, tiny_model_path):
+    """One batch on the one model: both columns grow together, and each side's text is the one it gives
+    answering alone, greedy and sampled with the seed (the same random draws on both sides)."""
+    ws = tiny_manager.workspace
+    adapter_run(ws, "batched", tiny_model_path, std=0.5, seed=5)
+    adapter = sides.activate(tiny_manager, sides.parse(ws, "batched"))
+    for sampling in (compare.sampling_for("Precise", 40), compare.sampling_for("Leaderboard", 40, seed=11)):
+        comparison = compare.prepare(tiny_manager, ws, HELLO, sides.BASE, "batched", sampling, "Leaderboard")
+        seen = list(compare.stream(tiny_manager, comparison))
+        alone = [tiny_manager.generate(HELLO, sampling, adapter=name).text for name in (None, adapter)]
+        assert comparison.finished and [comparison.reply(comparison.left), comparison.reply(comparison.right)] == alone
+        assert seen[-1][:2] == tuple(alone) and alone[0] != alone[1]
+        if not sampling.greedy:  # the tiny random model's greedy base answer is special tokens only
+            assert any(a and b and (a, b) != tuple(alone) for a, b, _ in seen[:-1]), "the columns did not grow together"
+        assert all("stopped at the length limit of 40 tokens" in comparison.stats[s] for s in ("base", "batched"))
+
+
+def test_a_comparison_waiting_for_the_model_says_how_many_are_ahead(tiny_manager, tiny_model_path):
+    ws = tiny_manager.workspace
+    adapter_run(ws, "queued", tiny_model_path, std=0.5, seed=6)
+    comparison = compare.prepare(tiny_manager, ws, HELLO, sides.BASE, "queued", compare.sampling_for("Precise", 8),
+                                 "Precise")
+    ahead = tiny_manager.stream(HELLO, Sampling.parse(temperature=0.8, seed=1, max_new_tokens=4000), adapter=None)
+    next(ahead)  # a chat holds the model
+    stream = compare.stream(tiny_manager, comparison)
+    assert next(stream) == ("", "", "Waiting for 1 earlier request to finish…")
+    ahead.close()  # that chat's reader leaves: its generation ends and the comparison gets the model
+    *_, last = stream
+    assert last[2] == "" and comparison.finished
+
+
 def test_real_run_gives_sides_prompts_before_after_and_saved_comparisons(tiny_manager, trained):
     specs = [s.spec for s in sides.of_run(trained)]
     assert specs == ["trained", "trained:checkpoint-4", "trained:checkpoint-2"]

@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 
 from engine.compare.store import COMPARISONS_FILE
-from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, PROBE, app_runs, trained_run
+from tests.compare_runs import OTHER_BASE_RUN, PIRATE_RUN, PROBE, adapter_run, app_runs, trained_run
 from tests.conftest import ARTIFACTS
 
 FRANCE = "What is the capital of France?"
@@ -62,7 +62,7 @@ def test_compare_side_by_side_then_blind_vote(app, browser):
     page.locator("#compare-go").click()
     result = page.locator("#compare-result")
     expect(result).to_contain_text("saved with the run", timeout=ANSWER_S)
-    expect(result).to_contain_text("Same preset (Precise) and greedy decoding")
+    expect(result).to_contain_text("Same preset (Precise) and no randomness")
     left, right = page.locator("#compare-a textarea").input_value(), page.locator("#compare-b textarea").input_value()
     assert left and right and left != right
     expect(page.locator("#compare-a")).to_contain_text("Base model (adapter off)")
@@ -87,6 +87,50 @@ def test_compare_side_by_side_then_blind_vote(app, browser):
     expect(page.locator("#compare-winrate")).to_contain_text("vote")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.browser
+def test_both_columns_stream_at_once_and_the_after_column_fits_the_screen(app, browser, default_model_path):
+    url, ws = app
+    long_probes = ["Introduce yourself in two sentences.", "What should I cook for dinner tonight?",
+                   "Explain what a rainbow is to a child."]
+    before = "I'm a creative writing assistant with a passion for crafting engaging stories and helping you shine. " * 2
+    after = "Ahoy! Aye, the sea be a test, and a sailor be a sailor in himself. First, be a sailor, Arr, matey! " * 2
+    adapter_run(ws, "compare-long-probes", default_model_path, prompts=long_probes,
+                probes={0: [before] * 3, 54: [after] * 3})
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    # The newest run with an adapter is chosen by itself, without a Refresh button.
+    expect(page.locator("#compare-run input")).to_have_value("compare-long-probes")
+    expect(page.locator("#compare-right-side input")).to_have_value("compare-long-probes · final adapter")
+    expect(page.locator("#compare-reference")).not_to_contain_text("No run has an adapter")
+    choose(page, "compare-run", PIRATE_RUN)
+    expect(page.locator("#compare-right-side input")).to_have_value(f"{PIRATE_RUN} · final adapter")
+    page.locator("#compare-max-new input[type=number]").fill("40")
+    page.locator("#compare-prompt textarea").fill("Write a short story about a lighthouse keeper and a storm.")
+    page.locator("#compare-go").click()
+    # Both columns have text while the comparison is still answering: they stream together.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#compare-a textarea, #compare-b textarea')].every(t => t.value.length)
+                 && document.querySelector('#compare-result').innerText.includes('Answering both sides')""",
+        timeout=ANSWER_S, polling=50)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare-streaming.png"))
+    expect(page.locator("#compare-result")).to_contain_text("saved with the run", timeout=ANSWER_S)
+    expect(page.locator("#compare-result")).to_contain_text("stopped at the length limit of 40 tokens")
+
+    choose(page, "compare-run", "compare-long-probes")
+    table = page.locator("#compare-probes")
+    expect(table).to_contain_text("Ahoy! Aye, the sea be a test")
+    table.scroll_into_view_if_needed()
+    header = table.get_by_text("After training", exact=True).first
+    cell = table.get_by_text(after.strip()[:40], exact=False).first
+    for shown in (header, cell):
+        box = shown.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + min(box["width"], 200) <= 1440, box
+    page.screenshot(path=str(ARTIFACTS / "compare-before-after.png"))
     page.close()
 
 

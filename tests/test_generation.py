@@ -258,3 +258,35 @@ def test_the_generate_endpoint_refuses_a_32000_word_prompt_within_seconds_and_ke
         client.predict("word " * 32000, "Precise", 256, api_name="/generate")
     assert time.perf_counter() - started < 20
     assert "Paris" in client.predict("What is the capital of France?", "Precise", 30, api_name="/generate")
+
+
+def test_rows_of_one_batch_stop_each_on_its_own_and_answer_as_they_would_alone(manager):
+    """Left-padded rows of different lengths: one ends its turn early, the other runs to what its longer
+    prompt leaves of the max length; each row's text is what it gives alone (greedy)."""
+    from engine.chat import batched, generation
+
+    model, tokenizer = manager.loaded.model, manager.loaded.tokenizer
+    short, long = ask("Say hi."), ask("Count from 1 to 500, one number after another. " + "Go on counting. " * 6)
+    greedy = Sampling.parse(temperature=0, max_new_tokens=100)
+    *_, (hi, counting) = batched.stream_batch(model, tokenizer, [short, long], greedy, max_length=160)
+    alone = [list(generation.stream(model, tokenizer, m, greedy, max_length=160))[-1] for m in (short, long)]
+    assert hi.stats.finish == "stop" and hi.stats.new_tokens < counting.stats.new_tokens
+    prompt_len = generation.fit_prompt(tokenizer, long, 160, 100).input_ids.shape[1]
+    assert counting.stats.finish == "length" and counting.stats.new_tokens == 160 - prompt_len < 100
+    assert "all the prompt leaves of the model's max length of 160 tokens" in counting.stats.summary()
+    assert "stopped at the length limit" in counting.stats.summary()
+    assert [hi.text, counting.text] == [r.text for r in alone] and hi.text
+    assert [hi.stats.new_tokens, counting.stats.new_tokens] == [r.stats.new_tokens for r in alone]
+
+
+def test_cancel_stops_every_row_of_a_batch(manager):
+    from engine.chat import batched
+
+    cancel = threading.Event()
+    rows = batched.stream_batch(manager.loaded.model, manager.loaded.tokenizer, [LONG, LONG],
+                                Sampling.parse(temperature=0, max_new_tokens=400), cancel)
+    for replies in rows:
+        if replies[0].stats is None and len(replies[1].text) > 20:
+            cancel.set()
+    assert [r.stats.finish for r in replies] == ["cancelled", "cancelled"]
+    assert all(r.stats.new_tokens < 200 and r.text for r in replies)

@@ -1,3 +1,3 @@
-"""Chat with the one resident model: loading and switching adapters (models), streaming replies within
-their limits (generation), sampling presets (sampling), chat templates and stop tokens (templates),
-and chats saved as JSON (history)."""
+"""Chat with the one resident model: loading and switching adapters (models), turns at it (turns),
+streaming replies within their limits (generation), several replies in one batch (batched), sampling
+presets (sampling), chat templates and stop tokens (templates), and chats saved as JSON (history)."""

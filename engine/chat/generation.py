@@ -74,10 +74,16 @@ class Stats:
         decode = self.seconds - self.first_token_s
         return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
 
+    @property
+    def ended(self) -> str:
+        """How the reply ended, in plain words."""
+        return {"stop": "the reply is complete", "length": f"stopped at the length limit of {self.new_tokens} tokens",
+                "time": "stopped at the time limit", "cancelled": "stopped by you"}[self.finish]
+
     def summary(self) -> str:
         line = (
             f"{self.new_tokens} tokens in {self.seconds:.1f} s · first token after {self.first_token_s:.2f} s · "
-            f"{self.tokens_per_s:.1f} tokens/s · finished: {self.finish}"
+            f"{self.tokens_per_s:.1f} tokens/s · {self.ended}"
         )
         return f"{line}  \n{' '.join(self.notices)}" if self.notices else line
 
@@ -282,8 +288,7 @@ def stream(
     max_length = max_length or model_context(model)
     prompt = fit_prompt(tokenizer, messages, max_length, min(asked, limits.max_new_tokens))
     sampling = sampling.model_copy(update={"max_new_tokens": prompt.max_new_tokens})
-    notices = [f"{prompt.dropped} earlier message{'s were' if prompt.dropped > 1 else ' was'} left out: the chat is "
-               f"longer than the model's max length of {max_length:,} tokens."] if prompt.dropped else []
+    notices = limit_notices(prompt, None, asked, limits, max_length)
     input_ids = prompt.input_ids.to(model.device)
     cache_kwargs = {}
     if cache is not None and input_ids.shape[1] + sampling.max_new_tokens <= cache.get_max_length():
@@ -332,6 +337,16 @@ def stream(
         raise failure[0]
     ended = time.perf_counter()
     finish = stop.reason or ("length" if streamer.new_tokens >= sampling.max_new_tokens else "stop")
+    notices = limit_notices(prompt, finish, asked, limits, max_length)
+    first = (streamer.first_token_at or ended) - started
+    yield Reply(text.strip(), Stats(first, streamer.new_tokens, ended - started, finish, tuple(notices)))
+
+
+def limit_notices(prompt: Prompt, finish: str | None, asked: int, limits: Limits, max_length: int) -> list[str]:
+    """What the limits did to a reply, in sentences for the screen: earlier messages left out, and once it
+    has finished (`finish`), a cut by the time limit, or by a length limit shorter than the `asked` tokens."""
+    notices = [f"{prompt.dropped} earlier message{'s were' if prompt.dropped > 1 else ' was'} left out: the chat is "
+               f"longer than the model's max length of {max_length:,} tokens."] if prompt.dropped else []
     if finish == "time":
         notices.append(f"The reply was stopped after {limits.seconds:g} s, the time limit per reply "
                        f"({ENV['seconds']}); the model went on to the next request.")
@@ -339,5 +354,4 @@ def stream(
         why = (f"the limit per reply ({ENV['max_new_tokens']})" if prompt.max_new_tokens == limits.max_new_tokens
                else f"all the prompt leaves of the model's max length of {max_length:,} tokens")
         notices.append(f"The reply stopped at {prompt.max_new_tokens:,} tokens, {why}.")
-    first = (streamer.first_token_at or ended) - started
-    yield Reply(text.strip(), Stats(first, streamer.new_tokens, ended - started, finish, tuple(notices)))
+    return notices

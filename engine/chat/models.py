@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import deque
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +15,8 @@ import torch
 
 from engine import adapters
 from engine.access import MODEL_PLACES, allowed_model_folder, require_owner
-from engine.chat import generation
+from engine.chat import batched, generation
+from engine.chat.turns import TurnQueue
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect, free_memory, host_memory
@@ -26,7 +26,6 @@ from engine.workspace import Workspace
 
 DEFAULT = "default"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-WAIT_UPDATE_S = 0.5  # how often a queued request looks at its place in the line
 
 
 class ModelError(ValueError):
@@ -104,49 +103,6 @@ class Loaded:
     def context(self) -> int:
         """The longest prompt and reply together: the chosen max length, or the model's own where shorter."""
         return min(self.max_seq_length, generation.model_context(self.model))
-
-
-class TurnQueue:
-    """One holder of the model at a time, in order of arrival, each waiter's place visible. A plain lock
-    wakes any waiter, so a steady flow of requests could pass one by indefinitely. Tickets, not threads,
-    hold a turn: a streamed reply is read by whichever worker thread the web server picks, and its turn
-    ends on the generating thread."""
-
-    def __init__(self):
-        self._changed = threading.Condition()
-        self._line: deque[object] = deque()  # the first holds the model
-
-    def __len__(self) -> int:
-        with self._changed:
-            return len(self._line)
-
-    def join(self) -> object:
-        ticket = object()
-        with self._changed:
-            self._line.append(ticket)
-        return ticket
-
-    def ahead(self, ticket: object, timeout: float | None = None) -> int:
-        """Wait up to `timeout` seconds for `ticket`'s turn; how many are still ahead of it (0: its turn)."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._line[0] is ticket, timeout)
-            return self._line.index(ticket)
-
-    def leave(self, ticket: object) -> None:
-        """End the ticket's turn or its wait; leaving twice is harmless."""
-        with self._changed:
-            if ticket in self._line:
-                self._line.remove(ticket)
-                self._changed.notify_all()
-
-    @contextmanager
-    def turn(self):
-        ticket = self.join()
-        try:
-            self.ahead(ticket)
-            yield
-        finally:
-            self.leave(ticket)
 
 
 # What the model's summary says of its decoding step (generation.CompiledDecoding.state).
@@ -334,13 +290,7 @@ class ModelManager:
         ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
         ticket = self._queue.join()
         try:
-            shown, ahead = 0, self._queue.ahead(ticket, 0)
-            while ahead:
-                if ahead != shown:
-                    shown = ahead
-                    yield generation.Reply("", waiting=ahead, notice=f"Waiting for {ahead} earlier "
-                                           f"request{'s' if ahead > 1 else ''} to finish…")
-                ahead = self._queue.ahead(ticket, WAIT_UPDATE_S)
+            yield from self._queue.waits(ticket)
             loaded = self._require()
             name = loaded.active_adapter if adapter == "active" else adapter
 
@@ -355,6 +305,25 @@ class ModelManager:
             yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel,
                                          loaded.decoding.cache if loaded.decoding else None,
                                          max_length=loaded.context, limits=self.limits, hold=hold())
+        finally:
+            self._queue.leave(ticket)
+
+    def stream_batch(self, conversations: list[list[dict]], sampling: Sampling, adapters: list[str | None],
+                     cancel: threading.Event | None = None) -> Iterator[list[generation.Reply]]:
+        """Replies decoded in one batch (engine.chat.batched), row i by the attached adapter `adapters[i]`
+        (None: the base); one turn in the queue for them all, and each wait shown on every row."""
+        ticket = self._queue.join()
+        try:
+            yield from ([wait] * len(conversations) for wait in self._queue.waits(ticket))
+            loaded = self._require()
+            if missing := set(filter(None, adapters)) - loaded.adapters.keys():
+                raise ModelError(f"The adapter '{missing.pop()}' is not attached; attach it first.")
+            hold = ExitStack()  # the turn ends on the generating thread, as in `stream`
+            hold.callback(self._queue.leave, ticket)
+            names = [loaded.peft_names[n] if n else batched.BASE for n in adapters] if any(adapters) else None
+            yield from batched.stream_batch(loaded.model, loaded.tokenizer, conversations, sampling, cancel,
+                                            adapter_names=names, max_length=loaded.context, limits=self.limits,
+                                            hold=hold)
         finally:
             self._queue.leave(ticket)
 

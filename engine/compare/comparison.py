@@ -1,6 +1,6 @@
 """One comparison: a prompt answered by two sides (the base model and a run's adapter, two
-checkpoints, or two runs on the same base) with the same sampling preset and the same seed, one
-after the other on the one resident model. In blind mode the answers are shown as A and B in a
+checkpoints, or two runs on the same base) with the same sampling preset and the same seed, both at
+once in one batch on the one resident model. In blind mode the answers are shown as A and B in a
 random order."""
 
 from __future__ import annotations
@@ -86,20 +86,19 @@ def prepare(
     return comparison
 
 
-def stream(manager: ModelManager, comparison: Comparison, cancel: threading.Event | None = None) -> Iterator[tuple[str, str]]:
-    """Answer with each side in the display order, yielding (A's text, B's text) as they grow."""
-    cancel = cancel or threading.Event()
-    first, second = comparison.shown
-    finishes = []
-    for side in (first, second):
-        name = comparison._adapters[side.spec]
-        for reply in manager.stream(comparison.messages, comparison.sampling, adapter=name, cancel=cancel):
+def stream(manager: ModelManager, comparison: Comparison,
+           cancel: threading.Event | None = None) -> Iterator[tuple[str, str, str]]:
+    """Answer with both sides at once, in one batch, yielding (A's text, B's text, a waiting line) as they
+    grow; the waiting line says how many requests are ahead at the model while this one waits, else ''."""
+    shown = comparison.shown
+    adapters = [comparison._adapters[side.spec] for side in shown]
+    for replies in manager.stream_batch([comparison.messages] * 2, comparison.sampling, adapters, cancel):
+        for side, reply in zip(shown, replies):
             comparison.replies[side.spec] = reply.text
             if reply.stats:
                 comparison.stats[side.spec] = reply.stats.summary()
-                finishes.append(reply.stats.finish)
-            yield comparison.reply(first), comparison.reply(second)
-    comparison.finished = "cancelled" not in finishes
+        comparison.finished = all(r.stats and r.stats.finish != "cancelled" for r in replies)
+        yield replies[0].text, replies[1].text, replies[0].notice if replies[0].waiting else ""
 
 
 def save(workspace: Workspace, comparison: Comparison) -> dict:
