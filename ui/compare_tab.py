@@ -14,6 +14,7 @@ from engine import compare
 from engine.compare import prompts, sides, store
 from engine.chat.sampling import load_presets
 from engine.train.runs import list_runs, load_run
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
 
@@ -109,6 +110,7 @@ def _run_view(ctx: Context, name: str | None, example: int | None = None) -> tup
             win_rates(ctx, name), saved_rows(ctx, name))
 
 
+@visitor_ok
 def show_run(ctx: Context, name: str | None) -> tuple:
     """A run chosen: the base against its fine-tune, and what the run holds."""
     return (gr.Dropdown(value=sides.BASE), gr.Dropdown(value=fine_tune(ctx, name)), *_run_view(ctx, name))
@@ -125,6 +127,7 @@ def refresh(ctx: Context, name: str | None, left: str | None, right: str | None,
             keep_choice(choices, right, fine_tune(ctx, chosen)), *_run_view(ctx, chosen, example))
 
 
+@visitor_ok
 def pick_example(ctx: Context, index: int | None, found: list[dict]) -> tuple:
     if index is None or not 0 <= index < len(found):
         return gr.Textbox(), ""
@@ -139,6 +142,7 @@ def pick_example(ctx: Context, index: int | None, found: list[dict]) -> tuple:
     return e["messages"][-1]["content"], "  \n".join(lines)
 
 
+@visitor_ok
 def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, preset_name, max_tokens, seed_value,
                 is_blind, request: gr.Request):
     """Both sides answer at once, streamed into the two columns; a finished comparison is saved with the run.
@@ -176,10 +180,12 @@ def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, p
            win_rates(ctx, name), saved_rows(ctx, name))
 
 
+@visitor_ok
 def stop(ctx: Context, request: gr.Request) -> None:
     cancel_flag(request).set()
 
 
+@visitor_ok
 def vote(ctx: Context, choice: str, record: dict | None, mine: list[dict], name: str | None) -> tuple:
     """A blind vote: the reveal, this session's tally, and the run's saved win rate.
     Returns [result, votes, pending, my_votes, win_rate, saved, answer_a, answer_b]."""
@@ -195,6 +201,7 @@ def vote(ctx: Context, choice: str, record: dict | None, mine: list[dict], name:
             gr.Textbox(label=f"A: {a}"), gr.Textbox(label=f"B: {b}"))
 
 
+@visitor_ok
 def compare_api(ctx: Context, prompt: str, run: str, preset: str = "Precise", max_new_tokens: int = 256) -> tuple[str, str]:
     """The base model's reply and the fine-tuned one (a run's final adapter, or RUN:checkpoint-N) to one
     prompt, with the same preset and seed; saved with the run."""

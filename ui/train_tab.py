@@ -10,10 +10,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.access import OWNER, current_role
 from engine.data.store import list_datasets
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.train import actions, form, launch, plan, presets, runs
 from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.train_view import charts, log_tail, probe_table, progress_text, runs_table
 from ui.widgets import bind, follow, template_choices
@@ -124,11 +126,13 @@ def controls(ctx: Context, name: str | None) -> tuple:
     """Start, Stop, Resume, Rename and Delete, each clickable only where it can act; the note beside
     Start says which run holds it, the note under the Run row why the chosen run cannot resume."""
     why = actions.allowed(ctx.workspace, name)
-    buttons = [gr.Button(interactive=not why[action]) for action in CONTROLS]
+    owner = current_role() == OWNER  # a demo visitor sees them locked (ui/access.py)
+    buttons = [gr.Button(interactive=owner and not why[action]) for action in CONTROLS]
     resume_note = why["resume"] if name and why["stop"] and why["resume"] else ""
     return (*buttons, actions.start_note(ctx.workspace), resume_note)
 
 
+@visitor_ok
 def show(ctx: Context, name: str | None) -> tuple:
     """The live panel of a run (progress, loss and learning-rate charts, probe answers, log) and the
     controls as its state allows."""
@@ -145,6 +149,7 @@ def refresh(ctx: Context, name: str | None) -> tuple:
     return (gr.update(choices=names, value=name), *show(ctx, name), runs_table(ctx.workspace))
 
 
+@visitor_ok
 def tick(ctx: Context, name: str | None, seen: str | None) -> tuple:
     """Every two seconds: redraw only when a run folder changed."""
     now = f"{name}|{runs.fingerprint(ctx.workspace)}"
@@ -230,6 +235,7 @@ def duplicate(ctx: Context, name) -> tuple:
             config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_updates(config))
 
 
+@visitor_ok
 def _pick_row(evt: gr.SelectData):
     return evt.row_value[0]
 
