@@ -59,7 +59,8 @@ def test_export_button_writes_verifies_lists_and_offers_the_download(app_with_ru
 def test_a_refused_export_says_why_beside_the_button_and_keeps_the_report(app_with_run):
     _, ws = app_with_run
     ctx = cpu_context(ws)
-    for formats, said in ((["merged4"], "needs an NVIDIA GPU with bitsandbytes, and this machine has CPU x86_64"),
+    for formats, said in ((["merged4"], "Merged, 4-bit (bitsandbytes): Needs an NVIDIA GPU with bitsandbytes, and "
+                                        "this machine has CPU x86_64"),
                           ([], "Tick at least one format."),
                           (["modelfile"], "export a GGUF (f16, q8_0 or q4_k_m) of this run first")):
         message, *rest = export_tab.do_export(ctx, "tiny", formats, "Leaderboard", "", None)
@@ -85,7 +86,7 @@ def test_formats_that_cannot_work_here_are_greyed_out_with_the_reason(app_with_r
     ready, blocked = export_tab._format_choices(cpu_context(ws), "tiny", ["adapter", "merged4"])
     assert "merged4" not in [v for _, v in ready["choices"]] and ready["value"] == ["adapter"]
     assert [v for _, v in blocked["choices"]] == ["merged4", "modelfile"] and blocked["visible"]
-    assert "**Merged, 4-bit (bitsandbytes)**: Merged, 4-bit (bitsandbytes) needs an NVIDIA GPU" in blocked["info"]
+    assert "**Merged, 4-bit (bitsandbytes)**: Needs an NVIDIA GPU" in blocked["info"]
 
 
 def test_the_run_list_follows_the_workspace_and_keeps_the_choice(app_with_run):

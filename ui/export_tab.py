@@ -65,6 +65,10 @@ def _exports_table(ctx: Context, run: str | None) -> str:
     return "\n".join(lines)
 
 
+def _label(fmt: str) -> str:
+    return FORMATS[fmt].label if fmt in FORMATS else fmt
+
+
 def _finished(ctx: Context, run: str | None) -> list[dict]:
     return list_exports(ctx.workspace, run) if run else []
 
@@ -119,7 +123,7 @@ def do_export(ctx: Context, run: str | None, formats: list[str], preset: str, sy
     refused = {f: why_not(f, ctx.hardware, finished) for f in formats}
     refused = {f: reason for f, reason in refused.items() if reason}
     if refused:
-        return "**Nothing was exported.** " + " ".join(refused.values()), *keep
+        return "**Nothing was exported.** " + " ".join(f"{_label(f)}: {r}" for f, r in refused.items()), *keep
     texts, done, message = [], [], ""
     ordered = [f for f in FORMATS if f in formats]  # GGUF before the Modelfile that goes beside it
     try:
@@ -192,7 +196,8 @@ def render(ctx: Context) -> None:
                                  info="Goes into merged16's generation config and the Modelfile's PARAMETER lines")
             system = gr.Textbox(label="System prompt for the Modelfile (optional)", lines=3,
                                 info="Ollama uses it when a chat has no system prompt of its own")
-            card = gr.File(label="…or a character card (.json or .png)", file_types=[".json", ".png"], type="filepath")
+            card = gr.File(label="…or a character card (.json or .png)", file_types=[".json", ".png"], type="filepath",
+                           height=140)
     with gr.Row(equal_height=True):
         go = gr.Button("Export and verify", variant="primary", scale=1, elem_id="export-go")
         message = gr.Markdown(elem_id="export-message")

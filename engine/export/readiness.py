@@ -10,15 +10,15 @@ from engine.hardware import Hardware
 
 
 def why_not(fmt: str, hardware: Hardware, finished: list[str] = ()) -> str | None:
-    """None when `fmt` can be exported here, else the reason and what to do. `finished`: the formats the
-    run already has finished exports of (a Modelfile goes beside one of its GGUF files)."""
+    """None when `fmt` can be exported here, else the reason and what to do (shown after the format's label).
+    `finished`: the formats the run already has finished exports of (a Modelfile goes beside a GGUF file)."""
     if fmt not in EXPORT_FORMATS:
         return f"'{fmt}' is not an export format: choose one of {', '.join(EXPORT_FORMATS)}."
     if fmt == "merged4" and not hardware.can_4bit:
-        return (f"{EXPORT_FORMATS[fmt].label} needs an NVIDIA GPU with bitsandbytes, and this machine has "
-                f"{hardware.name}. Export Merged, 16-bit instead, or GGUF q4_k_m: a 4-bit file that runs on any CPU.")
+        return (f"Needs an NVIDIA GPU with bitsandbytes, and this machine has {hardware.name}. Export Merged, "
+                "16-bit instead, or GGUF q4_k_m: a 4-bit file that runs on any CPU.")
     if fmt == "modelfile" and not set(GGUF_ORDER) & set(finished):
-        return "An Ollama Modelfile goes beside a GGUF file: export a GGUF (f16, q8_0 or q4_k_m) of this run first."
+        return "Goes beside a GGUF file: export a GGUF (f16, q8_0 or q4_k_m) of this run first."
     try:
         if fmt.startswith("gguf-"):
             gguf.converter()
