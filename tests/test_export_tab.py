@@ -4,7 +4,10 @@ client against `python app.py` in a subprocess (downloads fetched over HTTP as a
 from __future__ import annotations
 
 import shutil
+import urllib.error
+import urllib.request
 import zipfile
+from pathlib import Path
 
 import pytest
 from export_runs import make_run
@@ -102,3 +105,18 @@ def test_the_run_list_follows_the_workspace_and_keeps_the_choice(app_with_run):
     finally:
         shutil.rmtree(ws.runs / "tiny-newer")
     assert chosen(export_tab.refresh_runs(ctx, "tiny-newer")) == "tiny"  # gone: the newest left
+
+
+def test_a_gguf_export_downloads_as_it_is_and_nothing_else_is_served(app_with_run):
+    url, ws = app_with_run
+    client = Client(url, verbose=False)
+    message, *_, files, steps = client.predict("tiny", ["gguf-f16"], "Leaderboard", "", None, api_name="/export")
+    assert message.startswith("Exported: gguf-f16 passed")
+    folder = ws.runs / "tiny" / "exports" / "gguf-f16"
+    assert sorted(Path(f).name for f in files) == ["Modelfile", "tiny-f16.gguf"]
+    for file in files:  # fetched from the server: the very bytes of the export, served where they lie
+        assert Path(file).read_bytes() == (folder / Path(file).name).read_bytes()
+    assert "ollama create tiny -f Modelfile" in steps and "ollama run tiny" in steps
+    for other in (ws.runs / "tiny" / "adapter" / "adapter_model.safetensors", folder / "verification.json"):
+        with pytest.raises(urllib.error.HTTPError, match="403"):  # what was not offered stays private
+            urllib.request.urlopen(f"{url}gradio_api/file={other}")
