@@ -103,6 +103,13 @@ def refresh_runs(ctx: Context, current: str | None) -> gr.Dropdown:
     return keep_choice(exportable_runs(ctx.workspace), current)
 
 
+def refresh(ctx: Context, current: str | None, ticked: list[str], chosen: str | None):
+    """On page load and tab select: the run list, and the chosen run's exports (some may have been made
+    with the command line since)."""
+    runs = refresh_runs(ctx, current)
+    return runs, *show_run(ctx, runs.constructor_args["value"], ticked, chosen)
+
+
 def show_run(ctx: Context, run: str | None, ticked: list[str], chosen: str | None):
     """Everything that depends on the chosen run: the formats it can take, its exports and downloads."""
     folders = [r["path"] for r in _finished(ctx, run)]
@@ -223,7 +230,7 @@ def render(ctx: Context) -> None:
         push_button = gr.Button("Push")
         pushed = gr.Markdown()
 
-    follow(ctx, bind(refresh_runs, ctx), run, run)
+    follow(ctx, bind(refresh, ctx), [run, formats, chosen], [run, formats, unready, table, folder, chosen])
     run.change(bind(show_run, ctx), [run, formats, chosen], [formats, unready, table, folder, chosen],
                api_visibility="private")
     go.click(bind(do_export, ctx), [run, formats, preset, system, card],
