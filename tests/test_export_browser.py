@@ -1,12 +1,14 @@
 """The Export tab in Chromium (1440x900) against a launched `python app.py --no-model` whose workspace
 holds a run with an adapter: export, download the zip through its link, a refusal that keeps the
-report, formats this machine cannot make greyed out, and the run list following the workspace."""
+report, a GGUF downloaded as it is, formats this machine cannot make greyed out, and the run list
+following the workspace."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 from export_runs import make_run
@@ -33,7 +35,7 @@ def test_export_download_refusal_and_the_run_list(app, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 900}, accept_downloads=True)
     page.goto(url)
     page.get_by_role("tab", name="Export").click()
-    expect(page.locator("#export-run input")).to_have_value("tiny")
+    expect(page.locator("#export-run input")).to_have_value("tiny", timeout=30_000)  # several tabs load at once
     if not detect().can_4bit:
         blocked = page.locator("#export-unavailable")
         expect(blocked).to_contain_text("Needs an NVIDIA GPU with bitsandbytes")
@@ -69,6 +71,21 @@ def test_export_download_refusal_and_the_run_list(app, browser, tmp_path):
     expect(report).to_contain_text("Verification of adapter: PASSED")
     page.locator("#export-go").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "export_refused.png"))
+
+    # A GGUF: the file and its Modelfile download as they are, with the Ollama steps beside them.
+    page.locator("#export-formats").get_by_label("GGUF f16").check()
+    page.locator("#export-go").click()
+    expect(message).to_contain_text("Exported: gguf-f16 passed", timeout=EXPORT_S)
+    expect(page.locator("#export-steps")).to_contain_text("ollama create tiny -f Modelfile")
+    gguf_link = page.locator("#export-files a[download='tiny-f16.gguf']")
+    expect(gguf_link).to_be_visible()
+    expect(page.locator("#export-files a[download='Modelfile']")).to_be_visible()
+    page.locator("#export-steps").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "export_gguf.png"))
+    with page.expect_download() as download:
+        gguf_link.click()
+    assert Path(download.value.path()).read_bytes() == (
+        ws.runs / "tiny" / "exports" / "gguf-f16" / "tiny-f16.gguf").read_bytes()
 
     # A run that appears later is listed when the tab is shown again; the choice made stays.
     shutil.copytree(ws.runs / "tiny", ws.runs / "tiny-later", ignore=shutil.ignore_patterns("exports"))

@@ -188,11 +188,12 @@ def render(ctx: Context) -> None:
         "chatted with (base + adapter) before it is called done; its chat template is checked too."
     )
     # Custom values: the `export` API takes any run name, and the engine says when there is no such run.
-    run = gr.Dropdown([], label="Run", elem_id="export-run", info="Runs that have a saved adapter, newest first",
-                      allow_custom_value=True)
+    runs = exportable_runs(ctx.workspace)  # as the app starts; `follow` below reads them again on every visit
+    run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", elem_id="export-run",
+                      info="Runs that have a saved adapter, newest first", allow_custom_value=True)
     with gr.Row():
         with gr.Column(scale=3):
-            ready, blocked = _format_choices(ctx, None, ["adapter"])
+            ready, blocked = _format_choices(ctx, run.value, ["adapter"])
             formats = gr.CheckboxGroup(label="Formats", elem_id="export-formats", **ready)
             unready = gr.CheckboxGroup(label="Not available here", interactive=False, elem_id="export-unavailable",
                                        **blocked)
@@ -209,7 +210,7 @@ def render(ctx: Context) -> None:
         go = gr.Button("Export and verify", variant="primary", scale=1, elem_id="export-go")
         message = gr.Markdown(elem_id="export-message")
     report = gr.Code(label="Verification", language=None, lines=12, interactive=False, elem_id="export-report")
-    table = gr.Markdown(elem_id="export-table")
+    table = gr.Markdown(_exports_table(ctx, run.value), elem_id="export-table")
 
     with gr.Accordion("Download", open=True):
         with gr.Row(equal_height=True):

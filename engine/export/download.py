@@ -98,8 +98,8 @@ def steps(run: str, fmt: str, base: str = "") -> str:
     name = f"{run}-{fmt}"
     if fmt.startswith("gguf-"):
         model = ollama_name(run)
-        return (f"**Run it with Ollama**: download the zip (or the `.gguf` file and the `Modelfile` into one "
-                f"folder), then:\n\n```\nunzip {name}.zip && cd {name}\nollama create {model} -f Modelfile\n"
+        return (f"**Run it with Ollama**: press **Make a .zip** and download it (or download the `.gguf` file and "
+                f"the `Modelfile` into one folder, `cd` there and skip the first line), then:\n\n```\nunzip {name}.zip && cd {name}\nollama create {model} -f Modelfile\n"
                 f"ollama run {model}\n```\n\nllama.cpp and LM Studio open the `.gguf` file alone.")
     if base in ("default", DEFAULT_MODEL):  # the app's default model is this one on the Hub
         base = f"HuggingFaceTB/{DEFAULT_MODEL}"
