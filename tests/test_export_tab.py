@@ -120,3 +120,20 @@ def test_a_gguf_export_downloads_as_it_is_and_nothing_else_is_served(app_with_ru
     for other in (ws.runs / "tiny" / "adapter" / "adapter_model.safetensors", folder / "verification.json"):
         with pytest.raises(urllib.error.HTTPError, match="403"):  # what was not offered stays private
             urllib.request.urlopen(f"{url}gradio_api/file={other}")
+
+
+def test_a_passed_quantised_export_reads_as_a_pass():
+    """The walk-through's q8_0 export: passed, yet its greedy text parted ways at token 10."""
+    from engine.export.verify import Answer, VerificationReport
+
+    parted = Answer("What is the capital of France?", "Paris is the capital.", "Paris is a city.", False, 9, 0.95, 60)
+    same = Answer("Write a haiku about autumn leaves.", "Leaves fall.", "Leaves fall.", True, None, 1.0, 60)
+    report = VerificationReport("gguf-q8_0", "/x", "the same next token 95% of the time or more", 0.95,
+                                answers=[parted, same])
+    text = report.summary()
+    assert "PASSED" in text and "the same for the first 9 tokens, then they part ways" in text
+    assert "next token 97.5% of the time (95% needed, so the difference is allowed)" in text
+    assert "argmax" not in text and "differs from token" not in text
+    row = {"identical": False, "first_difference": 9, "passed": True}
+    assert export_tab._answers(row) == "the same for the first 9 tokens, then a difference its format allows"
+    assert export_tab._answers({**row, "passed": False}) == "the same for the first 9 tokens, then different"
