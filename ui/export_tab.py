@@ -1,57 +1,202 @@
 """Export tab: pick a run and formats, export with a progress bar, read each export's verification,
-and push a finished export to the Hugging Face Hub."""
+download it (a GGUF file as it is, a folder as a zip) with the steps to run it, and push it to the Hub."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
+from engine.chat.sampling import load_presets
+from engine.export import download
 from engine.export.catalog import EXPORT_FORMATS as FORMATS
 from engine.export.exporter import export, list_exports
 from engine.export.hub import push
-from engine.export.source import exportable_runs
-from engine.chat.sampling import load_presets
+from engine.export.readiness import unavailable, why_not
+from engine.export.source import exportable_runs, open_source
 from ui.context import Context
-from ui.errors import friendly
+from ui.widgets import bind, follow, keep_choice
+
+_served: set[Path] = set()  # files handed to Gradio to serve in place (no copy into its cache)
+
+
+def _serve(paths: list[Path]) -> list[str]:
+    """Downloads are served from where they lie: a GGUF of several GiB is not copied for the browser."""
+    new = [p.resolve() for p in paths if p.resolve() not in _served]
+    if new:
+        gr.set_static_paths(new)
+        _served.update(new)
+    return [str(p) for p in paths]
+
 
 def _formats_help() -> str:
-    return "\n".join(f"- **{f.label}** (`{f.name}`): {f.help}"
-                     + (f" Answers must reach {f.floor:.0%} argmax agreement." if f.floor else
-                        " Answers must be identical to the in-app model's." if f.name != "modelfile" else "")
-                     for f in FORMATS.values())
+    def rule(f):
+        if f.floor:
+            return f" Verified when it picks the in-app model's next token at least {f.floor:.0%} of the time."
+        return "" if f.name == "modelfile" else " Verified when its answers are identical to the in-app model's."
+    return "\n".join(f"- **{f.label}** (`{f.name}`): {f.help}{rule(f)}" for f in FORMATS.values())
+
+
+def _size(folder: Path) -> str:
+    size = sum(p.stat().st_size for p in download.files_of(folder))
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+
+
+def _answers(r: dict) -> str:
+    if r["identical"]:
+        return "identical"
+    if r["first_difference"] is None:
+        return "—"
+    same = f"the same for the first {r['first_difference']} tokens"
+    return same + (", then a difference its format allows" if r["passed"] else ", then different")
 
 
 def _exports_table(ctx: Context, run: str | None) -> str:
     rows = list_exports(ctx.workspace, run) if run else []
     if not rows:
         return "No exports of this run yet." if run else "No run chosen."
-    lines = ["| format | verification | greedy answers | argmax agreement | folder |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| format | verification | answers | picks the same next token | size |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
-        answers = "identical" if r["identical"] else (
-            f"differ from token {r['first_difference'] + 1}" if r["first_difference"] is not None else "—")
-        agreement = f"{r['argmax_agreement']:.1%}" if r["argmax_agreement"] is not None else "—"
-        lines.append(f"| {r['format']} | {'passed' if r['passed'] else '**FAILED**'} | {answers} | {agreement} | "
-                     f"`{r['path']}` |")
+        floor = FORMATS[r["format"]].floor if r["format"] in FORMATS else None
+        agreement = "—" if r["argmax_agreement"] is None else f"{r['argmax_agreement']:.1%}" + (
+            f" ({floor:.0%} needed)" if floor else "")
+        lines.append(f"| {r['format']} | {'passed' if r['passed'] else '**FAILED**'} | {_answers(r)} | {agreement} | "
+                     f"{_size(Path(r['path']))} |")
     return "\n".join(lines)
 
 
-def _folders(ctx: Context, run: str | None) -> list[str]:
-    return [r["path"] for r in list_exports(ctx.workspace, run)] if run else []
+def _label(fmt: str) -> str:
+    return FORMATS[fmt].label if fmt in FORMATS else fmt
 
+
+def _finished(ctx: Context, run: str | None) -> list[dict]:
+    return list_exports(ctx.workspace, run) if run else []
+
+
+def _format_choices(ctx: Context, run: str | None, ticked: list[str]) -> tuple[dict, dict]:
+    """The formats this machine can export for the run, and beside them the others, greyed out, with why:
+    keyword arguments for the two CheckboxGroups."""
+    blocked = unavailable(ctx.hardware, [r["format"] for r in _finished(ctx, run)])
+    reasons = "  \n".join(f"**{FORMATS[name].label}**: {reason}" for name, reason in blocked.items())
+    return ({"choices": [(f.label, f.name) for f in FORMATS.values() if f.name not in blocked],
+             "value": [t for t in ticked or [] if t in FORMATS and t not in blocked]},
+            {"choices": [(FORMATS[n].label, n) for n in blocked], "value": [], "info": reasons, "visible": bool(blocked)})
+
+
+def _format_boxes(ctx: Context, run: str | None, ticked: list[str]) -> tuple[gr.CheckboxGroup, gr.CheckboxGroup]:
+    ready, blocked = _format_choices(ctx, run, ticked)
+    return gr.CheckboxGroup(**ready), gr.CheckboxGroup(**blocked)
+
+
+def _download_choice(ctx: Context, run: str | None, current: str | None) -> gr.Dropdown:
+    rows = sorted(_finished(ctx, run), key=lambda r: (Path(r["path"]) / "verification.json").stat().st_mtime,
+                  reverse=True)
+    choices = [(f"{FORMATS[r['format']].label} ({_size(Path(r['path']))})", r["format"]) for r in rows
+               if r["format"] in FORMATS]
+    return keep_choice(choices, current)
+
+
+# ---- handlers (plain functions of the context, bound with ui.widgets.bind) ---------------------
+
+def refresh_runs(ctx: Context, current: str | None) -> gr.Dropdown:
+    """The runs that have an adapter, keeping the person's choice; with none yet, the newest."""
+    return keep_choice(exportable_runs(ctx.workspace), current)
+
+
+def refresh(ctx: Context, current: str | None, ticked: list[str], chosen: str | None):
+    """On page load and tab select: the run list, and the chosen run's exports (some may have been made
+    with the command line since)."""
+    runs = refresh_runs(ctx, current)
+    return runs, *show_run(ctx, runs.constructor_args["value"], ticked, chosen)
+
+
+def show_run(ctx: Context, run: str | None, ticked: list[str], chosen: str | None):
+    """Everything that depends on the chosen run: the formats it can take, its exports and downloads."""
+    folders = [r["path"] for r in _finished(ctx, run)]
+    return (*_format_boxes(ctx, run, ticked), _exports_table(ctx, run), gr.Dropdown(choices=folders, value=None),
+            _download_choice(ctx, run, chosen))
+
+
+def do_export(ctx: Context, run: str | None, formats: list[str], preset: str, system: str, card,
+              progress=gr.Progress()):
+    """Export and verify each ticked format. A refusal is said beside the button; the report and the
+    exports already on screen stay."""
+    keep = (gr.skip(),) * 8
+    if not run:
+        return "Choose a run first: runs appear here once training has saved an adapter.", *keep
+    if not formats:
+        return "Tick at least one format.", *keep
+    finished = [r["format"] for r in _finished(ctx, run)] + list(formats)
+    refused = {f: why_not(f, ctx.hardware, finished) for f in formats}
+    refused = {f: reason for f, reason in refused.items() if reason}
+    if refused:
+        return "**Nothing was exported.** " + " ".join(f"{_label(f)}: {r}" for f, r in refused.items()), *keep
+    texts, done, message = [], [], ""
+    ordered = [f for f in FORMATS if f in formats]  # GGUF before the Modelfile that goes beside it
+    try:
+        if card:
+            from engine.data.cards import read_card
+
+            system = read_card(card).system_prompt()
+        for i, fmt in enumerate(ordered):
+            def step(fraction, text, i=i, fmt=fmt):
+                progress((i + fraction) / len(ordered), desc=f"{fmt}: {text}")
+            result = export(ctx.workspace, run, fmt, preset=preset, system=(system or "").strip(), progress=step)
+            texts.append(result.summary())
+            done.append((fmt, result.passed))
+    except ValueError as e:  # the engine's refusals, written for people
+        message = f"**{'Nothing was' if not done else 'The rest was not'} exported.** {e}"
+    verdicts = ", ".join(f"{fmt} {'passed' if ok else 'FAILED its verification (see the report)'}" for fmt, ok in done)
+    if verdicts:
+        message = f"Exported: {verdicts}. Its downloads are below." + (f"  \n{message}" if message else "")
+    last = next((fmt for fmt, _ in reversed(done) if fmt != "modelfile"), None)
+    choice = _download_choice(ctx, run, last)
+    return (message, "\n\n".join(texts) if texts else gr.skip(), _exports_table(ctx, run),
+            gr.Dropdown(choices=[r["path"] for r in _finished(ctx, run)]), choice, *_format_boxes(ctx, run, formats),
+            *show_download(ctx, run, choice.constructor_args["value"]))
+
+
+def show_download(ctx: Context, run: str | None, fmt: str | None):
+    """The files that download as they are (a GGUF and its Modelfile) and the steps to use the export."""
+    if not run or not fmt:
+        return None, "Finished exports of the run can be downloaded here."
+    direct = download.direct_files(ctx.workspace, run, fmt)
+    zip_hint = "" if direct else f"Press **Make a .zip** to download the `{fmt}` folder.\n\n"
+    return _serve(direct) or None, zip_hint + download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+
+
+def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progress()):
+    if not run or not fmt:
+        raise gr.Error("Choose a finished export to download (export one first).")
+    progress(0.1, desc=f"Zipping the {fmt} folder")
+    files = [*download.direct_files(ctx.workspace, run, fmt), download.zip_export(ctx.workspace, run, fmt)]
+    return _serve(files), download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+
+
+def do_push(ctx: Context, folder: str | None, repo: str, token: str, private: bool, progress=gr.Progress()):
+    if not folder:
+        raise gr.Error("Choose an export to push (export one first).")
+    url = push(folder, repo, token=token or None, private=bool(private), progress=lambda f, m: progress(f, desc=m))
+    return f"Pushed to {url} ({'private' if private else 'public'})."
+
+
+# ---- layout -------------------------------------------------------------------------------------
 
 def render(ctx: Context) -> None:
     gr.Markdown(
-        "Take the trained model home. Every export is loaded back and its greedy answers compared with the "
-        "model you chatted with (base + adapter) before it is called done; its chat template is checked too."
+        "Take the trained model home. Every export is loaded back and its answers compared with the model you "
+        "chatted with (base + adapter) before it is called done; its chat template is checked too."
     )
-    runs = exportable_runs(ctx.workspace)
-    with gr.Row():
-        run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", allow_custom_value=True,
-                          info="Runs that have an adapter (Refresh after a run finishes)")
-        refresh = gr.Button("Refresh", scale=0)
+    # Custom values: the `export` API takes any run name, and the engine says when there is no such run.
+    runs = exportable_runs(ctx.workspace)  # as the app starts; `follow` below reads them again on every visit
+    run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", elem_id="export-run",
+                      info="Runs that have a saved adapter, newest first", allow_custom_value=True)
     with gr.Row():
         with gr.Column(scale=3):
-            formats = gr.CheckboxGroup([(f.label, f.name) for f in FORMATS.values()], value=["adapter"],
-                                       label="Formats")
+            ready, blocked = _format_choices(ctx, run.value, ["adapter"])
+            formats = gr.CheckboxGroup(label="Formats", elem_id="export-formats", **ready)
+            unready = gr.CheckboxGroup(label="Not available here", interactive=False, elem_id="export-unavailable",
+                                       **blocked)
             with gr.Accordion("What each format is", open=False):
                 gr.Markdown(_formats_help())
         with gr.Column(scale=2):
@@ -59,14 +204,25 @@ def render(ctx: Context) -> None:
                                  info="Goes into merged16's generation config and the Modelfile's PARAMETER lines")
             system = gr.Textbox(label="System prompt for the Modelfile (optional)", lines=3,
                                 info="Ollama uses it when a chat has no system prompt of its own")
-            card = gr.File(label="…or a character card (.json or .png)", file_types=[".json", ".png"], type="filepath")
-    go = gr.Button("Export and verify", variant="primary")
-    report = gr.Code(label="Verification", language=None, lines=16, interactive=False)
-    table = gr.Markdown(_exports_table(ctx, runs[0] if runs else None))
+            card = gr.File(label="…or a character card (.json or .png)", file_types=[".json", ".png"], type="filepath",
+                           height=140)
+    with gr.Row(equal_height=True):
+        go = gr.Button("Export and verify", variant="primary", scale=1, elem_id="export-go")
+        message = gr.Markdown(elem_id="export-message")
+    report = gr.Code(label="Verification", language=None, lines=12, interactive=False, elem_id="export-report")
+    table = gr.Markdown(_exports_table(ctx, run.value), elem_id="export-table")
+
+    with gr.Accordion("Download", open=True):
+        with gr.Row(equal_height=True):
+            chosen = gr.Dropdown([], label="Export to download", elem_id="export-download-choice", scale=3,
+                                 allow_custom_value=True)
+            zip_button = gr.Button("Make a .zip", elem_id="export-zip", scale=1)
+        files = gr.File(label="Files to download", file_count="multiple", interactive=False, elem_id="export-files")
+        steps = gr.Markdown(elem_id="export-steps")
 
     with gr.Accordion("Push to the Hugging Face Hub", open=False):
         with gr.Row():
-            folder = gr.Dropdown(_folders(ctx, runs[0] if runs else None), label="Export to push")
+            folder = gr.Dropdown([], label="Export to push")
             repo = gr.Textbox(label="Repository", placeholder="your-name/model-name")
         with gr.Row():
             token = gr.Textbox(label="Token (write access)", type="password",
@@ -75,41 +231,12 @@ def render(ctx: Context) -> None:
         push_button = gr.Button("Push")
         pushed = gr.Markdown()
 
-    @friendly
-    def do_export(run, formats, preset, system, card, progress=gr.Progress()):
-        if not run:
-            raise gr.Error("Choose a run first (runs appear here once training has saved an adapter).")
-        if not formats:
-            raise gr.Error("Tick at least one format.")
-        if card:
-            from engine.data.cards import read_card
+    follow(ctx, bind(refresh, ctx), [run, formats, chosen], [run, formats, unready, table, folder, chosen])
+    run.change(bind(show_run, ctx), [run, formats, chosen], [formats, unready, table, folder, chosen],
+               api_visibility="private")
+    go.click(bind(do_export, ctx), [run, formats, preset, system, card],
+             [message, report, table, folder, chosen, formats, unready, files, steps], api_name="export")
+    chosen.change(bind(show_download, ctx), [run, chosen], [files, steps], api_visibility="private")
+    zip_button.click(bind(make_zip, ctx), [run, chosen], [files, steps], api_name="export_zip")
+    push_button.click(bind(do_push, ctx), [folder, repo, token, private], pushed, api_visibility="private")
 
-            system = read_card(card).system_prompt()
-        texts = []
-        ordered = [f for f in FORMATS if f in formats]  # GGUF before the Modelfile that goes beside it
-        for i, fmt in enumerate(ordered):
-            def step(fraction, message, i=i, fmt=fmt):
-                progress((i + fraction) / len(ordered), desc=f"{fmt}: {message}")
-            result = export(ctx.workspace, run, fmt, preset=preset, system=(system or "").strip(), progress=step)
-            texts.append(result.summary())
-        return "\n\n".join(texts), _exports_table(ctx, run), gr.update(choices=_folders(ctx, run))
-
-    @friendly
-    def do_push(folder, repo, token, private, progress=gr.Progress()):
-        if not folder:
-            raise gr.Error("Choose an export to push (export one first).")
-        url = push(folder, repo, token=token or None, private=bool(private),
-                   progress=lambda f, m: progress(f, desc=m))
-        return f"Pushed to {url} ({'private' if private else 'public'})."
-
-    def show(run):
-        return _exports_table(ctx, run), gr.update(choices=_folders(ctx, run), value=None)
-
-    def reload_runs():
-        names = exportable_runs(ctx.workspace)
-        return gr.update(choices=names, value=names[0] if names else None)
-
-    go.click(do_export, [run, formats, preset, system, card], [report, table, folder], api_name="export")
-    push_button.click(do_push, [folder, repo, token, private], pushed, api_visibility="private")
-    run.change(show, run, [table, folder], api_visibility="private")
-    refresh.click(reload_runs, None, run, api_visibility="private")

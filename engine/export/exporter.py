@@ -275,7 +275,7 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
     floor = EXPORT_FORMATS[fmt].floor
     if fmt == "merged16" and source.load_in_4bit:
         floor = EXPORT_FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
-    report = verify.VerificationReport(fmt, str(target), "identical answers" if floor is None else f"argmax agreement >= {floor:.0%}",
+    report = verify.VerificationReport(fmt, str(target), "identical answers" if floor is None else f"the same next token {floor:.0%} of the time or more",
                            floor)
     progress(0.5, "Verifying: answers of the in-app model (base + adapter)")
     ref = verify.reference(source)

@@ -49,7 +49,7 @@ class Answer:
     def line(self) -> str:
         if self.identical:
             return f"'{self.prompt}': identical ({self.reference_tokens} tokens)"
-        return (f"'{self.prompt}': differs from token {self.first_difference + 1}\n"
+        return (f"'{self.prompt}': the same for the first {self.first_difference} tokens, then different words\n"
                 f"    in-app: {self.reference!r}\n    export: {self.exported!r}")
 
 
@@ -102,10 +102,12 @@ class VerificationReport:
         lines = [f"Verification of {self.format}: {verdict} (expected: {self.expectation})"]
         if self.answers:
             first = self.first_difference
-            lines.append(f"Greedy answers, {NEW_TOKENS} tokens: "
-                         + ("identical on every prompt" if self.identical else f"first difference at token {first + 1}")
-                         + f"; argmax agreement {self.argmax_agreement:.1%}"
-                         + (f" (floor {self.floor:.0%})" if self.floor is not None else ""))
+            need = "" if self.floor is None else f" ({self.floor:.0%} needed" + (
+                ", so the difference is allowed)" if self.passed and not self.identical else ")")
+            lines.append(f"Answers ({NEW_TOKENS} tokens, always the most likely next one): "
+                         + ("identical on every prompt" if self.identical
+                            else f"the same for the first {first} tokens, then they part ways")
+                         + f"; the export picks the in-app model's next token {self.argmax_agreement:.1%} of the time{need}")
             lines += ["  " + a.line() for a in self.answers]
         for t in self.templates:
             lines.append(f"Template, {t.name}: " + ("renders the same as training" if t.same else "DIFFERS:\n" + t.diff))
