@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.access import OWNER, current_role
 from engine.chat.sampling import load_presets
 from engine.export import download
 from engine.export.catalog import EXPORT_FORMATS as FORMATS
@@ -14,6 +15,7 @@ from engine.export.exporter import export, list_exports
 from engine.export.hub import push
 from engine.export.readiness import unavailable, why_not
 from engine.export.source import exportable_runs, open_source
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.widgets import bind, follow, keep_choice
 
@@ -110,6 +112,7 @@ def refresh(ctx: Context, current: str | None, ticked: list[str], chosen: str | 
     return runs, *show_run(ctx, runs.constructor_args["value"], ticked, chosen)
 
 
+@visitor_ok
 def show_run(ctx: Context, run: str | None, ticked: list[str], chosen: str | None):
     """Everything that depends on the chosen run: the formats it can take, its exports and downloads."""
     folders = [r["path"] for r in _finished(ctx, run)]
@@ -156,8 +159,12 @@ def do_export(ctx: Context, run: str | None, formats: list[str], preset: str, sy
             *show_download(ctx, run, choice.constructor_args["value"]))
 
 
+@visitor_ok
 def show_download(ctx: Context, run: str | None, fmt: str | None):
-    """The files that download as they are (a GGUF and its Modelfile) and the steps to use the export."""
+    """The files that download as they are (a GGUF and its Modelfile) and the steps to use the export;
+    only the owner's page offers them (a demo visitor sees the exports listed, nothing to take)."""
+    if current_role() != OWNER:
+        return None, "Downloads are for the app's owner."
     if not run or not fmt:
         return None, "Finished exports of the run can be downloaded here."
     direct = download.direct_files(ctx.workspace, run, fmt)
