@@ -36,7 +36,7 @@ def ctx(workspace):
 
 
 def analysed(ctx, path) -> tuple:
-    out = tab.analyse(ctx, str(path), tab.AUTO, "", 20, False, False)
+    out = tab.analyse(ctx, str(path), tab.AUTO, "", 20, False, False, False, False, "User", False)
     return out[1], out[FOUND], out[FOUND + 2], out[FOUND + 3]  # report, inspection, Save button, its note
 
 
@@ -111,7 +111,7 @@ def test_a_new_file_clears_the_last_outcome_and_the_saved_list_follows_the_works
     alpaca = ROOT / "examples" / "data" / "alpaca_sample.json"
     _, _, button, note = analysed(ctx, alpaca)
     assert note == "" and button.interactive is True  # "Saved 108 rows" does not stay under another file
-    cleared = tab.analyse(ctx, None, tab.AUTO, "", 20, False, False)
+    cleared = tab.analyse(ctx, None, tab.AUTO, "", 20, False, False, False, False, "User", False)
     assert cleared[0] == "Upload a file to begin." and cleared[FOUND + 3] == tab.NO_FILE
     import_file(ctx.workspace, "from-the-cli", alpaca)  # saved outside this tab
     assert list(tab.saved_list(ctx)["name"]) == ["from-the-cli", "pirate"]

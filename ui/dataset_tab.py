@@ -5,6 +5,8 @@ The handlers are plain functions of the context; what they show is drawn by ui.d
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import gradio as gr
@@ -33,8 +35,8 @@ NO_FILE = "Upload a file (or pick an example) first."
 
 # ---- handlers ------------------------------------------------------------------------------------
 
-def analyse(ctx: Context, file, chosen, system, min_chars, require_system, use_mapping, progress=gr.Progress(),
-            *mapped) -> tuple:
+def analyse(ctx: Context, file, chosen, system, min_chars, require_system, keep_duplicates, text_only, all_branches,
+            card_user, use_mapping, progress=gr.Progress(), *mapped) -> tuple:
     """Detect, convert and check `file`: the detection, the report, the column dropdowns, the inspection,
     a name for it, the Save button with the reason it is off, and the preview back at the first example."""
     if not file:
@@ -50,7 +52,9 @@ def analyse(ctx: Context, file, chosen, system, min_chars, require_system, use_m
                            label=f"{field}: {fields.get(field, '')}") for field in FIELDS]
     options = Options(None if chosen == AUTO else chosen,
                       {f: mapping.get(f) or "" for f in fields} if use_mapping else {},
-                      system or "", Rules(int(min_chars or 0), bool(require_system)))
+                      system or "", Rules(int(min_chars or 0), bool(require_system)),
+                      card_user=(card_user or "").strip() or "User", text_only=bool(text_only),
+                      keep_duplicates=bool(keep_duplicates), all_branches=bool(all_branches))
     try:
         found = inspect(file, options, keep_rows=SAMPLE_ROWS, samples=SAMPLE_ROWS,
                         progress=lambda done, total: progress(done / max(total, 1), desc="Reading"))
@@ -87,8 +91,8 @@ def save(ctx: Context, file, found, name, overwrite, template, fallback, progres
     if reason:
         return f"**Not saved.** {reason}"
     fields = RECORD_FORMATS[found.format].fields
-    options = Options(found.format, {f: found.mapping.get(f, "") for f in fields}, found.options.system_prompt,
-                      found.options.rules)
+    options = dataclasses.replace(found.options, format=found.format,
+                                  mapping={f: found.mapping.get(f, "") for f in fields})
     try:
         target, done = import_file(ctx.workspace, name, file, options, template=template, fallback=fallback,
                                    overwrite=bool(overwrite),
@@ -191,6 +195,15 @@ def render(ctx: Context) -> None:
                                   info="Shorter conversations are dropped.")
             require_system = gr.Checkbox(False, label="Require a system turn", info="Drop conversations without one.")
             apply = gr.Button("Apply", elem_id="data-apply")
+        with gr.Row():
+            keep_duplicates = gr.Checkbox(False, label="Keep exact duplicates",
+                                          info="Off: a conversation seen before is dropped (the first copy stays).")
+            text_only = gr.Checkbox(False, label="Use the text-only rows",
+                                    info="For a file with images: this app trains text models.")
+            all_branches = gr.Checkbox(False, label="Every branch of a message tree",
+                                       info="Off: only the top-ranked reply path of each tree.")
+            card_user = gr.Textbox("User", label="Your name in a card's dialogues",
+                                   info="What {{user}} becomes in a character card's example dialogues.")
     report = gr.Markdown(elem_id="data-report")
 
     gr.Markdown("### Preview: what training sees")
@@ -232,8 +245,9 @@ def render(ctx: Context) -> None:
     follow(ctx, bind(saved_list, ctx), None, saved)
 
     analysis_outputs = [detected, report, *columns, found, name, save_button, save_note, which]
-    detected_mapping = [path, fmt, system, min_chars, require_system, gr.State(False), *columns]
-    chosen_mapping = [path, fmt, system, min_chars, require_system, gr.State(True), *columns]
+    choices = [keep_duplicates, text_only, all_branches, card_user]
+    detected_mapping = [path, fmt, system, min_chars, require_system, *choices, gr.State(False), *columns]
+    chosen_mapping = [path, fmt, system, min_chars, require_system, *choices, gr.State(True), *columns]
     preview_inputs = [found, which, model, template, fallback, max_len]
     stats_inputs = [found, model, template, fallback, max_len]
     preview_outputs = [examples, rendered, raw, which, page, caption]
