@@ -74,10 +74,16 @@ class Stats:
         decode = self.seconds - self.first_token_s
         return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
 
+    @property
+    def ended(self) -> str:
+        """How the reply ended, in plain words."""
+        return {"stop": "the reply is complete", "length": f"stopped at the length limit of {self.new_tokens} tokens",
+                "time": "stopped at the time limit", "cancelled": "stopped by you"}[self.finish]
+
     def summary(self) -> str:
         line = (
             f"{self.new_tokens} tokens in {self.seconds:.1f} s · first token after {self.first_token_s:.2f} s · "
-            f"{self.tokens_per_s:.1f} tokens/s · finished: {self.finish}"
+            f"{self.tokens_per_s:.1f} tokens/s · {self.ended}"
         )
         return f"{line}  \n{' '.join(self.notices)}" if self.notices else line
 
@@ -146,9 +152,10 @@ class _Stop(StoppingCriteria):
 
 
 def render_prompt(tokenizer, messages: list[dict]) -> torch.Tensor:
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
-        "input_ids"
-    ]
+    """The prompt for the next assistant turn, or, where the last message is the assistant's, for more of it."""
+    more = bool(messages) and messages[-1]["role"] == "assistant"
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=not more, continue_final_message=more,
+                                         return_tensors="pt", return_dict=True)["input_ids"]
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,7 @@ def stream(
             streamer.end()
 
     done = (_GENERATOR if cache_kwargs else _UNCOMPILED).submit(run)
-    text = ""
+    text = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""  # more of it: the whole reply
     finished = False
     try:
         for piece in streamer:
