@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import typing
 
 import gradio as gr
 
@@ -22,6 +23,7 @@ def bind(fn, ctx: Context, *args):
     functions of the context, so a test calls them without a browser."""
     bound = functools.partial(fn, ctx, *args)
     bound.__name__ = fn.__name__  # Gradio names events by it; `functools.wraps` would hide the bound signature
+    bound.__annotations__ = typing.get_type_hints(fn)  # resolved, so Gradio still passes a `gr.Request` parameter
     return friendly(bound)
 
 
