@@ -146,12 +146,12 @@ def test_stop_ends_a_long_reply_at_once_and_the_next_message_is_answered(app, br
     stopped = reply.inner_text()
     page.wait_for_timeout(3000)
     assert stopped and reply.inner_text() == stopped  # what was said stays; nothing streams after Stop
-    expect(page.locator("#chat-stats")).to_contain_text("cancelled")  # it says it was stopped
+    expect(page.locator("#chat-stats")).to_contain_text("stopped by you")  # it says it was stopped
 
     page.locator("#sampling").get_by_text("Sampling").click()
     choose(page, "preset", "Precise")
     page.locator("#chat-clear").click()
-    expect(page.locator("#chat-stats")).not_to_contain_text("cancelled")
+    expect(page.locator("#chat-stats")).not_to_contain_text("stopped by you")
     page.locator("#chat-input textarea").fill(FRANCE)
     page.locator("#chat-send").click()
     assert "Paris" in answer(page)  # the model was free again

@@ -44,6 +44,8 @@ class Chat(BaseModel):
     character: str = ""
     system: str = ""
     adapter: str | None = Field(None, description="the side that answered: 'base', a run, or RUN:checkpoint-N")
+    preset: str | None = Field(None, description="the sampling preset chosen")
+    greeting: str = Field("", description="the character's first message, where the chat starts again on Clear")
     messages: list[Message] = Field(default_factory=list)
 
     def to_json(self) -> str:
@@ -51,6 +53,26 @@ class Chat(BaseModel):
 
     def turns(self) -> list[dict]:
         return [m.model_dump() for m in self.messages]
+
+    @property
+    def started(self) -> bool:
+        """Whether there is a conversation that replacing this chat would lose (more than the greeting)."""
+        return any(m.role == "user" or m.content != self.greeting for m in self.messages)
+
+
+def from_card(card) -> Chat:
+    """A new chat with a character card (engine.data.Card): its name, system prompt and first message."""
+    opening = card.fill(card.first_message)
+    return Chat(character=card.name, system=card.system_prompt(), greeting=opening,
+                messages=[Message(role="assistant", content=opening)] if opening else [])
+
+
+def restore(saved) -> Chat:
+    """The chat kept in the browser (a Chat's fields), or an empty one where there is none or it is damaged."""
+    try:
+        return _system_first(Chat.model_validate(saved)) if isinstance(saved, dict) else Chat()
+    except (ValidationError, ChatHistoryError):
+        return Chat()
 
 
 def parse(text: str | bytes) -> Chat:
