@@ -95,14 +95,20 @@ def test_a_card_on_an_empty_chat_or_over_its_own_greeting_opens_at_once(ctx):
     assert opened[1] == BESS and opened[7].visible is False  # only the greeting was there: no question
 
 
-def test_what_the_browser_keeps_brings_the_chat_back(ctx):
-    talk = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": [{"type": "text", "text": "Ahoy!"}]}]
-    kept = chat_tab.remember(ctx, talk, "You are a pirate.", "Bess", "", "Roleplay chat")
-    system, character, chatbot, greeting, preset = chat_tab.recall(ctx, kept)
-    assert (system, character, preset) == ("You are a pirate.", "Bess", "Roleplay chat")
-    assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("user", "Hello"), ("assistant", "Ahoy!")]
-    for damaged in (None, "text", {"messages": [{"role": "narrator", "content": "x"}]}):
-        assert chat_tab.recall(ctx, damaged)[:2] == ("", "") and chat_tab.recall(ctx, damaged)[4] == "Leaderboard"
+def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):
+    # What the page's REMEMBER script stores: the Chatbot's messages as the browser holds them (text in parts).
+    talk = [{"role": "assistant", "content": [{"type": "text", "text": "Ahoy!"}], "metadata": None},
+            {"role": "user", "content": [{"type": "text", "text": "Hello"}], "metadata": None}]
+    kept = {"format": "lora-workbench-chat", "version": 1, "messages": talk, "system": "You are a pirate.",
+            "character": "Bess", "preset": "Roleplay chat"}
+    blank = ([], None, None, "")  # a page just drawn: its text boxes not yet filled in
+    system, character, chatbot, greeting, preset = chat_tab.recall(ctx, kept, *blank)
+    assert (system, character, greeting, preset) == ("You are a pirate.", "Bess", "Ahoy!", "Roleplay chat")
+    assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("assistant", "Ahoy!"), ("user", "Hello")]
+    typing = chat_tab.recall(ctx, kept, [], "You are a sail", "", "")  # the person is typing: left alone
+    assert typing == (gr.skip(),) * 5
+    for nothing in (None, "text", {"messages": [{"role": "narrator", "content": "x"}]}):  # none kept, or damaged
+        assert chat_tab.recall(ctx, nothing, *blank) == (gr.skip(),) * 5
 
 
 def test_four_bit_cannot_be_chosen_or_asked_for_on_this_machine(ctx):

@@ -21,6 +21,8 @@ from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 FIRST_PRESET = "Leaderboard"
 CUT = ("length", "time")  # how a reply ends that Continue can take further
+REMEMBER = """(messages, system, character, preset) => (messages === null || system === null ? undefined :
+  {format: "lora-workbench-chat", version: 1, messages, system, character, preset})"""
 
 
 def text_of(content) -> str:
@@ -77,7 +79,7 @@ def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
     return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
 
 
-def _stream(ctx: Context, history, system, spec, values, request: gr.Request):
+def _stream(ctx: Context, history, system, spec, values: tuple, request: gr.Request):
     """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on)."""
     sampling = sampling_from(*values)
     name = sides.activate(ctx.manager, sides.parse(ctx.workspace, spec))  # again after a model reload
@@ -98,13 +100,18 @@ def add_user(ctx: Context, text, history):
     return "", history + [{"role": "user", "content": text}]
 
 
-def answer(ctx: Context, history, system, spec, *values, request: gr.Request):
+# The sampling values are named, not `*values`: Gradio passes a gr.Request only to a positional parameter.
+def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+           request: gr.Request):
     """A new assistant message answering the chat so far."""
+    values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
     yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, request)
 
 
-def go_on(ctx: Context, history, system, spec, *values, request: gr.Request):
+def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+          request: gr.Request):
     """More of the last reply, appended to that same message (not a new turn)."""
+    values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
     if not history or history[-1]["role"] != "assistant" or not text_of(history[-1]["content"]).strip():
         raise gr.Error("There is no reply to continue: send a message first.")
     history = [*history[:-1], {"role": "assistant", "content": text_of(history[-1]["content"])}]
@@ -196,14 +203,12 @@ def export_chat(ctx: Context, history, system, character, greeting, spec, preset
     return gr.File(value=str(chat_history.save_download(chat)), visible=True)
 
 
-def remember(ctx: Context, history, system, character, greeting, preset_name) -> dict:
-    """What the browser keeps of this chat (its localStorage), so that a reload brings it back."""
-    return current(history, system, character, greeting).model_copy(update={"preset": preset_name}).model_dump()
-
-
-def recall(ctx: Context, saved) -> tuple:
-    """The chat the browser kept, back on the page (an empty one the first time, or where it was damaged)."""
+def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
+    """The chat the browser kept, back on a page that is still blank (just loaded); a page that already shows
+    something is left as it is, so that what is being typed is never overwritten by what was stored."""
     chat = chat_history.restore(saved)
+    if chat == Chat() or current(history, system, character, greeting) != Chat():
+        return (gr.skip(),) * 5
     label = f"Chat with {chat.character}" if chat.character else "Chat"
     chosen = chat.preset if chat.preset in load_presets() else FIRST_PRESET
     return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, chosen
@@ -275,8 +280,11 @@ def render(ctx: Context) -> None:
     keep_button.click(bind(keep, ctx), None, [pending, confirm, note], **private)
     export.click(bind(export_chat, ctx), [*on_screen, chosen, choice], exported, **private)
 
-    ctx.demo.load(bind(recall, ctx), kept, [system, character, chatbot, greeting, choice], **private)
-    gr.on([chatbot.change, system.change, character.change, greeting.change, choice.change], bind(remember, ctx),
-          [*on_screen, choice], kept, trigger_mode="always_last", **private)
+    # The browser reads its storage when the tab is first drawn (not at page load): restore when it is shown.
+    ctx.tab.select(bind(recall, ctx), [kept, *on_screen], [system, character, chatbot, greeting, choice],
+                   show_progress="hidden", **private)
+    # Stored by the browser itself at each change (no request to the server), in a Chat's shape.
+    gr.on([chatbot.change, system.change, character.change, choice.change], None,
+          [chatbot, system, character, choice], kept, js=REMEMBER, **private)
 
     gr.api(bind(generate, ctx), api_name="generate")

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.files import write_text
 from engine.validation import sentence
@@ -34,6 +34,14 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _joined(cls, content):
+        """Text given as a list of parts (OpenAI's and Gradio's [{"type": "text", "text": ...}]) is joined."""
+        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+            return "".join(str(p.get("text", "")) for p in content)
+        return content
 
 
 class Chat(BaseModel):
@@ -68,11 +76,14 @@ def from_card(card) -> Chat:
 
 
 def restore(saved) -> Chat:
-    """The chat kept in the browser (a Chat's fields), or an empty one where there is none or it is damaged."""
+    """The chat kept in the browser (a Chat's fields but the greeting: an assistant's first message is taken
+    for it), or an empty one where there is none or it is damaged."""
     try:
-        return _system_first(Chat.model_validate(saved)) if isinstance(saved, dict) else Chat()
+        chat = _system_first(Chat.model_validate(saved)) if isinstance(saved, dict) else Chat()
     except (ValidationError, ChatHistoryError):
         return Chat()
+    first = chat.messages[0] if chat.messages else None
+    return chat.model_copy(update={"greeting": first.content if first and first.role == "assistant" else ""})
 
 
 def parse(text: str | bytes) -> Chat:
