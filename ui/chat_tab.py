@@ -228,10 +228,6 @@ def render(ctx: Context) -> None:
         character = gr.Textbox(label="Character", scale=2, elem_id="chat-character",
                                placeholder="Set by a character card (optional)")
     note = gr.Markdown(elem_id="chat-note")
-    with gr.Row(visible=False, elem_id="chat-confirm") as confirm:
-        question = gr.Markdown()
-        replace_button = gr.Button("Replace", variant="stop", scale=0, min_width=110, elem_id="chat-replace")
-        keep_button = gr.Button("Keep", variant="primary", scale=0, min_width=110, elem_id="chat-keep")
     system = gr.Textbox(label="System prompt", lines=2, elem_id="chat-system",
                         placeholder="e.g. You are a cheerful pirate. (Empty: the model's default)")
     chatbot = gr.Chatbot(label="Chat", height=420, buttons=["copy", "copy_all"], elem_id="chatbot")
@@ -250,6 +246,10 @@ def render(ctx: Context) -> None:
         card = gr.UploadButton("Import character card", file_types=[".json", ".png"], elem_id="chat-card")
         upload = gr.UploadButton("Import chat", file_types=[".json"], elem_id="chat-import")
         export = gr.Button("Export chat", elem_id="chat-export")
+    with gr.Row(visible=False, elem_id="chat-confirm") as confirm:  # beside the import buttons
+        question = gr.Markdown()
+        replace_button = gr.Button("Replace", variant="stop", scale=0, min_width=110, elem_id="chat-replace")
+        keep_button = gr.Button("Keep", variant="primary", scale=0, min_width=110, elem_id="chat-keep")
     exported = gr.File(label="Exported chat", visible=False, elem_id="chat-export-file")
     with gr.Accordion("Sampling", open=False, elem_id="sampling"):
         choice, values = sampling_controls()
