@@ -1,7 +1,8 @@
 """Chat tab: multi-turn chat with the resident model, a system prompt, sampling presets with
-editable values, streaming, stop, regenerate and clear; answering with the base model or a run's
-adapter (attached to the loaded base, never reloading it); character cards; chat export and import.
-Also the `generate` API endpoint. Everything a person changes lives in their own session."""
+editable values, streaming, stop, continue, regenerate and clear; answering with the base model or a
+run's adapter (attached to the loaded base, never reloading it); character cards; chat export and
+import. Also the `generate` API endpoint. The chat, its system prompt, character and preset are kept
+in the person's browser (localStorage), so a reload brings them back; the server keeps none of it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import time
 import gradio as gr
 
 from engine.chat import history as chat_history
+from engine.chat.history import Chat
+from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from engine.compare import sides
 from engine.data import read_card
-from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from ui.context import Context
-from ui.errors import friendly
-from ui.widgets import cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
+from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+FIRST_PRESET = "Leaderboard"
+CUT = ("length", "time")  # how a reply ends that Continue can take further
+REMEMBER = """(messages, system, character, preset) => (messages === null || system === null ? undefined :
+  {format: "lora-workbench-chat", version: 1, messages, system, character, preset})"""
+
 
 def text_of(content) -> str:
     """A Chatbot message's content as plain text (Gradio may hand it back as a list of parts)."""
@@ -38,9 +44,10 @@ def to_messages(history: list[dict], system: str) -> list[dict]:
 def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
     """The preset picker and one control per sampling value, each with its line of help."""
     presets = load_presets()
-    first = presets["Leaderboard"]
-    choice = gr.Dropdown(list(presets), value="Leaderboard", label="Sampling preset", elem_id="preset",
-                         info="Leaderboard: the tutorial's evaluation settings · Roleplay chat: its chat loop · Precise: greedy")
+    first = presets[FIRST_PRESET]
+    choice = gr.Dropdown(list(presets), value=FIRST_PRESET, label="Sampling preset", elem_id="preset",
+                         info="Leaderboard: the tutorial's evaluation settings · Roleplay chat: its chat loop · "
+                              "Precise: always the most likely word, the same answer every time")
     with gr.Row():
         temperature = gr.Slider(0, 2, first.temperature, step=0.05, label="Temperature", info=HELP["temperature"],
                                 elem_id="temperature")
@@ -65,6 +72,154 @@ def sampling_from(temperature, top_p, top_k, min_p, repetition, max_new, seed) -
     )
 
 
+def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
+    """The note under a reply that a limit cut short, and the Continue button beside it (both hidden otherwise)."""
+    cut = stats is not None and stats.finish in CUT
+    note = f"✂️ The reply {stats.ended}. **Continue** asks the model to go on from there." if cut else ""
+    return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
+
+
+def _stream(ctx: Context, history, system, spec, values: tuple, request: gr.Request):
+    """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on)."""
+    sampling = sampling_from(*values)
+    name = sides.activate(ctx.manager, sides.parse(ctx.workspace, spec))  # again after a model reload
+    cancel = cancel_flag(request)
+    cancel.clear()
+    hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
+    for reply in ctx.manager.stream(to_messages(history, system), sampling, adapter=name, cancel=cancel):
+        history[-1]["content"] = reply.text or history[-1]["content"]  # a wait has no text yet
+        if reply.stats:
+            yield history, reply.stats.summary(), *_cut_note(reply.stats)
+        else:
+            yield history, reply.notice or "…", *hidden  # the wait, a cut prompt
+
+
+def add_user(ctx: Context, text, history):
+    if not text or not text.strip():
+        raise gr.Error("Type a message first.")
+    return "", history + [{"role": "user", "content": text}]
+
+
+# The sampling values are named, not `*values`: Gradio passes a gr.Request only to a positional parameter.
+def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+           request: gr.Request):
+    """A new assistant message answering the chat so far."""
+    values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
+    yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, request)
+
+
+def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+          request: gr.Request):
+    """More of the last reply, appended to that same message (not a new turn)."""
+    values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
+    if not history or history[-1]["role"] != "assistant" or not text_of(history[-1]["content"]).strip():
+        raise gr.Error("There is no reply to continue: send a message first.")
+    history = [*history[:-1], {"role": "assistant", "content": text_of(history[-1]["content"])}]
+    yield from _stream(ctx, history, system, spec, values, request)
+
+
+def drop_last_answer(ctx: Context, history):
+    while history and history[-1]["role"] == "assistant":
+        history = history[:-1]
+    if not history:
+        raise gr.Error("There is no message to answer again.")
+    return history
+
+
+def stop(ctx: Context, request: gr.Request):
+    cancel_flag(request).set()
+
+
+def clear(ctx: Context, greeting):
+    opening = [{"role": "assistant", "content": greeting}] if greeting else []
+    return opening, "", gr.Markdown(visible=False), gr.Button(visible=False)
+
+
+def choose(ctx: Context, spec, current):
+    """Switch this session's side; a refused one leaves everything as it was, the dropdown too."""
+    started = time.perf_counter()
+    try:
+        side = sides.parse(ctx.workspace, spec)
+        sides.activate(ctx.manager, side)
+    except ValueError as e:
+        gr.Warning(str(e))
+        return current, current, f"⚠️ {e}"
+    took = time.perf_counter() - started
+    where = "the base model, adapters off" if side.is_base else f"**{side.label}** on the loaded base model"
+    return spec, spec, f"Answering with {where} (switched in {took:.2f} s; the base model was not reloaded)."
+
+
+def refresh_sides(ctx: Context, spec):
+    return keep_choice(side_choices(ctx), spec, sides.BASE)
+
+
+def current(history, system, character, greeting) -> Chat:
+    return Chat(character=character or "", system=system or "", greeting=greeting or "",
+                messages=to_messages(history, ""))
+
+
+def opened(chat: Chat, note: str) -> tuple:
+    """What the page shows for a chat just imported: the outputs of `import_card`, `import_chat` and `replace`."""
+    label = f"Chat with {chat.character}" if chat.character else "Chat"
+    return (chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, note, "",
+            None, gr.Row(visible=False), "", gr.Markdown(visible=False), gr.Button(visible=False))
+
+
+def _offer(ctx: Context, chat: Chat, note: str, history, system, character, greeting) -> tuple:
+    """Open `chat` at once where nothing would be lost; else keep it aside and ask first."""
+    if not current(history, system, character, greeting).started:
+        return opened(chat, note)
+    what = f"the chat with **{chat.character}**" if chat.character else f"the imported chat of {len(chat.messages)} messages"
+    question = (f"Replace the current conversation with {what}? The conversation on screen is lost unless you "
+                "export it first.")
+    return (*(gr.skip(),) * 6, {"chat": chat.model_dump(), "note": note}, gr.Row(visible=True), question,
+            gr.skip(), gr.skip())
+
+
+def import_card(ctx: Context, path, history, system, character, greeting) -> tuple:
+    card = read_card(path)
+    note = (f"Imported the character card of **{card.name}** ({card.spec.upper()}): its system prompt and first "
+            "message are set. The 'Roleplay chat' preset under Sampling is the tutorial's chat-loop setting.")
+    return _offer(ctx, chat_history.from_card(card), note, history, system, character, greeting)
+
+
+def import_chat(ctx: Context, path, history, system, character, greeting) -> tuple:
+    chat = chat_history.read(path)
+    return _offer(ctx, chat, f"Imported a chat of {len(chat.messages)} messages.", history, system, character, greeting)
+
+
+def replace(ctx: Context, pending) -> tuple:
+    if not pending:
+        raise gr.Error("There is nothing waiting to be imported; import the card or the chat again.")
+    return opened(Chat.model_validate(pending["chat"]), pending["note"])
+
+
+def keep(ctx: Context) -> tuple:
+    return None, gr.Row(visible=False), "Kept the current conversation; nothing was imported."
+
+
+def export_chat(ctx: Context, history, system, character, greeting, spec, preset_name):
+    chat = current(history, system, character, greeting).model_copy(update={"adapter": spec, "preset": preset_name})
+    return gr.File(value=str(chat_history.save_download(chat)), visible=True)
+
+
+def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
+    """The chat the browser kept, back on a page that is still blank (just loaded); a page that already shows
+    something is left as it is, so that what is being typed is never overwritten by what was stored."""
+    chat = chat_history.restore(saved)
+    if chat == Chat() or current(history, system, character, greeting) != Chat():
+        return (gr.skip(),) * 5
+    label = f"Chat with {chat.character}" if chat.character else "Chat"
+    chosen = chat.preset if chat.preset in load_presets() else FIRST_PRESET
+    return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, chosen
+
+
+def generate(ctx: Context, prompt: str, preset_name: str = "Leaderboard", max_new_tokens: int = 256) -> str:
+    """One reply to a single prompt, with a sampling preset."""
+    sampling = Sampling.parse(**{**preset(preset_name).model_dump(), "max_new_tokens": int(max_new_tokens)})
+    return ctx.manager.generate([{"role": "user", "content": prompt}], sampling).text
+
+
 def render(ctx: Context) -> None:
     with gr.Row():
         adapter = gr.Dropdown(side_choices(ctx), value=sides.BASE, label="Answer with", scale=4, elem_id="chat-adapter",
@@ -77,109 +232,59 @@ def render(ctx: Context) -> None:
                         placeholder="e.g. You are a cheerful pirate. (Empty: the model's default)")
     chatbot = gr.Chatbot(label="Chat", height=420, buttons=["copy", "copy_all"], elem_id="chatbot")
     with gr.Row():
+        cut = gr.Markdown(visible=False, elem_id="chat-cut")
+        more = gr.Button("Continue", visible=False, scale=0, min_width=120, elem_id="chat-continue")
+    with gr.Row():
         message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=5, elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
     with gr.Row():
-        stop = gr.Button("Stop", elem_id="chat-stop")
+        stop_button = gr.Button("Stop", elem_id="chat-stop")
         regenerate = gr.Button("Regenerate")
-        clear = gr.Button("Clear", elem_id="chat-clear")
+        clear_button = gr.Button("Clear", elem_id="chat-clear")
     stats = gr.Markdown(elem_id="chat-stats")
     with gr.Row():
         card = gr.UploadButton("Import character card", file_types=[".json", ".png"], elem_id="chat-card")
         upload = gr.UploadButton("Import chat", file_types=[".json"], elem_id="chat-import")
         export = gr.Button("Export chat", elem_id="chat-export")
+    with gr.Row(visible=False, elem_id="chat-confirm") as confirm:  # beside the import buttons
+        question = gr.Markdown()
+        replace_button = gr.Button("Replace", variant="stop", scale=0, min_width=110, elem_id="chat-replace")
+        keep_button = gr.Button("Keep", variant="primary", scale=0, min_width=110, elem_id="chat-keep")
     exported = gr.File(label="Exported chat", visible=False, elem_id="chat-export-file")
     with gr.Accordion("Sampling", open=False, elem_id="sampling"):
-        _, values = sampling_controls()
+        choice, values = sampling_controls()
     chosen = gr.State(sides.BASE)  # this session's side (the dropdown may show a refused choice for a moment)
     greeting = gr.State("")  # the character's first message: Clear starts the chat again from it
+    pending = gr.State(None)  # an imported chat waiting for Replace or Keep
+    kept = gr.BrowserState(None, storage_key="lora-workbench-chat")
 
-    def add_user(text, history):
-        if not text or not text.strip():
-            raise gr.Error("Type a message first.")
-        return "", history + [{"role": "user", "content": text}]
-
-    @friendly
-    def answer(history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed, request: gr.Request):
-        sampling = sampling_from(temperature, top_p, top_k, min_p, repetition, max_new, seed)
-        name = sides.activate(ctx.manager, sides.parse(ctx.workspace, spec))  # again after a model reload
-        cancel = cancel_flag(request)
-        cancel.clear()
-        history = history + [{"role": "assistant", "content": ""}]
-        for reply in ctx.manager.stream(to_messages(history[:-1], system), sampling, adapter=name, cancel=cancel):
-            history[-1]["content"] = reply.text
-            yield history, reply.stats.summary() if reply.stats else reply.notice or "…"  # the wait, a cut prompt
-
-    def drop_last_answer(history):
-        while history and history[-1]["role"] == "assistant":
-            history = history[:-1]
-        if not history:
-            raise gr.Error("There is no message to answer again.")
-        return history
-
-    def do_stop(request: gr.Request):
-        cancel_flag(request).set()
-
-    def choose(spec, current):
-        """Switch this session's side; a refused one leaves everything as it was, the dropdown too."""
-        started = time.perf_counter()
-        try:
-            side = sides.parse(ctx.workspace, spec)
-            sides.activate(ctx.manager, side)
-        except ValueError as e:
-            gr.Warning(str(e))
-            return current, current, f"⚠️ {e}"
-        took = time.perf_counter() - started
-        where = "the base model, adapters off" if side.is_base else f"**{side.label}** on the loaded base model"
-        return spec, spec, f"Answering with {where} (switched in {took:.2f} s; the base model was not reloaded)."
-
-    def refresh_sides(spec):
-        return keep_choice(side_choices(ctx), spec, sides.BASE)
-
-    @friendly
-    def import_card(path):
-        card_ = read_card(path)
-        opening = card_.fill(card_.first_message)
-        history = [{"role": "assistant", "content": opening}] if opening else []
-        return (card_.system_prompt(), card_.name, gr.Chatbot(history, label=f"Chat with {card_.name}"), opening,
-                f"Imported the character card of **{card_.name}** ({card_.spec.upper()}): its system prompt and first "
-                "message are set. The 'Roleplay chat' preset under Sampling is the tutorial's chat-loop setting.", "")
-
-    @friendly
-    def import_chat(path):
-        chat = chat_history.read(path)
-        label = f"Chat with {chat.character}" if chat.character else "Chat"
-        return (chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), "",
-                f"Imported a chat of {len(chat.messages)} messages.", "")
-
-    @friendly
-    def export_chat(history, system, character, spec):
-        chat = chat_history.Chat(character=character or "", system=system or "", adapter=spec,
-                                 messages=to_messages(history, ""))
-        return gr.File(value=str(chat_history.save_download(chat)), visible=True)
-
+    private = {"api_visibility": "private"}
+    streamed = [chatbot, stats, cut, more]
     for trigger in (message.submit, send.click):
-        trigger(add_user, [message, chatbot], [message, chatbot], api_visibility="private").then(
-            answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private"
-        )
-    regenerate.click(drop_last_answer, chatbot, chatbot, api_visibility="private").then(
-        answer, [chatbot, system, chosen, *values], [chatbot, stats], api_visibility="private"
-    )
-    stop.click(do_stop, None, None, api_visibility="private")
-    clear.click(lambda opening: ([{"role": "assistant", "content": opening}] if opening else [], ""), greeting,
-                [chatbot, stats], api_visibility="private")
-    adapter.input(choose, [adapter, chosen], [chosen, adapter, note], api_visibility="private")
-    refresh.click(refresh_sides, chosen, adapter, api_visibility="private")
-    follow(ctx, refresh_sides, chosen, adapter)
-    opened = [system, character, chatbot, greeting, note, stats]
-    card.upload(import_card, card, opened, api_visibility="private")
-    upload.upload(import_chat, upload, opened, api_visibility="private")
-    export.click(export_chat, [chatbot, system, character, chosen], exported, api_visibility="private")
+        trigger(bind(add_user, ctx), [message, chatbot], [message, chatbot], **private).then(
+            bind(answer, ctx), [chatbot, system, chosen, *values], streamed, **private)
+    regenerate.click(bind(drop_last_answer, ctx), chatbot, chatbot, **private).then(
+        bind(answer, ctx), [chatbot, system, chosen, *values], streamed, **private)
+    more.click(bind(go_on, ctx), [chatbot, system, chosen, *values], streamed, **private)
+    stop_button.click(bind(stop, ctx), None, None, **private)
+    clear_button.click(bind(clear, ctx), greeting, streamed, **private)
+    adapter.input(bind(choose, ctx), [adapter, chosen], [chosen, adapter, note], **private)
+    refresh.click(bind(refresh_sides, ctx), chosen, adapter, **private)
+    follow(ctx, bind(refresh_sides, ctx), chosen, adapter)
 
-    @friendly
-    def generate(prompt: str, preset_name: str = "Leaderboard", max_new_tokens: int = 256) -> str:
-        """One reply to a single prompt, with a sampling preset."""
-        sampling = Sampling.parse(**{**preset(preset_name).model_dump(), "max_new_tokens": int(max_new_tokens)})
-        return ctx.manager.generate([{"role": "user", "content": prompt}], sampling).text
+    on_screen = [chatbot, system, character, greeting]
+    shown = [system, character, chatbot, greeting, note, stats, pending, confirm, question, cut, more]
+    card.upload(bind(import_card, ctx), [card, *on_screen], shown, **private)
+    upload.upload(bind(import_chat, ctx), [upload, *on_screen], shown, **private)
+    replace_button.click(bind(replace, ctx), pending, shown, **private)
+    keep_button.click(bind(keep, ctx), None, [pending, confirm, note], **private)
+    export.click(bind(export_chat, ctx), [*on_screen, chosen, choice], exported, **private)
 
-    gr.api(generate, api_name="generate")
+    # The browser reads its storage when the tab is first drawn (not at page load): restore when it is shown.
+    ctx.tab.select(bind(recall, ctx), [kept, *on_screen], [system, character, chatbot, greeting, choice],
+                   show_progress="hidden", **private)
+    # Stored by the browser itself at each change (no request to the server), in a Chat's shape.
+    gr.on([chatbot.change, system.change, character.change, choice.change], None,
+          [chatbot, system, character, choice], kept, js=REMEMBER, **private)
+
+    gr.api(bind(generate, ctx), api_name="generate")

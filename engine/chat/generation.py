@@ -152,9 +152,10 @@ class _Stop(StoppingCriteria):
 
 
 def render_prompt(tokenizer, messages: list[dict]) -> torch.Tensor:
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)[
-        "input_ids"
-    ]
+    """The prompt for the next assistant turn, or, where the last message is the assistant's, for more of it."""
+    more = bool(messages) and messages[-1]["role"] == "assistant"
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=not more, continue_final_message=more,
+                                         return_tensors="pt", return_dict=True)["input_ids"]
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,7 @@ def stream(
             streamer.end()
 
     done = (_GENERATOR if cache_kwargs else _UNCOMPILED).submit(run)
-    text = ""
+    text = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""  # more of it: the whole reply
     finished = False
     try:
         for piece in streamer:

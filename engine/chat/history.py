@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.files import write_text
 from engine.validation import sentence
@@ -35,6 +35,14 @@ class Message(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str
 
+    @field_validator("content", mode="before")
+    @classmethod
+    def _joined(cls, content):
+        """Text given as a list of parts (OpenAI's and Gradio's [{"type": "text", "text": ...}]) is joined."""
+        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+            return "".join(str(p.get("text", "")) for p in content)
+        return content
+
 
 class Chat(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -44,6 +52,8 @@ class Chat(BaseModel):
     character: str = ""
     system: str = ""
     adapter: str | None = Field(None, description="the side that answered: 'base', a run, or RUN:checkpoint-N")
+    preset: str | None = Field(None, description="the sampling preset chosen")
+    greeting: str = Field("", description="the character's first message, where the chat starts again on Clear")
     messages: list[Message] = Field(default_factory=list)
 
     def to_json(self) -> str:
@@ -51,6 +61,29 @@ class Chat(BaseModel):
 
     def turns(self) -> list[dict]:
         return [m.model_dump() for m in self.messages]
+
+    @property
+    def started(self) -> bool:
+        """Whether there is a conversation that replacing this chat would lose (more than the greeting)."""
+        return any(m.role == "user" or m.content != self.greeting for m in self.messages)
+
+
+def from_card(card) -> Chat:
+    """A new chat with a character card (engine.data.Card): its name, system prompt and first message."""
+    opening = card.fill(card.first_message)
+    return Chat(character=card.name, system=card.system_prompt(), greeting=opening,
+                messages=[Message(role="assistant", content=opening)] if opening else [])
+
+
+def restore(saved) -> Chat:
+    """The chat kept in the browser (a Chat's fields but the greeting: an assistant's first message is taken
+    for it), or an empty one where there is none or it is damaged."""
+    try:
+        chat = _system_first(Chat.model_validate(saved)) if isinstance(saved, dict) else Chat()
+    except (ValidationError, ChatHistoryError):
+        return Chat()
+    first = chat.messages[0] if chat.messages else None
+    return chat.model_copy(update={"greeting": first.content if first and first.role == "assistant" else ""})
 
 
 def parse(text: str | bytes) -> Chat:

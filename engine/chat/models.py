@@ -79,6 +79,15 @@ def _download(repo_id: str) -> Path:
         ) from None
 
 
+def four_bit_problem(hardware: Hardware) -> str | None:
+    """Why 4-bit (QLoRA) cannot work on this machine, or None where it can."""
+    if hardware.device != "cuda":
+        return "4-bit needs an NVIDIA GPU; this machine has none."
+    if not hardware.bitsandbytes:
+        return "4-bit needs the bitsandbytes package, which is not installed here (`pip install bitsandbytes`)."
+    return None
+
+
 @dataclass
 class Loaded:
     spec: str
@@ -146,11 +155,8 @@ class ModelManager:
         """Load a model in place of the current one (the owner's action). On any failure the current
         model stays. `anywhere`: any folder (the command line's --model), not only the allowed places."""
         require_owner("load a model")
-        if load_in_4bit and not self.hardware.can_4bit:
-            raise ModelError(
-                f"4-bit (QLoRA) loading needs an NVIDIA GPU with bitsandbytes; this machine has {self.hardware.name}. "
-                "Turn off 4-bit to load in 16/32-bit (small models such as the default fit easily)."
-            )
+        if load_in_4bit and (problem := four_bit_problem(self.hardware)):
+            raise ModelError(f"{problem} Turn off 4-bit to load in 16/32-bit (small models such as the default fit easily).")
         if not 128 <= max_seq_length <= 131072:
             raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
         path = resolve_model(spec, self.workspace, trust_remote_code, anywhere=anywhere)

@@ -1,0 +1,127 @@
+"""The Chat and Model tabs' handlers called as plain functions of a Context, no browser, on a real
+workspace and the default model: a reply cut at the length limit says so and Continue extends that same
+message; a card or chat imported over a conversation waits for Replace or Keep; what the browser
+keeps brings the chat back; 4-bit is refused on this CPU machine, in the form and in the handler."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from engine.chat.generation import render_prompt
+from engine.chat.models import ModelManager
+from engine.compare import sides
+from engine.hardware import detect
+from ui import build, chat_tab, model_tab
+from ui.context import Context
+from ui.widgets import bind
+
+CARD = Path("examples/cards/captain_bess.png")
+BESS = "Captain Barnacle Bess"
+
+
+def precise(max_new_tokens: int) -> list:
+    """The sampling form's values: the Precise preset (the same answer every time), `max_new_tokens` long."""
+    return [0.0, 1.0, 0, 0.0, 1.0, max_new_tokens, ""]
+
+
+@pytest.fixture
+def ctx(workspace):
+    return Context(workspace, ModelManager(workspace), detect())
+
+
+def last(generator):
+    item = None
+    for item in generator:
+        pass
+    return item
+
+
+def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_that_message(ctx):
+    ctx.manager.load("default")
+    request = gr.Request(session_hash="one-browser")
+    _, history = chat_tab.add_user(ctx, "Tell me about the sea.", [])
+    history, stats, cut, more = last(chat_tab.answer(ctx, history, "", sides.BASE, *precise(6), request=request))
+    first = history[-1]["content"]
+    assert [m["role"] for m in history] == ["user", "assistant"] and first
+    assert "stopped at the length limit of 6 tokens" in stats and "finished:" not in stats
+    assert cut.visible and "stopped at the length limit of 6 tokens" in cut.value and more.visible
+
+    # What Continue asks for: more of the same assistant message, not a new turn.
+    prompt = ctx.manager.loaded.tokenizer.decode(render_prompt(ctx.manager.loaded.tokenizer,
+                                                               chat_tab.to_messages(history, ""))[0])
+    assert prompt.endswith(first) and prompt.count("<|im_start|>assistant") == 1
+
+    history, stats, cut, more = last(chat_tab.go_on(ctx, history, "", sides.BASE, *precise(6), request=request))
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[-1]["content"].startswith(first) and len(history[-1]["content"]) > len(first)
+    assert more.visible  # cut again: a story does not end in 12 tokens
+
+    # A reply that ends by itself offers no Continue.
+    ended = chat_tab._cut_note(None)
+    assert ended[0].visible is False and ended[1].visible is False
+    with pytest.raises(gr.Error, match="no reply to continue"):
+        last(bind(chat_tab.go_on, ctx)([{"role": "user", "content": "Hi"}], "", sides.BASE, *precise(6),
+                                        request=request))
+
+
+def test_a_card_over_a_conversation_waits_for_replace_or_keep(ctx):
+    before = hashlib.sha256(CARD.read_bytes()).hexdigest()
+    talk = [{"role": "user", "content": "Where are we?"}, {"role": "assistant", "content": "At sea."}]
+    shown = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "")
+    system, character, chatbot, greeting, note, stats, pending, confirm, question, cut, more = shown
+    assert all(v == gr.skip() for v in (system, character, chatbot, greeting, note, stats))  # nothing changed yet
+    assert confirm.visible and "Replace the current conversation" in question and BESS in question
+    assert pending["chat"]["character"] == BESS
+
+    pending, confirm, note = chat_tab.keep(ctx)
+    assert pending is None and confirm.visible is False and "Kept the current conversation" in note
+    assert hashlib.sha256(CARD.read_bytes()).hexdigest() == before
+
+    *_, pending, _, _, _, _ = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "")
+    system, character, chatbot, greeting, note, *_ = chat_tab.replace(ctx, pending)
+    assert character == BESS and system.startswith(f"You are {BESS}.")
+    assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("assistant", greeting)]
+
+
+def test_a_card_on_an_empty_chat_or_over_its_own_greeting_opens_at_once(ctx):
+    system, character, _, greeting, *_ = chat_tab.import_card(ctx, str(CARD), [], "", "", "")
+    assert character == BESS and greeting.startswith("Ahoy")
+    opened = chat_tab.import_card(ctx, str(CARD), [{"role": "assistant", "content": greeting}], system, character,
+                                  greeting)
+    assert opened[1] == BESS and opened[7].visible is False  # only the greeting was there: no question
+
+
+def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):
+    # What the page's REMEMBER script stores: the Chatbot's messages as the browser holds them (text in parts).
+    talk = [{"role": "assistant", "content": [{"type": "text", "text": "Ahoy!"}], "metadata": None},
+            {"role": "user", "content": [{"type": "text", "text": "Hello"}], "metadata": None}]
+    kept = {"format": "lora-workbench-chat", "version": 1, "messages": talk, "system": "You are a pirate.",
+            "character": "Bess", "preset": "Roleplay chat"}
+    blank = ([], None, None, "")  # a page just drawn: its text boxes not yet filled in
+    system, character, chatbot, greeting, preset = chat_tab.recall(ctx, kept, *blank)
+    assert (system, character, greeting, preset) == ("You are a pirate.", "Bess", "Ahoy!", "Roleplay chat")
+    assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("assistant", "Ahoy!"), ("user", "Hello")]
+    typing = chat_tab.recall(ctx, kept, [], "You are a sail", "", "")  # the person is typing: left alone
+    assert typing == (gr.skip(),) * 5
+    for nothing in (None, "text", {"messages": [{"role": "narrator", "content": "x"}]}):  # none kept, or damaged
+        assert chat_tab.recall(ctx, nothing, *blank) == (gr.skip(),) * 5
+
+
+def test_four_bit_cannot_be_chosen_or_asked_for_on_this_machine(ctx):
+    demo = build(ctx)
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-4bit")
+    assert box.interactive is False and box.info == "4-bit needs an NVIDIA GPU; this machine has none."
+    with pytest.raises(gr.Error, match="4-bit needs an NVIDIA GPU; this machine has none. Turn off 4-bit"):
+        bind(model_tab.load, ctx)(model_tab.DEFAULT_CHOICE, True, 2048, False)
+    assert ctx.manager.loaded is None
+
+
+def test_the_model_list_follows_the_workspace(ctx, tiny_model_path):
+    assert "tiny-llama" not in model_tab.refresh(ctx, model_tab.DEFAULT_CHOICE).choices
+    (ctx.workspace.models / "tiny-llama").symlink_to(tiny_model_path, target_is_directory=True)
+    update = model_tab.refresh(ctx, "owner/typed-by-hand")
+    assert ("tiny-llama", "tiny-llama") in update.choices and update.value == "owner/typed-by-hand"
