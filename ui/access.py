@@ -110,9 +110,13 @@ def guard(demo: gr.Blocks, policy: Policy, banner: gr.Markdown) -> None:
     """Wrap every event of `demo` (call once the page is built), and lock visitors' controls on load."""
     if policy.demo:
         _lock_for_visitors(demo, policy, banner)
+    # A component whose value is a function gets it on each page load: the same first view for everyone.
+    initial = {id(block.load_event_to_attach[0]) for block in demo.blocks.values()
+               if getattr(block, "load_event_to_attach", None)}
     for block_fn in demo.fns.values():  # last: leaving `with demo` above may add load events
         if block_fn.fn is not None:
-            block_fn.fn = _guarded(block_fn.fn, policy, getattr(block_fn.fn, "visitor_ok", False))
+            open_to_visitors = getattr(block_fn.fn, "visitor_ok", False) or id(block_fn.fn) in initial
+            block_fn.fn = _guarded(block_fn.fn, policy, open_to_visitors)
 
 
 def _lock_for_visitors(demo: gr.Blocks, policy: Policy, banner: gr.Markdown) -> None:

@@ -15,6 +15,7 @@ from engine.chat.history import Chat
 from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from engine.compare import sides
 from engine.data import read_card
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
 
@@ -61,7 +62,8 @@ def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
                             elem_id="max-new-tokens")
     seed = seed_box(HELP["seed"])
     values = [temperature, top_p, top_k, min_p, repetition, max_new, seed]
-    choice.change(lambda name: [getattr(preset(name), f) for f in FIELDS], choice, values[:-1], api_visibility="private")
+    choice.change(visitor_ok(lambda name: [getattr(preset(name), f) for f in FIELDS]), choice, values[:-1],
+                  api_visibility="private")
     return choice, values
 
 
@@ -94,6 +96,7 @@ def _stream(ctx: Context, history, system, spec, values: tuple, request: gr.Requ
             yield history, reply.notice or "…", *hidden  # the wait, a cut prompt
 
 
+@visitor_ok
 def add_user(ctx: Context, text, history):
     if not text or not text.strip():
         raise gr.Error("Type a message first.")
@@ -101,6 +104,7 @@ def add_user(ctx: Context, text, history):
 
 
 # The sampling values are named, not `*values`: Gradio passes a gr.Request only to a positional parameter.
+@visitor_ok
 def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
            request: gr.Request):
     """A new assistant message answering the chat so far."""
@@ -108,6 +112,7 @@ def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p
     yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, request)
 
 
+@visitor_ok
 def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
           request: gr.Request):
     """More of the last reply, appended to that same message (not a new turn)."""
@@ -118,6 +123,7 @@ def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p,
     yield from _stream(ctx, history, system, spec, values, request)
 
 
+@visitor_ok
 def drop_last_answer(ctx: Context, history):
     while history and history[-1]["role"] == "assistant":
         history = history[:-1]
@@ -126,15 +132,18 @@ def drop_last_answer(ctx: Context, history):
     return history
 
 
+@visitor_ok
 def stop(ctx: Context, request: gr.Request):
     cancel_flag(request).set()
 
 
+@visitor_ok
 def clear(ctx: Context, greeting):
     opening = [{"role": "assistant", "content": greeting}] if greeting else []
     return opening, "", gr.Markdown(visible=False), gr.Button(visible=False)
 
 
+@visitor_ok
 def choose(ctx: Context, spec, current):
     """Switch this session's side; a refused one leaves everything as it was, the dropdown too."""
     started = time.perf_counter()
@@ -149,6 +158,7 @@ def choose(ctx: Context, spec, current):
     return spec, spec, f"Answering with {where} (switched in {took:.2f} s; the base model was not reloaded)."
 
 
+@visitor_ok
 def refresh_sides(ctx: Context, spec):
     return keep_choice(side_choices(ctx), spec, sides.BASE)
 
@@ -198,11 +208,13 @@ def keep(ctx: Context) -> tuple:
     return None, gr.Row(visible=False), "Kept the current conversation; nothing was imported."
 
 
+@visitor_ok
 def export_chat(ctx: Context, history, system, character, greeting, spec, preset_name):
     chat = current(history, system, character, greeting).model_copy(update={"adapter": spec, "preset": preset_name})
     return gr.File(value=str(chat_history.save_download(chat)), visible=True)
 
 
+@visitor_ok
 def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
     """The chat the browser kept, back on a page that is still blank (just loaded); a page that already shows
     something is left as it is, so that what is being typed is never overwritten by what was stored."""
@@ -214,6 +226,7 @@ def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
     return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, chosen
 
 
+@visitor_ok
 def generate(ctx: Context, prompt: str, preset_name: str = "Leaderboard", max_new_tokens: int = 256) -> str:
     """One reply to a single prompt, with a sampling preset."""
     sampling = Sampling.parse(**{**preset(preset_name).model_dump(), "max_new_tokens": int(max_new_tokens)})
