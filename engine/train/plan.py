@@ -132,7 +132,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
 
     hw = hw or detect()
     settings, problems = choose(config, hw)
-    tokenizer, shape = _tokenizer_and_shape(config, workspace)
+    tokenizer, shape = tokenizer_and_shape(config, workspace)
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
@@ -297,7 +297,8 @@ def _probe_seconds(config: RunConfig, total_steps: int) -> float:
 
 # ---- the model's shape ---------------------------------------------------------------------------
 
-def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
+def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
+    """The model's tokenizer and its Shape, from its config files alone (no weights are read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
