@@ -98,12 +98,14 @@ def test_out_of_memory_advice_is_concrete(config):
 
 
 def test_a_measured_speed_gives_a_time_estimate(config, workspace):
-    assert plan.make(config, workspace, detect()).seconds is None
+    first = plan.make(config, workspace, detect())  # nothing has trained here yet: an assumed speed, said so
+    assert first.seconds > 0 and not first.speed_measured and "an estimate" in first.summary()
     speed = plan.measure(config, workspace, steps=2)
     assert speed["tokens_per_s"] > 0 and speed["peak_memory_gb"] > 0
     assert runs.list_runs(workspace) == [] and not list(workspace.root.glob("measure-*"))  # nothing left behind
     p = plan.make(config, workspace, detect())
     assert p.tokens_per_s == speed["tokens_per_s"] and p.seconds > 0 and p.speed_source == "from a few measured steps"
+    assert p.speed_measured and "an estimate" not in p.summary()
     assert "tokens/s" in p.summary()
 
 
