@@ -12,10 +12,10 @@ import gradio as gr
 
 from engine.data.store import list_datasets
 from engine.default_model import NAME as DEFAULT_NAME
-from engine.train import form, launch, plan, presets, runs
+from engine.train import estimate, form, launch, plan, presets, runs
 from engine.train.config import RunConfig, advice, with_changes
 from ui.context import Context
-from ui.train_view import charts, log_tail, probe_table, progress_text, runs_table
+from ui.train_view import charts, log_tail, next_steps, probe_table, progress_text, runs_table
 from ui.widgets import bind
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
@@ -114,7 +114,7 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (presets.presets()[choice].summary, *form_values(config))
+    return (estimate.preset_help(choice), *form_values(config))
 
 
 def make_plan(ctx: Context, model, dataset, preset, *values) -> tuple:
@@ -191,7 +191,7 @@ def render(ctx: Context) -> None:
                               allow_custom_value=True, info=advice("dataset"), elem_id="train-dataset")
         preset = gr.Dropdown([(p.title, p.name) for p in presets.presets().values()], value="quick-test",
                              label="Preset", elem_id="train-preset")
-    preset_help = gr.Markdown(presets.presets()["quick-test"].summary)
+    preset_help = gr.Markdown(estimate.preset_help("quick-test"))
 
     fields: list[gr.components.Component] = []
     with gr.Accordion("Advanced parameters", open=False):
@@ -224,6 +224,7 @@ def render(ctx: Context) -> None:
                          info="To continue a finished run; 0 resumes where it stopped.", elem_id="train-more")
         resume_button = gr.Button("Resume", elem_id="train-resume")
     progress = gr.Markdown(elem_id="train-progress")
+    next_steps(ctx, selected, progress)
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss (keep it roughly between 0.5 and 1.5)",
                                 height=260, elem_id="train-loss")
