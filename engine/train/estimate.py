@@ -82,10 +82,11 @@ def assumed(settings: Settings, parameters: int) -> Speed:
     """The speed timing.yaml assumes for this kind of device, scaled to this model's size (and on a CPU to
     this machine's threads)."""
     ref = timing()["assumed"]["cuda" if settings.device == "cuda" else "cpu"]
-    rate = ref["tokens_per_s"] * ref["parameters"] / parameters
+    rate, scaled = ref["tokens_per_s"] * ref["parameters"] / parameters, "this model's size"
     if "threads" in ref:
         import torch
 
         rate *= torch.get_num_threads() / ref["threads"]
+        scaled += " and this machine's threads"
     return Speed(rate, f"an estimate: no earlier run here to time it by; it assumes the speed of "
-                 f"{ref['where']}, scaled to this model's size. Measure speed times a few real steps here", False)
+                 f"{ref['where']}, scaled to {scaled}. Measure speed times a few real steps here", False)

@@ -6,6 +6,7 @@ answer to different questions, a held-out loss that rose again)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.train.advice import LOSS_RANGE
@@ -61,16 +62,20 @@ def repeated_phrase(text: str) -> str | None:
     words = text.split()
     keys = [" ".join(WORD.findall(w.lower())) for w in words]
     for n in range(1, min(12, len(words) // 2) + 1):
-        for i in range(len(words) - 2 * n + 1):
-            phrase = keys[i:i + n]
-            if not any(phrase):
+        grams = [tuple(keys[j:j + n]) for j in range(len(words) - n + 1)]
+        for i, gram in enumerate(grams):
+            if not any(gram):
                 continue
             copies = 1
-            while keys[i + copies * n:i + (copies + 1) * n] == phrase:
+            while i + copies * n < len(grams) and grams[i + copies * n] == gram:
                 copies += 1
             if copies >= (4 if n == 1 else 3 if n < 4 else 2):
                 return _sentence_start(words, i, n)
-            if n >= 3 and sum(keys[j:j + n] == phrase for j in range(len(words) - n + 1)) >= 3:
+        if n >= 3:
+            counts = Counter(g for g in grams if any(g))
+            gram, count = counts.most_common(1)[0] if counts else ((), 0)
+            if count >= 3:
+                i = grams.index(gram)
                 return " ".join(words[i:i + n])
     return None
 
