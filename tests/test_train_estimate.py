@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.hardware import detect
-from engine.train import estimate, plan
+from engine.train import estimate, plan, presets
 from engine.train.config import validate
 from engine.train.runs import list_runs, load_run, update_status
 from tests.compare_runs import PIRATE, trained_run
@@ -77,6 +77,14 @@ def test_a_measured_speed_wins_and_a_run_on_another_device_is_not_used(trained, 
     update_status(workspace.runs / "on-a-gpu", backend={"device": "cuda", "backend": "unsloth"})
     assert [r.name for r in list_runs(workspace)] == ["on-a-gpu"]
     assert not plan.make(config, workspace, detect()).speed_measured
+
+
+def test_the_quick_test_help_gives_its_measured_time():
+    measured = estimate.timing()["presets"]["quick-test"]
+    help = estimate.preset_help("quick-test")
+    assert help.startswith(presets.presets()["quick-test"].summary) and help.endswith(measured)
+    assert "bench/RESULTS.md" in measured and "2-core" in measured
+    assert estimate.preset_help("tutorial") == presets.presets()["tutorial"].summary  # nothing measured for it
 
 
 def test_timing_figures_are_those_of_bench_results():
