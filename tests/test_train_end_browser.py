@@ -61,3 +61,21 @@ def test_a_finished_run_shows_its_verdict_and_compare_is_one_click_away(finished
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "train-end-compare.png"))
     page.close()
+
+
+@pytest.mark.browser
+def test_the_plan_gives_a_time_before_any_measuring(finished, browser):
+    """The app's workspace has no run timed on this machine (the stand-in records no device), so the
+    plan's time is the stated estimate, and the Quick test's help gives its measured time."""
+    url, _ = finished
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    expect(page.get_by_text("Measured on a 2-core CPU")).to_be_visible()
+    page.locator("#train-plan").click()
+    plan = page.locator("#train-plan-text")
+    expect(plan).to_contain_text("Time: about", timeout=120_000)
+    expect(plan).to_contain_text("an estimate: no earlier run here to time it by")
+    plan.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "train-end-plan-time.png"))
+    page.close()
