@@ -32,7 +32,7 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
         import unsloth  # noqa: F401  (before transformers)
     import torch
 
-    from bench.gpu_models import build, prompt_words
+    from tests.model_shapes import build, prompt_words
 
     path = build(shape)
     messages = [{"role": "user", "content": prompt_words(PROMPT_TOKENS - 5)}]

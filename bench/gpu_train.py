@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -39,8 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.model_shapes import MAX_LEN, MODELS, SHAPES, write_data  # noqa: E402  (shared with the tests)
+
 STEPS, WARMUP, PROFILED = 10, 2, 3
-MAX_LEN = 2048
 CONFIGS = [  # shape:bits:stack:data, most important first: a call may run out of time
     "llama-3.2-1b:16:worker:fixed", "llama-3.2-1b:16:unsloth:fixed",
     "llama-3.2-1b:16:worker:variable", "llama-3.2-1b:16:worker-packed:variable", "llama-3.2-1b:16:tutorial:variable",
@@ -51,30 +50,7 @@ CONFIGS = [  # shape:bits:stack:data, most important first: a call may run out o
 BATCH = {"fixed": 2, "variable": 16}
 
 
-def lengths(kind: str, n: int, seed: int = 0) -> list[int]:
-    rng = random.Random(seed)
-    if kind == "fixed":
-        return [MAX_LEN] * n
-    return [max(64, min(MAX_LEN, int(rng.lognormvariate(math.log(600), 0.7)))) for _ in range(n)]
-
-
-def write_data(kind: str, path: Path, n: int) -> Path:
-    """Conversations whose rendered length is the drawn one: a 24-token question, the rest the reply."""
-    from bench.gpu_models import prompt_words
-
-    with path.open("w") as f:
-        for i, total in enumerate(lengths(kind, n)):
-            reply = total - 24 - 8  # ChatML markers: 4 tokens a turn
-            f.write(json.dumps({"messages": [
-                {"role": "user", "content": prompt_words(24, seed=i)},
-                {"role": "assistant", "content": prompt_words(reply, seed=10_000 + i)},
-            ]}) + "\n")
-    return path
-
-
 def linear_params(shape: str) -> int:
-    from bench.gpu_models import SHAPES
-
     s = SHAPES[shape]
     h, i, n = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
     kv = h // s["num_attention_heads"] * s["num_key_value_heads"]
@@ -173,7 +149,6 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
     import torch
     from datasets import Dataset
 
-    from bench.gpu_models import MODELS
 
     path = MODELS / shape
     if stack in ("unsloth", "tutorial"):
@@ -227,7 +202,6 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
                work: Path) -> dict:
     import yaml
 
-    from bench.gpu_models import MODELS
 
     run_dir = work / "ws" / "runs" / "bench"
     run_dir.mkdir(parents=True)

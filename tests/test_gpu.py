@@ -4,7 +4,7 @@ check, chat with the trained adapter on a 4-bit base. Run on the GPU machine
 (docs/gpu.md says how); skipped, with this reason, wherever there is no CUDA.
 
 No weights reach the GPU machine, so the models are random-init llamas of real shapes built there
-(bench/gpu_models.py), with a word-level ChatML tokenizer. A random model's next-token scores are
+(tests/model_shapes.py), with a word-level ChatML tokenizer. A random model's next-token scores are
 nearly flat, so quantisation noise alone changes its greedy answers; the run therefore teaches it one
 fixed reply (REPLY, at a high learning rate), which the chat and the exports must then give back and end. The
 prompts end with the after-export check's own prompts, which this tokenizer reads as unknown words."""
@@ -31,7 +31,7 @@ def gpu_workspace(new_workspace):
 
 @pytest.fixture(scope="module", params=SHAPES)
 def shape_path(request):
-    from bench.gpu_models import build
+    from tests.model_shapes import build
 
     return request.param, build(request.param)
 
@@ -154,7 +154,7 @@ def test_padding_free_attention_is_one_call_a_layer_and_trains_as_the_padded_bat
 
 def _data(path):
     """Prompts of 8 to 300 words (so padding-free batches hold rows of different lengths), one reply."""
-    from bench.gpu_models import prompt_words
+    from tests.model_shapes import prompt_words
     from engine.export.verify import PROMPTS
 
     with path.open("w") as f:

@@ -13,6 +13,7 @@ from engine.hardware import Hardware, detect
 from engine.train import plan, runs
 from engine.train.advice import advice_notes, memory_advice
 from engine.train.config import validate, with_changes
+from tests.model_shapes import config_only, write_data
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,14 @@ def test_out_of_memory_advice_is_concrete(config):
 
 
 def test_a_measured_speed_gives_a_time_estimate(config, workspace):
-    assert plan.make(config, workspace, detect()).seconds is None
+    first = plan.make(config, workspace, detect())  # nothing has trained here yet: an assumed speed, said so
+    assert first.seconds > 0 and not first.speed_measured and "an estimate" in first.summary()
     speed = plan.measure(config, workspace, steps=2)
     assert speed["tokens_per_s"] > 0 and speed["peak_memory_gb"] > 0
     assert runs.list_runs(workspace) == [] and not list(workspace.root.glob("measure-*"))  # nothing left behind
     p = plan.make(config, workspace, detect())
     assert p.tokens_per_s == speed["tokens_per_s"] and p.seconds > 0 and p.speed_source == "from a few measured steps"
+    assert p.speed_measured and "an estimate" not in p.summary()
     assert "tokens/s" in p.summary()
 
 
@@ -149,18 +152,6 @@ H200 = Machine("cuda", "NVIDIA H200", True, int(150e9), "unsloth", True, free=in
 H200_RESULTS = Path(__file__).parent.parent / "bench" / "results"  # bench/gpu_train.py on an H200, 2026-11-28
 
 
-def _bench_model(shape: str, folder: Path) -> Path:
-    """The GPU bench's model of `shape` (bench/gpu_models.py), config and tokenizer only: the plan reads
-    no weights."""
-    from transformers import LlamaConfig
-
-    from bench.gpu_models import SHAPES, tokenizer
-
-    LlamaConfig(vocab_size=128256, **SHAPES[shape]).save_pretrained(folder / shape)
-    tokenizer().save_pretrained(folder / shape)
-    return folder / shape
-
-
 @pytest.mark.parametrize("shape, four_bit, results", [("llama-3.1-8b", True, "train-6-gpu1"),
                                                       ("llama-3.2-1b", False, "train-6-gpu2")])
 def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four_bit, results, tmp_path, workspace):
@@ -169,11 +160,9 @@ def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four
     the machine stands in for that one. The plan must not promise less than was used, nor ask for
     much more (its estimate used to keep every layer's input on the GPU, which unsloth moves to host
     memory: about twice the peak)."""
-    from bench.gpu_train import write_data
-
     measured = json.loads((H200_RESULTS / f"2026-11-28-NVIDIA_H200-{results}.json").read_text())
     row = next(r for r in measured["results"] if r["stack"] == "worker-padded" and r["shape"] == shape)
-    config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
+    config = validate({"model": {"name_or_path": str(config_only(shape, tmp_path)), "load_in_4bit": four_bit,
                                  "max_seq_length": 2048},
                        "dataset": str(write_data("variable", tmp_path / "rows.jsonl", n=480)),
                        "lora": {"r": 16, "alpha": 16}, "train": {"batch_size": 16, "batching": "padded"}})
@@ -195,12 +184,12 @@ def test_without_checkpointing_the_gpu_estimate_covers_the_peak_measured_on_an_h
     events = (H200_RESULTS / "events" / f"2026-11-28-NVIDIA_H200-train-6-{run}.jsonl").read_text().splitlines()
     totals = [0] + [e["tokens"] for e in map(json.loads, events) if e.get("type") == "step"]
     largest = max(b - a for a, b in zip(totals, totals[1:]))
-    config = validate({"model": {"name_or_path": str(_bench_model(shape, tmp_path)), "load_in_4bit": four_bit,
+    config = validate({"model": {"name_or_path": str(config_only(shape, tmp_path)), "load_in_4bit": four_bit,
                                  "max_seq_length": 2048},
                        "dataset": "unused.jsonl", "lora": {"r": 16, "alpha": 16, "gradient_checkpointing": "off"},
                        "train": {"batch_size": 16}})
     settings, _ = choose(config, H200)
     assert not settings.gradient_checkpointing
-    _, model_shape = plan._tokenizer_and_shape(config, workspace)
+    _, model_shape = plan.tokenizer_and_shape(config, workspace)
     estimate = plan.estimate_memory(model_shape, config, settings, largest).total / 2**30
     assert row["peak_gib"] < estimate < 1.4 * row["peak_gib"], (estimate, row["peak_gib"], largest)

@@ -13,11 +13,12 @@ import gradio as gr
 from engine.access import OWNER, current_role
 from engine.data.store import list_datasets
 from engine.default_model import NAME as DEFAULT_NAME
-from engine.train import actions, form, launch, plan, presets, runs
+from engine.train import actions, estimate, form, launch, line, plan, presets, runs
+from engine.train.sources import absolute_dataset, check_sources
 from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.train_view import charts, log_tail, probe_table, progress_text, runs_table
+from ui.train_view import charts, log_tail, next_steps, probe_table, progress_text, runs_table
 from ui.widgets import bind, follow, template_choices
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
@@ -166,17 +167,23 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (presets.presets()[choice].summary, *form_updates(config))
+    return (estimate.preset_help(choice), *form_updates(config))
+
+
+def _checked(ctx: Context, model, dataset, preset, values) -> RunConfig:
+    """The form's config once its data set and model are ones the app may read (engine.train.sources):
+    a plan must not show the columns of any file of the machine."""
+    return check_sources(ctx.workspace, absolute_dataset(config_from(model, dataset, preset, values)))
 
 
 def make_plan(ctx: Context, model, dataset, preset, *values) -> tuple:
-    return _plan_outputs(plan.make(config_from(model, dataset, preset, values), ctx.workspace, ctx.hardware))
+    return _plan_outputs(plan.make(_checked(ctx, model, dataset, preset, values), ctx.workspace, ctx.hardware))
 
 
 def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress()):
     """The plan first, readable while a worker times a few real steps; then the plan with the measured
     time. The progress shows on the note beside the button, not over the plan."""
-    config = config_from(model, dataset, preset, values)
+    config = _checked(ctx, model, dataset, preset, values)
     yield ("",  # the progress below says what happens
            *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
     progress(0, desc="Timing a few real training steps in a worker process…")
@@ -186,7 +193,7 @@ def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress(
 
 
 def apply_fix(ctx: Context, i: int, fixes, model, dataset, preset, *values) -> tuple:
-    config = with_changes(config_from(model, dataset, preset, values), fixes[i].changes)
+    config = with_changes(_checked(ctx, model, dataset, preset, values), fixes[i].changes)
     return (*form_values(config), *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
@@ -204,6 +211,10 @@ def start(ctx: Context, name, model, dataset, preset, *values) -> tuple:
 
 def stop(ctx: Context, name) -> tuple:
     actions.check(ctx.workspace, "stop", name)
+    if runs.load_run(ctx.workspace, name).state == "waiting":
+        line.leave(ctx.workspace, name)
+        return (*_said("run", f"Took **{name}** out of the line; it keeps its folder and settings (Duplicate puts them back in the form)."),
+                *refresh(ctx, name))
     runs.stop_run(ctx.workspace, name)
     return (*_said("run", f"Stopping **{name}**: it saves a checkpoint and the adapter after the current step."),
             *refresh(ctx, name))
@@ -257,7 +268,7 @@ def render(ctx: Context) -> None:
         preset = gr.Dropdown([(p.title, p.name) for p in presets.presets().values()], value="quick-test",
                              label="Preset", elem_id="train-preset")
     picked = gr.State(False)  # the person chose the data set; until then it follows the newest saved one
-    preset_help = gr.Markdown(presets.presets()["quick-test"].summary)
+    preset_help = gr.Markdown(estimate.preset_help("quick-test"))
 
     fields: list[gr.components.Component] = []
     with gr.Accordion("Advanced parameters", open=False):
@@ -298,6 +309,7 @@ def render(ctx: Context) -> None:
     resume_note = gr.Markdown(elem_id="train-resume-note")
     run_message = gr.Markdown(elem_id="train-run-message")
     progress = gr.Markdown(elem_id="train-progress")
+    next_steps(ctx, selected, progress)
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss (keep it roughly between 0.5 and 1.5)",
                                 height=260, elem_id="train-loss")

@@ -1,17 +1,21 @@
-"""What the Train tab shows of a run: its progress line, the loss and learning-rate charts, the log,
-the probe answers, and the table of runs. Read from the run folders through engine.train.runs."""
+"""What the Train tab shows of a run: its progress line, the verdict once it has ended with the buttons
+to the next steps, the loss and learning-rate charts, the log, the probe answers, and the table of runs.
+Read from the run folders through engine.train.runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import gradio as gr
 import pandas as pd
 
 from engine.hardware import GiB
-from engine.train import plan, probes, runs
+from engine.train import plan, probes, runs, verdict
 from engine.workspace import Workspace
+from ui.context import Context
 
 LOG_LINES = 40
+NEXT_STEPS = [("Compare with the base model", "compare"), ("Chat with it", "chat"), ("Export it", "export")]
 GB = 1e9  # the unit of the events' memory_gb fields; the screen shows GiB like the header and the plan
 
 
@@ -45,7 +49,29 @@ def progress_text(run: runs.Run | None) -> str:
     lines.extend(run.damaged_records)
     if run.adapter and not run.live:
         lines.append(f"Adapter: `{run.adapter}`")
-    return "  \n".join(lines)
+    text = "  \n".join(lines)
+    judged = verdict.judge(run)
+    return f"{text}\n\n{judged.markdown()}" if judged else text
+
+
+def next_steps(ctx: Context, selected: gr.Dropdown, progress: gr.Markdown) -> gr.Row:
+    """Buttons to the tabs that use a trained run (Compare, Chat, Export), shown under the progress of a
+    run that has ended with an adapter; the lists there start at the newest run with one."""
+    with gr.Row(visible=False, elem_id="train-next") as row:
+        for label, tab in NEXT_STEPS:
+            button = gr.Button(label, variant="primary" if tab == "compare" else "secondary", elem_id=f"train-next-{tab}")
+            button.click(lambda tab=tab: gr.Tabs(selected=tab), None, ctx.tabs, api_visibility="private")
+    progress.change(lambda name: gr.Row(visible=_ended_with_adapter(ctx, name)), selected, row,
+                    api_visibility="private", show_progress="hidden")
+    return row
+
+
+def _ended_with_adapter(ctx: Context, name: str | None) -> bool:
+    try:
+        run = runs.load_run(ctx.workspace, name) if name else None
+    except runs.RunError:  # renamed or deleted meanwhile
+        return False
+    return bool(run and not run.live and run.adapter)
 
 
 def charts(run: runs.Run | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:

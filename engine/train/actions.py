@@ -31,6 +31,8 @@ def refusal(workspace: Workspace, action: Action, name: str | None = None) -> st
     if action == "stop":
         if run.state == "stopping":
             return f"'{name}' is already stopping: it saves a checkpoint and the adapter after the current step."
+        if run.state == "waiting":
+            return ""  # Stop takes it out of the line
         return "" if run.live else f"'{name}' is not running (it is {run.state}), so there is nothing to stop."
     if run.live:
         what = "resumed" if action == "resume" else ("renamed" if action == "rename" else "deleted")

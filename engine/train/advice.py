@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from engine.train.config import RunConfig
 
+LOSS_RANGE = (0.5, 1.5)  # the tutorial's "keep the loss roughly between 0.5 and 1.5"
+
 
 def memory_advice(config: RunConfig, can_4bit: bool) -> str:
     """Concrete changes for a run that ran out of memory (no data or shapes needed)."""

@@ -3,8 +3,8 @@
 Counts come from the same tokenisation the trainer uses. Memory is an estimate from the model's
 shapes (read from its config, no weights loaded): weights, adapter with gradients and optimizer state,
 activations of the largest batch, the logits, and the runtime itself; the verdict compares it with the
-free memory of the device (GPU memory, or the host's available memory). Time comes from a measured
-speed: the last run of the same model and settings, or a short measurement of a few real steps.
+free memory of the device (GPU memory, or the host's available memory). Time comes with every plan,
+from this machine's measured speed where one is known, else from a stated estimate (engine/train/estimate.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.files import read_json, write_json
 from engine.hardware import GiB, Hardware, detect
+from engine.train import estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
@@ -88,6 +89,7 @@ class Plan:
     fixes: list[Fix] = field(default_factory=list)
     tokens_per_s: float | None = None
     speed_source: str | None = None
+    speed_measured: bool = False  # on this machine; otherwise the time is an assumption, and says so
     measured_peak_gb: float | None = None  # the peak memory of the same measured steps
     seconds: float | None = None
 
@@ -115,9 +117,6 @@ class Plan:
         if self.seconds is not None:
             lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
                          f"({self.speed_source}).")
-        else:
-            lines.append("**Time:** not measured yet: measure a few steps (Measure speed; `--measure` on the "
-                         "command line) to estimate it.")
         lines.append(f"**Backend:** {self.settings.describe()}.")
         lines += [f"**Cannot start:** {p}" for p in self.problems]
         lines += [f"*Advice:* {n}" for n in self.notes]
@@ -132,7 +131,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
 
     hw = hw or detect()
     settings, problems = choose(config, hw)
-    tokenizer, shape = _tokenizer_and_shape(config, workspace)
+    tokenizer, shape = tokenizer_and_shape(config, workspace)
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
@@ -154,12 +153,21 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     )
     if plan.verdict != FITS:
         plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
+    speed = speed_of(config, settings, workspace, shape.parameters)
+    plan.tokens_per_s, plan.speed_source, plan.speed_measured = speed.tokens_per_s, speed.source, speed.measured
+    plan.measured_peak_gb = speed.peak_memory_gb
+    plan.seconds = data.tokens * plan.epochs / speed.tokens_per_s + _probe_seconds(config, total)
+    return plan
+
+
+def speed_of(config: RunConfig, settings: Settings, workspace: Workspace, parameters: int) -> estimate.Speed:
+    """The best speed known for these settings: measured with them, from earlier runs here, or assumed."""
     known = known_speed(workspace, config, settings)
     if known:
-        plan.tokens_per_s, plan.measured_peak_gb = known["tokens_per_s"], known.get("peak_memory_gb")
-        plan.speed_source = "from " + known["source"]
-        plan.seconds = data.tokens * plan.epochs / plan.tokens_per_s + _probe_seconds(config, total)
-    return plan
+        return estimate.Speed(known["tokens_per_s"], "from " + known["source"], True, known.get("peak_memory_gb"))
+    return (estimate.from_runs(workspace, config, settings, parameters,
+                               lambda other: tokenizer_and_shape(other, workspace)[1].parameters)
+            or estimate.assumed(settings, parameters))
 
 
 def verdict(need: float, free: float) -> str:
@@ -297,7 +305,8 @@ def _probe_seconds(config: RunConfig, total_steps: int) -> float:
 
 # ---- the model's shape ---------------------------------------------------------------------------
 
-def _tokenizer_and_shape(config: RunConfig, workspace: Workspace):
+def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
+    """The model's tokenizer and its Shape, from its config files alone (no weights are read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 

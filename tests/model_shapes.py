@@ -1,0 +1,102 @@
+"""Random-init models of real architectures (Llama 3.2 1B, Llama 3.1 8B, a tiny llama), their word-level
+ChatML tokenizer and chat-like rows of bench lengths: shared by the GPU tests, the plan's memory tests
+and the GPU benchmarks (bench/gpu_models.py, bench/gpu_train.py import them from here). Weights' values
+don't matter for speed and memory; no weights can reach the GPU machine anyway."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+MODELS = Path("/tmp/models")  # where build() saves the shapes
+MAX_LEN = 2048
+
+SHAPES = {
+    "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                         num_key_value_heads=8, tie_word_embeddings=True),
+    "llama-3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                         num_key_value_heads=8, tie_word_embeddings=False),
+    "tiny-llama": dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, tie_word_embeddings=True),
+}
+VOCAB = 128256  # Llama 3's
+WORDS = 4000  # tokenizer vocabulary: one token per word, so a prompt of N words is N tokens
+
+
+def tokenizer():
+    """A word-level tokenizer with ChatML special tokens and a ChatML chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from engine.chat.templates import CHATML
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {t: i for i, t in enumerate(specials + ["\n", "system", "user", "assistant"] + [f"w{i}" for i in range(WORDS)])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+def config_only(shape: str, folder: Path) -> Path:
+    """The shape's config and tokenizer in `folder`/shape, no weights: enough for the plan."""
+    from transformers import LlamaConfig
+
+    LlamaConfig(vocab_size=VOCAB, **SHAPES[shape]).save_pretrained(folder / shape)
+    tokenizer().save_pretrained(folder / shape)
+    return folder / shape
+
+
+def build(shape: str, root: Path = MODELS) -> Path:
+    """Save a random-init bf16 model of `shape` (once) and return its folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = root / shape
+    if (out / "config.json").exists():
+        return out
+    tok = tokenizer()
+    # No pad_token_id, as in Llama 3's own configs: with one, the embedding's padding row starts at zero, and
+    # with tied weights the end-of-turn token (also the pad token here) could then never win: a run could not
+    # learn to end its reply.
+    config = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=8192, rope_theta=500000.0,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         dtype="bfloat16", **SHAPES[shape])
+    torch.manual_seed(0)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        torch.set_default_dtype(torch.bfloat16)
+        model = LlamaForCausalLM(config)
+        torch.set_default_dtype(torch.float32)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    del model
+    return out
+
+
+def prompt_words(n: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    return " ".join(f"w{rng.randrange(WORDS)}" for _ in range(n))
+
+
+def lengths(kind: str, n: int, seed: int = 0) -> list[int]:
+    """fixed: every row MAX_LEN tokens; variable: log-normal like roleplay chats, median 600, capped."""
+    rng = random.Random(seed)
+    if kind == "fixed":
+        return [MAX_LEN] * n
+    return [max(64, min(MAX_LEN, int(rng.lognormvariate(math.log(600), 0.7)))) for _ in range(n)]
+
+
+def write_data(kind: str, path: Path, n: int) -> Path:
+    """Conversations whose rendered length is the drawn one: a 24-token question, the rest the reply."""
+    with path.open("w") as f:
+        for i, total in enumerate(lengths(kind, n)):
+            reply = total - 24 - 8  # ChatML markers: 4 tokens a turn
+            f.write(json.dumps({"messages": [
+                {"role": "user", "content": prompt_words(24, seed=i)},
+                {"role": "assistant", "content": prompt_words(reply, seed=10_000 + i)},
+            ]}) + "\n")
+    return path
