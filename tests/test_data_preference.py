@@ -109,7 +109,7 @@ def test_kto_only_desirable_replies_train_and_every_labelled_one_is_kept_for_pre
     assert [(r["completion"][0]["content"], r["label"]) for r in records] == [
         ("A spider has eight legs.", True), ("Six, like all insects.", False),
         ("How about Smoky, or Earl Grey if you like tea?", True)]
-    assert "undesirable reply (kept for preference training only) (lines 2)" in ins.report.summary()
+    assert "- an undesirable reply (kept for preference training only): 1 (line 2)" in ins.report.summary()
 
 
 def test_kto_conversations_with_a_label_and_their_saved_records(workspace):

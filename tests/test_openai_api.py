@@ -90,3 +90,19 @@ def test_a_key_is_required_where_the_app_is_shared(new_workspace, monkeypatch):
         with pytest.raises(openai.AuthenticationError, match="missing or wrong"):
             client(url, "sk-wrong").models.list()
         assert [m.id for m in client(url, "sk-workbench-test").models.list()] == ["base"]
+
+
+def test_a_text_completion_continues_the_prompt_as_written(app, default_model_path):
+    # SillyTavern's Text Completion mode writes the whole prompt, template included.
+    from transformers import AutoTokenizer
+
+    asked = [{"role": "user", "content": "Name the days of the week."}]
+    prompt = AutoTokenizer.from_pretrained(default_model_path).apply_chat_template(
+        asked, tokenize=False, add_generation_prompt=True)
+    whole = client(app).completions.create(model="base", prompt=prompt, temperature=0, max_tokens=16)
+    assert whole.object == "text_completion" and whole.choices[0].text and whole.usage.prompt_tokens >= 10
+    chat = client(app).chat.completions.create(model="base", temperature=0, max_tokens=16, messages=asked)
+    assert whole.choices[0].text == chat.choices[0].message.content  # the same prompt, written out by hand
+    streamed = "".join(c.choices[0].text for c in client(app).completions.create(
+        model="base", prompt=prompt, temperature=0, max_tokens=16, stream=True) if c.choices)
+    assert streamed == whole.choices[0].text

@@ -205,7 +205,7 @@ def test_worker_errors_end_as_failed_with_a_plain_message(workspace, make_config
     data.write_text((workspace.datasets / "chat.jsonl").read_text())
     run = runs.create_run(workspace, make_config().model_copy(update={"dataset": str(data)}), name="nodata")
     data.unlink()
-    runs._spawn(run.path, workspace)
+    runs.spawn(run.path, workspace)
     run = wait_for("nodata", workspace, ended)
     assert run.state == "failed" and "gone.jsonl" in run.status.error
     assert "Traceback" not in run.status.error and "Error" not in run.status.error

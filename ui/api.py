@@ -70,10 +70,24 @@ def router(ctx: Context, policy: Policy, key: str | None, key_required: bool) ->
                                   kind="server_error")
             return JSONResponse(failed.body(), status_code=500)
 
+    @routes.post("/completions")
+    async def completions(request: Request):
+        try:
+            req = await body_of(request, api.CompletionRequest)
+            return await _answer(ctx, role, req, req.text(), "text_completion")
+        except api.APIError as e:
+            return JSONResponse(e.body(), status_code=e.status)
+        except Exception as e:
+            log.exception("API request failed")
+            failed = api.APIError(plain(e) or "The app could not answer; the details are in its log.", status=500,
+                                  kind="server_error")
+            return JSONResponse(failed.body(), status_code=500)
+
     return routes
 
 
-async def _answer(ctx: Context, role: str, req: api.ChatRequest, messages: list[dict], kind: str):
+async def _answer(ctx: Context, role: str, req, messages: list[dict] | str, kind: str):
+    """A chat (`messages`) or a text completion (a `str` prompt, sent without a chat template)."""
     with acting_as(role):
         start = await run_in_threadpool(_start, ctx, req, messages)
     if req.stream:
@@ -82,7 +96,7 @@ async def _answer(ctx: Context, role: str, req: api.ChatRequest, messages: list[
         return await run_in_threadpool(_whole, ctx, req, start, kind)
 
 
-def _start(ctx: Context, req, messages: list[dict]) -> dict:
+def _start(ctx: Context, req, messages: list[dict] | str) -> dict:
     """What a reply needs before its first token: the adapter attached, the sampling, the prompt's size."""
     side = api.side_of(ctx.workspace, req.model)
     sampling = req.sampling()
@@ -96,7 +110,7 @@ def _start(ctx: Context, req, messages: list[dict]) -> dict:
         raise api.APIError(str(e), status=503, kind="server_error", code="model_not_loaded") from None
     except ValueError as e:  # the chat template refused the conversation (e.g. roles that must alternate)
         raise api.APIError(f"The model's chat template refused this conversation: {e}", param="messages") from None
-    return {"id": api.new_id("chatcmpl"), "created": int(time.time()), "adapter": name, "sampling": sampling,
+    return {"id": api.new_id("chatcmpl" if isinstance(messages, list) else "cmpl"), "created": int(time.time()), "adapter": name, "sampling": sampling,
             "messages": messages, "prompt_tokens": int(prompt.input_ids.shape[1])}
 
 
@@ -139,18 +153,27 @@ def _whole(ctx: Context, req, start: dict, kind: str) -> dict:
 
 def _events(ctx: Context, req, start: dict, kind: str):
     """Server-sent events as OpenAI streams them, ending with `data: [DONE]`."""
-    chunk = {"id": start["id"], "object": f"{kind}.chunk", "created": start["created"], "model": req.model}
+    chunk = {"id": start["id"], "object": f"{kind}.chunk" if kind == "chat.completion" else kind,
+             "created": start["created"], "model": req.model}
 
     def event(choice: dict | None, **extra) -> str:
         return "data: " + json.dumps({**chunk, "choices": [choice] if choice else [], **extra}) + "\n\n"
 
-    yield event({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+    chat = kind == "chat.completion"
+
+    def choice(text: str | None, finish: str | None) -> dict:
+        if chat:
+            return {"index": 0, "delta": {} if text is None else {"content": text}, "finish_reason": finish}
+        return {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+
+    if chat:
+        yield event({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
     for piece, done in _pieces(ctx, req, start):
         if piece:
-            yield event({"index": 0, "delta": {"content": piece}, "finish_reason": None})
+            yield event(choice(piece, None))
         if done:
             finish, tokens = done
-            yield event({"index": 0, "delta": {}, "finish_reason": finish})
+            yield event(choice(None, finish))
             if req.usage_in_stream:
                 yield event(None, usage=api.usage(start["prompt_tokens"], tokens))
     yield "data: [DONE]\n\n"

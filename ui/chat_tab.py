@@ -6,6 +6,7 @@ in the person's browser (localStorage), so a reload brings them back; the server
 
 from __future__ import annotations
 
+import os
 import time
 
 import gradio as gr
@@ -233,6 +234,18 @@ def generate(ctx: Context, prompt: str, preset_name: str = "Leaderboard", max_ne
     return ctx.manager.generate([{"role": "user", "content": prompt}], sampling).text
 
 
+def api_info(ctx: Context, request: gr.Request) -> str:
+    """What to paste into a front end: the API's address as this page was reached, and the model names."""
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or "127.0.0.1:7860"
+    scheme = request.headers.get("x-forwarded-proto") or ("https" if request.headers.get("x-forwarded-host") else "http")
+    names = ", ".join(f"`{side.spec}`" for side in sides.available(ctx.workspace))
+    key = ("the app's `WORKBENCH_API_KEY`" if os.environ.get("WORKBENCH_API_KEY")
+           else "anything (no key is set; one is needed where the app is shared)")
+    return (f"This app also answers as an OpenAI-compatible API. In SillyTavern: API **Chat Completion**, source "
+            f"**Custom (OpenAI-compatible)**, base URL `{scheme}://{host}/v1`, API key: {key}. Models: {names} "
+            "(a run's name answers with its adapter).")
+
+
 def render(ctx: Context) -> None:
     with gr.Row():
         adapter = gr.Dropdown(side_choices(ctx), value=sides.BASE, label="Answer with", scale=4, elem_id="chat-adapter",
@@ -266,6 +279,8 @@ def render(ctx: Context) -> None:
     exported = gr.File(label="Exported chat", visible=False, elem_id="chat-export-file")
     with gr.Accordion("Sampling", open=False, elem_id="sampling"):
         choice, values = sampling_controls()
+    with gr.Accordion("Use it from another chat app (SillyTavern, OpenAI API)", open=False, elem_id="chat-api"):
+        api_text = gr.Markdown(elem_id="chat-api-text")
     chosen = gr.State(sides.BASE)  # this session's side (the dropdown may show a refused choice for a moment)
     greeting = gr.State("")  # the character's first message: Clear starts the chat again from it
     pending = gr.State(None)  # an imported chat waiting for Replace or Keep
@@ -301,3 +316,4 @@ def render(ctx: Context) -> None:
           [chatbot, system, character, choice], kept, js=REMEMBER, **private)
 
     gr.api(bind(generate, ctx), api_name="generate")
+    follow(ctx, bind(api_info, ctx), None, api_text)

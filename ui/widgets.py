@@ -49,7 +49,7 @@ def side_choices(ctx: Context) -> list[tuple[str, str]]:
 def follow(ctx: Context, fn, inputs, outputs) -> None:
     """Run `fn` when the page loads and whenever the tab being rendered is shown, so its lists follow the
     workspace (a data set saved or a run started elsewhere appears without a restart)."""
-    gr.on([ctx.demo.load, ctx.tab.select], visitor_ok(functools.partial(fn)), inputs, outputs, api_visibility="private")
+    gr.on([ctx.demo.load, ctx.tab.select], visitor_ok(fn), inputs, outputs, api_visibility="private")
 
 
 def keep_choice(choices: list, current, fallback=None) -> gr.Dropdown:

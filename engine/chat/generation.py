@@ -165,13 +165,20 @@ class Prompt:
     dropped: int  # earlier messages left out so that it fits
 
 
-def fit_prompt(tokenizer, messages: list[dict], max_length: int, max_new_tokens: int) -> Prompt:
+def fit_prompt(tokenizer, messages: list[dict] | str, max_length: int, max_new_tokens: int) -> Prompt:
     """The rendered prompt, fitted to `max_length` tokens for prompt and reply together. The reply is kept
     room for min(max_new_tokens, max_length // 2) tokens; a longer prompt loses whole turns from the front,
     oldest first, so that it still starts with a user message; the system prompt and the newest user
-    message are always kept. Where even those two do not fit, PromptTooLong says so."""
+    message are always kept. Where even those two do not fit, PromptTooLong says so. A `str` is a prompt already
+    written out (a text completion): it goes to the model as it is, with no chat template."""
     room = min(max_new_tokens, max_length // 2)
     budget = max_length - room
+    if isinstance(messages, str):
+        ids = tokenizer(messages, return_tensors="pt")["input_ids"]
+        if ids.shape[1] > budget:
+            raise PromptTooLong(f"The prompt is {ids.shape[1]:,} tokens long, but the loaded model takes at most "
+                                f"{budget:,} (its max length of {max_length:,} tokens, less {room:,} kept for the reply).")
+        return Prompt(ids, min(max_new_tokens, max_length - ids.shape[1]), 0)
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     turns = messages[len(system):]
     ids = render_prompt(tokenizer, system + turns)
@@ -274,7 +281,7 @@ def _allow_4bit_compile(model) -> None:
 
 
 def stream(
-    model, tokenizer, messages: list[dict], sampling: Sampling, cancel: threading.Event | None = None, cache=None, *,
+    model, tokenizer, messages: list[dict] | str, sampling: Sampling, cancel: threading.Event | None = None, cache=None, *,
     max_length: int | None = None, limits: Limits | None = None, hold=None,
 ) -> Iterator[Reply]:
     """Yield the growing reply; the last item carries the statistics. Stops at the end of the
@@ -323,7 +330,8 @@ def stream(
             streamer.end()
 
     done = (_GENERATOR if cache_kwargs else _UNCOMPILED).submit(run)
-    text = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""  # more of it: the whole reply
+    continued = not isinstance(messages, str) and messages[-1]["role"] == "assistant"
+    text = messages[-1]["content"] if continued else ""  # more of it: the whole reply
     finished = False
     try:
         for piece in streamer:

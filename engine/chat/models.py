@@ -286,12 +286,13 @@ class ModelManager:
 
     def stream(
         self,
-        messages: list[dict],
+        messages: list[dict] | str,
         sampling: Sampling,
         adapter: str | None = "active",
         cancel: threading.Event | None = None,
     ) -> Iterator[generation.Reply]:
-        """Stream a reply. `adapter`: "active" (the chosen one), None (the base), or an attached name.
+        """Stream a reply to a conversation (or, a `str`, more of a written-out prompt). `adapter`: "active"
+        (the chosen one), None (the base), or an attached name.
         While other requests are ahead, items without text say how many (`waiting`, `notice`). The turn
         ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
         ticket = self._queue.join()

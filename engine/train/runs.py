@@ -232,10 +232,10 @@ def read_run(path: Path) -> Run:
 
 
 def list_runs(workspace: Workspace) -> list[Run]:
-    """Every run, newest first (a run whose status is damaged is listed too, as damaged)."""
-    runs = [_read(p.parent) for p in workspace.runs.glob(f"*/{RUN_FILE}")]
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(runs, key=lambda r: r.status.created or oldest, reverse=True)
+    """Every run, newest first, runs made within one second by when their files were written (a run whose
+    status is damaged is listed too, as damaged)."""
+    runs, oldest = [_read(p.parent) for p in workspace.runs.glob(f"*/{RUN_FILE}")], datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(runs, key=lambda r: (r.status.created or oldest, (r.path / RUN_FILE).stat().st_mtime_ns), reverse=True)
 
 
 def active_run(workspace: Workspace) -> Run | None:
