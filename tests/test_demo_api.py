@@ -18,6 +18,7 @@ from conftest import launched_app
 OPEN_TO_VISITORS = {
     "add_user", "add_user_1", "answer", "answer_1", "answer_2", "go_on", "drop_last_answer", "stop", "clear", "choose",
     "refresh_sides", "refresh_sides_1", "export_chat", "recall", "generate", "lambda", "api_info",
+    "lambda_3", "lambda_4", "lambda_5", "lambda_6",  # the end of a run: its next-step row and buttons (tab switches)
     "show_run", "pick_example_1", "run_compare", "stop_1", "vote", "vote_1", "vote_2", "compare",
     "show", "tick", "_pick_row", "show_run_1", "show_download", "show_1", "show_access",
     "partial", "refresh", "refresh_1", "refresh_2", "refresh_3", "form_lists", "saved_list",

@@ -12,6 +12,7 @@ import pandas as pd
 from engine.hardware import GiB
 from engine.train import plan, probes, runs, verdict
 from engine.workspace import Workspace
+from ui.access import visitor_ok
 from ui.context import Context
 
 LOG_LINES = 40
@@ -60,8 +61,8 @@ def next_steps(ctx: Context, selected: gr.Dropdown, progress: gr.Markdown) -> gr
     with gr.Row(visible=False, elem_id="train-next") as row:
         for label, tab in NEXT_STEPS:
             button = gr.Button(label, variant="primary" if tab == "compare" else "secondary", elem_id=f"train-next-{tab}")
-            button.click(lambda tab=tab: gr.Tabs(selected=tab), None, ctx.tabs, api_visibility="private")
-    progress.change(lambda name: gr.Row(visible=_ended_with_adapter(ctx, name)), selected, row,
+            button.click(visitor_ok(lambda tab=tab: gr.Tabs(selected=tab)), None, ctx.tabs, api_visibility="private")
+    progress.change(visitor_ok(lambda name: gr.Row(visible=_ended_with_adapter(ctx, name))), selected, row,
                     api_visibility="private", show_progress="hidden")
     return row
 
