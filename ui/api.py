@@ -57,24 +57,11 @@ def router(ctx: Context, policy: Policy, key: str | None, key_required: bool) ->
             return JSONResponse(e.body(), status_code=e.status)
         return await run_in_threadpool(api.models, ctx.workspace)
 
-    @routes.post("/chat/completions")
-    async def chat_completions(request: Request):
+    async def reply(request: Request, kind: type, text_of, object_name: str):
+        """The answer, or an OpenAI-shaped error: a sentence to the caller, the details to the log."""
         try:
-            req = await body_of(request, api.ChatRequest)
-            return await _answer(ctx, role, req, req.chat(), "chat.completion")
-        except api.APIError as e:
-            return JSONResponse(e.body(), status_code=e.status)
-        except Exception as e:  # the details go to the log, a sentence to the caller
-            log.exception("API request failed")
-            failed = api.APIError(plain(e) or "The app could not answer; the details are in its log.", status=500,
-                                  kind="server_error")
-            return JSONResponse(failed.body(), status_code=500)
-
-    @routes.post("/completions")
-    async def completions(request: Request):
-        try:
-            req = await body_of(request, api.CompletionRequest)
-            return await _answer(ctx, role, req, req.text(), "text_completion")
+            req = await body_of(request, kind)
+            return await _answer(ctx, role, req, text_of(req), object_name)
         except api.APIError as e:
             return JSONResponse(e.body(), status_code=e.status)
         except Exception as e:
@@ -82,6 +69,14 @@ def router(ctx: Context, policy: Policy, key: str | None, key_required: bool) ->
             failed = api.APIError(plain(e) or "The app could not answer; the details are in its log.", status=500,
                                   kind="server_error")
             return JSONResponse(failed.body(), status_code=500)
+
+    @routes.post("/chat/completions")
+    async def chat_completions(request: Request):
+        return await reply(request, api.ChatRequest, lambda req: req.chat(), "chat.completion")
+
+    @routes.post("/completions")
+    async def completions(request: Request):
+        return await reply(request, api.CompletionRequest, lambda req: req.text(), "text_completion")
 
     return routes
 
