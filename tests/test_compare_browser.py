@@ -233,8 +233,12 @@ def test_a_trained_tiny_run_compared_blind_on_a_held_out_row_then_chatted_with(a
         expect(page.locator("#chat-note")).to_contain_text("the base model was not reloaded")
         page.locator("#sampling").get_by_text("Sampling").click()
         max_new = page.locator("#max-new-tokens input[type=number]")
-        max_new.fill("8")
-        max_new.press("Enter")
+        for _ in range(3):  # the Chat tab draws its parts when first shown; a value typed meanwhile may be redrawn
+            max_new.fill("8")
+            max_new.press("Enter")
+            page.wait_for_timeout(500)
+            if max_new.input_value() == "8":
+                break
         expect(max_new).to_have_value("8")
         page.locator("#chat-input textarea").fill("Hello there")
         page.locator("#chat-send").click()
