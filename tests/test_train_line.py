@@ -39,3 +39,14 @@ def test_stop_takes_a_waiting_run_out_of_the_line(workspace, make_config):
     assert left.state == "stopped" and line.place(workspace, "second") == 0
     wait_for("first", workspace, ended, timeout=300)
     assert runs.load_run(workspace, "second").state == "stopped" and not steps_of(runs.load_run(workspace, "second"))
+
+
+def test_a_line_left_standing_by_a_killed_worker_moves_on_at_the_next_start(workspace, make_config):
+    # A worker killed outright (SIGKILL, out of memory) never starts the run after it: the next Start does.
+    stranded = runs.create_run(workspace, make_config(), "stranded")
+    runs.update_status(stranded.path, state="waiting")
+    assert runs.active_run(workspace) is None
+    newest, note = launch.start(workspace, ModelManager(workspace, detect()), make_config(), "newest")
+    assert runs.load_run(workspace, "stranded").state in ("queued", "running", "completed")
+    assert newest.state == "waiting" and "place 2" in note and "**stranded**" in note
+    wait_for("newest", workspace, lambda r: r.state == "completed", timeout=300)

@@ -41,10 +41,13 @@ def place(workspace: Workspace, name: str) -> int:
 
 
 def join(workspace: Workspace, config: RunConfig, name: str | None = None) -> runs.Run:
-    """Start the run now if nothing trains, else put it in line."""
+    """Start the run now if nothing trains and nothing waits, else put it in line. Where nothing trains
+    but runs wait (the worker before them was killed, so it started no one), the first of them starts."""
     with _line(workspace):
-        if runs.active_run(workspace) is None and not waiting(workspace):
-            return runs.start_run(workspace, config, name)
+        if runs.active_run(workspace) is None:
+            if not waiting(workspace):
+                return runs.start_run(workspace, config, name)
+            _start_first(workspace)
         config = check_sources(workspace, absolute_dataset(config))
         run = runs.create_run(workspace, config, name)
         runs.update_status(run.path, state=WAITING, queued_at=now())
@@ -64,9 +67,16 @@ def leave(workspace: Workspace, name: str) -> runs.Run:
 def start_next(workspace: Workspace) -> runs.Run | None:
     """Start the first waiting run if nothing trains now; the started run, or None."""
     with _line(workspace):
-        line = waiting(workspace)
-        if not line or runs.active_run(workspace) is not None:
+        if runs.active_run(workspace) is not None:
             return None
-        runs.update_status(line[0].path, state="queued", queued_at=now())
-        runs.spawn(line[0].path, workspace)
+        return _start_first(workspace)
+
+
+def _start_first(workspace: Workspace) -> runs.Run | None:
+    """Start the first run in line (the caller holds the line's lock and knows nothing trains)."""
+    line = waiting(workspace)
+    if not line:
+        return None
+    runs.update_status(line[0].path, state="queued", queued_at=now())
+    runs.spawn(line[0].path, workspace)
     return runs.load_run(workspace, line[0].name)
