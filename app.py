@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         policy = Policy.from_env()
     except ValueError as e:
         sys.exit(str(e))
-    if (args.share or args.host not in LOOPBACK) and not policy.guarded:
+    public = args.share or args.host not in LOOPBACK  # reachable from other machines
+    if public and not policy.guarded:
         logging.warning(OPEN_WARNING, "a public share link" if args.share else args.host)
     workspace = Workspace.from_env(args.workspace)
     from huggingface_hub.constants import HF_HOME
@@ -56,11 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=False, share=args.share,
         auth=list(policy.logins) or None, max_file_size=max_file_bytes(), prevent_thread_lock=True)
-    exposed = args.share or args.host not in LOOPBACK or policy.guarded
     key = os.environ.get("WORKBENCH_API_KEY", "").strip() or None
-    demo.app.include_router(api.router(ctx, policy, key, key_required=exposed))
+    key_required = public or policy.guarded
+    demo.app.include_router(api.router(ctx, policy, key, key_required=key_required))
     logging.info("OpenAI-compatible API at %sv1%s", demo.local_url,
-                 "" if key or not exposed else " (refused until WORKBENCH_API_KEY is set)")
+                 " (refused until WORKBENCH_API_KEY is set)" if key_required and not key else "")
     demo.block_thread()
 
 
