@@ -53,7 +53,8 @@ def parse_json(text: str):
     except RecursionError:
         value = None
     else:
-        if not too_deep(value):
+        # A value cannot nest deeper than its text has brackets (a fast count rules out almost every record).
+        if text.count("[") + text.count("{") <= MAX_DEPTH or not too_deep(value):
             return value
     raise DataError(f"it holds lists or objects nested more than {MAX_DEPTH} levels deep; no record shape needs that. "
                     "Flatten it.")

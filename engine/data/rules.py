@@ -63,9 +63,11 @@ def check(row: dict, rules: Rules) -> str | None:
         return "no_assistant_reply"
     if rules.require_system and "system" not in roles:
         return "no_system_turn"
-    if sum(len(m["content"]) for m in messages if m["role"] != "system") < rules.min_chars:
+    system = sum(len(m["content"]) for m in messages if m["role"] == "system") if "system" in roles else 0
+    total = sum(len(m["content"]) for m in messages)
+    if total - system < rules.min_chars:
         return "too_short"
-    if sum(len(m["content"]) for m in messages) > MAX_LINE_BYTES:
+    if total > MAX_LINE_BYTES:
         return "too_long"
     return None
 
