@@ -85,6 +85,19 @@ def test_a_gguf_downloads_as_it_is_with_the_ollama_steps(exported):
         "tiny", "adapter", "default")
 
 
+def test_an_offer_links_the_files_under_a_random_name_and_keeps_the_newest(exported):
+    files = download.direct_files(exported, "tiny", "gguf-f16")
+    folder = download.offer(exported, files)
+    assert folder.parent == exported.root / "downloads" / "offered" and len(folder.name) >= 24
+    for path in files:  # the same file, not a copy of a GGUF of several GiB
+        assert (folder / path.name).stat().st_ino == path.stat().st_ino
+    assert download.offer(exported, files).name != folder.name  # each offer its own name
+    for _ in range(download.OFFERS_KEPT):
+        download.offer(exported, files)
+    assert len(list(folder.parent.iterdir())) == download.OFFERS_KEPT and not folder.exists()
+    assert all(p.is_file() for p in files)  # pruning an offer leaves the export whole
+
+
 def test_what_cannot_be_downloaded_is_refused_with_a_reason(exported):
     with pytest.raises(ExportError, match="no finished merged16 export to download. Export it first"):
         download.zip_export(exported, "tiny", "merged16")

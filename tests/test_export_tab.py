@@ -117,8 +117,10 @@ def test_a_gguf_export_downloads_as_it_is_and_nothing_else_is_served(app_with_ru
     for file in files:  # fetched from the server: the very bytes of the export, served where they lie
         assert Path(file).read_bytes() == (folder / Path(file).name).read_bytes()
     assert "ollama create tiny -f Modelfile" in steps and "ollama run tiny" in steps
-    for other in (ws.runs / "tiny" / "adapter" / "adapter_model.safetensors", folder / "verification.json"):
-        with pytest.raises(urllib.error.HTTPError, match="403"):  # what was not offered stays private
+    # What was not offered stays private, and so does the export's own, guessable path of what was.
+    for other in (ws.runs / "tiny" / "adapter" / "adapter_model.safetensors", folder / "verification.json",
+                  folder / "tiny-f16.gguf", folder / "Modelfile"):
+        with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(f"{url}gradio_api/file={other}")
 
 

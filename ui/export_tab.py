@@ -19,16 +19,14 @@ from ui.access import visitor_ok
 from ui.context import Context
 from ui.widgets import bind, follow, keep_choice
 
-_served: set[Path] = set()  # files handed to Gradio to serve in place (no copy into its cache)
-
-
-def _serve(paths: list[Path]) -> list[str]:
-    """Downloads are served from where they lie: a GGUF of several GiB is not copied for the browser."""
-    new = [p.resolve() for p in paths if p.resolve() not in _served]
-    if new:
-        gr.set_static_paths(new)
-        _served.update(new)
-    return [str(p) for p in paths]
+def _serve(ctx: Context, paths: list[Path]) -> list[str]:
+    """Downloads served from a folder of hard links with a random name (engine.export.download.offer):
+    a GGUF of several GiB is not copied, and a path that is not handed out cannot be fetched."""
+    if not paths:
+        return []
+    folder = download.offer(ctx.workspace, paths)
+    gr.set_static_paths([folder])
+    return [str(folder / p.name) for p in paths]
 
 
 def _formats_help() -> str:
@@ -169,7 +167,7 @@ def show_download(ctx: Context, run: str | None, fmt: str | None):
         return None, "Finished exports of the run can be downloaded here."
     direct = download.direct_files(ctx.workspace, run, fmt)
     zip_hint = "" if direct else f"Press **Make a .zip** to download the `{fmt}` folder.\n\n"
-    return _serve(direct) or None, zip_hint + download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+    return _serve(ctx, direct) or None, zip_hint + download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
 
 
 def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progress()):
@@ -177,7 +175,7 @@ def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progres
         raise gr.Error("Choose a finished export to download (export one first).")
     progress(0.1, desc=f"Zipping the {fmt} folder")
     files = [*download.direct_files(ctx.workspace, run, fmt), download.zip_export(ctx.workspace, run, fmt)]
-    return _serve(files), download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+    return _serve(ctx, files), download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
 
 
 def do_push(ctx: Context, folder: str | None, repo: str, token: str, private: bool, progress=gr.Progress()):

@@ -9,6 +9,8 @@ no `..`, only the export's own regular files (no hidden files, no symbolic links
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from engine.export.source import ExportError, require_disk
 from engine.workspace import Workspace, inside
 
 KEEP = 3  # zips kept in workspace/downloads; older ones are deleted when a new one is made
+OFFERS_KEPT = 20  # folders of files offered for download, newest first
 STORED = {".safetensors", ".gguf", ".bin"}  # weights barely compress, and deflating gigabytes takes minutes
 
 
@@ -86,6 +89,24 @@ def _prune(folder: Path) -> None:
     zips = sorted(folder.glob("*.zip"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in zips[KEEP:]:
         old.unlink(missing_ok=True)  # a download still being served keeps reading it: the file lives while open
+
+
+def offer(workspace: Workspace, paths: list[Path]) -> Path:
+    """A new folder `downloads/offered/<random>/` holding `paths` as hard links (no copy of a GGUF of
+    several GiB), for the web server to serve. Only the person the folder's name is handed to can fetch
+    the files: an export's own path is easy to guess, a random name is not."""
+    root = inside(downloads(workspace), "offered")
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / secrets.token_urlsafe(18)
+    folder.mkdir()
+    for path in paths:
+        try:
+            os.link(path, folder / path.name)
+        except OSError:  # a file system without hard links, or the export on another disk
+            shutil.copyfile(path, folder / path.name)
+    for old in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime_ns, reverse=True)[OFFERS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def ollama_name(run: str) -> str:
