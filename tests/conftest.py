@@ -106,9 +106,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def launched_app(ws: Workspace, *args: str, name_workspace: bool = True):
+def launched_app(ws: Workspace, *args: str, name_workspace: bool = True, env: dict | None = None):
     """`python app.py` on a free port in a real subprocess, serving `ws` (its log in `ws.root`; with
-    `name_workspace=False` the app finds its workspace itself, as on a Space); yields its URL."""
+    `name_workspace=False` the app finds its workspace itself, as on a Space; `env` added to its
+    environment); yields its URL."""
     import subprocess
     import sys
     import time
@@ -119,7 +120,7 @@ def launched_app(ws: Workspace, *args: str, name_workspace: bool = True):
     proc = subprocess.Popen(
         [sys.executable, "app.py", *(["--workspace", str(ws.root)] if name_workspace else []), "--port", str(port), *args],
         cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120

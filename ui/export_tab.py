@@ -182,7 +182,7 @@ def do_push(ctx: Context, folder: str | None, repo: str, token: str, private: bo
     if not folder:
         raise gr.Error("Choose an export to push (export one first).")
     url = push(folder, repo, token=token or None, private=bool(private), progress=lambda f, m: progress(f, desc=m))
-    return f"Pushed to {url} ({'private' if private else 'public'})."
+    return f"Pushed to {url} ({'private' if private else 'public'}).", ""  # the token is not kept in the page
 
 
 # ---- layout -------------------------------------------------------------------------------------
@@ -227,14 +227,14 @@ def render(ctx: Context) -> None:
 
     with gr.Accordion("Push to the Hugging Face Hub", open=False):
         with gr.Row():
-            folder = gr.Dropdown([], label="Export to push")
-            repo = gr.Textbox(label="Repository", placeholder="your-name/model-name")
+            folder = gr.Dropdown([], label="Export to push", elem_id="export-push-choice")
+            repo = gr.Textbox(label="Repository", placeholder="your-name/model-name", elem_id="export-repo")
         with gr.Row():
-            token = gr.Textbox(label="Token (write access)", type="password",
+            token = gr.Textbox(label="Token (write access)", type="password", elem_id="export-token",
                                placeholder="leave empty to use the HF_TOKEN environment variable")
             private = gr.Checkbox(True, label="Private repository")
-        push_button = gr.Button("Push")
-        pushed = gr.Markdown()
+        push_button = gr.Button("Push", elem_id="export-push")
+        pushed = gr.Markdown(elem_id="export-pushed")
 
     follow(ctx, bind(refresh, ctx), [run, formats, chosen], [run, formats, unready, table, folder, chosen])
     run.change(bind(show_run, ctx), [run, formats, chosen], [formats, unready, table, folder, chosen],
@@ -243,5 +243,5 @@ def render(ctx: Context) -> None:
              [message, report, table, folder, chosen, formats, unready, files, steps], api_name="export")
     chosen.change(bind(show_download, ctx), [run, chosen], [files, steps], api_visibility="private")
     zip_button.click(bind(make_zip, ctx), [run, chosen], [files, steps], api_name="export_zip")
-    push_button.click(bind(do_push, ctx), [folder, repo, token, private], pushed, api_visibility="private")
+    push_button.click(bind(do_push, ctx), [folder, repo, token, private], [pushed, token], api_visibility="private")
 
