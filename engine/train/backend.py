@@ -155,7 +155,7 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
     tokenizer = load_tokenizer(model_path, None, trust_remote_code=config.model.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, quantization_config=quantization, attn_implementation="sdpa",
-        trust_remote_code=config.model.trust_remote_code, device_map={"": settings.device},
+        trust_remote_code=config.model.trust_remote_code, device_map={"": _device(settings.device)},
     )
     if quantization is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
@@ -169,6 +169,13 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config), tokenizer
+
+
+def _device(device: str) -> str:
+    """Each process of a run on several GPUs holds its model on its own GPU."""
+    from engine.train import distributed
+
+    return f"cuda:{distributed.local_rank()}" if device == "cuda" and distributed.world() > 1 else device
 
 
 def _loftq(enabled: bool):

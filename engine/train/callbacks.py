@@ -11,7 +11,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
-from engine.train import probes
+from engine.train import distributed, probes
 from engine.train.runs import EventLog
 
 GB = 1e9
@@ -35,6 +35,8 @@ class ProgressCallback(TrainerCallback):
         self.last: tuple[float, int] | None = None  # (time, tokens) at the previous log
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         self.events.write("start", step=state.global_step, max_steps=state.max_steps,
                           epochs=args.num_train_epochs, batch_size=args.per_device_train_batch_size,
                           gradient_accumulation=args.gradient_accumulation_steps)
@@ -53,6 +55,8 @@ class ProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         at = time.time()
+        if not state.is_world_process_zero:
+            return
         if "eval_loss" in logs:
             self.events.write("eval", step=state.global_step, epoch=state.epoch, eval_loss=logs["eval_loss"])
             return
@@ -79,13 +83,14 @@ class ProgressCallback(TrainerCallback):
 
 
 class StopCallback(TrainerCallback):
-    """Stop (SIGTERM) takes effect at the end of the current step: save a checkpoint, then end training."""
+    """Stop (SIGTERM) takes effect at the end of the current step: save a checkpoint, then end training.
+    With several processes, a Stop seen by one is seen by all at the same step."""
 
     def __init__(self, requested: threading.Event):
         self.requested = requested
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested.is_set():
+        if distributed.any_rank(self.requested.is_set()):
             control.should_log = True
             control.should_save = True
             control.should_training_stop = True
@@ -99,6 +104,6 @@ class ProbeCallback(TrainerCallback):
         self.run_dir, self.prompts, self.max_new_tokens, self.events = run_dir, prompts, max_new_tokens, events
 
     def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.prompts:
+        if self.prompts and state.is_world_process_zero:
             probes.record(self.run_dir, state.global_step, model, processing_class, self.prompts, self.max_new_tokens)
             self.events.message(f"Checkpoint at step {state.global_step} saved; probe prompts answered.")

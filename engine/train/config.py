@@ -127,6 +127,11 @@ class TrainSection(_Section):
         description="Steps whose gradients add up before one update: batch size x this = the effective batch "
         "(4-16 is common).",
     )
+    processes: int | None = Field(
+        None, ge=1, le=64, title="Processes (GPUs)",
+        description="Training processes on this machine, one a GPU (none set: every GPU when there are several, "
+        "else one). The effective batch stays batch size x accumulation: each process accumulates its share.",
+    )
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"] = Field(
         "linear", title="Learning-rate schedule",
         description="How the learning rate changes over the run; linear or cosine decay are the usual choices.",

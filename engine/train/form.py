@@ -15,7 +15,8 @@ from engine.train.presets import presets
 
 LINES = "probes.prompts"  # a list of prompts, one a line in a text box
 MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
-ZERO_IS_NONE = "train.max_steps"  # 0 in the form: use epochs
+# Settings whose "none" is 0 in the form, and what 0 means.
+ZERO_IS_NONE = {"train.max_steps": " (0 = use epochs)", "train.processes": " (0 = every GPU)"}
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ def setting(path: str, preset: str | None = None) -> Setting:
         return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
     if path == LINES:
         return Setting(path, label, help, "lines")
-    if path == ZERO_IS_NONE:
-        label += " (0 = use epochs)"
+    if path in ZERO_IS_NONE:
+        label += ZERO_IS_NONE[path]
     if kind is bool:
         return Setting(path, label, help, "bool")
     if typing.get_origin(kind) is typing.Literal:
@@ -76,7 +77,7 @@ def values(config: RunConfig, paths: list[str]) -> list:
         value = get(config, path)
         if path == LINES:
             value = "\n".join(value)
-        elif path == ZERO_IS_NONE:
+        elif path in ZERO_IS_NONE:
             value = value or 0
         out.append(value)
     return out
@@ -92,7 +93,7 @@ def config_of(model: str, dataset: str, preset: str | None, paths: list[str], fo
     for path, value in zip(paths, form):
         if path == LINES:
             value = [line.strip() for line in (value or "").splitlines() if line.strip()]
-        elif path == ZERO_IS_NONE:
+        elif path in ZERO_IS_NONE:
             value = int(value) if value else None
         elif isinstance(value, float) and value.is_integer() and setting(path).kind == "int":
             value = int(value)

@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.files import read_json, write_json
 from engine.hardware import GiB, Hardware, detect
-from engine.train import estimate
+from engine.train import distributed, estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
@@ -92,6 +92,7 @@ class Plan:
     speed_measured: bool = False  # on this machine; otherwise the time is an assumption, and says so
     measured_peak_gb: float | None = None  # the peak memory of the same measured steps
     seconds: float | None = None
+    processes: int = 1  # training processes (one a GPU), each with its own copy of the model
 
     @property
     def truncated_share(self) -> float:
@@ -104,8 +105,8 @@ class Plan:
             f"epoch, {self.trained_tokens_per_epoch:,} of them learned; {self.truncated} "
             f"({100 * self.truncated_share:.0f}%) cut at {self.config.model.max_seq_length} tokens "
             f"(longest {self.longest}).",
-            f"**Steps:** {self.total_steps} ({self.steps_per_epoch} an epoch x {self.epochs:g} epochs), effective "
-            f"batch {self.config.train.batch_size * self.config.train.gradient_accumulation}.",
+            f"**Steps:** {self.total_steps} ({self.steps_per_epoch} an epoch x {self.epochs:g} epochs), "
+            f"{distributed.batch_note(self.config.train.batch_size, self.config.train.gradient_accumulation, self.processes)}.",
             f"**Memory:** about {self.memory.total / GiB:.1f} GiB of {self.free_bytes / GiB:.1f} GiB free "
             f"({self.settings.device}): **{self.verdict}**. Weights {self.memory.weights / GiB:.2f}, adapter and "
             f"optimizer {self.memory.adapter / GiB:.2f}, activations {self.memory.activations / GiB:.2f}, logits "
@@ -116,7 +117,12 @@ class Plan:
             lines[-1] += f" Measured peak of the same settings: {self.measured_peak_gb * GB / GiB:.1f} GiB."
         if self.seconds is not None:
             lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
-                         f"({self.speed_source}).")
+                         f"({self.speed_source})"
+                         + (f", {self.processes} processes assumed {self.processes} times as fast as one (not "
+                            "measured here)." if self.processes > 1 else "."))
+        if self.processes > 1:
+            lines.append(f"**Processes:** {self.processes} (torchrun, DDP), each holding the memory above on its own "
+                         "GPU; rank 0 writes the run folder.")
         lines.append(f"**Backend:** {self.settings.describe()}.")
         lines += [f"**Cannot start:** {p}" for p in self.problems]
         lines += [f"*Advice:* {n}" for n in self.notes]
@@ -138,8 +144,13 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
                     token_cache(workspace))
     t = config.train
     rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
-    batches = max(1, math.ceil(rows / t.batch_size))
-    per_epoch = max(1, math.ceil(batches / t.gradient_accumulation))
+    gpus = distributed.visible_gpus()
+    count = distributed.processes(t.processes, gpus)
+    if settings.device == "cuda" and count > gpus:
+        problems.append(f"train.processes: {count} processes need {count} GPUs, one each, and this machine has "
+                        f"{gpus}. Choose {gpus} or fewer, or leave it empty.")
+    batches = max(1, math.ceil(rows / (t.batch_size * count)))  # each process takes its share of the rows
+    per_epoch = max(1, math.ceil(batches / distributed.accumulation(t.gradient_accumulation, count)))
     total = t.max_steps or math.ceil(t.epochs * per_epoch)
     batch_tokens = _largest_batch_tokens(data.lengths, config)
     memory = estimate_memory(shape, config, settings, batch_tokens)
@@ -156,7 +167,8 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     speed = speed_of(config, settings, workspace, shape.parameters)
     plan.tokens_per_s, plan.speed_source, plan.speed_measured = speed.tokens_per_s, speed.source, speed.measured
     plan.measured_peak_gb = speed.peak_memory_gb
-    plan.seconds = data.tokens * plan.epochs / speed.tokens_per_s + _probe_seconds(config, total)
+    plan.processes = count
+    plan.seconds = data.tokens * plan.epochs / (speed.tokens_per_s * count) + _probe_seconds(config, total)
     return plan
 
 

@@ -24,8 +24,8 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -48,6 +48,7 @@ RUN_FILE, STATUS_FILE, EVENTS_FILE, PROBES_FILE, LOG_FILE = (
 RUN_LOCK = ".worker.lock"
 TRAINING_LOCK = ".training.lock"
 STARTUP_GRACE_S = 120  # a queued run whose worker has not taken its lock yet is still starting
+EXIT_GRACE_S = 15  # a worker that has recorded how it ended may still be exiting (torchrun tears down its ranks)
 
 
 class RunError(ValueError):
@@ -154,6 +155,16 @@ class EventLog:
 
     def read(self) -> list[dict]:
         return read_jsonl(self.path)
+
+
+class QuietLog(EventLog):
+    """The event log of a follower process (rank > 0): rank 0 alone writes the run's events."""
+
+    def write(self, type: str, **fields) -> None:
+        pass
+
+    def read(self) -> list[dict]:
+        return []
 
 
 def read_status(path: Path) -> Status:
@@ -375,14 +386,25 @@ def ensure_idle(workspace: Workspace) -> None:
     if busy is not None:
         raise RunError(f"'{busy.name}' is {busy.state}; only one run trains at a time. Stop it or wait for it "
                        "to finish first.")
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while _held(workspace.runs / TRAINING_LOCK) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if _held(workspace.runs / TRAINING_LOCK):
         raise RunError("Another training process holds this workspace's training lock; wait for it to finish.")
 
 
 def spawn(path: Path, workspace: Workspace) -> None:
+    """The run's worker in its own process, under torchrun where the run trains on several processes."""
+    from engine.train import distributed
+
+    try:
+        requested = load_config(path / RUN_FILE).train.processes
+    except ValueError:  # the worker itself records what is wrong with the config
+        requested = 1
+    count = distributed.processes(requested, distributed.visible_gpus())
     with open(path / LOG_FILE, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "engine", "train", str(path), "--workspace", str(workspace.root)],
+            distributed.command(path, workspace.root, count),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=Path(__file__).resolve().parents[2],
             start_new_session=True,  # the run outlives the app that started it

@@ -41,6 +41,7 @@ class Status(BaseModel):
     error: str | None = None  # what went wrong, in a sentence
     advice: str | None = None  # what to do about it
     backend: Backend | None = None
+    processes: int = 1  # training processes of the run (torchrun), as the worker recorded them
 
     @property
     def live(self) -> bool:

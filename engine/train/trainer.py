@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from trl import SFTConfig, SFTTrainer
 
+from engine.train import distributed
 from engine.train.backend import Settings
 from engine.train.config import RunConfig
 
@@ -34,7 +35,8 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
         output_dir=str(output_dir),
         num_train_epochs=t.epochs, max_steps=(measure_steps + 1) if measure_steps else (t.max_steps or -1),
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=1 if measure_steps else t.gradient_accumulation,
+        gradient_accumulation_steps=1 if measure_steps else distributed.accumulation(t.gradient_accumulation,
+                                                                                      distributed.world()),
         learning_rate=t.learning_rate, lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio,
         optim=settings.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         logging_steps=1 if measure_steps else t.logging_steps,
@@ -59,6 +61,16 @@ class WorkbenchTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.real_tokens = 0  # non-padding tokens trained on by this process: behind tokens/s in the events
         self.accuracies: dict[str, list[float]] = {"train": [], "eval": []}  # of the plain loss, since the last log
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        # transformers 5.17 maps the optimizer state to `args.device` under DDP, which on the CPU is "cpu:0",
+        # a place torch.load cannot restore to; the CPU is the one place it can be, so load it there.
+        if checkpoint is None or self.args.device.type != "cpu" or self.args.world_size == 1:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
+
+        self.optimizer.load_state_dict(torch.load(Path(checkpoint) / OPTIMIZER_NAME, map_location="cpu", weights_only=True))
+        self.lr_scheduler.load_state_dict(torch.load(Path(checkpoint) / SCHEDULER_NAME, weights_only=True))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.model.training:
@@ -96,6 +108,6 @@ class WorkbenchTrainer(SFTTrainer):
             key = "mean_token_accuracy" if mode == "train" else "eval_mean_token_accuracy"
             logs = {**logs, key: sum(accuracies) / len(accuracies)}
             accuracies.clear()
-        if "loss" in logs:
-            logs = {**logs, "real_tokens": self.real_tokens}
+        if "loss" in logs:  # every rank logs at the same steps, so the sum over them is taken here
+            logs = {**logs, "real_tokens": distributed.total(self.real_tokens)}
         super().log(logs, *args, **kwargs)

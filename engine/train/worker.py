@@ -4,7 +4,8 @@ Reads top to bottom: config and machine, model + LoRA, data, probes, trainer, tr
 folder holding only run.yaml starts the run; one with checkpoints resumes from the latest. SIGTERM
 (and Ctrl-C) is Stop: a checkpoint and the adapter are saved at the end of the current step.
 Everything the outside world learns goes through the run folder (status.json, events.jsonl,
-probes.jsonl); the libraries are imported only once the status says the worker lives.
+probes.jsonl); the libraries are imported only once the status says the worker lives. Under torchrun
+(engine/train/distributed.py) every process runs this; rank 0 alone holds the locks and writes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import plain
 from engine.files import atomic_dir
-from engine.train import line, runs
+from engine.train import distributed, line, runs
 from engine.train.advice import memory_advice
 from engine.train.config import ConfigError
 from engine.train.runs import EventLog, update_status
@@ -34,6 +35,9 @@ def main(run_dir: Path, workspace: Workspace | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _: _request_stop(run_dir, stop, signum))
+    if not distributed.is_main():  # a follower: trains its share, writes nothing; torchrun reports its failure
+        train(run_dir, workspace, stop)
+        return 0
     try:
         with runs.worker_locks(run_dir, workspace):
             try:
@@ -85,10 +89,14 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
     config = run.config
     events = EventLog(run_dir)
+    main = distributed.is_main()
+    if not main:
+        events = runs.QuietLog(run_dir)
     settings = backend.resolve(config, hw)
-    if not measure_steps:
-        update_status(run_dir, backend=settings.as_dict())
-    events.message(f"Training with {settings.describe()} on {hw.name}.")
+    if not measure_steps and main:
+        update_status(run_dir, backend=settings.as_dict(), processes=distributed.world())
+    events.message(f"Training with {settings.describe()} on {hw.name}"
+                   + (f", {distributed.world()} processes." if distributed.world() > 1 else "."))
     if slow := backend.slow_attention(config, settings):
         events.message(slow, level="warning")
 
@@ -112,7 +120,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
 
     # 4. The probe prompts, answered by the untrained model: what the run is compared with.
-    if config.probes.prompts and not measure_steps and 0 not in probes.recorded_steps(run_dir):
+    if config.probes.prompts and not measure_steps and main and 0 not in probes.recorded_steps(run_dir):
         probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
         events.message("The probe prompts were answered by the untrained model (step 0).")
 
@@ -139,7 +147,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
-    if rates:
+    if rates and main:
         source = "a few measured steps" if measure_steps else f"run {run_dir.name}"
         plan.record_speed(workspace, config, settings, statistics.median(rates),
                           max(e["peak_memory_gb"] for e in steps), source)
@@ -147,9 +155,10 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         return "completed"
 
     # 7. The adapter, with the tokenizer and the exact chat template it was trained with.
-    with atomic_dir(run_dir / "adapter") as tmp:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    if main:
+        with atomic_dir(run_dir / "adapter") as tmp:
+            trainer.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     state = "stopped" if stop.is_set() else "completed"
     events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
     return state
@@ -167,6 +176,9 @@ def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
     checkpoint = run.latest_checkpoint
     resume = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
               else "No checkpoint was saved: Duplicate its config into the form and Start it again.")
+    if distributed.world() > 1 and distributed.lost_peer(e):
+        return (f"One of the run's {distributed.world()} training processes ended unexpectedly (it was killed, or "
+                "ran out of memory), so the others stopped too."), f"{_log_place(run.log_file)} {resume}"
     if said := plain(e):
         return said, resume
     detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
@@ -192,5 +204,8 @@ def _request_stop(run_dir: Path, stop: threading.Event, signum: int) -> None:
             raise KeyboardInterrupt
         return
     stop.set()
+    if distributed.world() > 1 and signum == signal.SIGTERM:
+        # The app wrote "stopping" before it signalled; torchrun's SIGTERM, when another rank died, is no Stop.
+        return
     update_status(run_dir, state="stopping")
     EventLog(run_dir).message("Stop requested: saving a checkpoint and the adapter after this step.")
