@@ -100,3 +100,53 @@ def write_data(kind: str, path: Path, n: int) -> Path:
                 {"role": "assistant", "content": prompt_words(reply, seed=10_000 + i)},
             ]}) + "\n")
     return path
+
+
+# The special tokens of each family's tokenizer (engine/chat/families.yaml keys): bos, eos, the others.
+FAMILY_TOKENS = {
+    "mistral": ("<s>", "</s>", ["[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                                "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"]),
+    "qwen": ("<|im_start|>", "<|im_end|>", ["<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>",
+                                           "</tool_call>", "<tool_response>", "</tool_response>"]),
+    "llama3": ("<|begin_of_text|>", "<|eot_id|>", ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                                                    "<|eom_id|>", "<|python_tag|>"]),
+    "gemma": ("<bos>", "<eos>", ["<start_of_turn>", "<end_of_turn>"]),
+    "phi3": ("<s>", "<|endoftext|>", ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]),
+}
+# A tiny config of each family's architecture: (transformers config class, tokens, extra settings).
+FAMILY_SHAPES = {
+    "mistral": ("MistralConfig", "mistral", {}),
+    "qwen3": ("Qwen3Config", "qwen", {"head_dim": 16}),
+    "qwen2": ("Qwen2Config", "qwen", {}),
+    "llama": ("LlamaConfig", "llama3", {}),
+    "gemma2": ("Gemma2Config", "gemma", {"head_dim": 16}),
+    "gemma3_text": ("Gemma3TextConfig", "gemma", {"head_dim": 16}),
+    "phi3": ("Phi3Config", "phi3", {}),
+}
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=2048, tie_word_embeddings=True)
+
+
+def family_tokenizer(base_path, tokens: str, template: str):
+    """SmolLM2's vocabulary (from `base_path`) with a family's special tokens and its real chat template."""
+    from transformers import AutoTokenizer
+
+    bos, eos, specials = FAMILY_TOKENS[tokens]
+    tok = AutoTokenizer.from_pretrained(base_path)
+    tok.add_special_tokens({"bos_token": bos, "eos_token": eos, "additional_special_tokens": specials})
+    tok.chat_template = template
+    return tok
+
+
+def family_model(architecture: str, tokenizer):
+    """A random tiny model of `architecture` (a config model_type) sized for `tokenizer`."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    config_class, _, extra = FAMILY_SHAPES[architecture]
+    config = getattr(transformers, config_class)(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        **TINY, **extra)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)

@@ -32,15 +32,20 @@ def test_preview_marks_each_assistant_reply_and_its_eos(tokenizer, default_model
 
 
 def test_mask_is_the_one_trl_trains_on(tokenizer, tiny_model_path, tmp_path):
+    """The rows go to trl as the worker hands them over (tokenized, with their masks); trl's labels train
+    exactly the marked tokens. trl's own marking against its training templates: tests/test_families.py."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
+    from engine.train.tokens import tokenize
+
     rows = load_conversations(EXAMPLES / "pirate.jsonl")[:8]
-    args = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, use_cpu=True, bf16=False, report_to=[],
-                     max_length=None, dataset_num_proc=None)
+    data = tokenize(tokenizer, rows, max_length=4096, assistant_only=True)
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], max_length=None,
+                     dataset_num_proc=None)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+                         train_dataset=Dataset.from_list(data.rows), processing_class=tokenizer)
     for row, prepared in zip(rows, trainer.train_dataset):
         ours = encode(row, tokenizer)
         assert prepared["input_ids"] == ours["input_ids"]

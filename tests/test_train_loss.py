@@ -49,8 +49,8 @@ def test_tokenize_learns_only_assistant_replies_and_cuts_at_the_maximum(tokenize
 
 @pytest.mark.parametrize("family", ["llama3_1", "llama3_2"])
 def test_llama_3_1_and_3_2_templates_learn_only_replies_and_render_unchanged(tiny_model_path, family):
-    """trl marks no copy of these two models' own templates; the app's marked ones render the same text
-    and learn each reply with its <|eot_id|>. (The models' tokens are added to the tiny tokenizer.)"""
+    """trl marks no copy of these two models' own templates; the app trains with them unchanged and
+    learns each reply with its <|eot_id|>. (The models' tokens are added to the tiny tokenizer.)"""
     from trl.chat_template_utils import llama3_1_chat_template, llama3_2_chat_template
 
     original = {"llama3_1": llama3_1_chat_template, "llama3_2": llama3_2_chat_template}[family]
@@ -59,7 +59,6 @@ def test_llama_3_1_and_3_2_templates_learn_only_replies_and_render_unchanged(tin
         "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
     tok.chat_template = original
     tok = prepare_tokenizer(tok)
-    assert tok.chat_template != original
     for conv in CONVERSATIONS:
         assert tok.apply_chat_template(conv["messages"], tokenize=False) == tok.apply_chat_template(
             conv["messages"], chat_template=original, tokenize=False)
@@ -90,7 +89,7 @@ def test_the_cpu_loss_matches_transformers_loss(tiny_model_path, tokenizer, tmp_
     trainer = WorkbenchTrainer(
         model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
         args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, padding_free=padding_free,
-                       max_length=None, assistant_only_loss=True, per_device_train_batch_size=3, report_to=[]),
+                       max_length=None, per_device_train_batch_size=3, report_to=[]),
     )
     batch = next(iter(trainer.get_train_dataloader()))
     assert ("attention_mask" in batch) != padding_free  # padding-free batches are one row of real tokens
@@ -114,7 +113,7 @@ def test_the_logged_real_token_count_against_transformers_non_padding_count(tiny
     trainer = WorkbenchTrainer(
         model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
         args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, padding_free=padding_free, max_length=None,
-                       assistant_only_loss=True, per_device_train_batch_size=3, max_steps=1, logging_steps=1,
+                       per_device_train_batch_size=3, max_steps=1, logging_steps=1,
                        save_strategy="no", report_to=[], include_num_input_tokens_seen="non_padding"),
     )
     logged = []
@@ -143,7 +142,7 @@ def test_a_step_trains_the_adapter_with_or_without_gradient_checkpointing(tiny_m
     trainer = WorkbenchTrainer(
         model=model, processing_class=tokenizer, train_dataset=Dataset.from_list(data.rows),
         args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=True, padding_free=True, max_length=None,
-                       assistant_only_loss=True, per_device_train_batch_size=3, max_steps=2, learning_rate=1e-2,
+                       per_device_train_batch_size=3, max_steps=2, learning_rate=1e-2,
                        gradient_checkpointing=checkpointing, save_strategy="no", report_to=[]),
     )
     trainer.train()

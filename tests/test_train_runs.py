@@ -85,9 +85,9 @@ def test_a_run_completes_with_an_adapter_that_changes_the_model(workspace, make_
     assert [c.name for c in run.checkpoints] == ["checkpoint-3", "checkpoint-6"]
     assert [p["step"] for p in run.probes] == [0, 3, 6] and all(len(p["answers"]) == 2 for p in run.probes)
 
-    # The adapter loads with peft, carries the training chat template, and changes the output.
+    # The adapter loads with peft, carries the model's own chat template, and changes the output.
     tokenizer = AutoTokenizer.from_pretrained(run.adapter)
-    assert "{% generation %}" in tokenizer.chat_template
+    assert tokenizer.chat_template == AutoTokenizer.from_pretrained(tiny_model_path).chat_template
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "Question number 3?"}],
                                         add_generation_prompt=True, return_tensors="pt", return_dict=True)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_path)

@@ -1,36 +1,23 @@
 """Chat templates: the one rendering shared by the data preview, training and chat.
 
-Assistant-only loss needs `{% generation %}` markers around each assistant reply (trl reads them
-through `return_assistant_tokens_mask`). trl ships marked copies of many templates; SmolLM2's and
-Llama 3.1's and 3.2's are not among them, so marked copies are made here, rendering byte-identically
-to the originals. A model with no template gets a fallback the person picks: ChatML (default) or the
+A model of a known family (engine/chat/families.yaml) trains and chats with its own template,
+unchanged, so what trains is what it runs; the trained tokens of a row are found from the family's
+reply markers (`reply_spans`). Any other template needs `{% generation %}` markers around each
+assistant reply (trl reads them through `return_assistant_tokens_mask`; trl ships marked copies of
+many templates). A model with no template gets a fallback the person picks: ChatML (default) or the
 tutorial's Alpaca prompt.
 """
 
 from __future__ import annotations
 
-from trl.chat_template_utils import (get_training_chat_template, has_generation_markers, llama3_1_chat_template,
-                                     llama3_2_chat_template)
+import re
+
+from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+from engine.chat import families
+from engine.i18n import msg
 
 FALLBACKS = ("chatml", "alpaca")
-
-SMOLLM2 = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    "' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n"
-    "' + message['content'] + '<|im_end|>' + '\n"
-    "'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n"
-    "' }}{% endif %}"
-)
-
-SMOLLM2_MARKED = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
-    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    "' }}{% endif %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}"
-    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
-    "{% else %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 CHATML = (
     "{% for message in messages %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}"
@@ -50,15 +37,6 @@ ALPACA = (
     "{% endfor %}{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
 )
 
-# Llama 3.1 and 3.2 (trl's copies of the models' own templates) write every turn with this one line.
-LLAMA3_TURN = ("{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim "
-               "+ '<|eot_id|>' }}")
-LLAMA3_TURN_MARKED = ("{%- if message['role'] == 'assistant' %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
-                      "{% generation %}{{- message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
-                      "{%- else %}" + LLAMA3_TURN + "{%- endif %}")
-
-_MARKED = {SMOLLM2: SMOLLM2_MARKED,
-           **{t: t.replace(LLAMA3_TURN, LLAMA3_TURN_MARKED) for t in (llama3_1_chat_template, llama3_2_chat_template)}}
 _FALLBACK_TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA}
 
 
@@ -67,16 +45,18 @@ class TemplateError(ValueError):
 
 
 def training_template(tokenizer, fallback: str = "chatml") -> str:
-    """The chat template to render with: the model's own, marked for assistant-only loss."""
+    """The chat template to render with: the model's own where its family is known (or it is marked for
+    assistant-only loss already), else trl's marked copy of it."""
     if fallback not in FALLBACKS:
-        raise TemplateError(f"Unknown template fallback '{fallback}'; choose one of {', '.join(FALLBACKS)}.")
+        raise TemplateError(msg("Unknown template fallback '{fallback}'; choose one of {choices}.",
+                                fallback=fallback, choices=", ".join(FALLBACKS)))
     template = tokenizer.chat_template
     if not template:
         return _FALLBACK_TEMPLATES[fallback]
     if isinstance(template, dict):
         template = template.get("default") or next(iter(template.values()))
-    if template in _MARKED:
-        return _MARKED[template]
+    if families.of_template(template) is not None:
+        return template
     try:
         patched = get_training_chat_template(tokenizer)
     except (ValueError, NotImplementedError):
@@ -85,10 +65,10 @@ def training_template(tokenizer, fallback: str = "chatml") -> str:
         return patched
     if has_generation_markers(template):
         return template
-    raise TemplateError(
+    raise TemplateError(msg(
         "This model's chat template cannot mark the assistant's replies, so training only on replies is "
         "not possible with it. Pick the ChatML template instead, or turn off 'train on assistant replies only'."
-    )
+    ))
 
 
 def prepare_tokenizer(tokenizer, fallback: str = "chatml", template_choice: str = "model"):
@@ -127,7 +107,9 @@ def load_tokenizer(path, template: str | None = "model", fallback: str = "chatml
 def stop_strings(tokenizer) -> list[str]:
     """End-of-turn markers that end a reply even where the tokenizer's eos differs."""
     vocab = tokenizer.get_vocab()
-    return [s for s in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>") if s in vocab] or [tokenizer.eos_token]
+    family = families.of_template(tokenizer.chat_template)
+    ends = family.end_of_turn if family else families.all_end_of_turn()
+    return [s for s in ends if s in vocab] or [tokenizer.eos_token]
 
 
 def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
@@ -138,3 +120,17 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     ids += model_eos if isinstance(model_eos, list) else [model_eos]
     unk = tokenizer.unk_token_id
     return sorted({i for i in ids if i is not None and (i != unk or unk == tokenizer.eos_token_id)})
+
+
+def reply_spans(text: str, family: families.Family) -> list[tuple[int, int]]:
+    """Character spans of the assistant replies in `text` rendered by a `family` template: from the
+    end of the reply opener nearest before each end of turn, to the end of that end of turn."""
+    ends = [m.end() for m in re.finditer("|".join(map(re.escape, family.end_of_turn)), text)]
+    opens = [m.end() for m in re.finditer("|".join(map(re.escape, family.reply_opens)), text)]
+    spans, previous = [], 0
+    for end in ends:
+        started = [o for o in opens if previous <= o < end]
+        if started:
+            spans.append((started[-1], end))
+        previous = end
+    return spans

@@ -1,10 +1,11 @@
 """Rendering a row exactly as training will see it, and marking the tokens that are trained.
 
 `encode` is the one rendering: the preview, the statistics and training (through `store.encode_rows`)
-all call it, and it makes the same `apply_chat_template(..., return_assistant_tokens_mask=True)` call
-trl's SFTTrainer makes for `messages` rows (text rows: the text plus EOS, every token trained).
-The tokenizer comes from `load_tokenizer`, which gives it the training template of
-`engine.chat.templates` (the model's own, or ChatML / Alpaca where the model has none).
+all call it (text rows: the text plus EOS, every token trained). A template of a known family renders
+the row as chat will, and the tokens of its assistant replies are trained (`templates.reply_spans`);
+any other template makes the `apply_chat_template(..., return_assistant_tokens_mask=True)` call trl's
+SFTTrainer makes for `messages` rows. The tokenizer comes from `load_tokenizer`, which gives it the
+training template of `engine.chat.templates` (the model's own, or ChatML / Alpaca where it has none).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
+from engine.chat import families
 
 
 def load_tokenizer(model_path, template: str = "model", fallback: str = "chatml"):
@@ -40,6 +42,11 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
     """Keep tool calls and tool definitions visible to a template that has no place for them: calls
     become text in the reply, definitions a paragraph of the system turn."""
     tools = json.loads(tools) if isinstance(tools, str) else tools
+    family = families.of_template(template)
+    if family and family.system == "none" and len(messages) > 1 and messages[0]["role"] == "system":
+        # Gemma 2 has no system role; Gemma 3's template does this itself.
+        first = messages[1]
+        messages = [{**first, "content": messages[0]["content"] + "\n\n" + first["content"]}, *messages[2:]]
     if "tool_calls" not in template and any(m.get("tool_calls") for m in messages):
         messages = [_call_as_text(m) if m.get("tool_calls") else m for m in messages]
     if tools and "tools" not in template:
@@ -62,15 +69,30 @@ def _call_as_text(message: dict) -> dict:
 
 def encode(row: dict, tokenizer) -> dict:
     """{"input_ids", "assistant_masks"} of one row, as training computes them."""
+    from trl.chat_template_utils import has_generation_markers
+
     if "text" in row:
         text = row["text"] if row["text"].endswith(tokenizer.eos_token) else row["text"] + tokenizer.eos_token
         ids = list(tokenizer(text=text)["input_ids"])
         return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
     messages, tools = fit_to_template(row["messages"], row.get("tools"), tokenizer.chat_template)
+    family = families.of_template(tokenizer.chat_template)
+    if family and not has_generation_markers(tokenizer.chat_template):
+        return _encode_family(messages, tools, tokenizer, family)
     out = tokenizer.apply_chat_template(
         messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
     )
     return {"input_ids": list(out["input_ids"]), "assistant_masks": list(out["assistant_masks"])}
+
+
+def _encode_family(messages, tools, tokenizer, family) -> dict:
+    from engine.chat.templates import reply_spans
+
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+    out = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    spans = reply_spans(text, family)
+    masks = [int(any(a < end and b > start for start, end in spans)) for a, b in out["offset_mapping"]]
+    return {"input_ids": list(out["input_ids"]), "assistant_masks": masks}
 
 
 @dataclass

@@ -14,9 +14,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
+from engine.chat import families
 from engine.validation import sentences
 
-LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LINEAR_MODULES = families.default_target_modules()  # a model of a family gets its own: families.target_modules
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
 TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.chat.templates.FALLBACKS
 

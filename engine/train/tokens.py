@@ -17,7 +17,7 @@ from engine.data.store import encode_rows
 
 @dataclass
 class TokenizedRows:
-    rows: list[dict] = field(repr=False)  # input_ids; messages and assistant_masks for conversations
+    rows: list[dict] = field(repr=False)  # input_ids; and assistant_masks for conversations
     conversations: int  # conversations given
     truncated: int  # rows cut at the maximum length
     dropped: int  # rows left with nothing to learn after the cut (or with no assistant reply at all)
@@ -44,8 +44,6 @@ def tokenize(tokenizer, conversations: list[dict], max_length: int, assistant_on
             truncated += 1
         row = {"input_ids": ids[:max_length]}
         learned = len(row["input_ids"])
-        if "messages" in conv:
-            row["messages"] = conv["messages"]  # keeps the set conversational for trl's assistant-only loss
         if assistant_only and "messages" in conv:
             row["assistant_masks"] = masks[:max_length]
             learned = sum(row["assistant_masks"])

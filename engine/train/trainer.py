@@ -28,7 +28,7 @@ from engine.train.config import RunConfig
 
 
 def training_args(config: RunConfig, settings: Settings, output_dir: Path, measure_steps: int = 0,
-                  evaluate: bool = False, assistant_only: bool = True) -> SFTConfig:
+                  evaluate: bool = False) -> SFTConfig:
     """trl's arguments for a run; with `measure_steps`, for timing that many steps (nothing saved)."""
     t = config.train
     return SFTConfig(
@@ -44,7 +44,9 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
         save_total_limit=t.save_total_limit,
         eval_strategy="steps" if evaluate and not measure_steps else "no", eval_steps=t.save_steps,
         seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
-        assistant_only_loss=t.assistant_only_loss and assistant_only,
+        # Rows come tokenized with their assistant_masks (engine.train.tokens), which trl applies by itself;
+        # its own assistant-only switch would want {% generation %} markers that a family's template lacks.
+        assistant_only_loss=False,
         padding_free=t.batching == "padding_free", packing=t.batching == "packed",
         max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
         # Padded batches hold rows of similar length, so little of each is padding.

@@ -125,8 +125,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         events.message("The probe prompts were answered by the untrained model (step 0).")
 
     # 5. trl's SFTTrainer: assistant-only loss, batches padding-free (or padded, or packed).
-    args = training_args(config, settings, run_dir / "checkpoints", measure_steps, evaluate=bool(eval_data.rows),
-                         assistant_only="messages" in data.rows[0])
+    args = training_args(config, settings, run_dir / "checkpoints", measure_steps, evaluate=bool(eval_data.rows))
     trainer = WorkbenchTrainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(data.rows),
