@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from engine.export.gotemplate import render_go
-from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_jinja
+from engine.export.modelfile import accepts, ollama_data, read_modelfile, render_for_ollama, render_jinja
 from engine.export.source import ExportSource
 from engine.hardware import free_memory as free  # verify.free(): the exporters call it between loads
 
@@ -243,6 +243,8 @@ def compare_templates(tokenizer, exported_template: str | None, modelfile: Path 
     With a Modelfile SYSTEM, Ollama puts that system prompt first, so the training render gets it too."""
     system = read_modelfile(modelfile)["system"] if modelfile else ""
     messages = [{"role": "system", "content": system or EXAMPLE_SYSTEM}] + CONVERSATION
+    if not accepts(tokenizer, tokenizer.chat_template, messages):  # a template without a system role (Gemma 2)
+        messages = CONVERSATION
     want = render_jinja(tokenizer, tokenizer.chat_template, messages)
     renders = [TemplateRender("training template", want, True)]
     if exported_template is not None:
