@@ -1,0 +1,64 @@
+"""GGUF exports of the default model run by llama.cpp itself (llama-completion, built from the pinned
+source by `make gguf-runtime`), chatting through the template embedded in the file: f16 answers like the
+in-app model for 64 tokens and stops at the end of its turn; q8_0 meets its floor; the export's report
+says so next to the transformers check, and says how to build the runtime where it is missing."""
+
+from __future__ import annotations
+
+import pytest
+from export_runs import ensure_llama_cpp, make_run
+
+from engine.export import llamacpp, verify
+from engine.export.exporter import export
+
+
+@pytest.fixture(scope="module")
+def default_run(new_workspace, default_model_path):
+    ensure_llama_cpp("runtime")
+    ws = new_workspace("export-llamacpp")
+    make_run(ws, "persona", "default", default_model_path, scale=0.03)
+    return ws
+
+
+@pytest.mark.slow
+def test_f16_runs_in_llama_cpp_with_the_same_reply_and_stops_at_end_of_turn(default_run):
+    result = export(default_run, "persona", "gguf-f16")
+    print(result.summary())
+    runtime = result.report.runtime
+    assert runtime.built and runtime.identical and result.passed, result.summary()
+    assert any(a.reference_stopped for a in runtime.answers)  # so stopping is put to the test
+    assert all(a.stopped == a.reference_stopped for a in runtime.answers)
+    assert "llama.cpp: same reply for 64 tokens, stopped at end of turn" in result.summary()
+    assert sum(len(a.reply) for a in runtime.answers) > 100  # real replies, not empty ones
+
+
+@pytest.mark.slow
+def test_q8_0_runs_in_llama_cpp_and_meets_its_floor(default_run):
+    result = export(default_run, "persona", "gguf-q8_0")
+    print(result.summary())
+    runtime = result.report.runtime
+    assert runtime.built and runtime.agreement >= 0.95 and result.passed, result.summary()
+    assert "llama.cpp:" in result.summary()
+
+
+@pytest.mark.slow
+def test_a_file_llama_cpp_cannot_load_fails_the_check_with_its_reason(default_run, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    from transformers import AutoTokenizer
+
+    from engine.export.source import open_source
+
+    tok = AutoTokenizer.from_pretrained(open_source(default_run, "persona").base_path())
+    check = llamacpp.check(broken, verify.PROMPTS[:1], [[1, 2]], tok, verify.NEW_TOKENS, None)
+    assert check.built and check.problem and not check.passed
+    assert check.lines(verify.NEW_TOKENS)[0].startswith("llama.cpp: could not run the file: ")
+
+
+def test_without_the_runtime_the_report_says_how_to_build_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(llamacpp, "RUNTIME", tmp_path / "bin" / "llama-completion")  # not built here
+    check = llamacpp.check(tmp_path / "x.gguf", verify.PROMPTS, [[1]] * 3, None, verify.NEW_TOKENS, None)
+    report = verify.VerificationReport("gguf-f16", "x.gguf", "identical answers", runtime=check)
+    report.answers = [verify.Answer("p", "a", "a", True, None, 1.0, 1)]
+    assert report.passed  # the transformers check stands alone then
+    assert "llama.cpp: not checked" in report.summary() and "`make gguf-runtime`" in report.summary()
