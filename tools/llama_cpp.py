@@ -7,6 +7,8 @@ converter and the source of `llama-quantize` (needed for q4_k_m only: Python can
 
     python tools/llama_cpp.py converter   # extract the converter (seconds, 77 MB download)
     python tools/llama_cpp.py quantizer   # also build llama-quantize with cmake (~4 min on 2 cores)
+    python tools/llama_cpp.py runtime     # also build llama-completion, llama.cpp's own chat program, which
+                                          # the export's check runs GGUF files through (docs/export.md)
 
 Both are idempotent. The target folder is `.cache/llama.cpp` or $WORKBENCH_LLAMA_CPP; the export
 engine looks there (engine/export/gguf.py).
@@ -92,7 +94,7 @@ def quantizer(target: Path) -> Path:
 
 def runtime(target: Path) -> Path:
     """llama.cpp's own chat program, which the export's check runs a GGUF through (engine/export/llamacpp.py)."""
-    return _build(target, "llama-completion", "TIME")
+    return _build(target, "llama-completion", "a few minutes, more on a busy machine")
 
 
 def main() -> int:

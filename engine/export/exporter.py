@@ -303,7 +303,7 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
     verify.free()
     if fmt.startswith("gguf-"):
         progress(0.9, "Verifying: the file run by llama.cpp")
-        report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS, floor)
+        report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS)
     modelfile = folder / "Modelfile"
     report.templates = verify.compare_templates(tokenizer, exported_template, modelfile if modelfile.exists() else None)
     if (folder / "NO-MODELFILE.txt").exists():
