@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test install install-dev browser bench gguf-tools gguf-quantizer
+.PHONY: run test install install-dev browser go-toolchain bench gguf-tools gguf-quantizer gguf-runtime
 
 run: $(APP_STAMP) gguf-tools
 	$(BIN)/python app.py
 
-test: $(DEV_STAMP) browser gguf-quantizer
+test: $(DEV_STAMP) browser go-toolchain gguf-quantizer gguf-runtime
 	$(BIN)/python -m pytest -ra
 
 install: $(APP_STAMP)
@@ -51,6 +51,16 @@ gguf-tools: $(APP_STAMP)
 
 gguf-quantizer: $(APP_STAMP)
 	$(BIN)/python tools/llama_cpp.py quantizer
+
+# Debian's Go: the tests render every Modelfile TEMPLATE with Go's own text/template (tools/gotemplate).
+go-toolchain:
+	@command -v go >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q golang-go; }
+
+# llama.cpp's own runtime (llama-completion), which the export's check and the tests run GGUF files through.
+gguf-runtime: $(APP_STAMP)
+	$(BIN)/python tools/llama_cpp.py runtime
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/cpu_generate.py

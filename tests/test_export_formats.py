@@ -112,7 +112,8 @@ def test_gguf_is_written_with_a_modelfile_and_verified(tiny_run, quant, tensor_t
     if quant == "f16":
         assert report.identical and result.passed, result.summary()
     else:  # the floor decides; the tiny random model's near-ties make its numbers meaningless, see the slow tests
-        assert result.passed == (report.argmax_agreement >= EXPORT_FORMATS[f"gguf-{quant}"].floor)
+        floor = EXPORT_FORMATS[f"gguf-{quant}"].floor  # and llama.cpp's own run of the file, where it is built
+        assert result.passed == (report.argmax_agreement >= floor and (report.runtime is None or report.runtime.passed))
     assert _finished(result.path)["argmax_agreement"] == pytest.approx(report.argmax_agreement)
 
 

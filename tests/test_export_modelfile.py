@@ -1,86 +1,41 @@
-"""The Modelfile's Go template: chosen to render like the training template, rendered here the way
-Ollama renders it, and a difference shown when there is one."""
+"""The Modelfile: a template with no Ollama equivalent refused, the app's own Go evaluator held to Go's
+text/template, a Modelfile that renders differently caught in the export's report, and its lines.
+(Every family's TEMPLATE is judged by Go in test_export_go_templates.py.)"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
 
 from engine.export.gotemplate import GoTemplateError, render_go
-from engine.export.modelfile import go_template_for, modelfile_text, ollama_data, read_modelfile, render_jinja
-from engine.export.source import ExportError, plain_template
-from engine.export.verify import compare_templates
 from engine.chat.sampling import preset
 from engine.chat.templates import prepare_tokenizer
-
-CHATS = [
-    [{"role": "user", "content": "Hi"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-     {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}],
-]
-
+from engine.export.modelfile import go_template_for, modelfile_text, ollama_data, read_modelfile
+from engine.export.source import ExportError, plain_template
+from engine.export.verify import compare_templates
+from go_judge import go_render
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_path):
     return AutoTokenizer.from_pretrained(tiny_model_path)
 
 
-@pytest.mark.parametrize("choice", ["model", "chatml", "alpaca"])
-def test_the_go_template_renders_every_chat_like_the_training_template(tokenizer, choice):
-    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(tokenizer.name_or_path), template_choice=choice)
-    template = plain_template(tok.chat_template)
-    go = go_template_for(tok, template)
-    for chat in CHATS:
-        assert render_go(go, ollama_data(chat)) == render_jinja(tok, template, chat)
-    if choice == "model":  # SmolLM2's own system prompt, used when a chat has none
-        assert "You are a helpful AI assistant named SmolLM" in go
-
-
-def bos_adding_tokenizer(bos: str):
-    """A word-level tokenizer that puts `bos` first by itself, as Llama 3's and Gemma's do."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    words = [bos, "<eos>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "x"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<eos>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 0)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token="<eos>")
-
-
-@pytest.mark.parametrize("family, bos", [("llama3", "<|begin_of_text|>"), ("llama3_1", "<|begin_of_text|>"),
-                                         ("llama3_2", "<|begin_of_text|>"), ("gemma3", "<bos>"), ("phi3", "<s>")])
-def test_llama3_gemma_and_phi3_templates_get_a_modelfile(family, bos):
-    """trl's copies of the models' own chat templates; the BOS they write first is llama.cpp's to add."""
-    import trl
-
-    template = (Path(trl.__file__).parent / "chat_templates" / f"{family}.jinja").read_text()
-    tok = bos_adding_tokenizer(bos)
-    go = go_template_for(tok, template)
-    # Llama 3's families also keep a system turn that does not come first (Gemma's Go template does not).
-    late_system = [CHATS[1][1:] + CHATS[1][:1]] if family.startswith("llama3") else []
-    for chat in CHATS + late_system:
-        assert render_go(go, ollama_data(chat)) == render_jinja(tok, template, chat).removeprefix(bos)
-    assert render_jinja(tok, template, CHATS[0]).startswith(bos) == (family != "phi3")
-    if family.startswith("llama3_"):  # the dated preamble, with the day this renders on for Llama 3.2
-        assert "Cutting Knowledge Date: December 2023" in go
-
-
 def test_a_template_with_no_ollama_equivalent_is_refused_with_a_reason(tokenizer):
-    mistral = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}"
-               "{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}")
+    vicuna = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ 'USER: ' + m['content'] + '\\n' }}"
+              "{% else %}{{ 'ASSISTANT: ' + m['content'] + eos_token + '\\n' }}{% endif %}{% endfor %}ASSISTANT:")
     with pytest.raises(ExportError, match="No Ollama template here renders exactly like"):
-        go_template_for(tokenizer, mistral)
+        go_template_for(tokenizer, vicuna)
 
 
-def test_go_rendering_covers_trimming_conditions_and_errors():
-    data = {"Messages": [{"Role": "user", "Content": "a"}, {"Role": "assistant", "Content": "b"}], "System": ""}
+def test_the_apps_go_evaluator_renders_trimming_conditions_and_slices_as_go_does():
+    """engine/export/gotemplate.py picks and checks the Modelfile at export time; Go's text/template is the judge."""
+    chat = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    data = ollama_data(chat)
     template = ("  {{- range $i, $m := .Messages }}{{ if eq $i 0 }}[first]{{ else if eq $m.Role \"assistant\" }}"
                 "[bot]{{ else }}[other]{{ end }}{{ $m.Content }} {{- end }}|{{ len .Messages }}|"
-                "{{ or .System \"none\" }}|{{ not .System }}|{{ and (ne $.System \"x\") \"y\" }}")
-    assert render_go(template, data) == "[first]a[bot]b|2|none|True|y"
+                "{{ or .System \"none\" }}|{{ and (ne $.System \"x\") \"y\" }}|{{ len (slice .Messages 1) }}"
+                "{{ range $i, $_ := .Messages }}{{ if le (len (slice $.Messages $i)) 2 }}<{{ .Content }}>{{ end }}{{ end }}")
+    assert render_go(template, data) == go_render(template, chat) == "[first]a[bot]b[other]c|3|none|y|2<b><c>"
     with pytest.raises(GoTemplateError, match="not closed"):
         render_go("{{ if .System }}x", data)
     with pytest.raises(GoTemplateError, match="without an opening"):

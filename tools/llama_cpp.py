@@ -7,6 +7,8 @@ converter and the source of `llama-quantize` (needed for q4_k_m only: Python can
 
     python tools/llama_cpp.py converter   # extract the converter (seconds, 77 MB download)
     python tools/llama_cpp.py quantizer   # also build llama-quantize with cmake (~4 min on 2 cores)
+    python tools/llama_cpp.py runtime     # also build llama-completion, llama.cpp's own chat program, which
+                                          # the export's check runs GGUF files through (docs/export.md)
 
 Both are idempotent. The target folder is `.cache/llama.cpp` or $WORKBENCH_LLAMA_CPP; the export
 engine looks there (engine/export/gguf.py).
@@ -62,34 +64,44 @@ def converter(target: Path) -> Path:
     return src
 
 
-def quantizer(target: Path) -> Path:
+def _build(target: Path, name: str, minutes: str) -> Path:
+    """Build one llama.cpp program with cmake into `target`/bin (the build folder is removed after)."""
     src = converter(target)
-    binary = target / "bin" / "llama-quantize"
+    binary = target / "bin" / name
     if binary.exists():
         return binary
-    build = target / "build"
-    print("Building llama-quantize from llama.cpp's source (about 4 minutes on 2 cores) ...", flush=True)
+    build = target / f"build-{name}"
+    print(f"Building {name} from llama.cpp's source ({minutes} on 2 cores) ...", flush=True)
     subprocess.run(["cmake", "-S", str(src), "-B", str(build), "-G", "Ninja" if shutil.which("ninja") else "Unix Makefiles",
                     "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DGGML_NATIVE=OFF",
                     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
-                    "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_OPENSSL=OFF"], check=True)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-quantize", "-j", str(os.cpu_count() or 2)],
+                    "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_OPENSSL=OFF"],
                    check=True)
-    built = next(build.rglob("llama-quantize"))
+    subprocess.run(["cmake", "--build", str(build), "--target", name, "-j", str(os.cpu_count() or 2)], check=True)
+    built = next(p for p in build.rglob(name) if p.is_file())
     binary.parent.mkdir(exist_ok=True)
     tmp = binary.with_suffix(".tmp")
     shutil.copy2(built, tmp)
     os.replace(tmp, binary)
     shutil.rmtree(build)
-    print(f"llama-quantize ready: {binary}", flush=True)
+    print(f"{name} ready: {binary}", flush=True)
     return binary
+
+
+def quantizer(target: Path) -> Path:
+    return _build(target, "llama-quantize", "about 4 minutes")
+
+
+def runtime(target: Path) -> Path:
+    """llama.cpp's own chat program, which the export's check runs a GGUF through (engine/export/llamacpp.py)."""
+    return _build(target, "llama-completion", "a few minutes, more on a busy machine")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("converter", "quantizer"))
+    parser.add_argument("what", choices=("converter", "quantizer", "runtime"))
     args = parser.parse_args()
-    (converter if args.what == "converter" else quantizer)(tools_dir())
+    {"converter": converter, "quantizer": quantizer, "runtime": runtime}[args.what](tools_dir())
     return 0
 
 

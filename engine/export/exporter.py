@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from engine.access import require_owner
-from engine.export import gguf, verify
+from engine.export import gguf, llamacpp, verify
 from engine.export.catalog import EXPORT_FORMATS, GGUF_ORDER
 from engine.export.modelfile import MODELFILE_HEAD, go_template_for, modelfile_text
 from engine.export.source import (ExportError, ExportSource, OnProgress, no_progress, open_source, parameter_count,
@@ -301,6 +301,9 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
     report.answers = verify.compare_answers(model, ref, tokenizer)
     del model
     verify.free()
+    if fmt.startswith("gguf-"):
+        progress(0.9, "Verifying: the file run by llama.cpp")
+        report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS)
     modelfile = folder / "Modelfile"
     report.templates = verify.compare_templates(tokenizer, exported_template, modelfile if modelfile.exists() else None)
     if (folder / "NO-MODELFILE.txt").exists():

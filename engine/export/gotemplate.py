@@ -2,7 +2,7 @@
 Ollama does, so that an exported Modelfile can be checked against the training template here.
 
 Supported: {{ value }}, if / else if / else, range (with `$i, $m :=`), the functions and, or, not, eq,
-ne, len, variables, fields, string and number literals, and the `{{-` / `-}}` whitespace trimming.
+ne, len, lt, le, gt, ge, slice, variables, fields, string and number literals, and the `{{-` / `-}}` whitespace trimming.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ _FUNCS = {
     "eq": lambda a, *b: any(a == x for x in b),
     "ne": lambda a, b: a != b,
     "len": len,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "slice": lambda x, i=0, j=None: x[i:j],
 }
 
 

@@ -3,7 +3,7 @@ tokens, PARAMETER lines from a sampling preset, and SYSTEM from a character card
 
 Ollama templates are Go templates, so a jinja chat template cannot be copied over. We keep Go
 versions of common template families (ChatML, with or without a default system prompt, the
-tutorial's Alpaca prompt, Llama 3, Llama 3.1 and 3.2, Gemma, Phi-3) and pick the one that renders the
+tutorial's Alpaca prompt, Llama 3, Llama 3.1 and 3.2, Gemma, Phi-3, Mistral's [INST] v3 and v7) and pick the one that renders the
 training template's probe conversations byte for byte (the Go side rendered by gotemplate.py). A BOS
 token the chat template writes first is left out of that comparison where the tokenizer adds it by
 itself: llama.cpp then adds it too.
@@ -66,6 +66,25 @@ GEMMA = (
     "{{ else }}<start_of_turn>model\n{{ $m.Content }}<end_of_turn>\n{{ end }}"
     "{{ end }}<start_of_turn>model\n"
 )
+# Mistral's [INST] formats, with the system prompt where each version puts it (as Ollama's own mistral
+# templates do): v3 (Nemo's tekken, 7B v0.3) writes it into the LAST user turn, v7 (Small 3 and later)
+# as a [SYSTEM_PROMPT] turn where it stands, some with a default one. {SPACE}: v3 before tekken writes
+# "[INST] " and " " before a reply.
+MISTRAL_V3 = (
+    "{{- range $i, $m := .Messages }}"
+    "{{ if eq $m.Role \"user\" }}[INST]{SPACE}"
+    "{{ if and $.System (eq (len (slice $.Messages $i)) 1) }}{{ $.System }}\n\n{{ end }}{{ $m.Content }}[/INST]"
+    "{{ else if eq $m.Role \"assistant\" }}{SPACE}{{ $m.Content }}{EOS}{{ end }}"
+    "{{ end }}"
+)
+MISTRAL_V7 = (
+    "{{- range $i, $m := .Messages }}{DEFAULT}"
+    "{{ if eq $m.Role \"system\" }}[SYSTEM_PROMPT]{{ $m.Content }}[/SYSTEM_PROMPT]"
+    "{{ else if eq $m.Role \"user\" }}[INST]{{ $m.Content }}[/INST]"
+    "{{ else if eq $m.Role \"assistant\" }}{{ $m.Content }}{EOS}{{ end }}"
+    "{{ end }}"
+)
+MISTRAL_DEFAULT_SYSTEM = "{{ if and (eq $i 0) (ne $m.Role \"system\") }}[SYSTEM_PROMPT]{text}[/SYSTEM_PROMPT]{{ end }}"
 PHI3 = "{{- range $i, $m := .Messages }}<|{{ $m.Role }}|>\n{{ $m.Content }}<|end|>\n{{ end }}<|assistant|>\n"
 
 MODELFILE_HEAD = "# Ollama Modelfile for the run"  # how this app's Modelfiles start (another's is never overwritten)
@@ -80,10 +99,18 @@ def render_jinja(tokenizer, template: str, messages: list[dict]) -> str:
 
 
 def ollama_data(messages: list[dict], system: str = "") -> dict:
-    """What Ollama hands a template: a Modelfile SYSTEM is put first as a system message when the chat has none."""
+    """What Ollama hands a template (its server/routes.go and template.collate): a Modelfile SYSTEM is put
+    first as a system message when the chat has none; neighbours of one role are joined by a blank line;
+    .System is every system message, joined."""
     if system and not (messages and messages[0]["role"] == "system"):
         messages = [{"role": "system", "content": system}, *messages]
-    return {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages], "System": system,
+    collated: list[dict] = []
+    for m in messages:
+        if collated and collated[-1]["Role"] == m["role"] != "tool":
+            collated[-1]["Content"] += "\n\n" + m["content"]
+        else:
+            collated.append({"Role": m["role"], "Content": m["content"]})
+    return {"Messages": collated, "System": "\n\n".join(m["content"] for m in messages if m["role"] == "system"),
             "Prompt": next((m["content"] for m in reversed(messages) if m["role"] == "user"), ""), "Response": ""}
 
 
@@ -96,9 +123,21 @@ def render_for_ollama(tokenizer, template: str, messages: list[dict]) -> str:
     return text
 
 
+def accepts(tokenizer, template: str, messages: list[dict]) -> bool:
+    """Whether the chat template accepts this conversation (some raise on a system prompt)."""
+    from jinja2 import TemplateError
+
+    try:
+        render_jinja(tokenizer, template, messages)
+    except TemplateError:
+        return False
+    return True
+
+
 def go_template_for(tokenizer, template: str) -> str:
     """The Go template that renders the probe conversations exactly like `template` (a plain jinja one)."""
-    want = [render_for_ollama(tokenizer, template, m) for m in PROBES]
+    probes = [m for m in PROBES if accepts(tokenizer, template, m)]  # Gemma 2's template refuses a system prompt
+    want = [render_for_ollama(tokenizer, template, m) for m in probes]
     candidates = []
     default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", want[0], re.S)
     candidates.append(CHATML.replace("{DEFAULT}", CHATML_DEFAULT_SYSTEM.replace("{text}", default.group(1)) if default else ""))
@@ -107,12 +146,17 @@ def go_template_for(tokenizer, template: str) -> str:
     if preamble:
         candidates.append(LLAMA3_SYSTEM_HEADER.replace("{PREAMBLE}", preamble.group(1)))
     candidates += [LLAMA3, GEMMA, PHI3]
+    eos = tokenizer.eos_token or ""
+    candidates += [MISTRAL_V3.replace("{SPACE}", space).replace("{EOS}", eos) for space in ("", " ")]
+    default = re.match(r"\[SYSTEM_PROMPT\](.*?)\[/SYSTEM_PROMPT\]", want[0], re.S)
+    candidates.append(MISTRAL_V7.replace("{EOS}", eos).replace(
+        "{DEFAULT}", MISTRAL_DEFAULT_SYSTEM.replace("{text}", default.group(1)) if default else ""))
     for go in candidates:
-        if all(render_go(go, ollama_data(m)) == w for m, w in zip(PROBES, want)):
+        if all(render_go(go, ollama_data(m)) == w for m, w in zip(probes, want)):
             return go
     raise ExportError(
         "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
-        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma and Phi-3), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
+        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma, Phi-3 and Mistral v3/v7), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
         "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
         + want[0][:200]
     )

@@ -5,6 +5,8 @@ loaded back; "identical" or "differs from token k", with both texts. Quantised e
 scored teacher-forced: the share of the in-app model's tokens that the export also ranks first
 (argmax agreement), held against a floor per format.
 
+GGUF files are also run by llama.cpp itself where its runtime is built (engine/export/llamacpp.py).
+
 Templates: one conversation rendered with the training template, the exported tokenizer's
 template and the Modelfile's Go template (rendered here as Ollama would), with a diff if any.
 """
@@ -18,7 +20,8 @@ from pathlib import Path
 import torch
 
 from engine.export.gotemplate import render_go
-from engine.export.modelfile import ollama_data, read_modelfile, render_for_ollama, render_jinja
+from engine.export.llamacpp import RuntimeCheck
+from engine.export.modelfile import accepts, ollama_data, read_modelfile, render_for_ollama, render_jinja
 from engine.export.source import ExportSource
 from engine.hardware import free_memory as free  # verify.free(): the exporters call it between loads
 
@@ -72,6 +75,7 @@ class VerificationReport:
     templates: list[TemplateRender] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    runtime: RuntimeCheck | None = None  # a GGUF run by llama.cpp itself (engine/export/llamacpp.py)
 
     @property
     def identical(self) -> bool:
@@ -91,6 +95,8 @@ class VerificationReport:
     def passed(self) -> bool:
         if self.problems or not all(t.same for t in self.templates):
             return False
+        if self.runtime is not None and not self.runtime.passed:
+            return False
         if not self.compares_answers:
             return True
         if self.floor is None:
@@ -104,11 +110,13 @@ class VerificationReport:
             first = self.first_difference
             need = "" if self.floor is None else f" ({self.floor:.0%} needed" + (
                 ", so the difference is allowed)" if self.passed and not self.identical else ")")
-            lines.append(f"Answers ({NEW_TOKENS} tokens, always the most likely next one): "
+            lines.append(("transformers: " if self.runtime is not None else "") + f"Answers ({NEW_TOKENS} tokens, always the most likely next one): "
                          + ("identical on every prompt" if self.identical
                             else f"the same for the first {first} tokens, then they part ways")
                          + f"; the export picks the in-app model's next token {self.argmax_agreement:.1%} of the time{need}")
             lines += ["  " + a.line() for a in self.answers]
+        if self.runtime is not None:
+            lines += self.runtime.lines(NEW_TOKENS)
         for t in self.templates:
             lines.append(f"Template, {t.name}: " + ("renders the same as training" if t.same else "DIFFERS:\n" + t.diff))
         lines += [f"Problem: {p}" for p in self.problems]
@@ -243,6 +251,8 @@ def compare_templates(tokenizer, exported_template: str | None, modelfile: Path 
     With a Modelfile SYSTEM, Ollama puts that system prompt first, so the training render gets it too."""
     system = read_modelfile(modelfile)["system"] if modelfile else ""
     messages = [{"role": "system", "content": system or EXAMPLE_SYSTEM}] + CONVERSATION
+    if not accepts(tokenizer, tokenizer.chat_template, messages):  # a template without a system role (Gemma 2)
+        messages = CONVERSATION
     want = render_jinja(tokenizer, tokenizer.chat_template, messages)
     renders = [TemplateRender("training template", want, True)]
     if exported_template is not None:

@@ -1,0 +1,133 @@
+"""A GGUF export run by llama.cpp itself: `llama-completion` (built from the pinned source by
+`make gguf-runtime`) loads the file and answers each verification prompt through the chat template
+embedded in the file (`--jinja`), greedily. Its reply is compared with the in-app model's for the 64
+tokens; it must start the same way and stop where the in-app model ends its turn (see `passed`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.export.gguf import TOOLS
+from engine.i18n import msg
+
+RUNTIME = TOOLS / "bin" / "llama-completion"
+END_OF_TURN = " [end of text]\n"
+FIRST_TOKENS = 8  # each reply's first tokens must be the in-app model's: what a wrong template or tokenizer breaks  # what llama-completion prints when the model writes an end-of-generation token
+
+
+@dataclass
+class RuntimeAnswer:
+    prompt: str
+    reference: str  # the in-app model's reply, as text
+    reply: str  # llama.cpp's
+    same_tokens: int  # how many of the in-app model's tokens llama.cpp wrote the same, from the start
+    reference_tokens: int
+    reference_stopped: bool  # the in-app model ended its turn within the tokens asked for
+    stopped: bool  # llama.cpp ended its turn (an end-of-generation token) within them
+
+
+@dataclass
+class RuntimeCheck:
+    built: bool
+    answers: list[RuntimeAnswer] = field(default_factory=list)
+    problem: str = ""  # llama.cpp could not run the file
+
+    @property
+    def identical(self) -> bool:
+        return bool(self.answers) and all(a.reply == a.reference and a.stopped == a.reference_stopped
+                                          for a in self.answers)
+
+    @property
+    def agreement(self) -> float:
+        total = sum(a.reference_tokens for a in self.answers)
+        return sum(a.same_tokens for a in self.answers) / total if total else 0.0
+
+    @property
+    def runs_on(self) -> list[RuntimeAnswer]:
+        """Replies that reached the in-app model's end of turn with its words and did not stop there."""
+        return [a for a in self.answers if a.reference_stopped and a.reply.startswith(a.reference) and not a.stopped]
+
+    @property
+    def passed(self) -> bool:
+        """True without the runtime built (the transformers check stands alone then). Else: every reply
+        starts like the in-app model's (a wrong template or tokenizer parts at once) and stops where it
+        does. llama.cpp's CPU arithmetic rounds activations to 16 bits, so a near tie later in a reply
+        may go the other way; the exact comparison is reported, and the floors stay with transformers'
+        teacher-forced check."""
+        if not self.built:
+            return True
+        if self.problem or not self.answers or self.runs_on:
+            return False
+        return all(a.same_tokens >= min(FIRST_TOKENS, a.reference_tokens) for a in self.answers)
+
+    def lines(self, new_tokens: int) -> list[str]:
+        if not self.built:
+            return [msg("llama.cpp: not checked, its runtime is not built on this machine. Build it once with "
+                        "`make gguf-runtime` (a few minutes), then export again to have the file run by llama.cpp too.")]
+        if self.problem:
+            return [msg("llama.cpp: could not run the file: {problem}", problem=self.problem)]
+        stops = [a for a in self.answers if a.reference_stopped]
+        stop = (msg(", did NOT stop at end of turn") if self.runs_on
+                else msg(", stopped at end of turn") if stops and all(a.stopped for a in stops) else "")
+        if self.identical:
+            head = msg("llama.cpp: same reply for {n} tokens{stop}", n=new_tokens, stop=stop)
+        else:
+            head = msg("llama.cpp: the same reply on {same} of {total} prompts, the same first tokens {share} of the "
+                       "time{stop}; every reply must start like the in-app one for {first} tokens",
+                       same=sum(a.reply == a.reference for a in self.answers), total=len(self.answers),
+                       share=f"{self.agreement:.0%}", stop=stop, first=FIRST_TOKENS)
+        out = [head]
+        for a in self.answers:
+            if a.reply != a.reference:
+                out.append(msg("  '{prompt}': the same for the first {k} of {n} tokens\n    in-app: {ref}\n"
+                               "    llama.cpp: {reply}", prompt=a.prompt, k=a.same_tokens, n=a.reference_tokens,
+                               ref=repr(a.reference), reply=repr(a.reply)))
+        return out
+
+
+def reply(file: Path, prompt: str, new_tokens: int, timeout: float = 300) -> tuple[str, bool]:
+    """llama.cpp's greedy reply to one user message, through the file's own chat template, and whether
+    it ended its turn."""
+    threads = str(min(4, os.cpu_count() or 2))
+    command = [str(RUNTIME), "-m", str(file), "--jinja", "-cnv", "-st", "-p", prompt, "-n", str(new_tokens),
+               "--temp", "0", "--seed", "0", "-c", "1024", "-t", threads, "--no-display-prompt", "--simple-io",
+               "--no-warmup"]
+    done = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode:
+        raise RuntimeError("\n".join(done.stderr.strip().splitlines()[-5:]))
+    text = done.stdout.removesuffix("\n\n")  # llama-completion's last words are a blank line
+    stopped = text.endswith(END_OF_TURN)
+    return text.removesuffix(END_OF_TURN), stopped
+
+
+def check(file: Path, prompts, reference_ids: list[list[int]], tokenizer, new_tokens: int) -> RuntimeCheck:
+    """llama.cpp's replies to `prompts` against the in-app model's token ids (which end with the end
+    token when it ended its turn)."""
+    if not RUNTIME.is_file():
+        return RuntimeCheck(built=False)
+    result = RuntimeCheck(built=True)
+    ends = set(tokenizer.all_special_ids)
+    for prompt, want in zip(prompts, reference_ids):
+        try:
+            text, stopped = reply(file, prompt, new_tokens)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+            import logging
+
+            logging.getLogger(__name__).warning("llama.cpp failed on %s", file, exc_info=e)
+            result.problem = str(e) if isinstance(e, RuntimeError) else msg("llama-completion did not finish.")
+            return result
+        reference_stopped = bool(want) and (len(want) < new_tokens or want[-1] in ends)
+        words = want[:-1] if reference_stopped else want
+        reference = tokenizer.decode(words, skip_special_tokens=True)
+        # compared as text: llama.cpp prints pieces, and text need not tokenize back into the same ids
+        same = next((k for k in range(len(words))
+                     if not text.startswith(tokenizer.decode(words[:k + 1], skip_special_tokens=True))), len(words))
+        if reference_stopped and stopped and text == reference:
+            same += 1  # the end token, written by both
+        result.answers.append(RuntimeAnswer(prompt, reference, text, same, len(want), reference_stopped, stopped))
+    return result

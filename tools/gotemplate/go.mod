@@ -1,0 +1,3 @@
+module workbench/gotemplate
+
+go 1.19
