@@ -3,7 +3,9 @@ over 256 new tokens, greedy. Stacks: plain transformers `generate`, unsloth's `f
 app's path (engine.chat.models.ModelManager.stream: static cache, compiled decoding step). For the app, a
 first reply of 64 tokens is asked as soon as the load returns (first_reply_*: answered uncompiled
 while the compiled step is built in the background), then compiled_ready_s after the load the
-compiled step is ready; warmup_s is one compiled reply before the timed ones.
+compiled step is ready; warmup_s is one compiled reply before the timed ones. The app's workspace is
+/tmp/ws for every process of a call, so a second app process of a shape reloads the compiled step from
+the compile cache the first saved there (compile_source: 'cache').
 Each configuration runs in its own process (clean peak memory); one JSON line each.
 
     python bench/gpu_generate.py [--configs llama-3.1-8b:app:16,...] [--out DIR] [--budget-s 540]
@@ -35,6 +37,7 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
     from tests.model_shapes import build, prompt_words
 
     path = build(shape)
+    os.environ.setdefault("WORKBENCH_MODEL_DIRS", str(path.parent))  # the app loads only from listed places
     messages = [{"role": "user", "content": prompt_words(PROMPT_TOKENS - 5)}]
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -65,6 +68,7 @@ def one(shape: str, stack: str, four_bit: bool) -> dict:
         decode = statistics.median(s.tokens_per_s for s in stats)
         new_tokens = stats[-1].new_tokens
         early["decoding"] = loaded.decoding.state
+        early["compile_source"] = loaded.decoding.source  # 'cache': rebuilt from the workspace's compile cache
     else:
         early = {}
         if stack == "unsloth":

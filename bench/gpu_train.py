@@ -12,8 +12,9 @@ Data (one word = one token with the bench tokenizer):
             (mean 766: a row padded to 2048 is 37% real tokens), batch 16 (the tutorial's batch).
 The worker runs with the app's default batching (padding-free), or (stacks worker-padded and
 worker-packed) padded to the longest row of batches of similar lengths, or packed;
-worker-no-checkpointing is the default with gradient checkpointing off. The tutorial pads every row
-to 2048.
+worker-no-checkpointing is the default with gradient checkpointing off, worker-all-checkpointed with it
+on every layer (the plan otherwise chooses how many: engine/train/checkpointing.py), worker-cap24 the
+default as if the GPU had 24 GiB (WORKBENCH_GPU_MEMORY_GIB). The tutorial pads every row to 2048.
 Each configuration runs in its own process; one JSON line each. With --profile the in-process stacks
 (raw unsloth, transformers + peft, the tutorial) run three more steps under torch.profiler after the
 timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
@@ -199,7 +200,7 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
 
 
 def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, data: Path, batch: int,
-               work: Path) -> dict:
+               work: Path, cap_gib: float | None = None) -> dict:
     import yaml
 
 
@@ -214,8 +215,9 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
         "probes": {"prompts": []},
     }
     (run_dir / "run.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, **({"WORKBENCH_GPU_MEMORY_GIB": str(cap_gib)} if cap_gib else {})}
     proc = subprocess.run([sys.executable, "-m", "engine", "train", str(run_dir)], cwd=ROOT, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     events = [json.loads(line) for line in (run_dir / "events.jsonl").open()] if (run_dir / "events.jsonl").exists() else []
     steps = [e for e in events if e.get("type") == "step"]
     if proc.returncode != 0 or len(steps) < STEPS:
@@ -226,7 +228,9 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
     seconds = sum(n / e["tokens_per_s"] for n, e in zip(tokens, steps[WARMUP:]))
     return {"real_tokens_per_s": sum(tokens) / seconds, "padded_tokens_per_s": None,
             "peak_gib": max(e["peak_memory_gb"] for e in steps) * 1e9 / 2**30,
-            "backend": json.loads((run_dir / "status.json").read_text()).get("backend")}
+            "backend": json.loads((run_dir / "status.json").read_text()).get("backend"),
+            "startup_s": next((e["seconds"] for e in events if e.get("type") == "startup"), None),
+            "checkpointing": next((e["text"] for e in events if e.get("text", "").startswith("Checkpointing")), None)}
 
 
 def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None) -> dict:
@@ -235,8 +239,9 @@ def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: 
     data = write_data(kind, work / f"{kind}.jsonl", n=max(400, STEPS * BATCH[kind]))
     if stack.startswith("worker"):
         batching = {"worker-packed": "packed", "worker-padded": "padded"}.get(stack, "padding_free")
-        checkpointing = "off" if stack == "worker-no-checkpointing" else "auto"
-        return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work)
+        checkpointing = {"worker-no-checkpointing": "off", "worker-all-checkpointed": "on"}.get(stack, "auto")
+        cap = 24 if stack == "worker-cap24" else None
+        return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work, cap)
     return run_trainer(shape, four_bit, stack, data, BATCH[kind], work, profile)
 
 

@@ -3,6 +3,7 @@ settings the machine cannot honour, and a time estimate from a measured speed.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.hardware import Hardware, detect
-from engine.train import plan, runs
+from engine.train import checkpointing, plan, runs
 from engine.train.advice import advice_notes, memory_advice
 from engine.train.config import validate, with_changes
 from tests.model_shapes import config_only, write_data
@@ -165,7 +166,8 @@ def test_the_gpu_memory_estimate_covers_the_peak_measured_on_an_h200(shape, four
     config = validate({"model": {"name_or_path": str(config_only(shape, tmp_path)), "load_in_4bit": four_bit,
                                  "max_seq_length": 2048},
                        "dataset": str(write_data("variable", tmp_path / "rows.jsonl", n=480)),
-                       "lora": {"r": 16, "alpha": 16}, "train": {"batch_size": 16, "batching": "padded"}})
+                       "lora": {"r": 16, "alpha": 16, "gradient_checkpointing": "on"},  # as measured: every layer
+                       "train": {"batch_size": 16, "batching": "padded"}})
     estimate = plan.make(config, workspace, H200).memory.total / 2**30
     assert row["peak_gib"] < estimate < 1.3 * row["peak_gib"], (estimate, row["peak_gib"])
 
@@ -193,3 +195,111 @@ def test_without_checkpointing_the_gpu_estimate_covers_the_peak_measured_on_an_h
     _, model_shape = plan.tokenizer_and_shape(config, workspace)
     estimate = plan.estimate_memory(model_shape, config, settings, largest).total / 2**30
     assert row["peak_gib"] < estimate < 1.4 * row["peak_gib"], (estimate, row["peak_gib"], largest)
+
+
+def _variable_8b(tmp_path, **lora):
+    return validate({"model": {"name_or_path": str(config_only("llama-3.1-8b", tmp_path)), "load_in_4bit": True,
+                               "max_seq_length": 2048},
+                     "dataset": str(write_data("variable", tmp_path / "rows.jsonl", n=400)),
+                     "lora": {"r": 16, "alpha": 16, **lora}, "train": {"batch_size": 16}})
+
+
+def _fewest_that_fit(p, workspace) -> bool:
+    """Whether the plan's checkpointed layers fit within its margin and one fewer would not."""
+    choice = p.checkpointing
+    _, shape = plan.tokenizer_and_shape(p.config, workspace)
+    tokens = plan.largest_batch_tokens([min(n, 2048) for n in _lengths(p, workspace)], p.config)
+    one_fewer = dataclasses.replace(choice.settings, checkpointed_layers=choice.checkpointed - 1)
+    return (p.memory.total <= 0.8 * p.free_bytes
+            and plan.estimate_memory(shape, p.config, one_fewer, tokens).total > 0.8 * p.free_bytes)
+
+
+def test_the_plan_checkpoints_the_fewest_layers_that_fit_and_says_what_it_gains(tmp_path, workspace, monkeypatch):
+    """The bench's 8B run in 4-bit, batch 16 of chat-like rows, on an H200 and under a 24 GiB cap: the
+    fewest checkpointed layers whose estimate for the largest batch stays within the margin, said in
+    words with the expected gain; fewer on the larger card."""
+    full = plan.make(_variable_8b(tmp_path), workspace, H200)
+    monkeypatch.setenv("WORKBENCH_GPU_MEMORY_GIB", "24")
+    capped = plan.make(_variable_8b(tmp_path), workspace, H200)
+    assert capped.free_bytes == 24 * 2**30 and full.free_bytes == H200.free
+    for p in (full, capped):
+        choice = p.checkpointing
+        assert choice.chosen and choice.layers == 32 and choice.batch_size == 16 and 0 < choice.checkpointed
+        assert _fewest_that_fit(p, workspace) and p.verdict == "fits"
+        assert f"checkpointing {choice.checkpointed} of 32 layers: uses about" in p.summary()
+        assert f"about {choice.gain:.2f}x the speed of checkpointing all" in p.summary()
+    # The largest batch of 16 such rows is 16 x 2048 tokens: under 24 GiB every layer stays checkpointed.
+    assert full.checkpointing.checkpointed < capped.checkpointing.checkpointed == 32
+    assert 1 == capped.checkpointing.gain < full.checkpointing.gain < 1 / (1 - checkpointing.RECOMPUTE_SHARE)
+
+
+def test_where_no_checkpointing_fits_the_plan_halves_the_batch_for_the_same_effective_batch(tmp_path, workspace,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("WORKBENCH_GPU_MEMORY_GIB", "12")
+    choice = plan.make(_variable_8b(tmp_path), workspace, H200).checkpointing
+    assert choice.batch_size < 16 and choice.batch_size * choice.gradient_accumulation == 16 * 4  # as asked
+    assert "the same effective batch" in choice.words()
+
+
+def test_the_persons_layer_count_is_kept(tmp_path, workspace):
+    p = plan.make(_variable_8b(tmp_path, checkpointed_layers=12), workspace, H200)
+    assert (p.checkpointing.checkpointed, p.checkpointing.chosen) == (12, False)
+    assert p.settings.checkpointed_layers == 12 and "(your setting)" in p.summary()
+    every = plan.make(_variable_8b(tmp_path, gradient_checkpointing="on"), workspace, H200)
+    assert every.checkpointing.checkpointed == 32 and every.memory.total < p.memory.total
+
+
+def _lengths(p, workspace):
+    from engine.chat.templates import prepare_tokenizer
+    from engine.data import load_conversations
+    from engine.train.tokens import split, tokenize
+
+    tokenizer, _ = plan.tokenizer_and_shape(p.config, workspace)
+    prepare_tokenizer(tokenizer, template_choice=p.config.template)
+    rows, _ = split(load_conversations(p.config.dataset, workspace=workspace), p.config.train)
+    return tokenize(tokenizer, rows, 2048, True).lengths
+
+
+def test_checkpointing_some_layers_gives_the_loss_and_gradients_of_checkpointing_all(config, workspace):
+    """Partial checkpointing on the transformers backend (the CPU here): the checkpointed layers run their
+    forward again in backward, the others do not, and the loss and the adapter's gradients are those of
+    checkpointing every layer."""
+    import torch
+
+    from engine.chat.models import resolve_model
+    from engine.train import backend
+
+    config = with_changes(config, {"lora.dropout": 0.0, "lora.gradient_checkpointing": "on"})
+    settings = backend.resolve(config, detect())
+    path = resolve_model(config.model.name_or_path, workspace, anywhere=True)
+    ids = torch.arange(5, 69).reshape(2, 32)
+
+    def step(k):
+        model, _ = backend.load(config, dataclasses.replace(settings, checkpointed_layers=k), path)
+        model.train()
+        layers = model.get_base_model().model.layers
+        checkpointed = backend.checkpoint_layers(model, dataclasses.replace(settings, checkpointed_layers=k))
+        assert checkpointed == (len(layers) if k is None else k)
+        calls = [0] * len(layers)
+        for i, layer in enumerate(layers):  # counts each run of the layer's attention, recomputations too
+            forward = layer.self_attn.forward
+
+            def counted(*args, forward=forward, i=i, **kwargs):
+                calls[i] += 1
+                return forward(*args, **kwargs)
+
+            layer.self_attn.forward = counted
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return loss.item(), grads, calls
+
+    loss_all, grads_all, calls_all = step(None)
+    n = len(calls_all)
+    assert n >= 2
+    loss_some, grads_some, calls_some = step(1)
+    assert calls_all == [2] * n and calls_some == [2] + [1] * (n - 1)  # recomputed only where checkpointed
+    assert loss_some == pytest.approx(loss_all, rel=1e-6)
+    assert grads_some.keys() == grads_all.keys()
+    for name, grad in grads_all.items():
+        assert torch.allclose(grads_some[name], grad, rtol=1e-5, atol=1e-7), name

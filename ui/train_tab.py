@@ -27,7 +27,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "data"
 SECTIONS = {
     "Model": ["model.max_seq_length", "model.load_in_4bit", "model.dtype", "template", "model.trust_remote_code"],
     "LoRA": ["lora.r", "lora.alpha", "lora.dropout", "lora.target_modules", "lora.bias", "lora.use_rslora",
-             "lora.loftq", "lora.gradient_checkpointing", "lora.random_state"],
+             "lora.loftq", "lora.gradient_checkpointing", "lora.checkpointed_layers", "lora.random_state"],
     "Training": ["train.epochs", "train.max_steps", "train.learning_rate", "train.batch_size",
                  "train.gradient_accumulation", "train.scheduler", "train.warmup_ratio", "train.optimizer",
                  "train.weight_decay", "train.max_grad_norm", "train.assistant_only_loss", "train.batching",

@@ -10,12 +10,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from engine.chat import compile_cache
 from engine.chat.sampling import Sampling
 from engine.chat.templates import stop_token_ids
 
@@ -219,16 +221,25 @@ class CompiledDecoding:
 
     WARM_UP_TOKENS = 16
 
-    def __init__(self, model, max_len: int):
+    def __init__(self, model, max_len: int, cache_dir: Path | None = None):
         from transformers import StaticCache
 
         _allow_4bit_compile(model)
         self._cache = StaticCache(config=model.config, max_cache_len=max_len)
         self._stop = threading.Event()
+        self._artifacts = compile_cache.path(cache_dir, model, max_len) if cache_dir else None
+        self.reloaded = False  # whether the build started from the workspace's compile cache (see `source`)
         self._built = _GENERATOR.submit(self._build, model)
+
+    @property
+    def source(self) -> str:
+        """'cache': the compiled step was rebuilt from the workspace's compile cache; 'fresh': compiled anew."""
+        return "cache" if self.reloaded else "fresh"
 
     def _build(self, model) -> None:
         ids = torch.zeros((1, 8), dtype=torch.long, device=model.device)
+        if self._artifacts is not None:
+            self.reloaded = compile_cache.reload(self._artifacts)
         try:
             with torch.inference_mode():
                 for _ in range(2):  # the first compiles the step, the second records its CUDA graphs
@@ -240,6 +251,8 @@ class CompiledDecoding:
         except Exception:
             logging.getLogger(__name__).exception("Building the compiled decoding step failed; replies stay uncompiled.")
             raise
+        if self._artifacts is not None and not self.reloaded and not self._stop.is_set():
+            compile_cache.save(self._artifacts)
 
     @property
     def state(self) -> str:
@@ -264,9 +277,9 @@ class CompiledDecoding:
         self._stop.set()
 
 
-def compiled_decoding(model, max_len: int) -> CompiledDecoding | None:
-    """A CompiledDecoding on CUDA, None elsewhere."""
-    return CompiledDecoding(model, max_len) if model.device.type == "cuda" else None
+def compiled_decoding(model, max_len: int, cache_dir: Path | None = None) -> CompiledDecoding | None:
+    """A CompiledDecoding on CUDA (its compile cache in `cache_dir`), None elsewhere."""
+    return CompiledDecoding(model, max_len, cache_dir) if model.device.type == "cuda" else None
 
 
 def _allow_4bit_compile(model) -> None:

@@ -170,7 +170,7 @@ class ModelManager:
                 model, tokenizer = self._load_weights(path, load_in_4bit, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
                 raise ModelError(f"Could not load '{spec}': {e}") from None
-            decoding = generation.compiled_decoding(model, max_seq_length)
+            decoding = generation.compiled_decoding(model, max_seq_length, self.workspace.root / ".cache" / "compile")
             self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, decoding=decoding,
                                   parameters=sum(p.numel() for p in model.parameters()))
             previous = None

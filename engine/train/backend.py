@@ -20,11 +20,15 @@ class Settings:
     mixed_precision: str  # no | bf16 | fp16
     optimizer: str  # the TrainingArguments `optim`
     gradient_checkpointing: bool
+    checkpointed_layers: int | None = None  # with checkpointing on: how many layers recompute (None: all)
 
     def describe(self) -> str:
         precision = self.weights_dtype + ("" if self.mixed_precision == "no" else f" with {self.mixed_precision} mixed precision")
+        checkpointing = "on" if self.gradient_checkpointing else "off"
+        if self.gradient_checkpointing and self.checkpointed_layers is not None:
+            checkpointing += f" for {self.checkpointed_layers} layers"
         return (f"{self.backend} on {self.device}, {precision}, optimizer {self.optimizer}, gradient checkpointing "
-                f"{'on' if self.gradient_checkpointing else 'off'}")
+                f"{checkpointing}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +142,29 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
         random_state=lora.random_state, use_rslora=lora.use_rslora, loftq_config=_loftq(lora.loftq),
     )
     return model, tokenizer
+
+
+def checkpoint_layers(model, settings: Settings) -> int:
+    """Checkpoint `settings.checkpointed_layers` of the model's decoder layers (all where None); the others
+    keep their activations. unsloth's own `skip_checkpointing` spreads the kept layers evenly; on the
+    transformers backend the first layers are checkpointed. Returns how many are."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    k = len(layers) if settings.checkpointed_layers is None else min(settings.checkpointed_layers, len(layers))
+    if not settings.gradient_checkpointing:
+        return 0
+    if settings.backend == "unsloth":
+        from unsloth.models._utils import skip_checkpointing
+
+        if k < len(layers):
+            skip_checkpointing(model, "max" if k == 0 else len(layers) - k)
+        return k
+    # The trainer would turn every layer on again (its gradient_checkpointing is off: trainer.training_args).
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    for i, layer in enumerate(layers):
+        layer.gradient_checkpointing = i < k
+    return k
 
 
 def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):

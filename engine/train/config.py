@@ -100,6 +100,11 @@ class LoraSection(_Section):
         description="Recompute activations instead of storing them: much less memory, some speed. 'auto' turns it on "
         "for GPUs (unsloth's version) and off on a CPU.",
     )
+    checkpointed_layers: int | None = Field(
+        None, ge=0, title="Layers checkpointed",
+        description="How many layers recompute their activations (when checkpointing is not 'off'). Empty: with "
+        "'auto' on a GPU the plan checkpoints the fewest that fit in memory (faster); with 'on', every layer.",
+    )
     random_state: int = Field(3407, title="Adapter seed", description="Seed for the adapter's starting weights.")
 
 

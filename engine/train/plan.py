@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.files import read_json, write_json
 from engine.hardware import GiB, Hardware, detect
-from engine.train import distributed, estimate
+from engine.train import checkpointing, distributed, estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
@@ -93,6 +93,7 @@ class Plan:
     measured_peak_gb: float | None = None  # the peak memory of the same measured steps
     seconds: float | None = None
     processes: int = 1  # training processes (one a GPU), each with its own copy of the model
+    checkpointing: checkpointing.Choice | None = None  # the layers checkpointed and the batch, on a GPU
 
     @property
     def truncated_share(self) -> float:
@@ -124,6 +125,8 @@ class Plan:
             lines.append(f"**Processes:** {self.processes} (torchrun, DDP), each holding the memory above on its own "
                          "GPU; rank 0 writes the run folder.")
         lines.append(f"**Backend:** {self.settings.describe()}.")
+        if self.checkpointing and self.settings.gradient_checkpointing:
+            lines.append(f"**Checkpointing:** {self.checkpointing.words()}.")
         lines += [f"**Cannot start:** {p}" for p in self.problems]
         lines += [f"*Advice:* {n}" for n in self.notes]
         return "  \n".join(lines)
@@ -152,15 +155,20 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     batches = max(1, math.ceil(rows / (t.batch_size * count)))  # each process takes its share of the rows
     per_epoch = max(1, math.ceil(batches / distributed.accumulation(t.gradient_accumulation, count)))
     total = t.max_steps or math.ceil(t.epochs * per_epoch)
-    batch_tokens = _largest_batch_tokens(data.lengths, config)
-    memory = estimate_memory(shape, config, settings, batch_tokens)
     free = hw.free_bytes()
+    choice = None
+    if settings.device == "cuda":
+        choice = checkpointing.choose(config, settings, shape, data.lengths, checkpointing.budget(free))
+        settings, free = choice.settings, int(choice.budget_bytes)
+    sized = config if choice is None else with_changes(config, {"train.batch_size": choice.batch_size,
+                                                              "train.gradient_accumulation": choice.gradient_accumulation})
+    memory = estimate_memory(shape, sized, settings, largest_batch_tokens(data.lengths, sized))
     plan = Plan(
         config=config, settings=settings, problems=problems, notes=advice_notes(config, len(data.rows)),
         conversations=data.conversations, rows=len(data.rows), truncated=data.truncated, dropped=data.dropped,
         tokens_per_epoch=data.tokens, trained_tokens_per_epoch=data.trained_tokens, longest=data.longest,
         steps_per_epoch=per_epoch, total_steps=total, epochs=total / per_epoch,
-        memory=memory, free_bytes=free, verdict=verdict(memory.total, free),
+        memory=memory, free_bytes=free, verdict=verdict(memory.total, free), checkpointing=choice,
     )
     if plan.verdict != FITS:
         plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
@@ -215,14 +223,15 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     # dropped-out copy of each LoRA input; float32 unless the weights themselves are 16-bit.
     act_bytes = 2 if weight_bytes == 2 or config.model.load_in_4bit else 4
     per_token_layer = (14 * shape.hidden + 5 * shape.intermediate) * act_bytes
-    if settings.gradient_checkpointing:  # only each layer's input is kept, one layer is recomputed at a time
-        # unsloth's checkpointing moves the kept inputs to host memory (unsloth_zoo's offloaded checkpointer).
-        kept = 0 if settings.backend == "unsloth" else shape.layers * shape.hidden * act_bytes
-        activations = batch_tokens * (kept + per_token_layer)
-    else:
-        activations = batch_tokens * shape.layers * per_token_layer
-        if settings.backend == "unsloth":  # its fused kernels kept 0.46-0.47 of this on an H200 (bench/RESULTS.md)
-            activations *= 0.5
+    checkpointed = 0 if not settings.gradient_checkpointing else shape.layers \
+        if settings.checkpointed_layers is None else min(settings.checkpointed_layers, shape.layers)
+    # A checkpointed layer keeps only its input, and one is recomputed at a time; unsloth's checkpointing
+    # moves the kept inputs to host memory (unsloth_zoo's offloaded checkpointer).
+    kept = 0 if settings.backend == "unsloth" else checkpointed * shape.hidden * act_bytes
+    recomputed = per_token_layer if checkpointed else 0
+    # The other layers keep everything; unsloth's fused kernels kept 0.46-0.47 of it on an H200 (bench/RESULTS.md).
+    stored = (shape.layers - checkpointed) * per_token_layer * (0.5 if settings.backend == "unsloth" else 1)
+    activations = batch_tokens * (kept + recomputed + stored)
     # The LM head's logits in float32 (with their gradient); the fused GPU loss computes them in chunks.
     logits = 0.0 if settings.device == "cuda" else batch_tokens * shape.vocab * 4 * 2
     # On a CPU the peak grows over the epochs of padding-free batches, as the host allocator keeps blocks
@@ -232,7 +241,7 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     return Memory(weights, adapter, activations, logits, slack, runtime)
 
 
-def _largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
+def largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
     t, longest = config.train, max(lengths, default=0)
     if t.batching == "packed":
         return t.batch_size * config.model.max_seq_length
@@ -261,7 +270,7 @@ def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, le
         changed = with_changes(config, changes)
         changed_settings, _ = choose(changed, hw)
         cut = [min(n, changed.model.max_seq_length) for n in lengths]
-        need = estimate_memory(shape, changed, changed_settings, _largest_batch_tokens(cut, changed)).total
+        need = estimate_memory(shape, changed, changed_settings, largest_batch_tokens(cut, changed)).total
         fixes.append(Fix(f"{label}: about {need / GiB:.1f} GiB", changes, need / GB))
     return fixes
 
@@ -270,9 +279,11 @@ def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, le
 
 def speed_key(config: RunConfig, settings: Settings) -> str:
     m, lora, t = config.model, config.lora, config.train
-    return "|".join(str(x) for x in (
+    key = "|".join(str(x) for x in (
         m.name_or_path, settings.device, settings.weights_dtype, settings.mixed_precision, m.load_in_4bit,
         settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules)))
+    partly = settings.gradient_checkpointing and settings.checkpointed_layers is not None
+    return key + f"|{settings.checkpointed_layers}" if partly else key
 
 
 def known_speed(workspace: Workspace, config: RunConfig, settings: Settings) -> dict | None:
@@ -319,8 +330,7 @@ def _probe_seconds(config: RunConfig, total_steps: int) -> float:
 
 def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
     """The model's tokenizer and its Shape, from its config files alone (no weights are read)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
     from engine.chat.templates import load_tokenizer
 
@@ -332,6 +342,14 @@ def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
     except (OSError, ValueError) as e:
         raise ConfigError(f"Could not read the model '{config.model.name_or_path}' ({e}). Check its name or "
                           "folder; a Hub model needs the internet the first time.") from None
+    return tokenizer, shape_of(model_config, trust)
+
+
+def shape_of(model_config, trust: bool = False) -> Shape:
+    """The Shape of a model of this transformers config, built on the meta device (no memory, no weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=trust)
     text = model_config.get_text_config()
@@ -342,12 +360,11 @@ def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
             linear[leaf] = (module.in_features, module.out_features)
     embeddings = {id(p): p.numel() for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m
                   for p in m.parameters()}
-    shape = Shape(
+    return Shape(
         parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
         hidden=text.hidden_size, intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
         vocab=text.vocab_size, linear=linear, embedding_parameters=sum(embeddings.values()),
     )
-    return tokenizer, shape
 
 
 def _model_source(spec: str, workspace: Workspace) -> str:

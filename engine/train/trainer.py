@@ -16,10 +16,12 @@ pad token is their end-of-turn token leaves out the end of every turn.
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from engine.train import distributed
@@ -53,7 +55,7 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
         train_sampling_strategy="group_by_length" if t.batching == "padded" else "random",
         use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
         fp16=settings.mixed_precision == "fp16",
-        gradient_checkpointing=settings.gradient_checkpointing and settings.backend != "unsloth",
+        gradient_checkpointing=False,  # the backend turns it on, for the layers chosen (backend.checkpoint_layers)
         disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
     )
 
@@ -113,3 +115,17 @@ class WorkbenchTrainer(SFTTrainer):
         if "loss" in logs:  # every rank logs at the same steps, so the sum over them is taken here
             logs = {**logs, "real_tokens": distributed.total(self.real_tokens)}
         super().log(logs, *args, **kwargs)
+
+
+class StartupCallback(TrainerCallback):
+    """One `startup` event at the end of the first step of this process: the seconds from the worker's start
+    to each stage before it (`stages`, filled by the worker) and to the end of that step."""
+
+    def __init__(self, events, began: float, stages: dict[str, float]):
+        self.events, self.began, self.stages, self.done = events, began, stages, False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not self.done:
+            self.done = True
+            seconds = {**self.stages, "first_step": time.perf_counter() - self.began}
+            self.events.write("startup", seconds={k: round(v, 2) for k, v in seconds.items()})

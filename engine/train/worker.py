@@ -15,11 +15,13 @@ import signal
 import statistics
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
 from engine.errors import plain
 from engine.files import atomic_dir
+from engine.i18n import msg
 from engine.train import distributed, line, runs
 from engine.train.advice import memory_advice
 from engine.train.config import ConfigError
@@ -73,6 +75,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     # before they load.
     from engine.hardware import detect
 
+    began, startup = time.perf_counter(), {}  # seconds from here to each stage before step 1, for the events
     hw = detect()
     from datasets import Dataset
 
@@ -80,10 +83,10 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.data.store import token_cache
     from engine.chat.models import resolve_model
     from engine.chat.templates import prepare_tokenizer
-    from engine.train import backend, plan, probes
+    from engine.train import backend, checkpointing, plan, probes
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize
-    from engine.train.trainer import WorkbenchTrainer, training_args
+    from engine.train.trainer import StartupCallback, WorkbenchTrainer, training_args
 
     # 1. The config, and what this machine makes of it.
     run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
@@ -99,6 +102,11 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
                    + (f", {distributed.world()} processes." if distributed.world() > 1 else "."))
     if slow := backend.slow_attention(config, settings):
         events.message(slow, level="warning")
+    if cap := checkpointing.memory_cap() if settings.device == "cuda" else None:
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / torch.cuda.get_device_properties(0).total_memory))
+    startup["libraries"] = time.perf_counter() - began
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
     model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code, anywhere=True)
@@ -107,6 +115,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     trainable, total = model.get_nb_trainable_parameters()
     events.message(f"Loaded {model_path.name}: {trainable:,} of {total:,} parameters train "
                    f"({100 * trainable / total:.2f}%).")
+    startup["model"] = time.perf_counter() - began
 
     # 3. The data set, rendered with that template and cut at the maximum length.
     train_rows, eval_rows = split(load_conversations(config.dataset, workspace=workspace), config.train)
@@ -118,6 +127,23 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     events.message(f"{len(data.rows)} conversations, {data.tokens:,} tokens an epoch ({data.trained_tokens:,} "
                    f"learned); {data.truncated} cut at {config.model.max_seq_length} tokens, {data.dropped} left out.")
     eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
+    startup["data"] = time.perf_counter() - began
+
+    # The layers checkpointed and the batch (the plan's choice on a GPU: engine/train/checkpointing.py).
+    if settings.device == "cuda":
+        import torch
+        from transformers import AutoConfig
+
+        free, held = torch.cuda.mem_get_info()[0], torch.cuda.memory_reserved()
+        choice = checkpointing.choose(config, settings, plan.shape_of(AutoConfig.from_pretrained(model_path)),
+                                      data.lengths, checkpointing.budget(free + held))
+        settings = choice.settings
+        config = config.model_copy(update={"train": config.train.model_copy(update={
+            "batch_size": choice.batch_size, "gradient_accumulation": choice.gradient_accumulation})})
+        events.message(msg("Checkpointing: {said}.", said=choice.words()))
+        if not measure_steps:
+            update_status(run_dir, backend=settings.as_dict())
+    backend.checkpoint_layers(model, settings)
 
     # 4. The probe prompts, answered by the untrained model: what the run is compared with.
     if config.probes.prompts and not measure_steps and main and 0 not in probes.recorded_steps(run_dir):
@@ -134,8 +160,10 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
             ProbeCallback(run_dir, config.probes.prompts, config.probes.max_new_tokens, events),
             ProgressCallback(events, settings.device),
             StopCallback(stop),
+            StartupCallback(events, began, startup),
         ],
     )
+    startup["trainer"] = time.perf_counter() - began
 
     # 6. Train, from the latest checkpoint where there is one.
     if stop.is_set():
