@@ -260,7 +260,8 @@ def speed_key(config: RunConfig, settings: Settings) -> str:
     m, lora, t = config.model, config.lora, config.train
     return "|".join(str(x) for x in (
         m.name_or_path, settings.device, settings.weights_dtype, settings.mixed_precision, m.load_in_4bit,
-        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules)))
+        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules),
+        *(() if config.method == "supervised" else (config.method,))))  # preference steps compute more
 
 
 def known_speed(workspace: Workspace, config: RunConfig, settings: Settings) -> dict | None:

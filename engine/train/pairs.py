@@ -1,0 +1,108 @@
+"""Preference data for DPO, ORPO and KTO, from where the person has already judged replies: a saved
+data set's preference records, and the blind votes of runs' comparisons (the reply voted for over the
+other reply to the same prompt). Records are in trl's conversational preference format:
+`{"prompt", "chosen", "rejected"}` pairs, or KTO's `{"prompt", "completion", "label"}`.
+
+Chat regenerations are not a source yet: chats are kept in the browser, with no mark of the better reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.i18n import msg
+from engine.train.config import ConfigError, RunConfig
+from engine.workspace import BadName, Workspace
+
+
+@dataclass
+class Source:
+    name: str  # what the Train tab calls it: "data set NAME" or "votes of RUN"
+    kind: str  # "pairs" | "kto"
+    records: list[dict] = field(repr=False)
+
+
+def from_dataset(workspace: Workspace, ref: str) -> Source | None:
+    """A data set's preference records (a saved set by name, or a file in a preference shape); None when it
+    holds none."""
+    from engine.data.pipeline import inspect
+    from engine.data.preference import KIND
+    from engine.data.store import read_meta
+
+    try:
+        saved = (workspace.dataset_path(ref) / "data.jsonl").is_file()
+    except BadName:
+        saved = False
+    if saved:
+        meta = read_meta(workspace, ref)
+        if meta.preference is None:
+            return None
+        from engine.data.store import read_preference
+
+        kind, records = read_preference(workspace, ref)
+        return Source(msg("data set {name}", name=ref), kind, records)
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        return None
+    records: list[dict] = []
+    inspection = inspect(path, keep_rows=False, preference_sink=records.append)
+    if inspection.format not in KIND or not records:
+        return None
+    return Source(msg("data set {name}", name=path.name), KIND[inspection.format], records)
+
+
+def from_votes(workspace: Workspace, run: str) -> Source:
+    """A pair for each blind comparison of `run` whose latest vote chose a side (ties are left out)."""
+    from engine.compare import store
+    from engine.train.runs import load_run
+
+    saved = store.records(load_run(workspace, run).path)
+    comparisons = {r["id"]: r for r in saved if r["type"] == "comparison"}
+    latest = {r["comparison"]: r for r in saved if r["type"] == "vote"}
+    records = []
+    for comparison_id, vote in latest.items():
+        comparison = comparisons.get(comparison_id)
+        if comparison is None or vote["winner"] is None:
+            continue
+        loser = next((s for s in comparison["sides"] if s != vote["winner"]), None)
+        chosen, rejected = comparison["replies"].get(vote["winner"]), comparison["replies"].get(loser)
+        if not chosen or not rejected or chosen == rejected:
+            continue
+        prompt = [{"role": m["role"], "content": m["content"]} for m in comparison["messages"]]
+        records.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+                        "rejected": [{"role": "assistant", "content": rejected}]})
+    return Source(msg("votes of {run}", run=run), "pairs", records)
+
+
+def sources(workspace: Workspace, config: RunConfig) -> list[Source]:
+    """Every source the config names, in order: its data set (when it holds preference data), then each run's votes."""
+    found = []
+    if (data := from_dataset(workspace, config.dataset)) is not None:
+        found.append(data)
+    found.extend(from_votes(workspace, run) for run in config.preference.votes_from)
+    return found
+
+
+def as_kto(record: dict) -> list[dict]:
+    """A pair as KTO's two single replies: the chosen one desirable, the rejected one not."""
+    if "label" in record:
+        return [record]
+    return [{"prompt": record["prompt"], "completion": record["chosen"], "label": True},
+            {"prompt": record["prompt"], "completion": record["rejected"], "label": False}]
+
+
+def training_records(found: list[Source], method: str) -> list[dict]:
+    """The records a preference method trains on; a ConfigError saying what is missing."""
+    if not any(s.records for s in found):
+        raise ConfigError(msg(
+            "There are no preference pairs to train {method} on: pick a data set with chosen and rejected replies "
+            "(or KTO labels), or add runs whose blind Compare votes chose an answer.", method=method.upper()))
+    if method == "kto":
+        return [kto for s in found for r in s.records for kto in as_kto(r)]
+    unpaired = [s.name for s in found if s.kind == "kto" and s.records]
+    if unpaired:
+        raise ConfigError(msg(
+            "{sources} holds single replies marked good or bad, not pairs: train it with KTO, or pick a data set of "
+            "chosen and rejected replies for {method}.", sources=", ".join(unpaired), method=method.upper()))
+    return [r for s in found for r in s.records]
