@@ -120,3 +120,82 @@ def test_a_preference_run_needs_pairs_and_a_finished_run_to_start_from(workspace
     assert run.state == "failed" and "There is no run named 'nowhere'" in run.status.error
     with pytest.raises(ConfigError, match="preference methods"):
         validate(config(tiny_model_path, pairs_set, "supervised", preference={"votes_from": ["x"]}))
+
+
+def _voted_comparisons(workspace, run: str, n: int) -> None:
+    """`n` blind comparisons of `run` against the base, saved and voted on through the compare store: the
+    reply with the catchphrase wins each, the last vote is a tie (left out of the pairs)."""
+    from engine.compare import store
+
+    for i in range(n):
+        record = {"type": "comparison", "id": f"c{i}", "time": store.now(), "messages": [
+            {"role": "user", "content": f"Question number {i}?"}], "sides": ["base", run], "blind": True,
+            "shown": [run, "base"], "replies": {run: f"Answer {i}. Arr, matey!", "base": f"Answer {i}."},
+            "runs": [run]}
+        store.save(workspace, [run], record)
+        store.vote(workspace, record, "tie" if i == n - 1 else "a")
+
+
+def test_blind_votes_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model_path, tmp_path):
+    sft_data = tmp_path / "sft.jsonl"
+    sft_data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
+                                                         {"role": "assistant", "content": f"Reply number {i}, friend."}]}) + "\n"
+                                for i in range(8)))
+    import_file(workspace, "plain", sft_data)
+    runs.start_run(workspace, validate(config(tiny_model_path, "plain", "supervised", train={"max_steps": 2})),
+                   name="voted")
+    assert wait_for("voted", workspace, ended).state == "completed"
+    _voted_comparisons(workspace, "voted", 9)
+
+    dpo = validate(config(tiny_model_path, "plain", "dpo", preference={"votes_from": ["voted"]}))
+    [source] = pairs.sources(workspace, dpo)  # the supervised set "plain" holds no pairs
+    assert source.name == "votes of voted" and len(source.records) == 8
+    assert source.records[0] == {"prompt": [{"role": "user", "content": "Question number 0?"}],
+                                 "chosen": [{"role": "assistant", "content": "Answer 0. Arr, matey!"}],
+                                 "rejected": [{"role": "assistant", "content": "Answer 0."}]}
+    assert pairs.voted_runs(workspace) == [("voted", 8)]
+    kto = pairs.training_records([source], "kto")
+    assert len(kto) == 16 and [r["label"] for r in kto[:2]] == [True, False]
+
+    runs.start_run(workspace, dpo, name="from-votes")
+    run = wait_for("from-votes", workspace, ended)
+    assert run.state == "completed", run.status
+    assert any("DPO on 8 records (8 from votes of voted)" in e.get("text", "") for e in run.events)
+
+
+def test_a_run_without_pairs_says_where_pairs_come_from(workspace, tiny_model_path, tmp_path):
+    rows = tmp_path / "plain.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "A question for you?"},
+                                             {"role": "assistant", "content": "A longer reply, my friend."}]}) + "\n")
+    import_file(workspace, "plain", rows)
+    dpo = validate(config(tiny_model_path, "plain", "dpo"))
+    with pytest.raises(ConfigError, match="no preference pairs to train DPO on"):
+        pairs.training_records(pairs.sources(workspace, dpo), "dpo")
+    kto_rows = tmp_path / "kto.jsonl"
+    kto_rows.write_text("".join(json.dumps({"prompt": f"Q{i}?", "completion": f"Reply number {i}, friend.", "label": i % 2 == 0}) + "\n"
+                                for i in range(4)))
+    import_file(workspace, "judged", kto_rows)
+    with pytest.raises(ConfigError, match="single replies marked good or bad, not pairs: train it with KTO"):
+        pairs.training_records(pairs.sources(workspace, validate(config(tiny_model_path, "judged", "orpo"))), "orpo")
+
+
+def test_the_preview_marks_what_each_reply_trains(workspace, tiny_model_path, pairs_set):
+    from ui.train_preference import pairs_view
+    from ui.context import Context
+
+    cfg = validate(config(tiny_model_path, pairs_set, "dpo"))
+    counts, shown = pairs.first_preview(workspace, cfg)
+    assert counts == [("data set pairs", 12)]
+    chosen, rejected = shown["chosen"], shown["rejected"]
+    # The prompt is context; the reply (with its end of turn) is what trains.
+    assert [trained for _, trained in chosen.segments] == [False, True]
+    assert chosen.segments[0][0].endswith("Question number 0?<|im_end|>\n<|im_start|>assistant\n")
+    assert chosen.segments[1][0].startswith("Answer 0. Arr, matey!<|im_end|>")
+    assert rejected.segments[1][0].startswith("Answer 0.<|im_end|>") and chosen.trained > rejected.trained
+
+    ctx = Context(workspace=workspace, manager=None, hardware=None)
+    text, rendered = pairs_view(ctx, cfg)
+    assert "**data set pairs:** 12 records" in text
+    assert "Chosen reply:" in rendered and "Rejected reply:" in rendered and "Arr, matey!" in rendered
+    supervised, nothing = pairs_view(ctx, validate(config(tiny_model_path, pairs_set, "supervised")))
+    assert "choose DPO, ORPO or KTO" in supervised and nothing == ""

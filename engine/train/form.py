@@ -16,6 +16,8 @@ from engine.train.presets import presets
 LINES = "probes.prompts"  # a list of prompts, one a line in a text box
 MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
 ZERO_IS_NONE = "train.max_steps"  # 0 in the form: use epochs
+RUN = "preference.start_from"  # a run's name, or none (the base model)
+RUNS = "preference.votes_from"  # run names, picked from the runs
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Setting:
     path: str
     label: str
     help: str
-    kind: str  # "bool" | "choice" | "int" | "float" | "lines" | "modules"
+    kind: str  # "bool" | "choice" | "int" | "float" | "lines" | "modules" | "run" | "runs"
     choices: tuple = ()  # (label, value) pairs for a choice, the layer names for "modules"
 
 
@@ -58,6 +60,8 @@ def setting(path: str, preset: str | None = None) -> Setting:
         return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
     if path == LINES:
         return Setting(path, label, help, "lines")
+    if path in (RUN, RUNS):
+        return Setting(path, label, help, "run" if path == RUN else "runs")
     if path == ZERO_IS_NONE:
         label += " (0 = use epochs)"
     if kind is bool:
@@ -94,6 +98,10 @@ def config_of(model: str, dataset: str, preset: str | None, paths: list[str], fo
             value = [line.strip() for line in (value or "").splitlines() if line.strip()]
         elif path == ZERO_IS_NONE:
             value = int(value) if value else None
+        elif path == RUN:
+            value = (value or "").strip()
+        elif path == RUNS:
+            value = [v for v in (value or []) if v]
         elif isinstance(value, float) and value.is_integer() and setting(path).kind == "int":
             value = int(value)
         changes[path] = value

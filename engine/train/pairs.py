@@ -106,3 +106,55 @@ def training_records(found: list[Source], method: str) -> list[dict]:
             "{sources} holds single replies marked good or bad, not pairs: train it with KTO, or pick a data set of "
             "chosen and rejected replies for {method}.", sources=", ".join(unpaired), method=method.upper()))
     return [r for s in found for r in s.records]
+
+
+def preview(record: dict, tokenizer, max_length: int | None = None) -> dict:
+    """Each reply of a record rendered as the preference trainers render it (the prompt with the generation
+    prompt, then the prompt and the reply; the reply's tokens are those after where the two part), as
+    `engine.data.render.Preview`s by "chosen" and "rejected" (a KTO record: its "completion")."""
+    from engine.data.render import Preview
+
+    def ids(messages, **kwargs) -> list[int]:
+        return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+
+    prompt = ids(record["prompt"], add_generation_prompt=True)
+    out = {}
+    for side in ("chosen", "rejected", "completion"):
+        if side not in record:
+            continue
+        full = ids(record["prompt"] + record[side])
+        start = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+        segments = [(tokenizer.decode(full[:start]), False), (tokenizer.decode(full[start:]), True)]
+        reply = full[start:]
+        out[side] = Preview([s for s in segments if s[0]], len(full), len(reply),
+                            tokenizer.eos_token_id in reply, max_length)  # the reply teaches where to stop
+    return out
+
+
+def starting_points(workspace: Workspace) -> list[str]:
+    """The runs a preference run can start from: those with a final adapter, newest first."""
+    from engine.train.runs import list_runs
+
+    return [r.name for r in list_runs(workspace) if r.adapter is not None]
+
+
+def voted_runs(workspace: Workspace) -> list[tuple[str, int]]:
+    """(run, pairs its blind votes give) for every run with at least one, newest first."""
+    from engine.train.runs import list_runs
+
+    found = [(r.name, len(from_votes(workspace, r.name).records)) for r in list_runs(workspace)]
+    return [(name, n) for name, n in found if n]
+
+
+def first_preview(workspace: Workspace, config: RunConfig) -> tuple[list[tuple[str, int]], dict | None]:
+    """What the Train tab shows before a preference run: each source's count, and the first record rendered
+    with the run's model and template (None when no source gives one)."""
+    from engine.chat.models import resolve_model
+    from engine.data.render import shared_tokenizer
+
+    found = sources(workspace, config)
+    record = next((r for s in found for r in s.records), None)
+    if record is None:
+        return [(s.name, len(s.records)) for s in found], None
+    tokenizer = shared_tokenizer(str(resolve_model(config.model.name_or_path, workspace)), config.template)
+    return [(s.name, len(s.records)) for s in found], preview(record, tokenizer, config.model.max_seq_length)
