@@ -114,10 +114,10 @@ def test_dpo_continues_a_supervised_adapter_and_resumes_after_stop(workspace, ti
 
 
 def test_a_preference_run_needs_pairs_and_a_finished_run_to_start_from(workspace, tiny_model_path, pairs_set):
-    run = runs.start_run(workspace, validate(config(tiny_model_path, pairs_set, "dpo",
-                                                    preference={"start_from": "nowhere"})), name="bad")
-    run = wait_for("bad", workspace, ended)
-    assert run.state == "failed" and "There is no run named 'nowhere'" in run.status.error
+    with pytest.raises(ConfigError, match="There is no run named 'nowhere'"):
+        runs.start_run(workspace, validate(config(tiny_model_path, pairs_set, "dpo",
+                                                  preference={"start_from": "nowhere"})), name="bad")
+    assert not (workspace.runs / "bad").exists()
     with pytest.raises(ConfigError, match="preference methods"):
         validate(config(tiny_model_path, pairs_set, "supervised", preference={"votes_from": ["x"]}))
 
@@ -199,3 +199,61 @@ def test_the_preview_marks_what_each_reply_trains(workspace, tiny_model_path, pa
     assert "Chosen reply:" in rendered and "Rejected reply:" in rendered and "Arr, matey!" in rendered
     supervised, nothing = pairs_view(ctx, validate(config(tiny_model_path, pairs_set, "supervised")))
     assert "choose DPO, ORPO or KTO" in supervised and nothing == ""
+
+
+def test_a_preference_run_is_judged_by_its_reward_margin(workspace, tiny_model_path, pairs_set):
+    from engine.train import verdict
+
+    runs.start_run(workspace, validate(config(tiny_model_path, pairs_set, "dpo")), name="judged")
+    run = wait_for("judged", workspace, ended)
+    judged = verdict.judge(run)
+    margins = [e["reward_margin"] for e in steps_of(run)]
+    assert judged.lines[0].startswith("The reward margin") and "learned the preferences" in judged.lines[0]
+    assert f"**{sum(margins[-3:]) / 3:.2f}**" in judged.lines[0]
+    assert "the chart recommends" not in judged.markdown()  # the supervised loss range says nothing here
+
+
+def test_the_plan_of_a_preference_run_says_what_it_trains_on(workspace, tiny_model_path, pairs_set):
+    from engine.train import plan
+
+    made = plan.make(validate(config(tiny_model_path, pairs_set, "kto")), workspace)
+    assert made.notes[0].startswith("KTO trains on preference records (12 from data set pairs)")
+    assert not any("preference records" in n for n in plan.make(
+        validate(config(tiny_model_path, pairs_set, "supervised")), workspace).notes)
+
+
+def test_votes_between_a_preference_run_and_its_supervised_run_are_its_win_rate_against_it(workspace,
+                                                                                         tiny_model_path):
+    from engine.compare import store
+    from engine.files import write_text
+    from tests.compare_runs import adapter_run
+
+    adapter_run(workspace, "sft", tiny_model_path)
+    path = adapter_run(workspace, "dpo", tiny_model_path, std=0.1)
+    started = runs.load_run(workspace, "dpo").config.model_dump(mode="json")
+    started.update(method="dpo", preference={"start_from": "sft"})
+    write_text(path / "run.yaml", validate(started).to_yaml())
+    for i, (sides, winner) in enumerate([(["dpo", "sft"], "dpo"), (["sft", "dpo"], "dpo"), (["dpo", "sft"], "sft")]):
+        loser = next(side for side in sides if side != winner)
+        record = {"type": "comparison", "id": f"c{i}", "time": store.now(), "blind": True, "sides": sides,
+                  "messages": [{"role": "user", "content": "Hello?"}], "shown": [winner, loser],
+                  "replies": {"dpo": "Arr!", "sft": "Hello."}, "runs": sides}
+        store.save(workspace, sides, record)
+        store.vote(workspace, record, "a")  # the answer shown under A: the winner
+    # Whichever side each comparison put it on, the preference run is measured against the supervised one.
+    [tally] = store.win_rates(path)
+    assert (tally.reference, tally.challenger, tally.wins, tally.losses) == ("sft", "dpo", 2, 1)
+    assert store.reference_first(workspace, "base", "dpo") == ["base", "dpo"]
+
+
+def test_start_checks_the_runs_a_preference_run_names(workspace, tiny_model_path, pairs_set):
+    from engine.train.sources import check_sources
+    from tests.compare_runs import adapter_run
+
+    with pytest.raises(ConfigError, match="There is no run named 'gone'"):
+        check_sources(workspace, validate(config(tiny_model_path, pairs_set, "dpo", preference={"votes_from": ["gone"]})))
+    adapter_run(workspace, "other-model", tiny_model_path)
+    other = config(tiny_model_path, pairs_set, "dpo", preference={"start_from": "other-model"})
+    other["model"]["name_or_path"] = "default"
+    with pytest.raises(ConfigError, match="a preference run continues an adapter on the model it was trained on"):
+        check_sources(workspace, validate(other))

@@ -92,9 +92,9 @@ def rewards(run: runs.Run | None) -> pd.DataFrame | None:
     steps = [e for e in (run.current("step") if run else []) if e.get("reward_margin") is not None]
     if not steps:
         return None
-    rows = [{"step": e["step"], "value": e[key], "series": label} for e in steps
-            for key, label in (("reward_margin", "reward margin (chosen - rejected)"),
-                               ("reward_accuracy", "reward accuracy (share of pairs ranked right)"))
+    series = (("reward_margin", t("reward margin (chosen - rejected)")),
+              ("reward_accuracy", t("reward accuracy (share of pairs ranked right)")))
+    rows = [{"step": e["step"], "value": e[key], "series": label} for e in steps for key, label in series
             if e.get(key) is not None]
     return pd.DataFrame(rows)
 

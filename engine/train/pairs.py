@@ -158,3 +158,12 @@ def first_preview(workspace: Workspace, config: RunConfig) -> tuple[list[tuple[s
         return [(s.name, len(s.records)) for s in found], None
     tokenizer = shared_tokenizer(str(resolve_model(config.model.name_or_path, workspace)), config.template)
     return [(s.name, len(s.records)) for s in found], preview(record, tokenizer, config.model.max_seq_length)
+
+
+def plan_note(workspace: Workspace, config: RunConfig) -> str:
+    """The plan's line for a preference run: how many records it trains on, and from where."""
+    found = sources(workspace, config)
+    counted = ", ".join(msg("{n} from {source}", n=len(s.records), source=s.name) for s in found) or msg("none")
+    return msg("{method} trains on preference records ({counted}); the counts and time above are of the data set's "
+               "conversations, and each preference step computes the prompt with both replies.",
+               method=config.method.upper(), counted=counted)

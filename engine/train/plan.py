@@ -25,6 +25,7 @@ from engine.train import estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
+from engine.train.pairs import plan_note
 from engine.workspace import Workspace
 
 GB = 1e9
@@ -151,6 +152,8 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
         steps_per_epoch=per_epoch, total_steps=total, epochs=total / per_epoch,
         memory=memory, free_bytes=free, verdict=verdict(memory.total, free),
     )
+    if config.method != "supervised":
+        plan.notes.insert(0, plan_note(workspace, config))
     if plan.verdict != FITS:
         plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
     speed = speed_of(config, settings, workspace, shape.parameters)
