@@ -18,6 +18,7 @@ from engine.train.sources import absolute_dataset, check_sources
 from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
 from ui.access import visitor_ok
 from ui.context import Context
+from ui import train_preference
 from ui.train_view import charts, log_tail, next_steps, probe_table, progress_text, runs_table
 from ui.widgets import bind, follow, template_choices
 
@@ -34,7 +35,8 @@ SECTIONS = {
                  "train.eval_split", "train.logging_steps", "train.save_steps", "train.save_total_limit",
                  "train.seed", "train.report_to", "train.processes"],
 }
-PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "probes.max_new_tokens"]
+PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "probes.max_new_tokens",
+                                                               *train_preference.PATHS]
 MAX_FIXES = 4
 # Each action's message shows beside the controls that caused it: Start's row, the Run row, the Runs row.
 MESSAGES = ("start", "run", "runs")
@@ -176,6 +178,10 @@ def _checked(ctx: Context, model, dataset, preset, values) -> RunConfig:
     return check_sources(ctx.workspace, absolute_dataset(config_from(model, dataset, preset, values)))
 
 
+def show_pairs(ctx: Context, model, dataset, preset, *values) -> tuple[str, str]:
+    return train_preference.pairs_view(ctx, _checked(ctx, model, dataset, preset, values))
+
+
 def make_plan(ctx: Context, model, dataset, preset, *values) -> tuple:
     return _plan_outputs(plan.make(_checked(ctx, model, dataset, preset, values), ctx.workspace, ctx.hardware))
 
@@ -270,6 +276,7 @@ def render(ctx: Context) -> None:
     picked = gr.State(False)  # the person chose the data set; until then it follows the newest saved one
     preset_help = gr.Markdown(estimate.preset_help("quick-test"))
 
+    method_fields = train_preference.fields(ctx, initial, "quick-test")
     fields: list[gr.components.Component] = []
     with gr.Accordion("Advanced parameters", open=False):
         for title, paths in SECTIONS.items():
@@ -278,9 +285,11 @@ def render(ctx: Context) -> None:
                 with gr.Row():
                     for path in paths[i:i + 3]:
                         fields.append(_component(path, initial[path], "quick-test"))
+    pairs_place = gr.Column()  # the preference data panel, filled once the form's inputs exist
     with gr.Accordion("Probe prompts", open=False):
         gr.Markdown("Answered greedily by the untrained model and at each checkpoint, to watch the answers change.")
         fields += [_component(p, initial[p], "quick-test") for p in ("probes.prompts", "probes.max_new_tokens")]
+    fields += method_fields
 
     with gr.Row(equal_height=True):
         plan_button = gr.Button("Plan", elem_id="train-plan")
@@ -314,6 +323,7 @@ def render(ctx: Context) -> None:
         loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss (keep it roughly between 0.5 and 1.5)",
                                 height=260, elem_id="train-loss")
         lr_plot = gr.LinePlot(x="step", y="learning rate", title="Learning rate", height=260, elem_id="train-lr")
+    train_preference.reward_chart(ctx, selected, progress)
     with gr.Accordion("Probe answers (step x prompt)", open=True):
         probe_grid = gr.Dataframe(probe_table(None), wrap=True, interactive=False, elem_id="train-probes")
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, interactive=False, elem_id="train-log")
@@ -330,6 +340,8 @@ def render(ctx: Context) -> None:
     seen = gr.State(None)
 
     inputs = [model, dataset, preset, *fields]
+    with pairs_place:
+        train_preference.panel(ctx, method_fields, show_pairs, inputs)
     messages = [start_message, run_message, runs_message]
     buttons = [start_button, stop_button, resume_button, rename_button, delete_button]
     live_outputs = [progress, loss_plot, lr_plot, probe_grid, log, *buttons, start_note, resume_note]

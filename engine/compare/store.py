@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from engine.compare.sides import BASE
 from engine.files import append_jsonl, now, read_jsonl
-from engine.train.runs import run_dir
+from engine.train.runs import load_run, run_dir
 from engine.workspace import Workspace
 
 COMPARISONS_FILE = "comparisons.jsonl"
@@ -104,7 +104,8 @@ def vote(workspace: Workspace, comparison: dict, choice: str) -> dict:
     shown = comparison["shown"]
     record = {
         "type": "vote", "time": now(), "comparison": comparison["id"], "choice": choice,
-        "pair": pair(*comparison["sides"]), "winner": None if choice == "tie" else shown[CHOICES.index(choice)],
+        "pair": reference_first(workspace, *comparison["sides"]),
+        "winner": None if choice == "tie" else shown[CHOICES.index(choice)],
     }
     save(workspace, comparison["runs"], record)
     return record
@@ -114,6 +115,22 @@ def pair(left: str, right: str) -> list[str]:
     """[reference, challenger]: the base model is always the reference; otherwise the order chosen
     (the left side is what the right one is measured against)."""
     return [right, left] if right == BASE else [left, right]
+
+
+def reference_first(workspace: Workspace, left: str, right: str) -> list[str]:
+    """`pair`, except that a preference run compared with the run it started from (its supervised
+    adapter) is always the challenger: its win rate is against the supervised adapter."""
+    order = pair(left, right)
+    if order[0] != BASE and _started_from(workspace, order[0]) == order[1].partition(":")[0]:
+        return order[::-1]
+    return order
+
+
+def _started_from(workspace: Workspace, spec: str) -> str:
+    try:
+        return load_run(workspace, spec.partition(":")[0]).config.preference.start_from
+    except ValueError:  # a run gone or with an unreadable run.yaml: no such relation to honour
+        return ""
 
 
 @dataclass(frozen=True)

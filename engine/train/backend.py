@@ -116,14 +116,22 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def load(config: RunConfig, settings: Settings, model_path: Path):
-    """The model with a fresh LoRA adapter attached, and its tokenizer."""
+def load(config: RunConfig, settings: Settings, model_path: Path, adapter: Path | None = None):
+    """The model with a fresh LoRA adapter attached (or, given `adapter`, that adapter, to train further),
+    and its tokenizer."""
     if settings.backend == "unsloth":
-        return _load_unsloth(config, settings, model_path)
-    return _load_transformers(config, settings, model_path)
+        return _load_unsloth(config, settings, model_path, adapter)
+    return _load_transformers(config, settings, model_path, adapter)
 
 
-def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
+def _continue(model, adapter: Path):
+    """A saved adapter on the loaded base model, trainable (a preference run after a supervised one)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+
+
+def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path, adapter: Path | None = None):
     import torch
     from unsloth import FastLanguageModel
 
@@ -136,6 +144,8 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path):
         dtype=getattr(torch, settings.weights_dtype), load_in_4bit=config.model.load_in_4bit,
         trust_remote_code=config.model.trust_remote_code,
     )
+    if adapter is not None:  # untested here: no CUDA on the build machines
+        return _continue(model, adapter), tokenizer
     model = FastLanguageModel.get_peft_model(
         model, r=lora.r, target_modules=lora.target_modules, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         bias=lora.bias, use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
@@ -167,7 +177,7 @@ def checkpoint_layers(model, settings: Settings) -> int:
     return k
 
 
-def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
+def _load_transformers(config: RunConfig, settings: Settings, model_path: Path, adapter: Path | None = None):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -186,6 +196,8 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path):
     )
     if quantization is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+    if adapter is not None:
+        return _continue(model, adapter), tokenizer
     torch.manual_seed(lora.random_state)
     peft_config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias, use_rslora=lora.use_rslora,

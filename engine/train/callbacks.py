@@ -15,6 +15,9 @@ from engine.train import distributed, probes
 from engine.train.runs import EventLog
 
 GB = 1e9
+# What trl's preference trainers log, by the name a step event gives it: how far the chosen reply's reward
+# is above the rejected one's, and the share of pairs where it is above.
+PREFERENCE_METRICS = {"rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy"}
 
 
 def memory_gb(device: str) -> tuple[float, float]:
@@ -79,6 +82,7 @@ class ProgressCallback(TrainerCallback):
             loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
             token_accuracy=logs.get("mean_token_accuracy"), tokens=tokens, tokens_per_s=rate,
             memory_gb=round(current, 3), peak_memory_gb=round(peak, 3), eta_s=eta,
+            **{name: logs[key] for key, name in PREFERENCE_METRICS.items() if key in logs},
         )
 
 

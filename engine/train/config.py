@@ -20,6 +20,8 @@ from engine.validation import sentences
 LINEAR_MODULES = families.default_target_modules()  # a model of a family gets its own: families.target_modules
 EMBEDDING_MODULES = ["embed_tokens", "lm_head"]
 TEMPLATE_CHOICES = ("model", "chatml", "alpaca")  # the model's own, or a fallback of engine.chat.templates.FALLBACKS
+METHODS = ("supervised", "dpo", "orpo", "kto")
+PREFERENCE_METHODS = METHODS[1:]
 
 
 class ConfigError(ValueError):
@@ -210,6 +212,27 @@ class ProbeSection(_Section):
     )
 
 
+class PreferenceSection(_Section):
+    """Preference tuning (DPO, ORPO, KTO): how far from its start the model may move, where it starts,
+    and which runs' blind votes add pairs to the data set's."""
+
+    beta: float = Field(
+        0.1, gt=0, le=10, title="Beta (how far from the start)",
+        description="How strongly the tuned model is held near the model it starts from: 0.1 is usual; lower "
+        "(0.05) follows the preferences more, higher (0.3-0.5) stays closer to the start.",
+    )
+    start_from: str = Field(
+        "", title="Start from run",
+        description="A supervised run whose adapter this run continues (the usual path: supervised, then DPO); "
+        "empty starts a fresh adapter on the base model.",
+    )
+    votes_from: list[str] = Field(
+        default_factory=list, title="Votes of runs",
+        description="Runs whose blind Compare votes add pairs: the answer voted for, preferred over the other "
+        "answer to the same prompt (ties are left out).",
+    )
+
+
 class RunConfig(_Section):
     preset: str | None = Field(None, title="Preset", description="The preset this config started from, for reference.")
     model: ModelSection = Field(default_factory=ModelSection)
@@ -220,6 +243,16 @@ class RunConfig(_Section):
     dataset: str = Field(
         ..., min_length=1, title="Data set", description="A saved data set's name, or the path to a data file.",
     )
+    method: Literal[METHODS] = Field(
+        "supervised", title="Method",
+        description="Supervised learns the replies of the data set. DPO and ORPO learn from pairs (a chosen and a "
+        "rejected reply to the same prompt), KTO from single replies marked good or bad. DPO and KTO work best "
+        "after a supervised run (Start from run), with a small learning rate (5e-6 to 5e-5); ORPO needs no "
+        "supervised run first.",
+        json_schema_extra=_labels(supervised="supervised (learn the replies)", dpo="DPO (pairs)",
+                                  orpo="ORPO (pairs, no supervised run first)", kto="KTO (good or bad replies)"),
+    )
+    preference: PreferenceSection = Field(default_factory=PreferenceSection)
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     probes: ProbeSection = Field(default_factory=ProbeSection)
@@ -229,6 +262,9 @@ class RunConfig(_Section):
         if self.lora.loftq and self.model.load_in_4bit:
             raise ValueError("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit model; "
                              "turn off LoftQ or model.load_in_4bit.")
+        if self.method == "supervised" and (self.preference.start_from or self.preference.votes_from):
+            raise ValueError("preference: starting from a run and adding votes are for preference methods; choose "
+                             "method dpo, orpo or kto, or clear preference.start_from and preference.votes_from.")
         return self
 
     def to_yaml(self) -> str:

@@ -17,6 +17,8 @@ LINES = "probes.prompts"  # a list of prompts, one a line in a text box
 MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
 # Settings whose "none" is 0 in the form, and what 0 means.
 ZERO_IS_NONE = {"train.max_steps": " (0 = use epochs)", "train.processes": " (0 = every GPU)"}
+RUN = "preference.start_from"  # a run's name, or none (the base model)
+RUNS = "preference.votes_from"  # run names, picked from the runs
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Setting:
     path: str
     label: str
     help: str
-    kind: str  # "bool" | "choice" | "int" | "float" | "lines" | "modules"
+    kind: str  # "bool" | "choice" | "int" | "float" | "lines" | "modules" | "run" | "runs"
     choices: tuple = ()  # (label, value) pairs for a choice, the layer names for "modules"
 
 
@@ -59,6 +61,8 @@ def setting(path: str, preset: str | None = None) -> Setting:
         return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
     if path == LINES:
         return Setting(path, label, help, "lines")
+    if path in (RUN, RUNS):
+        return Setting(path, label, help, "run" if path == RUN else "runs")
     if path in ZERO_IS_NONE:
         label += ZERO_IS_NONE[path]
     if kind is bool:
@@ -95,6 +99,10 @@ def config_of(model: str, dataset: str, preset: str | None, paths: list[str], fo
             value = [line.strip() for line in (value or "").splitlines() if line.strip()]
         elif path in ZERO_IS_NONE:
             value = int(value) if value else None
+        elif path == RUN:
+            value = (value or "").strip()
+        elif path == RUNS:
+            value = [v for v in (value or []) if v]
         elif isinstance(value, float) and value.is_integer() and setting(path).kind == "int":
             value = int(value)
         changes[path] = value

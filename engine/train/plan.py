@@ -25,6 +25,7 @@ from engine.train import checkpointing, distributed, estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig, with_changes
+from engine.train.pairs import plan_note
 from engine.workspace import Workspace
 
 GB = 1e9
@@ -170,6 +171,8 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
         steps_per_epoch=per_epoch, total_steps=total, epochs=total / per_epoch,
         memory=memory, free_bytes=free, verdict=verdict(memory.total, free), checkpointing=choice,
     )
+    if config.method != "supervised":
+        plan.notes.insert(0, plan_note(workspace, config))
     if plan.verdict != FITS:
         plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
     speed = speed_of(config, settings, workspace, shape.parameters)
@@ -281,7 +284,8 @@ def speed_key(config: RunConfig, settings: Settings) -> str:
     m, lora, t = config.model, config.lora, config.train
     key = "|".join(str(x) for x in (
         m.name_or_path, settings.device, settings.weights_dtype, settings.mixed_precision, m.load_in_4bit,
-        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules)))
+        settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules),
+        *(() if config.method == "supervised" else (config.method,))))  # preference steps compute more
     partly = settings.gradient_checkpointing and settings.checkpointed_layers is not None
     return key + f"|{settings.checkpointed_layers}" if partly else key
 

@@ -43,6 +43,7 @@ def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
         if not (path.is_file() or (path / "data.jsonl").is_file()):
             raise ConfigError(f"The data set '{ref}' does not exist in this workspace. Pick a saved data set, or "
                               "import the file on the Dataset tab first.")
+    _check_preference(workspace, config)
     spec = config.model.name_or_path.strip()
     if spec in (DEFAULT, DEFAULT_NAME) or (HUB_ID.match(spec) and not _folder(spec, workspace)):
         return config  # the default, or a Hub id the worker downloads
@@ -51,6 +52,20 @@ def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
     except ModelError as e:
         raise ConfigError(str(e)) from None
     return config
+
+
+def _check_preference(workspace: Workspace, config: RunConfig) -> None:
+    """The run a preference run starts from has an adapter on this model, and the runs whose votes it
+    takes exist."""
+    from engine.train.methods import starting_adapter
+    from engine.train.runs import load_run
+
+    starting_adapter(workspace, config)
+    for name in config.preference.votes_from:
+        try:
+            load_run(workspace, name)
+        except ValueError as e:  # no such run, or no run name
+            raise ConfigError(str(e)) from None
 
 
 def _folder(spec: str, workspace: Workspace) -> bool:

@@ -34,6 +34,22 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
     """trl's arguments for a run; with `measure_steps`, for timing that many steps (nothing saved)."""
     t = config.train
     return SFTConfig(
+        **common_args(config, settings, output_dir, measure_steps, evaluate),
+        # Rows come tokenized with their assistant_masks (engine.train.tokens), which trl applies by itself;
+        # its own assistant-only switch would want {% generation %} markers that a family's template lacks.
+        assistant_only_loss=False,
+        padding_free=t.batching == "padding_free", packing=t.batching == "packed",
+        max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
+        # Padded batches hold rows of similar length, so little of each is padding.
+        train_sampling_strategy="group_by_length" if t.batching == "padded" else "random",
+    )
+
+
+def common_args(config: RunConfig, settings: Settings, output_dir: Path, measure_steps: int = 0,
+                evaluate: bool = False) -> dict:
+    """The arguments every trainer of a run shares (supervised and preference, engine/train/methods.py)."""
+    t = config.train
+    return dict(
         output_dir=str(output_dir),
         num_train_epochs=t.epochs, max_steps=(measure_steps + 1) if measure_steps else (t.max_steps or -1),
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
@@ -46,13 +62,6 @@ def training_args(config: RunConfig, settings: Settings, output_dir: Path, measu
         save_total_limit=t.save_total_limit,
         eval_strategy="steps" if evaluate and not measure_steps else "no", eval_steps=t.save_steps,
         seed=t.seed, report_to=[] if t.report_to == "none" or measure_steps else [t.report_to],
-        # Rows come tokenized with their assistant_masks (engine.train.tokens), which trl applies by itself;
-        # its own assistant-only switch would want {% generation %} markers that a family's template lacks.
-        assistant_only_loss=False,
-        padding_free=t.batching == "padding_free", packing=t.batching == "packed",
-        max_length=config.model.max_seq_length if t.batching == "packed" else None,  # rows are cut already
-        # Padded batches hold rows of similar length, so little of each is padding.
-        train_sampling_strategy="group_by_length" if t.batching == "padded" else "random",
         use_cpu=settings.device == "cpu", bf16=settings.mixed_precision == "bf16",
         fp16=settings.mixed_precision == "fp16",
         gradient_checkpointing=False,  # the backend turns it on, for the layers chosen (backend.checkpoint_layers)

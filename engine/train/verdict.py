@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from engine.i18n import msg
 from engine.train.advice import LOSS_RANGE
 from engine.train.runs import Run
 
@@ -52,7 +53,21 @@ def judge(run: Run) -> Verdict | None:
     except ValueError:  # an unreadable run.yaml: the advice goes without the numbers
         rate = None
     v.lines = [_loss_line(v, losses, rate), *_probe_lines(v), *_overfitting_lines(v), _next_line(v)]
+    if (margins := [e["reward_margin"] for e in steps if e.get("reward_margin") is not None]):
+        v.lines[0] = _reward_line(margins[:window], margins[-window:])  # a preference loss has no such range
     return v
+
+
+def _reward_line(first: list[float], last: list[float]) -> str:
+    """A preference run's result: how far the chosen replies' reward moved above the rejected ones'."""
+    start, end = sum(first) / len(first), sum(last) / len(last)
+    if end > start:
+        return msg("The reward margin (how much more the model prefers the chosen reply than the rejected one, "
+                   "against where it started) rose from **{start:.2f}** to **{end:.2f}**: the model learned the "
+                   "preferences. Compare it with the supervised adapter on new prompts.", start=start, end=end)
+    return msg("The reward margin did not rise (**{start:.2f}** to **{end:.2f}**): the model has not learned the "
+               "preferences yet. Train longer, with a slightly higher learning rate, or with more pairs.",
+               start=start, end=end)
 
 
 def repeated_phrase(text: str) -> str | None:

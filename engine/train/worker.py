@@ -83,7 +83,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.data.store import token_cache
     from engine.chat.models import resolve_model
     from engine.chat.templates import prepare_tokenizer
-    from engine.train import backend, checkpointing, plan, probes
+    from engine.train import backend, checkpointing, methods, plan, probes
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split, tokenize
     from engine.train.trainer import StartupCallback, WorkbenchTrainer, training_args
@@ -110,12 +110,17 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
     model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code, anywhere=True)
-    model, tokenizer = backend.load(config, settings, model_path)
+    start_adapter = methods.starting_adapter(workspace, config)
+    model, tokenizer = backend.load(config, settings, model_path, start_adapter)
     tokenizer = prepare_tokenizer(tokenizer, template_choice=config.template)
     trainable, total = model.get_nb_trainable_parameters()
     events.message(f"Loaded {model_path.name}: {trainable:,} of {total:,} parameters train "
                    f"({100 * trainable / total:.2f}%).")
     startup["model"] = time.perf_counter() - began
+    if start_adapter is not None:
+        events.message(f"Continuing the adapter of run {config.preference.start_from} (its LoRA settings).")
+    if config.method != "supervised":
+        return methods.train_preference(run, workspace, stop, settings, model, tokenizer, events, measure_steps)
 
     # 3. The data set, rendered with that template and cut at the maximum length.
     train_rows, eval_rows = split(load_conversations(config.dataset, workspace=workspace), config.train)
