@@ -10,6 +10,7 @@ import re
 import string
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from engine.errors import _OS, plain
 from engine.i18n import CHINESE, JOINS, Message, table, tr
 from engine.data.rules import REASONS
 from engine.train.estimate import timing
+from engine.train.config import RunConfig
 from engine.train.plan import FITS, TIGHT, WONT_FIT
+from engine.train.status import State
 from engine.workspace import BadName, Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,9 +147,21 @@ def templates() -> dict[str, str]:
     for name, values in (("engine/errors.py", _OS.values()), ("engine/data/rules.py", REASONS.values()),
                          ("engine/i18n.py", JOINS.values()), ("engine/train/plan.py", (FITS, TIGHT, WONT_FIT)),
                          ("engine/train/timing.yaml", [ref["where"] for ref in timing()["assumed"].values()]),
-                         ("engine/workspace.py", ("name", "run name", "data set name"))):
+                         ("engine/workspace.py", ("name", "run name", "data set name")),
+                         ("engine/train/status.py", typing.get_args(State))):
         found.update({text: name for text in values})
+    found.update({text: "engine/train/config.py (a setting's label or advice)" for text in settings_words(RunConfig)})
     return found
+
+
+def settings_words(model) -> list[str]:
+    """The label (title) and advice (description) of every setting of a run config, as the form shows them."""
+    words = []
+    for field in model.model_fields.values():
+        if hasattr(field.annotation, "model_fields"):
+            words += settings_words(field.annotation)
+        words += [text for text in (field.title, field.description) if text]
+    return words
 
 
 def fields(template: str) -> set[str]:

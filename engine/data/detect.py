@@ -171,7 +171,7 @@ def _pairs(sample, columns):
             if found:
                 name = TEMPLATES[max(set(found), key=found.count)][1]
                 evidence.append(_evidence(len(found) / len(sample), len(sample), msg("have prompts that already hold a chat template ({name}): split into their "
-                        "turns, so the template is not trained as text", name=name)))
+                                                                                     "turns, so the template is not trained as text", name=name)))
             return share, mapping, evidence
     return None
 
@@ -271,7 +271,7 @@ def _message_rows(sample, columns):
         return None
     share = _share(sample, lambda r: "message_id" in r and "parent_id" in r and isinstance(r.get("text"), str))
     return share, {}, [_evidence(share, len(sample), msg("are single messages linked by 'message_id' and 'parent_id': message trees, one message "
-            "a row"))]
+                                                         "a row"))]
 
 
 _SCORERS = {

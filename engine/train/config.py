@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
+from engine.i18n import msg
 from engine.validation import sentences
 
 LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -216,8 +217,8 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
         if self.lora.loftq and self.model.load_in_4bit:
-            raise ValueError("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit model; "
-                             "turn off LoftQ or model.load_in_4bit.")
+            raise ValueError(msg("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit "
+                                 "model; turn off LoftQ or model.load_in_4bit."))
         return self
 
     def to_yaml(self) -> str:
@@ -227,7 +228,7 @@ class RunConfig(_Section):
 def validate(data: Any) -> RunConfig:
     """A RunConfig from a dict, or a ConfigError whose lines name each wrong field in plain words."""
     if not isinstance(data, dict):
-        raise ConfigError("A run config must be a mapping of settings (model, dataset, lora, train...).")
+        raise ConfigError(msg("A run config must be a mapping of settings (model, dataset, lora, train...)."))
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
@@ -239,9 +240,9 @@ def load(path: str | Path) -> RunConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"There is no run config at '{path}'.") from None
+        raise ConfigError(msg("There is no run config at '{path}'.", path=path)) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"'{path}' is not valid YAML: {e}") from None
+        raise ConfigError(msg("'{path}' is not valid YAML: {problem}", path=path, problem=e)) from None
     return validate(data)
 
 
