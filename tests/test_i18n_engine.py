@@ -17,7 +17,9 @@ import pytest
 
 from engine.data.errors import DataError
 from engine.data.pipeline import Options, inspect
+from engine.access import MODEL_PLACES
 from engine.errors import _OS, plain
+from engine.export.catalog import EXPORT_FORMATS
 from engine.i18n import CHINESE, JOINS, Message, table, tr
 from engine.data.rules import REASONS
 from engine.train.estimate import timing
@@ -148,9 +150,12 @@ def templates() -> dict[str, str]:
                          ("engine/i18n.py", JOINS.values()), ("engine/train/plan.py", (FITS, TIGHT, WONT_FIT)),
                          ("engine/train/timing.yaml", [ref["where"] for ref in timing()["assumed"].values()]),
                          ("engine/workspace.py", ("name", "run name", "data set name")),
-                         ("engine/train/status.py", typing.get_args(State))):
+                         ("engine/train/status.py", typing.get_args(State)),
+                         ("engine/access.py", (MODEL_PLACES, "export", "load a model", "push to the Hugging Face Hub",
+                                               "start training", "unload the model"))):
         found.update({text: name for text in values})
     found.update({text: "engine/train/config.py (a setting's label or advice)" for text in settings_words(RunConfig)})
+    found.update({text: "engine/export/catalog.py" for f in EXPORT_FORMATS.values() for text in (f.label, f.help)})
     return found
 
 

@@ -128,7 +128,7 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
                     yield ReadError("line", number, msg("Line {number} is not valid {encoding} text (byte {byte}); "
-                                                       "save the file as UTF-8 to use it.", number=number,
+                                                        "save the file as UTF-8 to use it.", number=number,
                                                        encoding=source.encoding, byte=e.start + 1))
                     continue
             line = line.lstrip("\ufeff")
