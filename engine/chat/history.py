@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.files import write_text
-from engine.i18n import Message, joined, msg
+from engine.i18n import joined, msg
 from engine.validation import sentence
 
 FORMAT = "lora-workbench-chat"
@@ -166,7 +166,7 @@ def _system_first(chat: Chat) -> Chat:
     return chat.model_copy(update={"messages": messages, "system": system})
 
 
-def _explain(error: ValidationError) -> Message:
+def _explain(error: ValidationError) -> str:
     lines = []
     for err in error.errors()[:5]:
         loc = list(err["loc"])

@@ -35,7 +35,7 @@ from typing import Iterator
 
 from engine.adapters import is_adapter
 from engine.files import append_jsonl, now, read_jsonl, write_json, write_text
-from engine.i18n import msg
+from engine.i18n import joined, msg
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
@@ -114,8 +114,7 @@ class Run:
         for name, (_, bad) in ((EVENTS_FILE, self._event_lines), (PROBES_FILE, self._probe_lines)):
             if bad:
                 out.append(msg("{n} lines of {name} are damaged and left out; the rest of the run is shown." if bad > 1
-                               else "{n} line of {name} is damaged and left out; the rest of the run is shown.",
-                               n=bad, name=name))
+                               else "{n} line of {name} is damaged and left out; the rest of the run is shown.", n=bad, name=name))
         return out
 
     @property
@@ -272,17 +271,14 @@ def _after_death(path: Path, status: Status) -> Status:
     run = Run(path.name, path, status)
     checkpoint = run.latest_checkpoint
     advice = (msg("Resume continues from the last checkpoint ({name}).", name=checkpoint.name) if checkpoint
-              else msg("No checkpoint was saved yet: Duplicate its config into the form and Start it "
-                       "again."))
+              else msg("No checkpoint was saved yet: Duplicate its config into the form and Start it again."))
     try:  # the system kills a process that takes too much memory without warning, so say what would help
-        advice += " " + memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))
+        advice = joined([advice, memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))])
     except ValueError:
         pass
     return update_status(
         path, state="failed", ended=now(), pid=None,
-        error=msg("The training process ended unexpectedly (it was killed, or the machine ran out of "
-                  "memory)."),
-        advice=advice,
+        error=msg("The training process ended unexpectedly (it was killed, or the machine ran out of memory)."), advice=advice,
     )
 
 
@@ -329,8 +325,7 @@ def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run
             last = run.progress()
             per_epoch = last["step"] / last["epoch"] if last.get("epoch") else 0
             if not per_epoch:
-                raise RunError(msg("'{name}' has no finished steps to measure an epoch by; resume it without "
-                                   "more epochs.", name=name))
+                raise RunError(msg("'{name}' has no finished steps to measure an epoch by; resume it without more epochs.", name=name))
             changes = {"max_steps": config.train.max_steps + max(1, round(more_epochs * per_epoch))}
         else:
             changes = {"epochs": config.train.epochs + more_epochs}
@@ -381,8 +376,7 @@ def ensure_idle(workspace: Workspace) -> None:
         raise RunError(msg("'{name}' is {state}; only one run trains at a time. Stop it or wait for it to "
                            "finish first.", name=busy.name, state=msg(busy.state)))
     if _held(workspace.runs / TRAINING_LOCK):
-        raise RunError(msg("Another training process holds this workspace's training lock; wait for it to "
-                           "finish."))
+        raise RunError(msg("Another training process holds this workspace's training lock; wait for it to finish."))
 
 
 def spawn(path: Path, workspace: Workspace) -> None:
