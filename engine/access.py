@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from engine.i18n import msg
+
 OWNER, VISITOR = "owner", "visitor"
 _role: ContextVar[str] = ContextVar("workbench_role", default=OWNER)
 
@@ -42,8 +44,8 @@ class Policy:
         for pair in _names(env.get("WORKBENCH_AUTH", "")):
             user, sep, password = pair.partition(":")
             if not (sep and user and password):
-                raise ValueError("WORKBENCH_AUTH must be user:password pairs separated by commas, e.g. "
-                                 "'ann:long-secret,bo:another-secret'.")
+                raise ValueError(msg("WORKBENCH_AUTH must be user:password pairs separated by commas, e.g. "
+                                     "'ann:long-secret,bo:another-secret'."))
             logins.append((user, password))
         dirs = tuple(Path(p).expanduser() for p in env.get("WORKBENCH_MODEL_DIRS", "").split(os.pathsep) if p.strip())
         return cls(demo=env.get("WORKBENCH_DEMO", "").strip().lower() in ("1", "true", "yes", "on"),
@@ -78,8 +80,8 @@ def current_role() -> str:
 def require_owner(action: str) -> None:
     """Refuse `action` (e.g. "start training") unless the caller is the owner."""
     if _role.get() != OWNER:
-        raise Refused(f"This is a demo: only the app's owner can {action}. You can chat with and compare the "
-                      "owner's models and runs.")
+        raise Refused(msg("This is a demo: only the app's owner can {action}. You can chat with and compare the "
+                          "owner's models and runs.", action=msg(action)))
 
 
 def allowed_model_folder(path: Path, models: Path, policy: Policy | None = None) -> bool:

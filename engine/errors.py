@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 
+from engine.i18n import Message, msg
+
 _OS = {
     errno.ENOSPC: "The disk is full{where}. Free some space (delete old runs or exports) and try again.",
     errno.EDQUOT: "The disk quota is used up{where}. Free some space (delete old runs or exports) and try again.",
@@ -21,13 +23,13 @@ _OS = {
 }
 
 
-def plain(e: BaseException) -> str | None:
+def plain(e: BaseException) -> Message | None:
     """A sentence for a failure of the machine, or None where `e` is not one of them."""
     if isinstance(e, OSError) and e.errno in _OS:
-        where = f" (at {e.filename})" if getattr(e, "filename", None) else ""
-        return _OS[e.errno].format(where=where)
+        where = msg(" (at {path})", path=e.filename) if getattr(e, "filename", None) else ""
+        return msg(_OS[e.errno], where=where)
     if isinstance(e, RecursionError):
-        return "The input is nested too deeply to read (lists or objects inside each other thousands of levels deep)."
+        return msg("The input is nested too deeply to read (lists or objects inside each other thousands of levels deep).")
     if isinstance(e, MemoryError):
-        return "The machine ran out of memory. Close other work, or use a smaller file or model, and try again."
+        return msg("The machine ran out of memory. Close other work, or use a smaller file or model, and try again.")
     return None

@@ -12,6 +12,8 @@ from functools import lru_cache
 import psutil
 import torch
 
+from engine.i18n import Message, msg
+
 GiB = 1024**3
 
 
@@ -38,10 +40,12 @@ class Hardware:
         """`free_bytes` in GiB, the one unit every screen shows memory in."""
         return self.free_bytes() / GiB
 
-    def summary(self) -> str:
-        gib = f"{self.free_gib():.1f} of {self.total_bytes / GiB:.1f} GiB free"
-        math = "has fast 16-bit math (bf16)" if self.bf16 else "no fast 16-bit math (bf16)"
-        return f"{self.name} ({self.device}, {gib}); {math}; training backend: {self.backend}"
+    def summary(self) -> Message:
+        return msg("{name} ({device}, {free:.1f} of {total:.1f} GiB free); has fast 16-bit math (bf16); training "
+                   "backend: {backend}" if self.bf16 else
+                   "{name} ({device}, {free:.1f} of {total:.1f} GiB free); no fast 16-bit math (bf16); training "
+                   "backend: {backend}", name=self.name, device=self.device, free=self.free_gib(),
+                   total=self.total_bytes / GiB, backend=self.backend)
 
 
 def host_memory():

@@ -89,3 +89,13 @@ def tr(text, lang: str | None = None) -> str:
     if isinstance(text, str):
         return translation(text, lang)
     return text
+
+
+JOINS = {" ": "{a} {b}", "; ": "{a}; {b}", "\n": "{a}\n{b}", "\n\n": "{a}\n\n{b}", "  \n": "{a}  \n{b}"}
+
+
+def joined(parts, sep: str = " "):
+    """`parts` (sentences, list items, blocks) joined by `sep` as one Message, so each part is rendered
+    in the viewer's language and the separator too (Chinese sentences join without a space)."""
+    parts = list(parts)
+    return functools.reduce(lambda a, b: Message(JOINS[sep], a=a, b=b), parts) if parts else Message("")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import space
+from engine.i18n import msg
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -23,8 +24,8 @@ def check_name(name: str, what: str = "name", limit: int = 100) -> str:
     refused, never silently trimmed into another name."""
     if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > limit:
         shown = repr(name) if isinstance(name, str) and not name.isprintable() else f"'{name}'"
-        raise BadName(f"{shown} cannot be a {what}: use 1 to {limit} letters, digits, '.', '_' or '-', "
-                      "starting with a letter or digit (e.g. pirate-v1).")
+        raise BadName(msg("{shown} cannot be a {what}: use 1 to {limit} letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit (e.g. pirate-v1).", shown=shown, what=msg(what), limit=limit))
     return name
 
 
@@ -33,7 +34,7 @@ def inside(base: Path, *parts: str) -> Path:
     base = Path(base).resolve()
     path = base.joinpath(*parts).resolve()
     if path != base and base not in path.parents:
-        raise BadName(f"'{'/'.join(parts)}' is outside the workspace; give a name, not a path.")
+        raise BadName(msg("'{path}' is outside the workspace; give a name, not a path.", path="/".join(parts)))
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.files import write_text
+from engine.i18n import joined, msg
 from engine.validation import sentence
 
 FORMAT = "lora-workbench-chat"
@@ -92,22 +93,24 @@ def parse(text: str | bytes) -> Chat:
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ChatHistoryError("This file is not text, so it is not a saved chat. Choose a .json file saved "
-                                   "with 'Export chat'.") from None
+            raise ChatHistoryError(msg("This file is not text, so it is not a saved chat. Choose a .json file saved "
+                                       "with 'Export chat'.")) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ChatHistoryError(f"This file is not valid JSON ({e.msg} at line {e.lineno}), so it is not a saved chat.") from None
+        raise ChatHistoryError(msg("This file is not valid JSON ({detail} at line {line}), so it is not a saved chat.",
+                                   detail=e.msg, line=e.lineno)) from None
     if isinstance(data, list):
         data = {"messages": data}
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         found = ", ".join(map(str, list(data)[:8])) if isinstance(data, dict) else type(data).__name__
         raise ChatHistoryError(
-            f"This JSON is not a chat: it needs a 'messages' list of {{\"role\", \"content\"}} objects (found: {found}). "
-            "Choose a file saved with 'Export chat'."
+            msg('This JSON is not a chat: it needs a \'messages\' list of {{"role", "content"}} '
+                    "objects (found: {found}). Choose a file saved with 'Export chat'.", found=found)
         )
     if data.get("format", FORMAT) != FORMAT:
-        raise ChatHistoryError(f"This file's format is '{data['format']}', not a chat saved by this app ('{FORMAT}').")
+        raise ChatHistoryError(msg("This file's format is '{format}', not a chat saved by this app ('{ours}').",
+                                   format=data['format'], ours=FORMAT))
     try:
         chat = Chat.model_validate(data)
     except ValidationError as e:
@@ -142,9 +145,10 @@ def save_download(chat: Chat) -> Path:
 def read(path: str | Path) -> Chat:
     path = Path(path)
     if not path.is_file():
-        raise ChatHistoryError(f"There is no file at '{path}'.")
+        raise ChatHistoryError(msg("There is no file at '{path}'.", path=path))
     if path.stat().st_size > MAX_BYTES:
-        raise ChatHistoryError(f"'{path.name}' is larger than {MAX_BYTES // 2**20} MB; a saved chat is far smaller.")
+        raise ChatHistoryError(msg("'{name}' is larger than {mb} MB; a saved chat is far smaller.", name=path.name,
+                                   mb=MAX_BYTES // 2**20))
     return parse(path.read_bytes())
 
 
@@ -157,8 +161,8 @@ def _system_first(chat: Chat) -> Chat:
         messages = messages[1:]
     for i, m in enumerate(messages):
         if m.role == "system":
-            raise ChatHistoryError(f"Message {i + 1} is a system message in the middle of the chat; only the first "
-                                   "message may be one.")
+            raise ChatHistoryError(msg("Message {i} is a system message in the middle of the chat; only the first "
+                                       "message may be one.", i=i + 1))
     return chat.model_copy(update={"messages": messages, "system": system})
 
 
@@ -167,16 +171,17 @@ def _explain(error: ValidationError) -> str:
     for err in error.errors()[:5]:
         loc = list(err["loc"])
         if loc[:1] == ["messages"] and len(loc) >= 2 and isinstance(loc[1], int):
-            where = f"Message {loc[1] + 1}"
-            field = loc[2] if len(loc) > 2 else None
+            n, field, given = loc[1] + 1, loc[2] if len(loc) > 2 else None, err.get("input")
             if err["type"] == "missing":
-                lines.append(f"{where} has no '{field}'.")
+                lines.append(msg("Message {n} has no '{field}'.", n=n, field=field))
             elif field == "role":
-                lines.append(f"{where} has the role {err.get('input')!r}; a role is 'user', 'assistant' or 'system'.")
+                lines.append(msg("Message {n} has the role {given!r}; a role is 'user', 'assistant' or 'system'.",
+                                 n=n, given=given))
             elif field == "content":
-                lines.append(f"{where}'s content is not text (got {type(err.get('input')).__name__}).")
+                lines.append(msg("Message {n}'s content is not text (got {kind}).", n=n, kind=type(given).__name__))
             else:
-                lines.append(f"{where} is not a {{\"role\", \"content\"}} object (got {err.get('input')!r:.60}).")
+                lines.append(msg("Message {n} is not a {{\"role\", \"content\"}} object (got {given!r:.60}).",
+                                 n=n, given=given))
         else:
             lines.append(sentence(err))
-    return "This is not a chat this app can read: " + " ".join(lines)
+    return msg("This is not a chat this app can read: {problems}", problems=joined(lines))

@@ -22,6 +22,7 @@ from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect, free_memory, host_memory
 from engine.chat.sampling import Sampling
 from engine.chat.templates import load_tokenizer
+from engine.i18n import msg
 from engine.workspace import Workspace
 
 DEFAULT = "default"
@@ -46,13 +47,14 @@ def resolve_model(spec: str, workspace: Workspace, trust_remote_code: bool = Fal
         if candidate.is_dir():
             if not (candidate / "config.json").exists():
                 raise ModelError(
-                    f"The folder '{candidate}' is not a model: it has no config.json. Choose the folder that "
-                    "holds config.json and the weights (*.safetensors), or type a Hugging Face id like "
-                    "'unsloth/Qwen3-8B'."
+                    msg("The folder '{candidate}' is not a model: it has no config.json. Choose "
+                        "the folder that holds config.json and the weights (*.safetensors), or "
+                        "type a Hugging Face id like 'unsloth/Qwen3-8B'.", candidate=candidate)
                 )
             return candidate
     if not HUB_ID.match(spec):
-        raise ModelError(f"'{spec}' is not a model this app can load. {MODEL_PLACES} Check the spelling or the place.")
+        raise ModelError(msg("'{spec}' is not a model this app can load. {places} Check the spelling or the "
+                             "place.", spec=spec, places=msg(MODEL_PLACES)))
     return _download(spec)
 
 
@@ -64,27 +66,29 @@ def _download(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
     except GatedRepoError:
         raise ModelError(
-            f"'{repo_id}' is gated on the Hugging Face Hub: accept its licence on its page, then set HF_TOKEN "
-            "and try again."
+            msg("'{repo_id}' is gated on the Hugging Face Hub: accept its licence on its page, "
+                "then set HF_TOKEN and try again.", repo_id=repo_id)
         ) from None
     except RepositoryNotFoundError:
         raise ModelError(
-            f"There is no model '{repo_id}' on the Hugging Face Hub (or it is private). Check the spelling, "
-            "e.g. 'unsloth/Qwen3-8B'."
+            msg("There is no model '{repo_id}' on the Hugging Face Hub (or it is private). Check "
+                "the spelling, e.g. 'unsloth/Qwen3-8B'.", repo_id=repo_id)
         ) from None
     except LocalEntryNotFoundError:
         raise ModelError(
-            f"Could not download '{repo_id}': the Hugging Face Hub cannot be reached from this machine and the "
-            "model is not in the local cache. Connect to the internet, or use a local folder or the default model."
+            msg("Could not download '{repo_id}': the Hugging Face Hub cannot be reached from "
+                "this machine and the model is not in the local cache. Connect to the internet, "
+                "or use a local folder or the default model.", repo_id=repo_id)
         ) from None
 
 
 def four_bit_problem(hardware: Hardware) -> str | None:
     """Why 4-bit (QLoRA) cannot work on this machine, or None where it can."""
     if hardware.device != "cuda":
-        return "4-bit needs an NVIDIA GPU; this machine has none."
+        return msg("4-bit needs an NVIDIA GPU; this machine has none.")
     if not hardware.bitsandbytes:
-        return "4-bit needs the bitsandbytes package, which is not installed here (`pip install bitsandbytes`)."
+        return msg("4-bit needs the bitsandbytes package, which is not installed here (`pip install "
+                "bitsandbytes`).")
     return None
 
 
@@ -156,9 +160,11 @@ class ModelManager:
         model stays. `anywhere`: any folder (the command line's --model), not only the allowed places."""
         require_owner("load a model")
         if load_in_4bit and (problem := four_bit_problem(self.hardware)):
-            raise ModelError(f"{problem} Turn off 4-bit to load in 16/32-bit (small models such as the default fit easily).")
+            raise ModelError(msg("{problem} Turn off 4-bit to load in 16/32-bit (small models such as the default "
+                                 "fit easily).", problem=problem))
         if not 128 <= max_seq_length <= 131072:
-            raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
+            raise ModelError(msg("Max sequence length must be between 128 and 131072 tokens (got "
+                                 "{max_seq_length}).", max_seq_length=max_seq_length))
         path = resolve_model(spec, self.workspace, trust_remote_code, anywhere=anywhere)
         with self._queue.turn():
             previous = self._loaded
@@ -169,7 +175,7 @@ class ModelManager:
             try:
                 model, tokenizer = self._load_weights(path, load_in_4bit, trust_remote_code)
             except (OSError, ValueError, KeyError) as e:
-                raise ModelError(f"Could not load '{spec}': {e}") from None
+                raise ModelError(msg("Could not load '{spec}': {problem}", spec=spec, problem=e)) from None
             decoding = generation.compiled_decoding(model, max_seq_length, self.workspace.root / ".cache" / "compile")
             self._loaded = Loaded(spec, path, model, tokenizer, load_in_4bit, max_seq_length, decoding=decoding,
                                   parameters=sum(p.numel() for p in model.parameters()))
@@ -231,13 +237,14 @@ class ModelManager:
             what = self._loaded.summary().split(" · ")[0]
             self._loaded = None
             free_memory()
-        where = "the GPU's memory" if self.hardware.device != "cpu" else "enough memory"
-        return (f"The chat model ({what}) was unloaded to give training {where}; load it again on the Model tab "
-                "when you want to chat.")
+        return msg("The chat model ({model}) was unloaded to give training the GPU's memory; load it again on the "
+                   "Model tab when you want to chat." if self.hardware.device != "cpu" else
+                   "The chat model ({model}) was unloaded to give training enough memory; load it again on the "
+                   "Model tab when you want to chat.", model=what)
 
     def _require(self) -> Loaded:
         if self._loaded is None:
-            raise ModelError("No model is loaded. Load one on the Model tab first.")
+            raise ModelError(msg("No model is loaded. Load one on the Model tab first."))
         return self._loaded
 
     def attach_adapter(self, name: str, path: Path, label: str | None = None) -> None:
@@ -253,9 +260,9 @@ class ModelManager:
                 base = loaded.model.get_base_model() if isinstance(loaded.model, PeftModel) else loaded.model
                 if problem := adapters.mismatch(base, Path(path)):
                     raise ModelError(
-                        f"'{label or name}' does not fit the loaded model ({loaded.summary()}): {problem}. It was "
-                        f"trained on {adapters.trained_on(Path(path))}; load that model on the Model tab first. "
-                        "Nothing was changed."
+                        msg("'{name}' does not fit the loaded model ({summary}): {problem}. It "
+                            "was trained on {path}; load that model on the Model tab first. "
+                            "Nothing was changed.", name=label or name, summary=loaded.summary(), problem=problem, path=adapters.trained_on(Path(path)))
                     )
                 peft_name = f"adapter_{len(loaded.peft_names)}"
                 try:
@@ -265,8 +272,9 @@ class ModelManager:
                         loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=peft_name)
                 except (RuntimeError, ValueError, KeyError, OSError) as e:
                     raise ModelError(
-                        f"The adapter '{label or name}' does not fit the loaded model ({loaded.summary()}): it was "
-                        f"probably trained on another base model. Load that base model first. Details: {str(e)[:300]}"
+                        msg("The adapter '{name}' does not fit the loaded model ({summary}): it "
+                            "was probably trained on another base model. Load that base model "
+                            "first. Details: {detail}", name=label or name, summary=loaded.summary(), detail=str(e)[:300])
                     ) from None
                 loaded.model.eval()
                 loaded.adapters[name] = Path(path)
@@ -279,7 +287,7 @@ class ModelManager:
         with self._queue.turn():
             loaded = self._require()
             if name is not None and name not in loaded.adapters:
-                raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+                raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=name))
             if name is not None:
                 loaded.model.set_adapter(loaded.peft_names[name])
             loaded.active_adapter = name
@@ -324,7 +332,7 @@ class ModelManager:
             yield from ([wait] * len(conversations) for wait in self._queue.waits(ticket))
             loaded = self._require()
             if missing := set(filter(None, adapters)) - loaded.adapters.keys():
-                raise ModelError(f"The adapter '{missing.pop()}' is not attached; attach it first.")
+                raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=missing.pop()))
             hold = ExitStack()  # the turn ends on the generating thread, as in `stream`
             hold.callback(self._queue.leave, ticket)
             names = [loaded.peft_names[n] if n else batched.BASE for n in adapters] if any(adapters) else None
@@ -338,7 +346,7 @@ class ModelManager:
     def _adapter_context(self, loaded: Loaded, name: str | None):
         if not loaded.adapters:
             if name is not None:
-                raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+                raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=name))
             yield
             return
         if name is None:
@@ -346,7 +354,7 @@ class ModelManager:
                 yield
             return
         if name not in loaded.adapters:
-            raise ModelError(f"The adapter '{name}' is not attached; attach it first.")
+            raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=name))
         previous = loaded.model.active_adapter
         loaded.model.set_adapter(loaded.peft_names[name])
         try:

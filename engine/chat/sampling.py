@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.i18n import msg
 from engine.validation import sentences
 
 PRESETS_FILE = Path(__file__).parent / "presets" / "sampling.yaml"
@@ -70,5 +71,5 @@ def load_presets(path: Path = PRESETS_FILE) -> dict[str, Sampling]:
 def preset(name: str) -> Sampling:
     presets = load_presets()
     if name not in presets:
-        raise SamplingError(f"Unknown preset '{name}'. Choose one of: {', '.join(presets)}.")
+        raise SamplingError(msg("Unknown preset '{name}'. Choose one of: {presets}.", name=name, presets=', '.join(presets)))
     return presets[name]

@@ -16,6 +16,7 @@ from engine.data.errors import DataError
 from engine.data.formats import RECORD_FORMATS
 from engine.data.pipeline import Inspection, Options, inspect
 from engine.data.rules import Rules
+from engine.i18n import Message, joined, msg, tr
 from engine.train.config import TEMPLATE_CHOICES
 
 
@@ -62,7 +63,7 @@ def _options(args) -> Options:
     for item in args.map:
         field, sep, column = item.partition("=")
         if not sep:
-            raise DataError(f"--map takes FIELD=COLUMN (e.g. prompt=question), not '{item}'.")
+            raise DataError(msg("--map takes FIELD=COLUMN (e.g. prompt=question), not '{item}'.", item=item))
         mapping[field.strip()] = column.strip()
     return Options(args.format, mapping, args.system, Rules(args.min_chars, args.require_system),
                    card_user=args.card_user, text_only=args.text_only, keep_duplicates=args.keep_duplicates,
@@ -72,7 +73,7 @@ def _options(args) -> Options:
 def _progress():
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="B", unit_scale=True, desc="Reading", file=sys.stderr, leave=False, delay=0.5)
+    bar = tqdm(total=0, unit="B", unit_scale=True, desc=tr(msg("Reading")), file=sys.stderr, leave=False, delay=0.5)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -86,7 +87,7 @@ def _inspect(args) -> int:
     try:
         inspection = inspect(args.file, _options(args), keep_rows=False, progress=update)
     except DataError as e:
-        print(f"Error: {e}", file=sys.stderr)
+        print(tr(msg("Error: {problem}", problem=e.args[0])), file=sys.stderr)
         return 2
     finally:
         bar.close()
@@ -95,20 +96,23 @@ def _inspect(args) -> int:
         try:
             rendered = _render(inspection.samples[0].row, args)
         except (ValueError, OSError, RuntimeError) as e:
-            render_note = f"Not rendered: {e}"
+            render_note = msg("Not rendered: {problem}", problem=e.args[0] if e.args else str(e))
     if args.json:
         out = inspection.as_dict()
         out["rendered"] = rendered and {"text": rendered.text, "segments": rendered.segments,
                                         "tokens": rendered.tokens, "trained": rendered.trained}
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        print(_describe(inspection))
+        print(tr(_describe(inspection)))
         if rendered:
-            print(f"\nFirst kept example ({inspection.report.unit} {inspection.samples[0].number}), rendered for "
-                  f"training: {rendered.tokens} tokens, {rendered.trained} trained, shown between [[ ]]:\n")
+            print("\n" + tr(msg("First kept example (line {number}), rendered for training: {tokens} tokens, {trained} "
+                                "trained, shown between [[ ]]:" if inspection.report.unit == "line" else
+                                "First kept example (row {number}), rendered for training: {tokens} tokens, {trained} "
+                                "trained, shown between [[ ]]:", number=inspection.samples[0].number,
+                                tokens=rendered.tokens, trained=rendered.trained)) + "\n")
             print("".join(f"[[{piece}]]" if trained else piece for piece, trained in rendered.segments))
     if render_note:
-        print(render_note, file=sys.stderr)
+        print(tr(render_note), file=sys.stderr)
     return 0
 
 
@@ -121,19 +125,22 @@ def _render(row: dict, args):
     return preview(row, load_tokenizer(path, args.template, args.fallback))
 
 
-def _describe(inspection: Inspection) -> str:
+def _describe(inspection: Inspection) -> Message:
     d, report = inspection.detection, inspection.report
     source = inspection.source
-    lines = [f"File: {source.path.name} ({source.kind}, {source.encoding or 'binary'}, {source.size} bytes)"]
+    lines = [msg("File: {name} ({kind}, {encoding}, {size} bytes)", name=source.path.name, kind=source.kind,
+                 encoding=source.encoding or msg("binary"), size=source.size)]
     if inspection.format == d.format:
-        lines.append(f"Format: {inspection.format} (confidence {d.confidence:.0%})")
-        lines += [f"  {e}" for e in d.evidence]
+        lines.append(msg("Format: {format} (confidence {confidence:.0%})", format=inspection.format, confidence=d.confidence))
+        lines += [msg("  {evidence}", evidence=e) for e in d.evidence]
     else:
-        lines.append(f"Format: {inspection.format} (chosen; detected: {d.format or 'unknown'})")
+        lines.append(msg("Format: {format} (chosen; detected: {detected})", format=inspection.format,
+                         detected=d.format or msg("unknown")))
     if inspection.mapping:
-        lines.append("Mapping: " + ", ".join(f"{field} <- '{column}'" for field, column in inspection.mapping.items()))
+        lines.append(msg("Mapping: {mapping}", mapping=", ".join(f"{field} <- '{column}'"
+                                                                for field, column in inspection.mapping.items())))
     lines.append(report.summary())
-    return "\n".join(lines)
+    return joined(lines, "\n")
 
 
 def _import(args) -> int:
@@ -147,10 +154,11 @@ def _import(args) -> int:
             template=args.template, fallback=args.fallback, overwrite=args.overwrite, progress=update,
         )
     except DataError as e:
-        print(f"Error: {e}", file=sys.stderr)
+        print(tr(msg("Error: {problem}", problem=e.args[0])), file=sys.stderr)
         return 2
     finally:
         bar.close()
-    print(_describe(inspection))
-    print(f"\nSaved {inspection.report.rows_kept} rows as '{args.name}' in {target}")
+    print(tr(_describe(inspection)))
+    print("\n" + tr(msg("Saved {n} rows as '{name}' in {folder}", n=inspection.report.rows_kept, name=args.name,
+                        folder=target)))
     return 0

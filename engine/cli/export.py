@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from engine.export.catalog import EXPORT_FORMATS
+from engine.i18n import msg, tr
 
 
 def register(subparsers) -> None:
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def _progress(fraction: float, message: str) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+    print(f"[{fraction:4.0%}] {tr(message)}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
@@ -46,7 +47,7 @@ def run(args) -> int:
     from engine.workspace import BadName, Workspace, check_name
 
     if args.out and len(args.format) > 1:
-        print("--out takes one format at a time.", file=sys.stderr)
+        print(tr(msg("--out takes one format at a time.")), file=sys.stderr)
         return 2
     workspace = Workspace.from_env(args.workspace)
     code = 0
@@ -63,20 +64,20 @@ def run(args) -> int:
         for fmt in args.format:
             result = export(workspace, run, fmt, out=args.out, preset=args.preset, system=system,
                             gguf_format=args.gguf, progress=_progress)
-            print(result.summary())
+            print(tr(result.summary()))
             code = max(code, 0 if result.passed else 1)
             if args.push:
                 from engine.export.hub import push
 
                 folder = result.path if result.path.is_dir() else result.path.parent
-                print(f"Pushed to {push(folder, args.push, private=not args.public, progress=_progress)}")
+                print(tr(msg("Pushed to {where}", where=push(folder, args.push, private=not args.public, progress=_progress))))
     except ValueError as e:  # ExportError and the data/sampling errors: messages written for people
-        print(f"Export failed: {e}", file=sys.stderr)
+        print(tr(msg("Export failed: {problem}", problem=e.args[0] if e.args else str(e))), file=sys.stderr)
         return 2
     except OSError as e:  # the machine's failures outside the export itself (reading a card, pushing)
         if plain(e) is None:
             raise
-        print(f"Export failed: {plain(e)}", file=sys.stderr)
+        print(tr(msg("Export failed: {problem}", problem=plain(e))), file=sys.stderr)
         return 2
     return code
 

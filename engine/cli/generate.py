@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from engine.chat.sampling import Sampling, load_presets, preset
+from engine.i18n import msg, tr
 from engine.workspace import Workspace
 
 
@@ -42,8 +43,8 @@ def run(args) -> int:
             print(reply.text[len(shown):] if reply.text.startswith(shown) else "\n" + reply.text, end="", flush=True)
             shown = reply.text
         print()
-        print(reply.stats.summary(), file=sys.stderr)
+        print(tr(reply.stats.summary()), file=sys.stderr)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(tr(msg("error: {problem}", problem=e.args[0] if e.args else str(e))), file=sys.stderr)
         return 2
     return 0

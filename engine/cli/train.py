@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from engine.i18n import msg, tr
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a LoRA adapter: a run folder, or a run config (YAML) to start",
@@ -49,13 +51,13 @@ def run(args) -> int:
         if args.plan:
             if args.measure:
                 plan.measure(config, workspace)
-            print(plan.make(config, workspace).summary().replace("  \n", "\n").replace("**", ""))
+            print(tr(plan.make(config, workspace).summary()).replace("  \n", "\n").replace("**", ""))
             return 0
         run = runs.create_run(workspace, config, args.name)
-        print(f"Run folder: {run.path}", flush=True)
+        print(tr(msg("Run folder: {path}", path=run.path)), flush=True)
         return _train(run.path, workspace)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {tr(e.args[0]) if e.args else e}", file=sys.stderr)  # "error: " is read by plan.measure
         return 2
 
 
@@ -64,7 +66,8 @@ def _train(path: Path, workspace) -> int:
 
     code = worker.main(path, workspace)
     status = runs.read_status(path)
-    print(f"{status.state}: {status.error or ''} {status.advice or ''}".strip())
+    print(tr(msg("{state}: {error} {advice}", state=msg(status.state), error=status.error or "",
+                 advice=status.advice or "")).strip())
     return code
 
 

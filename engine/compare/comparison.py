@@ -15,6 +15,7 @@ from engine.compare import sides, store
 from engine.files import now
 from engine.chat.models import ModelError, ModelManager
 from engine.chat.sampling import Sampling, preset
+from engine.i18n import msg
 from engine.workspace import Workspace
 
 
@@ -73,12 +74,12 @@ def prepare(
     """Check both sides and attach their adapters (before anything is generated), and pick the
     blind order."""
     if manager.loaded is None:
-        raise ModelError("No model is loaded. Load one on the Model tab first.")
+        raise ModelError(msg("No model is loaded. Load one on the Model tab first."))
     if not messages or messages[-1]["role"] != "user" or not str(messages[-1]["content"]).strip():
-        raise ModelError("Type a prompt to compare on, or pick one of the run's prompts.")
+        raise ModelError(msg("Type a prompt to compare on, or pick one of the run's prompts."))
     a, b = sides.parse(workspace, left), sides.parse(workspace, right)
     if a.spec == b.spec:
-        raise ModelError(f"Both sides are '{a.label}': pick two different ones (e.g. the base model and a run).")
+        raise ModelError(msg("Both sides are '{label}': pick two different ones (e.g. the base model and a run).", label=a.label))
     comparison = Comparison(list(messages), a, b, sampling, preset_name, blind, source)
     for side in (a, b):
         comparison._adapters[side.spec] = sides.activate(manager, side)
@@ -114,7 +115,7 @@ def compare(
 ) -> tuple[str, str]:
     """The base model's reply and the run's (a run name, or RUN:checkpoint-N), saved with the run."""
     if not (run or "").strip() or run.strip() == sides.BASE:
-        raise ModelError("Name the run to compare with the base model.")
+        raise ModelError(msg("Name the run to compare with the base model."))
     sampling = sampling_for(preset_name, max_new_tokens)
     comparison = prepare(manager, workspace, [{"role": "user", "content": prompt or ""}], sides.BASE, run.strip(),
                          sampling, preset_name, source="api")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.adapters import is_adapter
 from engine.chat.models import ModelError, ModelManager
+from engine.i18n import msg
 from engine.train.runs import Run, list_runs, load_run
 from engine.workspace import Workspace
 
@@ -68,13 +69,13 @@ def parse(workspace: Workspace, spec: str) -> Side:
         if side.spec == spec:
             return side
     if not sides:
-        raise ModelError(f"The run '{name}' has no adapter yet (it is {run.state}): it saves one at each checkpoint "
-                         "and when training ends. Wait for its first checkpoint, or pick another run.")
+        raise ModelError(msg("The run '{name}' has no adapter yet (it is {state}): it saves one at each "
+                             "checkpoint and when training ends. Wait for its first checkpoint, or pick another "
+                             "run.", name=name, state=msg(run.state)))
     if checkpoint:
-        raise ModelError(f"The run '{name}' has no checkpoint '{checkpoint}'. Its adapters: "
-                         f"{', '.join(s.spec for s in sides)}.")
-    raise ModelError(f"The run '{name}' has no final adapter yet (it is {run.state}); pick one of its checkpoints: "
-                     f"{', '.join(s.spec for s in sides)}.")
+        raise ModelError(msg("The run '{name}' has no checkpoint '{checkpoint}'. Its adapters: {sides}.", name=name, checkpoint=checkpoint, sides=', '.join(s.spec for s in sides)))
+    raise ModelError(msg("The run '{name}' has no final adapter yet (it is {state}); pick one of its checkpoints: "
+                         "{sides}.", name=name, state=msg(run.state), sides=', '.join(s.spec for s in sides)))
 
 
 def adapter_name(side: Side) -> str:
@@ -92,7 +93,7 @@ def activate(manager: ModelManager, side: Side) -> str | None:
     change the adapter other sessions answer with."""
     loaded = manager.loaded
     if loaded is None:
-        raise ModelError("No model is loaded. Load one on the Model tab first.")
+        raise ModelError(msg("No model is loaded. Load one on the Model tab first."))
     if side.is_base:
         return None
     name = adapter_name(side)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from engine.compare.sides import BASE
 from engine.files import append_jsonl, now, read_jsonl
+from engine.i18n import msg
 from engine.train.runs import load_run, run_dir
 from engine.workspace import Workspace
 
@@ -98,9 +99,9 @@ def history(path: Path, limit: int = 50) -> list[tuple[dict, dict | None]]:
 def vote(workspace: Workspace, comparison: dict, choice: str) -> dict:
     """Record a blind vote on a saved comparison: 'a', 'b' (the answer shown under that letter) or 'tie'."""
     if choice not in CHOICES:
-        raise VoteError(f"A vote is 'a', 'b' or 'tie' (got {choice!r}).")
+        raise VoteError(msg("A vote is 'a', 'b' or 'tie' (got {choice!r}).", choice=choice))
     if not comparison.get("blind"):
-        raise VoteError("Only blind comparisons take votes: turn on blind mode and compare again.")
+        raise VoteError(msg("Only blind comparisons take votes: turn on blind mode and compare again."))
     shown = comparison["shown"]
     record = {
         "type": "vote", "time": now(), "comparison": comparison["id"], "choice": choice,

@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.data.errors import DataError
 from engine.data.limits import MAX_CARD_CHUNK_BYTES, human, max_file_bytes, parse_json
 from engine.data.lorebook import Lorebook, is_lorebook, lorebook_from_dict
+from engine.i18n import msg
 
 PYGMALION_KEYS = {"char_name": "name", "char_persona": "description", "world_scenario": "scenario",
                   "char_greeting": "first_mes", "example_dialogue": "mes_example"}
@@ -124,8 +125,9 @@ def card_from_dict(record: dict) -> Card:
     if not isinstance(record, dict) or not is_card(record):
         keys = ", ".join(list(record)[:12]) if isinstance(record, dict) else type(record).__name__
         raise DataError(
-            f"This is not a character card (fields seen: {keys}). A card has 'spec': 'chara_card_v2' or "
-            "'chara_card_v3' with a 'data' object, or the V1 fields name, description, first_mes."
+            msg("This is not a character card (fields seen: {keys}). A card has 'spec': "
+                "'chara_card_v2' or 'chara_card_v3' with a 'data' object, or the V1 fields name, "
+                "description, first_mes.", keys=keys)
         )
     spec = str(record.get("spec", ""))
     data = record.get("data") if spec.startswith("chara_card") and isinstance(record.get("data"), dict) else record
@@ -158,24 +160,27 @@ def card_json_from_png(path: Path, notes: list[str] | None = None) -> dict:
     try:
         chunks = _text_chunks(path)
     except _BadPng as e:
-        raise DataError(f"'{path.name}' could not be read as a PNG image: {e}. Export the card again, as PNG or JSON.") from None
+        raise DataError(msg("'{name}' could not be read as a PNG image: {problem}. Export the card again, as PNG "
+                            "or JSON.", name=path.name, problem=e)) from None
     if not chunks:
         raise DataError(
-            f"'{path.name}' is a PNG without a character card in it (no 'chara' or 'ccv3' text chunk). "
-            "Export the card again from SillyTavern or the site it came from, as PNG or JSON."
+            msg("'{name}' is a PNG without a character card in it (no 'chara' or 'ccv3' text "
+                "chunk). Export the card again from SillyTavern or the site it came from, as PNG "
+                "or JSON.", name=path.name)
         )
     found = {key: _chunk_json(text) for key, text in chunks.items()}
     notes = notes if notes is not None else []
     if isinstance(found.get("ccv3"), dict):
         if "chara" in found:
-            notes.append("The card was read from the PNG's 'ccv3' chunk (spec V3), preferred over its 'chara' chunk (V2).")
+            notes.append(msg("The card was read from the PNG's 'ccv3' chunk (spec V3), preferred over its "
+                             "'chara' chunk (V2)."))
         return found["ccv3"]
     if isinstance(found.get("chara"), dict):
         if "ccv3" in found:
             notes.append("The PNG's 'ccv3' chunk (spec V3) is damaged, so the card was read from its 'chara' chunk (V2).")
         return found["chara"]
-    raise DataError(f"The character card inside '{path.name}' is damaged: its text is not a card's JSON. "
-                    "Export it again.")
+    raise DataError(msg("The character card inside '{name}' is damaged: its text is not a card's JSON. Export it "
+                        "again.", name=path.name))
 
 
 def _chunk_json(text: str) -> dict | None:
@@ -240,18 +245,19 @@ def read_card(path: str | Path) -> Card:
     """Read a character card from a .json or .png file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"There is no file at '{path}'.")
+        raise DataError(msg("There is no file at '{path}'.", path=path))
     with open(path, "rb") as f:
         png = f.read(8) == b"\x89PNG\r\n\x1a\n"
     if png:
         return card_from_dict(card_json_from_png(path))
     if path.stat().st_size > max_file_bytes():
-        raise DataError(f"'{path.name}' is {human(path.stat().st_size)}, too large for a character card.")
+        raise DataError(msg("'{name}' is {size}, too large for a character card.", name=path.name,
+                            size=human(path.stat().st_size)))
     try:
         record = parse_json(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"'{path.name}' is not a character card: it is not valid JSON ({e}).") from None
+        raise DataError(msg("'{name}' is not a character card: it is not valid JSON ({problem}).", name=path.name, problem=e)) from None
     except DataError as e:
-        raise DataError(f"'{path.name}' is not a character card: {e}") from None
+        raise DataError(msg("'{name}' is not a character card: {problem}", name=path.name, problem=e)) from None
     return card_from_dict(record)
 

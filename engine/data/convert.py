@@ -21,6 +21,7 @@ from engine.data import preference
 from engine.data.transcripts import split_prompt, template_of
 from engine.data.trees import message_rows, tree
 from engine.data.turns import Malformed, as_list, content_text, role, turn_list
+from engine.i18n import msg
 
 _CHATML = re.compile(r"<\|im_start\|>[ \t]*(\w+)[ \t]*\n?(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|\Z)", re.S)
 _MARKER = re.compile(r"<\|(system|user|assistant)\|>")
@@ -33,13 +34,16 @@ def check_mapping(format_id: str, mapping: dict[str, str], columns: list[str]) -
     shown = named(columns)
     for name, column in mapping.items():
         if name not in fmt.fields:
-            raise DataError(f"'{name}' is not a field of the {format_id} shape; its fields are {', '.join(fmt.fields) or 'none'}.")
+            raise DataError(msg("'{name}' is not a field of the {format_id} shape; its fields are {fields}.", name=name, format_id=format_id,
+                                fields=", ".join(fmt.fields) or msg("none")))
         if column and column not in columns:
-            raise DataError(f"There is no column '{column}' in this file (mapped to {name}). Its columns are: {shown}.")
+            raise DataError(msg("There is no column '{column}' in this file (mapped to {name}). Its columns are: "
+                                "{shown}.", column=column, name=name, shown=shown))
     missing = [name for name in fmt.required if not mapping.get(name)]
     if missing:
         needs = ", ".join(f"{name} ({fmt.fields[name]})" for name in missing)
-        raise DataError(f"To read this file as {format_id}, choose the column for: {needs}. Its columns are: {shown}.")
+        raise DataError(msg("To read this file as {format_id}, choose the column for: {needs}. Its columns are: "
+                            "{shown}.", format_id=format_id, needs=needs, shown=shown))
 
 
 def convert(items: Iterable[tuple[int, dict]], format_id: str, mapping: dict[str, str],
@@ -123,14 +127,14 @@ def _chatml(record: dict, mapping: dict[str, str]) -> dict:
     text = _string(record, mapping["text"])
     turns = _CHATML.findall(text)
     if not turns:
-        raise Malformed(f"'{mapping['text']}' holds no <|im_start|> turns")
+        raise Malformed(msg("'{text}' holds no <|im_start|> turns", text=mapping['text']))
     return _finish([{"role": role(r, i), "content": c.strip()} for i, (r, c) in enumerate(turns, 1)], record, mapping)
 
 
 def _roleplay(record: dict, mapping: dict[str, str]) -> dict:
     parts = _MARKER.split(_string(record, mapping["text"]))
     if len(parts) < 3:
-        raise Malformed(f"'{mapping['text']}' holds no <|user|> or <|assistant|> markers")
+        raise Malformed(msg("'{text}' holds no <|user|> or <|assistant|> markers", text=mapping['text']))
     messages = [{"role": "system", "content": _EOS.sub("", parts[0]).strip()}] if parts[0].strip() else []
     messages += [{"role": role, "content": _EOS.sub("", content).strip()} for role, content in zip(parts[1::2], parts[2::2])]
     return _finish(messages, record, mapping)
@@ -148,7 +152,7 @@ def _alpaca(record: dict, mapping: dict[str, str]) -> dict:
     history = as_list(record.get(mapping["history"])) if mapping.get("history") else None
     for pair in history or []:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            raise Malformed(f"'{mapping['history']}' is not a list of [question, answer] pairs")
+            raise Malformed(msg("'{history}' is not a list of [question, answer] pairs", history=mapping['history']))
         messages += [{"role": "user", "content": content_text(pair[0])}, {"role": "assistant", "content": content_text(pair[1])}]
     instruction = content_text(record.get(mapping["instruction"]))
     extra = content_text(record.get(mapping["input"])) if mapping.get("input") else ""
@@ -164,7 +168,8 @@ def _text(record: dict, mapping: dict[str, str]) -> dict:
 def _string(record: dict, column: str) -> str:
     value = record.get(column)
     if not isinstance(value, str):
-        raise Malformed(f"'{column}' is {'missing' if value is None else 'not text'}")
+        raise Malformed(msg("'{column}' is missing", column=column) if value is None else
+                        msg("'{column}' is not text", column=column))
     return value
 
 

@@ -16,6 +16,7 @@ from engine.data.images import holds_image
 from engine.data.preference import CHOSEN, COMPLETIONS, LABELS, PROMPTS, REJECTED
 from engine.data.transcripts import TEMPLATES, template_of, transcript
 from engine.data.turns import as_list
+from engine.i18n import msg
 
 SAMPLE = 200
 MIN_CONFIDENCE = 0.5
@@ -63,7 +64,7 @@ def detect(records: list[dict]) -> Detection:
     sample = records[:SAMPLE]
     columns = columns_of(sample)
     if not sample:
-        return Detection(None, 0.0, ["No records were read."], {}, columns)
+        return Detection(None, 0.0, [msg("No records were read.")], {}, columns)
     results = []
     for format_id in RECORD_FORMATS:
         found = _SCORERS[format_id](sample, columns)
@@ -74,12 +75,12 @@ def detect(records: list[dict]) -> Detection:
     mappings = {r[0]: r[2] for r in results}
     if not results or results[0][1] < MIN_CONFIDENCE:
         return Detection(None, results[0][1] if results else 0.0,
-                         [f"No known shape fits; columns seen: {named(columns)}."], {}, columns,
+                         [msg("No known shape fits; columns seen: {columns}.", columns=named(columns))], {}, columns,
                          candidates, mappings)
     format_id, score, mapping, evidence = results[0]
     images = sum(map(holds_image, sample))
     if images:
-        evidence = [*evidence, _evidence(images / len(sample), len(sample), "hold images; this app trains text models")]
+        evidence = [*evidence, _evidence(images / len(sample), len(sample), msg("hold images; this app trains text models"))]
     return Detection(format_id, round(score, 3), evidence, mapping, columns, candidates, mappings, images)
 
 
@@ -88,7 +89,7 @@ def _share(sample: list[dict], test) -> float:
 
 
 def _evidence(share: float, n: int, what: str) -> str:
-    return f"{round(share * n)} of {n} sampled records {what}."
+    return msg("{k} of {n} sampled records {what}.", k=round(share * n), n=n, what=what)
 
 
 def _turn_lists(sample, columns, keys: tuple[str, ...]):
@@ -114,7 +115,7 @@ def _conversations(keys: tuple[str, ...], field_name: str, label: str):
         for name, names in (("system", SYSTEM_COLUMNS), ("tools", ("tools", "functions"))):
             if found := find(columns, names):
                 mapping[name] = found
-        return share, mapping, [_evidence(share, len(sample), f"hold '{column}' as a list of {label} turns")]
+        return share, mapping, [_evidence(share, len(sample), msg("hold '{column}' as a list of {label} turns", column=column, label=label))]
 
     return score
 
@@ -133,7 +134,7 @@ def _text_with(markers: tuple[str, ...], label: str, system_names: tuple[str, ..
         mapping = {"text": column}
         if system := find([c for c in columns if c != column], system_names):
             mapping["system"] = system
-        return share, mapping, [_evidence(share, len(sample), f"hold {label} in '{column}'")]
+        return share, mapping, [_evidence(share, len(sample), msg("hold {label} in '{column}'", label=label, column=column))]
 
     return score
 
@@ -154,7 +155,7 @@ def _alpaca(sample, columns):
         if found := find(columns, names):
             mapping[name] = found
     named = ", ".join(f"'{c}'" for c in mapping.values())
-    return share, mapping, [_evidence(share, len(sample), f"have the Alpaca columns {named}")]
+    return share, mapping, [_evidence(share, len(sample), msg("have the Alpaca columns {named}", named=named))]
 
 
 def _pairs(sample, columns):
@@ -165,12 +166,12 @@ def _pairs(sample, columns):
             mapping = {"prompt": prompt, "response": response}
             if system := find(columns, SYSTEM_COLUMNS):
                 mapping["system"] = system
-            evidence = [_evidence(share, len(sample), f"have a prompt '{prompt}' and a reply '{response}'")]
+            evidence = [_evidence(share, len(sample), msg("have a prompt '{prompt}' and a reply '{response}'", prompt=prompt, response=response))]
             found = [t for r in sample if isinstance(r.get(prompt), str) and (t := template_of(r[prompt]))]
             if found:
                 name = TEMPLATES[max(set(found), key=found.count)][1]
-                evidence.append(_evidence(len(found) / len(sample), len(sample), f"have prompts that already hold a chat "
-                                          f"template ({name}): split into their turns, so the template is not trained as text"))
+                evidence.append(_evidence(len(found) / len(sample), len(sample), msg("have prompts that already hold a chat template ({name}): split into their "
+                                                                                     "turns, so the template is not trained as text", name=name)))
             return share, mapping, evidence
     return None
 
@@ -181,9 +182,9 @@ def _sillytavern(sample, columns):
     if not lines:
         return None
     share = (lines + header) / len(sample)
-    evidence = [_evidence(lines / len(sample), len(sample), "are chat messages with 'name', 'is_user', 'mes'")]
+    evidence = [_evidence(lines / len(sample), len(sample), msg("are chat messages with 'name', 'is_user', 'mes'"))]
     if header:
-        evidence.append("The first line is a SillyTavern chat header.")
+        evidence.append(msg("The first line is a SillyTavern chat header."))
     return min(share, 1.0), {}, evidence
 
 
@@ -192,7 +193,7 @@ def _card(sample, columns):
     if not share:
         return None
     specs = {str(r.get("spec") or "V1 fields") for r in sample if is_card(r)}
-    return share, {}, [_evidence(share, len(sample), f"are character cards ({', '.join(sorted(specs))})")]
+    return share, {}, [_evidence(share, len(sample), msg("are character cards ({specs})", specs=', '.join(sorted(specs))))]
 
 
 def _text(sample, columns):
@@ -200,7 +201,7 @@ def _text(sample, columns):
     if not column:
         return None
     share = _share(sample, lambda r: isinstance(r.get(column), str))
-    return share, {"text": column}, [_evidence(share, len(sample), f"have plain text in '{column}'")]
+    return share, {"text": column}, [_evidence(share, len(sample), msg("have plain text in '{column}'", column=column))]
 
 
 def _preference(sample, columns):
@@ -212,12 +213,12 @@ def _preference(sample, columns):
     for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
         if found := find(columns, names):
             mapping[name] = found
-    evidence = [_evidence(share, len(sample), f"have a chosen '{chosen}' and a rejected '{rejected}' reply: preference data")]
+    evidence = [_evidence(share, len(sample), msg("have a chosen '{chosen}' and a rejected '{rejected}' reply: preference data", chosen=chosen, rejected=rejected))]
     messages = find(columns, ("messages",))
     if messages and (same := _share(sample, lambda r: r.get(messages) == r.get(chosen))):
-        evidence.append(_evidence(same, len(sample), f"have '{messages}' equal to '{chosen}': a binarized preference set"))
+        evidence.append(_evidence(same, len(sample), msg("have '{messages}' equal to '{chosen}': a binarized preference set", messages=messages, chosen=chosen)))
     if texts := _share(sample, lambda r: isinstance(r.get(chosen), str) and transcript(r[chosen]) is not None):
-        evidence.append(_evidence(texts, len(sample), "hold Human:/Assistant: transcripts in the replies"))
+        evidence.append(_evidence(texts, len(sample), msg("hold Human:/Assistant: transcripts in the replies")))
     return share, mapping, evidence
 
 
@@ -230,8 +231,7 @@ def _kto(sample, columns):
     for name, names in (("prompt", PROMPTS), ("system", SYSTEM_COLUMNS)):
         if found := find([c for c in columns if c != completion], names):
             mapping[name] = found
-    return share, mapping, [_evidence(share, len(sample), f"have a reply '{completion}' marked desirable or not in "
-                                                          f"'{label}': KTO data")]
+    return share, mapping, [_evidence(share, len(sample), msg("have a reply '{completion}' marked desirable or not in '{label}': KTO data", completion=completion, label=label))]
 
 
 def _shaped(keys_any, field_name: str, label: str, system_names: tuple[str, ...]):
@@ -248,7 +248,7 @@ def _shaped(keys_any, field_name: str, label: str, system_names: tuple[str, ...]
         mapping = {field_name: column}
         if system := find([c for c in columns if c != column], system_names):
             mapping["system"] = system
-        return share, mapping, [_evidence(share, len(sample), f"hold '{column}' as a list of {label}")]
+        return share, mapping, [_evidence(share, len(sample), msg("hold '{column}' as a list of {label}", column=column, label=label))]
 
     return score
 
@@ -262,33 +262,32 @@ def _tree(sample, columns):
         return None
     share, column = best
     ranked = sum(1 for r in sample if is_tree(r.get(column)) and any("rank" in x for x in r[column]["replies"]))
-    return share, {"tree": column}, [_evidence(share, len(sample), f"hold a message tree in '{column}' (a message "
-                                                                   f"with 'replies')"),
-                                     _evidence(ranked / len(sample), len(sample), "have ranked replies")]
+    return share, {"tree": column}, [_evidence(share, len(sample), msg("hold a message tree in '{column}' (a message with 'replies')", column=column)),
+                                     _evidence(ranked / len(sample), len(sample), msg("have ranked replies"))]
 
 
 def _message_rows(sample, columns):
     if not all(c in columns for c in ("message_id", "parent_id", "text", "role")):
         return None
     share = _share(sample, lambda r: "message_id" in r and "parent_id" in r and isinstance(r.get("text"), str))
-    return share, {}, [_evidence(share, len(sample), "are single messages linked by 'message_id' and 'parent_id': "
-                                                     "message trees, one message a row")]
+    return share, {}, [_evidence(share, len(sample), msg("are single messages linked by 'message_id' and 'parent_id': message trees, one message "
+                                                         "a row"))]
 
 
 _SCORERS = {
     "preference": _preference,
     "kto": _kto,
-    "gemini": _shaped([("role", "parts")], "contents", "role/parts turns (Gemini)", ("systeminstruction", "system_instruction")),
-    "turn_pairs": _shaped(list(PAIR_KEYS), "turns", "{human, assistant} pairs", SYSTEM_COLUMNS),
-    "is_human_turns": _shaped([("message", "is_human"), ("text", "is_human")], "conversation", "turns marked is_human",
+    "gemini": _shaped([("role", "parts")], "contents", msg("role/parts turns (Gemini)"), ("systeminstruction", "system_instruction")),
+    "turn_pairs": _shaped(list(PAIR_KEYS), "turns", msg("{human, assistant} pairs"), SYSTEM_COLUMNS),
+    "is_human_turns": _shaped([("message", "is_human"), ("text", "is_human")], "conversation", msg("turns marked is_human"),
                               PERSONA_COLUMNS),
     "message_tree": _tree,
     "message_rows": _message_rows,
     "alpaca": _alpaca,
     "sharegpt": _conversations(("from", "value"), "conversations", "from/value"),
     "messages": _conversations(("role",), "messages", "role/content"),
-    "chatml": _text_with(("<|im_start|>",), "ChatML turns", ("system",)),
-    "roleplay_markers": _text_with(("<|user|>", "<|assistant|>"), "<|user|>/<|assistant|> turns",
+    "chatml": _text_with(("<|im_start|>",), msg("ChatML turns"), ("system",)),
+    "roleplay_markers": _text_with(("<|user|>", "<|assistant|>"), msg("<|user|>/<|assistant|> turns"),
                                    ("description", "system", "persona")),
     "pairs": _pairs,
     "sillytavern_chat": _sillytavern,

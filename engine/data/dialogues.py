@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from engine.data.turns import Malformed, content_text, role, turn_list
+from engine.i18n import msg
 
 PAIR_KEYS = (("human", "assistant"), ("user", "assistant"), ("human", "bot"), ("user", "bot"))
 
@@ -29,7 +30,7 @@ def turn_pairs(record: dict, mapping: dict[str, str]) -> dict:
     for i, turn in enumerate(turn_list(record, mapping["turns"]), 1):
         keys = next((k for k in PAIR_KEYS if k[0] in turn), None)
         if keys is None:
-            raise Malformed(f"turn {i} of '{mapping['turns']}' has no human or user side")
+            raise Malformed(msg("turn {i} of '{turns}' has no human or user side", i=i, turns=mapping['turns']))
         messages += [{"role": "user", "content": content_text(turn.get(keys[0]))},
                      {"role": "assistant", "content": content_text(turn.get(keys[1]))}]
     return {"messages": _system(record, mapping) + messages}

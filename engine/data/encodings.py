@@ -14,6 +14,7 @@ import codecs
 import re
 
 from engine.data.errors import DataError
+from engine.i18n import msg
 
 CHINESE = {"gb18030": "gb18030 (GBK) Chinese", "big5": "Big5 Chinese", "cp950": "Big5 (cp950) Chinese"}
 _FAMILIES = {"gb18030": ("gb18030",), "gbk": ("gb18030",), "gb2312": ("gb18030",), "hz": ("gb18030",),
@@ -28,7 +29,7 @@ def describe(encoding: str) -> str:
     """The note for a file read in `encoding` (none for UTF-8)."""
     if encoding in ("utf-8", "utf-8-sig"):
         return ""
-    return f"Read as {CHINESE.get(encoding, encoding)} text."
+    return msg("Read as {encoding} text.", encoding=CHINESE.get(encoding, encoding))
 
 
 def sniff_encoding(head: bytes, name: str) -> str:
@@ -85,11 +86,13 @@ def _east_asian(head: bytes, name: str) -> str | None:
     for encoding in _FAMILIES.get(found, ()):
         if (text := _decoded(head, encoding)) is not None and _mostly_han(text):
             return encoding
-    seen = f"{found} text ({best.language})" if best.language != "Unknown" else f"{found} text"
+    seen = msg("{encoding} text ({language})", encoding=found, language=best.language) if best.language != "Unknown" \
+        else msg("{encoding} text", encoding=found)
     raise DataError(
-        f"'{name}' is not UTF-8: it looks like {seen}. Only UTF-8, UTF-16, GB18030/GBK, Big5 and "
-        "Windows-1252 are read, so that no text is trained garbled. Save the file as UTF-8 (in Excel: "
-        "Save As, 'CSV UTF-8'; in an editor: Save with encoding UTF-8) and try again."
+        msg("'{name}' is not UTF-8: it looks like {seen}. Only UTF-8, UTF-16, GB18030/GBK, Big5 "
+            "and Windows-1252 are read, so that no text is trained garbled. Save the file as "
+            "UTF-8 (in Excel: Save As, 'CSV UTF-8'; in an editor: Save with encoding UTF-8) and "
+            "try again.", name=name, seen=seen)
     )
 
 
@@ -100,8 +103,8 @@ def _mostly_han(text: str) -> bool:
 
 def _binary(name: str) -> DataError:
     return DataError(
-        f"'{name}' does not look like a text file: it holds binary data. Choose a JSON, JSONL, CSV, TSV, "
-        "Parquet, plain text or character card PNG file."
+        msg("'{name}' does not look like a text file: it holds binary data. Choose a JSON, "
+            "JSONL, CSV, TSV, Parquet, plain text or character card PNG file.", name=name)
     )
 
 
@@ -127,6 +130,6 @@ def decode_whole(data: bytes, source) -> str:
 def _mixed(name: str, encoding: str, data: bytes, at: int) -> DataError:
     line = data.count(b"\n", 0, at) + 1
     return DataError(
-        f"'{name}' is not valid {encoding} text at line {line} (byte {at + 1}): parts of it "
-        "are in different encodings. Save the whole file as UTF-8 and try again."
+        msg("'{name}' is not valid {encoding} text at line {line} (byte {at}): parts of it are "
+            "in different encodings. Save the whole file as UTF-8 and try again.", name=name, encoding=encoding, line=line, at=at + 1)
     )

@@ -11,6 +11,7 @@ import json
 import os
 
 from engine.data.errors import DataError
+from engine.i18n import msg
 
 MAX_FILE_MB = 1024  # the default; WORKBENCH_MAX_DATA_MB changes it
 MAX_LINE_BYTES = 4 * 1024 * 1024  # one line of JSONL, CSV or text, and one record's text
@@ -56,5 +57,5 @@ def parse_json(text: str):
         # A value cannot nest deeper than its text has brackets (a fast count rules out almost every record).
         if text.count("[") + text.count("{") <= MAX_DEPTH or not too_deep(value):
             return value
-    raise DataError(f"it holds lists or objects nested more than {MAX_DEPTH} levels deep; no record shape needs that. "
-                    "Flatten it.")
+    raise DataError(msg("it holds lists or objects nested more than {depth} levels deep; no record shape "
+                        "needs that. Flatten it.", depth=MAX_DEPTH))

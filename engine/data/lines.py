@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from engine.data.limits import MAX_LINE_BYTES, human
+from engine.i18n import msg
 
 ReadProgress = Callable[[int, int], None]  # (bytes or rows done, total)
 
@@ -44,6 +45,8 @@ def bounded_lines(f) -> Iterator[tuple[int, bytes | str | None, int]]:
 
 
 def too_long(unit: str, number: int, length: int) -> ReadError:
-    return ReadError(unit, number, f"{unit.capitalize()} {number} is {human(length)} long, over the limit of "
-                     f"{human(MAX_LINE_BYTES)} for one record (far more than a model trains on at once); split it "
-                     "into several records.")
+    return ReadError(unit, number, msg(
+        "Line {number} is {length} long, over the limit of {limit} for one record (far more than a model trains on "
+        "at once); split it into several records." if unit == "line" else
+        "Row {number} is {length} long, over the limit of {limit} for one record (far more than a model trains on "
+        "at once); split it into several records.", number=number, length=human(length), limit=human(MAX_LINE_BYTES)))

@@ -13,6 +13,7 @@ from engine.data.formats import known_shapes
 from engine.data.limits import human
 from engine.data.lorebook import is_lorebook, lorebook_from_dict
 from engine.data.tables import is_sentence
+from engine.i18n import msg
 
 _LFS = re.compile(rb"\Aversion https://git-lfs\.github\.com/spec/v\d+\s*\n(?:.*\n)*?oid (\w+):(\w+)\s*\nsize (\d+)", re.M)
 _ANNEX = re.compile(rb"\A[./]*\.git/annex/objects/\S+\s*\Z|\A/annex/objects/\S+\s*\Z")
@@ -23,23 +24,20 @@ DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".jsonlines", ".csv", ".tsv", ".t
 def check_head(head: bytes, name: str) -> None:
     """Raise `DataError` where the start of a file shows it is a pointer to the data or a web page."""
     if len(head) < 1024 and (lfs := _LFS.match(head)):
-        raise DataError(
-            f"'{name}' is a Git LFS pointer, not the data: it only names the real file ({lfs[1].decode()} "
-            f"{lfs[2].decode()[:12]}..., {human(int(lfs[3]))}), which was never downloaded. Fetch the real file "
-            "with `git lfs pull` in the repository it came from (or use the site's download link, not the raw "
-            "pointer), then choose it again."
-        )
+        raise DataError(msg(
+            "'{name}' is a Git LFS pointer, not the data: it only names the real file ({kind} {digest}..., {size}), "
+            "which was never downloaded. Fetch the real file with `git lfs pull` in the repository it came from (or "
+            "use the site's download link, not the raw pointer), then choose it again.", name=name,
+            kind=lfs[1].decode(), digest=lfs[2].decode()[:12], size=human(int(lfs[3]))))
     if len(head) < 1024 and _ANNEX.match(head):
-        raise DataError(
-            f"'{name}' is a git-annex pointer, not the data. Fetch the real file with `git annex get {name}` in "
-            "the repository it came from, then choose it again."
-        )
+        raise DataError(msg(
+            "'{name}' is a git-annex pointer, not the data. Fetch the real file with `git annex get {name}` in "
+            "the repository it came from, then choose it again.", name=name))
     if _HTML.match(head) and name.lower().endswith(DATA_SUFFIXES):  # a .txt or .html of HTML may be meant as text
-        raise DataError(
-            f"'{name}' is a web page (HTML), not a data file: the page showing the file was saved, not the file. "
+        raise DataError(msg(
+            "'{name}' is a web page (HTML), not a data file: the page showing the file was saved, not the file. "
             "Download the file itself (on GitHub the 'Raw' or download button; on Hugging Face the download "
-            "arrow beside the file) and choose it again."
-        )
+            "arrow beside the file) and choose it again.", name=name))
 
 
 def check_record(record: dict, name: str) -> None:

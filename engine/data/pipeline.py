@@ -24,6 +24,7 @@ from engine.data.limits import MAX_COLUMNS
 from engine.data.notdata import no_known_shape
 from engine.data.readers import DataFile, ReadError, ReadProgress, open_data_file, too_wide
 from engine.data.rules import DataReport, Rules, check, tidy
+from engine.i18n import msg
 from engine.workspace import BadName
 
 
@@ -80,7 +81,8 @@ def _open(path, max_bytes: int | None, progress: ReadProgress | None):
     records = [item[1] for item in head if not isinstance(item, ReadError)]
     if not records:
         errors = [item.message for item in head if isinstance(item, ReadError)]
-        raise DataError(f"Nothing in '{source.path.name}' could be read. {errors[0] if errors else ''}".strip())
+        raise DataError(msg("Nothing in '{name}' could be read. {first}", name=source.path.name, first=errors[0])
+                        if errors else msg("Nothing in '{name}' could be read.", name=source.path.name))
     if len(columns := columns_of(records)) > MAX_COLUMNS:
         raise DataError(too_wide(source.path.name, len(columns)))
     return source, head, items, detect(records)
@@ -120,13 +122,16 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
     text_only = options.text_only or not detection.images
     for number, row in convert(good_items(), format_id, mapping, options.card_user, options.all_branches):
         if isinstance(row, Malformed):
-            report.drop(row.reason, number, f"{report.unit.capitalize()} {number}: {row}")
+            report.drop(row.reason, number, msg("Line {number}: {problem}" if report.unit == "line" else "Row {number}: {problem}",
+                                                number=number, problem=row.args[0]))
             continue
         preference = row.pop("preference", None)
         row = tidy(row, options.system_prompt)
         record = last[1] if last[0] == number else None
         if image := image_of(record, row):
-            report.drop("has_image", number, f"{report.unit.capitalize()} {number} holds {image}; this app trains text models.")
+            report.drop("has_image", number, msg("Line {number} holds {image}; this app trains text models." if report.unit == "line"
+                                                    else "Row {number} holds {image}; this app trains text models.",
+                                                    number=number, image=image))
             continue
         reason = check(row, options.rules) or (None if text_only else "text_only_row")
         if reason:
@@ -135,8 +140,9 @@ def inspect(path: str | os.PathLike, options: Options = Options(), *, sink: Call
         if not options.keep_duplicates:
             key = _identity(row, preference)
             if (first := seen.get(key)) is not None:
-                report.drop("duplicate", number, f"{report.unit.capitalize()} {number} is the same conversation as "
-                                                 f"{report.unit} {first}, which is kept.")
+                report.drop("duplicate", number, msg(
+                    "Line {number} is the same conversation as line {first}, which is kept." if report.unit == "line"
+                    else "Row {number} is the same conversation as row {first}, which is kept.", number=number, first=first))
                 continue
             seen[key] = number
         if preference:
@@ -178,34 +184,41 @@ def with_system(preference: dict, system_prompt: str) -> dict:
     return preference
 
 
-def _count(n: int, one: str, many: str = "") -> str:
-    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _notes(format_id: str, detection: Detection, report: DataReport, text_only: bool) -> list[str]:
     """What a person must know about this shape of data, in plain sentences."""
     notes = []
     if format_id == "preference":
-        notes.append(f"Preference data: supervised training uses the chosen replies; {_count(report.preference, 'pair')} "
-                     "of chosen and rejected replies kept with the data set for preference training (DPO, ORPO).")
+        notes.append(msg("Preference data: supervised training uses the chosen replies; {n:,} pair of chosen and "
+                         "rejected replies kept with the data set for preference training (DPO, ORPO)."
+                         if report.preference == 1 else
+                         "Preference data: supervised training uses the chosen replies; {n:,} pairs of chosen and "
+                         "rejected replies kept with the data set for preference training (DPO, ORPO).",
+                         n=report.preference))
     elif format_id == "kto":
-        notes.append(f"KTO data: only the desirable replies train in supervised mode; {_count(report.preference, 'reply', 'replies')}, "
-                     "desirable or not, kept with the data set for preference training (KTO).")
+        notes.append(msg("KTO data: only the desirable replies train in supervised mode; {n:,} reply, desirable or "
+                         "not, kept with the data set for preference training (KTO)." if report.preference == 1 else
+                         "KTO data: only the desirable replies train in supervised mode; {n:,} replies, desirable or "
+                         "not, kept with the data set for preference training (KTO).", n=report.preference))
     if detection.images or report.dropped["has_image"]:
-        notes.append("This file holds images, and this app trains text models: rows with an image are left out "
-                     "(an image placeholder is never trained as text). " +
-                     ("Its text-only rows are used, as chosen." if text_only else
-                      "Its text-only rows are used only if you choose so (use the text-only rows; --text-only)."))
+        notes.append(msg("This file holds images, and this app trains text models: rows with an image are left out "
+                         "(an image placeholder is never trained as text). Its text-only rows are used, as chosen."
+                         if text_only else
+                         "This file holds images, and this app trains text models: rows with an image are left out "
+                         "(an image placeholder is never trained as text). Its text-only rows are used only if you "
+                         "choose so (use the text-only rows; --text-only)."))
     if report.dropped["duplicate"]:
-        notes.append("Exact duplicates are left out (the first copy is kept); keep them with keep duplicates "
-                     "(--keep-duplicates).")
+        notes.append(msg("Exact duplicates are left out (the first copy is kept); keep them with keep duplicates "
+                         "(--keep-duplicates)."))
     return notes
 
 
 def _choose_format(chosen: str | None, detection: Detection, name: str, head: list) -> str:
     if chosen:
         if chosen not in RECORD_FORMATS:
-            raise DataError(f"'{chosen}' is not a known format. Choose one of: {', '.join(RECORD_FORMATS)}.")
+            raise DataError(msg("'{chosen}' is not a known format. Choose one of: {formats}.", chosen=chosen,
+                                formats=", ".join(RECORD_FORMATS)))
         return chosen
     if detection.format is None:
         raise DataError(no_known_shape(name, [item[1] for item in head if not isinstance(item, ReadError)], detection.columns))
@@ -233,10 +246,13 @@ def load_conversations(ref: str | os.PathLike, workspace=None) -> list[dict]:
     if path.is_file():
         inspection = inspect(path)
         if not inspection.rows:
-            raise DataError(f"'{path.name}' holds nothing to train on: {inspection.report.summary()}")
+            raise DataError(msg("'{name}' holds nothing to train on: {report}", name=path.name,
+                                report=inspection.report.summary()))
         return inspection.rows
-    where = f" in {workspace.datasets}" if workspace is not None else ""
-    raise DataError(
-        f"'{ref}' is neither a dataset saved{where} nor a file. Import it on the Dataset tab (or with "
+    raise DataError(msg(
+        "'{ref}' is neither a dataset saved in {folder} nor a file. Import it on the Dataset tab (or with "
         "`python -m engine data import FILE --name NAME`), or give the path to a data file."
-    )
+        if workspace is not None else
+        "'{ref}' is neither a dataset saved nor a file. Import it on the Dataset tab (or with "
+        "`python -m engine data import FILE --name NAME`), or give the path to a data file.",
+        ref=ref, folder=workspace.datasets if workspace is not None else ""))

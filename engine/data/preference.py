@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from engine.data.transcripts import transcript
 from engine.data.turns import Malformed, as_list, content_text, role
+from engine.i18n import msg
 
 CHOSEN = ("chosen", "preferred_output", "chosen_response", "response_chosen", "chosen_output")
 REJECTED = ("rejected", "non_preferred_output", "rejected_response", "response_rejected", "rejected_output")
@@ -33,7 +34,8 @@ def messages_of(value, column: str, speaker: str) -> list[dict]:
         value = [value]
     turns = as_list(value)
     if turns is None:
-        raise Malformed(f"'{column}' is {'missing' if value is None else 'neither text nor a list of turns'}")
+        raise Malformed(msg("'{column}' is missing", column=column) if value is None else
+                        msg("'{column}' is neither text nor a list of turns", column=column))
     messages = []
     for i, turn in enumerate(turns, 1):
         if isinstance(turn, str):
@@ -42,7 +44,7 @@ def messages_of(value, column: str, speaker: str) -> list[dict]:
             messages.append({"role": role(turn.get("role", turn.get("from")), i),
                              "content": content_text(turn.get("content", turn.get("value")))})
         else:
-            raise Malformed(f"turn {i} of '{column}' is not an object")
+            raise Malformed(msg("turn {i} of '{column}' is not an object", i=i, column=column))
     return messages
 
 
@@ -59,7 +61,7 @@ def _prompt(record: dict, mapping: dict[str, str], *sides: list[dict]) -> list[d
     prompt column; a mapped system column becomes its system turn."""
     given = [before for before in sides if before]
     if any(g != given[0] for g in given[1:]):
-        raise Malformed("the chosen and the rejected reply continue different conversations")
+        raise Malformed(msg("the chosen and the rejected reply continue different conversations"))
     prompt = given[0] if given else (messages_of(record.get(mapping["prompt"]), mapping["prompt"], "user")
                                      if mapping.get("prompt") else [])
     system = content_text(record.get(mapping["system"])) if mapping.get("system") else ""
@@ -71,7 +73,7 @@ def _prompt(record: dict, mapping: dict[str, str], *sides: list[dict]) -> list[d
 def _reply(record: dict, mapping: dict[str, str], field: str) -> tuple[list[dict], list[dict]]:
     before, reply = _split(messages_of(record.get(mapping[field]), mapping[field], "assistant"))
     if not any(m["content"] for m in reply):
-        raise Malformed(f"the {field} reply is empty", "empty_reply")
+        raise Malformed(msg("the {field} reply is empty", field=field), "empty_reply")
     return before, reply
 
 
@@ -87,7 +89,8 @@ def kto(record: dict, mapping: dict[str, str]) -> dict:
     prompt = _prompt(record, mapping, before)
     label = desirable(record.get(mapping["label"]))
     if label is None:
-        raise Malformed(f"'{mapping['label']}' is '{record.get(mapping['label'])}', not desirable (true) or undesirable (false)")
+        raise Malformed(msg("'{label}' is '{value}', not desirable (true) or undesirable (false)", label=mapping['label'],
+                            value=record.get(mapping['label'])))
     return {"messages": prompt + completion, "preference": {"prompt": prompt, "completion": completion, "label": label}}
 
 

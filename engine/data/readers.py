@@ -23,6 +23,7 @@ from engine.data.limits import MAX_DEPTH, MAX_LINE_BYTES, human, max_file_bytes,
 from engine.data.lines import Item, ReadError, ReadProgress, bounded_lines, too_long
 from engine.data.notdata import check_head, check_record
 from engine.data.tables import read_csv, too_wide
+from engine.i18n import Message, msg
 
 HEAD_BYTES = 64 * 1024
 WRAPPER_KEYS = ("data", "instances", "train", "rows", "records", "examples", "samples", "items", "dataset")
@@ -51,18 +52,18 @@ def open_data_file(path: str | os.PathLike, max_bytes: int | None = None) -> Dat
     """Look at a file and say how to read it; raises `DataError` for one that cannot be read at all."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"There is no file at '{path}'. Check the path, or upload the file again.")
+        raise DataError(msg("There is no file at '{path}'. Check the path, or upload the file again.", path=path))
     size = path.stat().st_size
     limit = max_bytes if max_bytes is not None else max_file_bytes()
     if size > limit:
-        raise DataError(
-            f"'{path.name}' is {human(size)}, over the size limit of {human(limit)}. Split it into smaller "
-            "files, or raise the limit with the WORKBENCH_MAX_DATA_MB setting."
-        )
+        raise DataError(msg(
+            "'{name}' is {size}, over the size limit of {limit}. Split it into smaller "
+            "files, or raise the limit with the WORKBENCH_MAX_DATA_MB setting.", name=path.name, size=human(size),
+            limit=human(limit)))
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
     if not head.strip():
-        raise DataError(f"'{path.name}' is empty. Choose a file that holds your examples.")
+        raise DataError(msg("'{name}' is empty. Choose a file that holds your examples.", name=path.name))
     check_head(head, path.name)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return DataFile(path, "png", None, size, "row")
@@ -105,7 +106,9 @@ def _record(value, unit: str, number: int) -> Item | ReadError:
         return (number, value)
     if isinstance(value, str):
         return (number, {"text": value})
-    return ReadError(unit, number, f"{unit.capitalize()} {number} is a {type(value).__name__}, not a record ({{...}} with named fields).")
+    return ReadError(unit, number, msg("Line {number} is a {kind}, not a record ({{...}} with named fields)." if unit == "line"
+                                       else "Row {number} is a {kind}, not a record ({{...}} with named fields).",
+                                       number=number, kind=type(value).__name__))
 
 
 def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
@@ -124,8 +127,9 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
                 try:
                     line = line.decode(source.encoding)
                 except UnicodeDecodeError as e:
-                    yield ReadError("line", number, f"Line {number} is not valid {source.encoding} text (byte {e.start + 1}); "
-                                    "save the file as UTF-8 to use it.")
+                    yield ReadError("line", number, msg("Line {number} is not valid {encoding} text (byte {byte}); "
+                                                        "save the file as UTF-8 to use it.", number=number,
+                                                       encoding=source.encoding, byte=e.start + 1))
                     continue
             line = line.lstrip("\ufeff")
             if not line.strip():
@@ -133,10 +137,11 @@ def _read_jsonl(source: DataFile, progress: ReadProgress) -> Iterator[Item | Rea
             try:
                 value = parse_json(line)
             except json.JSONDecodeError as e:
-                yield ReadError("line", number, f"Line {number} is not valid JSON: {e.msg} at column {e.colno}.")
+                yield ReadError("line", number, msg("Line {number} is not valid JSON: {detail} at column {column}.",
+                                                   number=number, detail=e.msg, column=e.colno))
                 continue
             except DataError as e:
-                yield ReadError("line", number, f"Line {number} cannot be read: {e}")
+                yield ReadError("line", number, msg("Line {number} cannot be read: {problem}", number=number, problem=e.args[0]))
                 continue
             yield _record(value, "line", number)
     progress(source.size, source.size)
@@ -157,7 +162,7 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
             return
         raise DataError(_broken_json(source.path.name, e, 0)) from None
     except DataError as e:
-        raise DataError(f"'{source.path.name}' cannot be read: {e}") from None
+        raise DataError(msg("'{name}' cannot be read: {problem}", name=source.path.name, problem=e.args[0])) from None
     progress(source.size, source.size)
     if isinstance(data, dict):
         check_record(data, source.path.name)
@@ -168,7 +173,8 @@ def _read_json(source: DataFile, progress: ReadProgress) -> Iterator[Item | Read
         yield (1, data)
         return
     if not isinstance(data, list):
-        raise DataError(f"'{source.path.name}' holds a single {type(data).__name__}, not records. Save a list of records.")
+        raise DataError(msg("'{name}' holds a single {kind}, not records. Save a list of records.",
+                            name=source.path.name, kind=type(data).__name__))
     for number, value in enumerate(data, 1):
         yield _record(value, "row", number)
 
@@ -178,16 +184,16 @@ def _unwrap(data: dict, source: DataFile):
     "instances" (beside metadata such as "type")."""
     columns = list(data.values())
     if len(data) > 1 and all(isinstance(c, list) for c in columns) and len({len(c) for c in columns}) == 1:
-        source.notes.append("Read as a table of columns.")
+        source.notes.append(msg("Read as a table of columns."))
         return [dict(zip(data, values)) for values in zip(*columns)]
     key = next((k for k in WRAPPER_KEYS if isinstance(data.get(k), list) and data[k]), None)
     if not key:
         return data
-    kind = f" (type '{data['type']}')" if isinstance(data.get("type"), str) else ""
-    source.notes.append(f"Records read from the '{key}' field{kind}.")
+    source.notes.append(msg("Records read from the '{key}' field (type '{kind}')." if isinstance(data.get("type"), str)
+                            else "Records read from the '{key}' field.", key=key, kind=data.get("type")))
     records = data[key]
     if all(isinstance(r, dict) and isinstance(r.get("row"), dict) and "row_idx" in r for r in records):
-        source.notes.append("Each record's 'row' was read, as the Hugging Face dataset viewer gives them.")
+        source.notes.append(msg("Each record's 'row' was read, as the Hugging Face dataset viewer gives them."))
         return [r["row"] for r in records]
     return records
 
@@ -213,11 +219,12 @@ def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:
         except RecursionError:
             deep = True
         if deep:
-            message = (f"Row {number + 1} of '{name}' holds lists or objects nested more than {MAX_DEPTH} levels deep; "
-                       "no record shape needs that. Flatten it.")
+            message = msg("Row {number} of '{name}' holds lists or objects nested more than {depth} levels deep; "
+                          "no record shape needs that. Flatten it.", number=number + 1, name=name, depth=MAX_DEPTH)
             if number == 0:
                 raise DataError(message)
-            yield ReadError("row", number + 1, f"{message} The {number} records before it were read.")
+            yield ReadError("row", number + 1, msg("{problem} The {n} records before it were read.", problem=message,
+                                                   n=number))
             return
         number += 1
         yield _record(value, "row", number)
@@ -230,12 +237,14 @@ def _list_items(name: str, text: str) -> Iterator[Item | ReadError]:
             return
 
 
-def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> str:
-    where = f"'{name}' is not valid JSON at line {e.lineno}, column {e.colno} ({e.msg})"
+def _broken_json(name: str, e: json.JSONDecodeError, kept: int) -> Message:
+    where = {"name": name, "line": e.lineno, "column": e.colno, "detail": e.msg}
     if kept:
-        return (f"{where}: the file may be cut short. The {kept} records before that point were read; "
-                "repair the file from there to use the rest.")
-    return f"{where}. The file may be cut short or have a missing comma or quote; repair it there and try again."
+        return msg("'{name}' is not valid JSON at line {line}, column {column} ({detail}): the file may be cut short. "
+                   "The {kept} records before that point were read; repair the file from there to use the rest.",
+                   kept=kept, **where)
+    return msg("'{name}' is not valid JSON at line {line}, column {column} ({detail}). The file may be cut short or "
+               "have a missing comma or quote; repair it there and try again.", **where)
 
 
 def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | ReadError]:
@@ -244,7 +253,8 @@ def _read_parquet(source: DataFile, progress: ReadProgress) -> Iterator[Item | R
     try:
         parquet = pq.ParquetFile(source.path)
     except Exception as e:  # pyarrow raises several types for a damaged file
-        raise DataError(f"'{source.path.name}' could not be read as Parquet ({e}). Save it again, or export it as JSONL.") from None
+        raise DataError(msg("'{name}' could not be read as Parquet ({detail}). Save it again, or export it as JSONL.",
+                            name=source.path.name, detail=str(e))) from None
     total, number = parquet.metadata.num_rows, 0
     for batch in parquet.iter_batches(batch_size=4096):
         for record in batch.to_pylist():

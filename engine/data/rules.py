@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.data.limits import MAX_LINE_BYTES
+from engine.i18n import Message, joined, msg
 
 REASONS = {
     "unreadable": "could not be read",
@@ -103,25 +104,30 @@ class DataReport:
             "preference": self.preference,
         }
 
-    def summary(self) -> str:
+    def summary(self) -> Message:
         """The one drop report, for the Dataset tab, the command line and error messages: rows in, kept
         and dropped; each reason with its count and where to look; the problems found; the notes. Plain
         text whose blocks are separated by blank lines, so it also reads as Markdown."""
         unit = self.unit
-        dropped = self.rows_in - self.rows_kept
-        blocks = [f"{unit.capitalize()}s: {self.rows_in} in, {self.rows_kept} kept, {dropped} dropped"]
+        counts = {"n_in": self.rows_in, "kept": self.rows_kept, "dropped": self.rows_in - self.rows_kept}
+        blocks = [msg("Lines: {n_in} in, {kept} kept, {dropped} dropped" if unit == "line"
+                      else "Rows: {n_in} in, {kept} kept, {dropped} dropped", **counts)]
         if self.dropped:
-            blocks.append("\n".join(f"- {REASONS[reason]}: {count} ({_where(unit, self.dropped_rows[reason], count)})"
-                                    for reason, count in self.dropped.most_common()))
+            blocks.append(joined((msg("- {reason}: {count} ({where})", reason=msg(REASONS[reason]), count=count,
+                                      where=_where(unit, self.dropped_rows[reason], count))
+                                  for reason, count in self.dropped.most_common()), "\n"))
         if self.errors:
-            shown = [f"- {e['message']}" for e in self.errors[:SHOWN]]
+            shown = [msg("- {problem}", problem=e["message"]) for e in self.errors[:SHOWN]]
             if len(self.errors) > SHOWN:
-                shown.append(f"- ... and {len(self.errors) - SHOWN} more")
-            blocks.append("Problems found:\n" + "\n".join(shown))
-        blocks += [f"Note: {note}" for note in self.notes]
-        return "\n\n".join(blocks)
+                shown.append(msg("- ... and {n} more", n=len(self.errors) - SHOWN))
+            blocks.append(msg("Problems found:\n{problems}", problems=joined(shown, "\n")))
+        blocks += [msg("Note: {note}", note=note) for note in self.notes]
+        return joined(blocks, "\n\n")
 
 
-def _where(unit: str, numbers: list[int], count: int) -> str:
+def _where(unit: str, numbers: list[int], count: int) -> Message:
     more = ", ..." if count > SHOWN else ""
-    return f"{unit}{'s' if count > 1 else ''} {', '.join(map(str, numbers[:SHOWN]))}{more}"
+    shown = ", ".join(map(str, numbers[:SHOWN]))
+    if count > 1:
+        return msg("lines {numbers}{more}" if unit == "line" else "rows {numbers}{more}", numbers=shown, more=more)
+    return msg("line {numbers}" if unit == "line" else "row {numbers}", numbers=shown)

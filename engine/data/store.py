@@ -22,6 +22,7 @@ from engine.data.readers import ReadProgress
 from engine.data.render import encode
 from engine.errors import plain
 from engine.files import atomic_dir, now, read_json, write_json
+from engine.i18n import msg
 from engine.workspace import BadName
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def import_file(workspace, name: str, path: str | os.PathLike, options: Options 
     A disk that fills up (or a folder the app may not write) leaves the old data set as it was."""
     target = dataset_folder(workspace, name)
     if target.exists() and not overwrite:
-        raise DataError(f"A data set named '{name}' already exists. Choose another name, or replace it.")
+        raise DataError(msg("A data set named '{name}' already exists. Choose another name, or replace it.", name=name))
     digest = hashlib.sha256()
     try:
         with atomic_dir(target) as tmp:
@@ -132,7 +133,7 @@ def import_file(workspace, name: str, path: str | os.PathLike, options: Options 
             if not inspection.report.preference:
                 (tmp / PREFERENCE).unlink()
             if not inspection.report.rows_kept:
-                raise DataError(f"Nothing was saved: no row of '{Path(path).name}' can be trained on. {inspection.report.summary()}")
+                raise DataError(msg("Nothing was saved: no row of '{name}' can be trained on. {summary}", name=Path(path).name, summary=inspection.report.summary()))
             meta = _meta(name, inspection, template, fallback, digest.hexdigest())
             write_json(tmp / "meta.json", meta.model_dump())
     except OSError as e:
@@ -140,7 +141,7 @@ def import_file(workspace, name: str, path: str | os.PathLike, options: Options 
         if sentence is None:
             raise
         log.warning("saving the data set %s failed", name, exc_info=True)
-        raise DataError(f"The data set '{name}' was not saved: {sentence} Nothing half-written was kept.") from None
+        raise DataError(msg("The data set '{name}' was not saved: {sentence} Nothing half-written was kept.", name=name, sentence=sentence)) from None
     return target, inspection
 
 
@@ -191,9 +192,9 @@ def read_meta(workspace, name: str) -> DatasetMeta:
     folder = dataset_folder(workspace, name)
     saved = _saved(folder) if folder.is_dir() else None
     if saved is None:
-        raise DataError(f"There is no saved data set named '{name}'.")
+        raise DataError(msg("There is no saved data set named '{name}'.", name=name))
     if saved.meta is None:
-        raise DataError(f"The data set '{name}' is damaged: {saved.problem}.")
+        raise DataError(msg("The data set '{name}' is damaged: {problem}.", name=name, problem=saved.problem))
     return saved.meta
 
 
@@ -206,8 +207,8 @@ def read_preference(workspace, name: str) -> tuple[str, list[dict]]:
     """A saved data set's preference records and their kind ("pairs" or "kto"), for preference training."""
     meta = read_meta(workspace, name)
     if meta.preference is None:
-        raise DataError(f"The data set '{name}' holds no preference data (chosen and rejected replies, or KTO "
-                        "labels); import a preference file to train with DPO, ORPO or KTO.")
+        raise DataError(msg("The data set '{name}' holds no preference data (chosen and rejected replies, or KTO "
+                            "labels); import a preference file to train with DPO, ORPO or KTO.", name=name))
     return meta.preference.kind, read_rows(dataset_folder(workspace, name) / meta.preference.file)
 
 

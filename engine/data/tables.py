@@ -14,6 +14,7 @@ from typing import Iterator
 from engine.data.errors import DataError
 from engine.data.limits import MAX_COLUMNS, MAX_LINE_BYTES, human
 from engine.data.lines import Item, ReadError, ReadProgress
+from engine.i18n import Message, msg
 
 _NUMBER = re.compile(r"\s*[-+]?\d[\d.,]*\s*$")
 _SENTENCE_END = re.compile(r"[.?!:;。？！：；…)\]\"'”’]\s*$")
@@ -26,13 +27,14 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
         lines = _decoded_lines(raw, source.encoding, bad)
         first = next(lines, "")
         if len(first) > MAX_LINE_BYTES:
-            raise DataError(f"The first line of '{source.path.name}' is over the limit of {human(MAX_LINE_BYTES)}. "
-                            "Check that it is a table with a header line naming its columns.")
+            raise DataError(msg("The first line of '{name}' is over the limit of {limit}. Check that it "
+                                "is a table with a header line naming its columns.", name=source.path.name,
+                                limit=human(MAX_LINE_BYTES)))
         delimiter = "\t" if source.path.suffix.lower() in (".tsv", ".tab") else max(",\t;", key=first.count)
         reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
         cells = [_cell(c) for c in next(reader, [])]
         if not any(c.strip() for c in cells):
-            raise DataError(f"'{source.path.name}' has no header line naming its columns. Add one, e.g. prompt,response.")
+            raise DataError(msg("'{name}' has no header line naming its columns. Add one, e.g. prompt,response.", name=source.path.name))
         if len(cells) > MAX_COLUMNS:
             raise DataError(too_wide(source.path.name, len(cells)))
         headerless = is_data_row(cells)
@@ -50,12 +52,13 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
             except StopIteration:
                 break
             except csv.Error as e:
-                yield ReadError("line", number, f"Line {number} could not be read as CSV: {e}.")
+                yield ReadError("line", number, msg("Line {number} could not be read as CSV: {problem}.", number=number, problem=e))
                 continue
             count += 1
             if bad and (where := next((n for n in range(number, reader.line_num + 1) if n in bad), None)):
-                yield ReadError("line", number, f"Line {where} is not valid {source.encoding} text (byte {bad[where]}); "
-                                "the file mixes encodings: save it as UTF-8 to use this row.")
+                yield ReadError("line", number, msg("Line {where} is not valid {encoding} text (byte {byte}); the file mixes "
+                                                    "encodings: save it as UTF-8 to use this row.", where=where,
+                                                    encoding=source.encoding, byte=bad[where]))
                 continue
             if count % 2000 == 0:
                 progress(raw.tell(), source.size)
@@ -64,9 +67,11 @@ def read_csv(source, progress: ReadProgress) -> Iterator[Item | ReadError]:
             if len(row) > len(header):
                 yield ReadError(
                     "line", number,
-                    f"Line {number} has {len(row)} fields but the {'first line' if headerless else 'header'} has "
-                    f"{len(header)}; a value holding the separator '{delimiter if delimiter != chr(9) else 'tab'}' "
-                    "needs quotes around it.",
+                    msg("Line {number} has {fields} fields but the first line has {columns}; a value holding the "
+                        "separator '{separator}' needs quotes around it." if headerless else
+                        "Line {number} has {fields} fields but the header has {columns}; a value holding the "
+                        "separator '{separator}' needs quotes around it.", number=number, fields=len(row),
+                        columns=len(header), separator=delimiter if delimiter != chr(9) else msg("tab")),
                 )
                 continue
             yield (number, dict(zip(header, row + [""] * (len(header) - len(row)))))
@@ -109,12 +114,15 @@ def is_data_row(cells: list[str]) -> bool:
     return len([c for c in cells if c.strip()]) >= 2 and bool(filled) and all(map(is_sentence, filled))
 
 
-def _headerless_note(cells: list[str], header: list[str]) -> str:
+def _headerless_note(cells: list[str], header: list[str]) -> Message:
     start = cells[0].strip().splitlines()[0][:40]
-    what = ("its two columns are read as prompt and response" if header == ["prompt", "response"]
-            else f"its {len(header)} columns are named column_1 to column_{len(header)}: map them to roles")
-    return (f"The first line holds data, not column names (it starts '{start}'), so it is read as a row and "
-            f"{what}. If it is a header after all, give it short column names such as prompt,response.")
+    if header == ["prompt", "response"]:
+        return msg("The first line holds data, not column names (it starts '{start}'), so it is read as a row and its "
+                   "two columns are read as prompt and response. If it is a header after all, give it short column "
+                   "names such as prompt,response.", start=start)
+    return msg("The first line holds data, not column names (it starts '{start}'), so it is read as a row and its {n} "
+               "columns are named column_1 to column_{n}: map them to roles. If it is a header after all, give it "
+               "short column names such as prompt,response.", start=start, n=len(header))
 
 
 def _header(cells: list[str]) -> list[str]:
@@ -125,6 +133,7 @@ def _header(cells: list[str]) -> list[str]:
     return list(names)
 
 
-def too_wide(name: str, columns: int) -> str:
-    return (f"'{name}' has {columns:,} columns, over the limit of {MAX_COLUMNS:,}. A data set needs a few (e.g. prompt "
-            "and response); keep only those columns, or check that the separator is right.")
+def too_wide(name: str, columns: int) -> Message:
+    return msg("'{name}' has {columns:,} columns, over the limit of {limit:,}. A data set needs a few (e.g. prompt "
+               "and response); keep only those columns, or check that the separator is right.", name=name,
+               columns=columns, limit=MAX_COLUMNS)

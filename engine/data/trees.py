@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from engine.data.turns import Malformed, content_text, role
+from engine.i18n import msg
 
 
 def _rank(node: dict) -> float:
@@ -20,7 +21,7 @@ def _rank(node: dict) -> float:
 def _replies(node: dict) -> list[dict]:
     replies = node.get("replies") or []
     if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
-        raise Malformed("'replies' is not a list of messages")
+        raise Malformed(msg("'replies' is not a list of messages"))
     return replies
 
 
@@ -35,7 +36,7 @@ def _paths(node: dict, all_branches: bool) -> list[list[dict]]:
 def tree(record: dict, mapping: dict[str, str], all_branches: bool = False) -> list[dict]:
     root = record.get(mapping["tree"])
     if not isinstance(root, dict):
-        raise Malformed(f"'{mapping['tree']}' is not a message with replies")
+        raise Malformed(msg("'{tree}' is not a message with replies", tree=mapping['tree']))
     rows, seen = [], set()
     for path in _paths(root, all_branches):
         messages = [{"role": role(node.get("role"), depth), "content": content_text(node.get("text"))}
@@ -69,7 +70,7 @@ def message_rows(items, all_branches: bool = False):
         elif parent in nodes:
             nodes[parent]["replies"].append(node)
         else:
-            yield node["number"], Malformed(f"its parent message '{parent}' is not in the file, or is marked deleted")
+            yield node["number"], Malformed(msg("its parent message '{parent}' is not in the file, or is marked deleted", parent=parent))
     for root in roots:
         try:
             for row in tree({"tree": root}, {"tree": "tree"}, all_branches):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from engine.i18n import msg
+
 ROLES = {
     "user": "user", "human": "user", "prompter": "user", "question": "user",
     "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
@@ -60,17 +62,18 @@ def _part(part) -> str:
 def role(name, turn: int) -> str:
     found = ROLES.get(str(name or "").strip().lower())
     if found is None:
-        raise Malformed(f"turn {turn} has an unknown speaker '{name}' (known: user, assistant, system, tool and their aliases)")
+        raise Malformed(msg("turn {turn} has an unknown speaker '{name}' (known: user, assistant, system, tool "
+                            "and their aliases)", turn=turn, name=name))
     return found
 
 
 def turn_list(record: dict, column: str) -> list[dict]:
     turns = as_list(record.get(column))
     if turns is None:
-        raise Malformed(f"'{column}' is not a list of turns")
+        raise Malformed(msg("'{column}' is not a list of turns", column=column))
     for i, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
-            raise Malformed(f"turn {i} of '{column}' is not an object")
+            raise Malformed(msg("turn {i} of '{column}' is not an object", i=i, column=column))
     return turns
 
 

@@ -33,6 +33,7 @@ from engine.hardware import detect, host_memory
 from engine.chat.sampling import Sampling, SamplingError
 from engine.chat.sampling import preset as sampling_preset
 from engine.chat.templates import load_tokenizer, stop_strings, stop_token_ids
+from engine.i18n import Message, joined, msg
 from engine.workspace import BadName, Workspace
 
 log = logging.getLogger("workbench.export")
@@ -50,9 +51,10 @@ class ExportResult:
     def passed(self) -> bool:
         return self.report.passed
 
-    def summary(self) -> str:
-        head = f"{EXPORT_FORMATS[self.format].label}: {self.path} ({self.bytes / 2**20:.1f} MiB, {self.seconds:.0f} s)"
-        return head + "\n" + self.report.summary()
+    def summary(self) -> Message:
+        head = msg("{label}: {path} ({size:.1f} MiB, {seconds:.0f} s)", label=msg(EXPORT_FORMATS[self.format].label),
+                   path=self.path, size=self.bytes / 2**20, seconds=self.seconds)
+        return joined([head, self.report.summary()], "\n")
 
 
 def export(workspace: Workspace, run, fmt: str, *, out: Path | None = None,
@@ -63,28 +65,28 @@ def export(workspace: Workspace, run, fmt: str, *, out: Path | None = None,
     require_owner("export")
     progress = progress or no_progress
     if fmt not in EXPORT_FORMATS:
-        raise ExportError(f"Unknown export format '{fmt}'. Choose one of: {', '.join(EXPORT_FORMATS)}.")
+        raise ExportError(msg("Unknown export format '{fmt}'. Choose one of: {formats}.", fmt=fmt,
+                              formats=", ".join(EXPORT_FORMATS)))
     try:
         sampling = sampling_preset(preset)
     except SamplingError as e:
-        raise ExportError(str(e)) from None
+        raise ExportError(e.args[0]) from None
     source = open_source(workspace, run)
     started = time.perf_counter()
     if fmt == "modelfile":
         return _modelfile_only(source, out, gguf_format, sampling, preset, system, started)
     if fmt == "merged4" and not detect().can_4bit:
-        raise ExportError(
+        raise ExportError(msg(
             "A merged 4-bit export needs an NVIDIA GPU with bitsandbytes (4-bit weights are made and loaded there); "
-            f"this machine has {detect().name}. Export 'merged16' instead, or a 4-bit GGUF "
-            "('gguf-q4_k_m'), which runs on any CPU."
-        )
+            "this machine has {hardware}. Export 'merged16' instead, or a 4-bit GGUF "
+            "('gguf-q4_k_m'), which runs on any CPU.", hardware=detect().name))
     if fmt.startswith("gguf-"):
         gguf.converter()
         if fmt == "gguf-q4_k_m":
             gguf.quantizer()
     target = Path(out).expanduser().resolve() if out else source.exports / fmt
     _check_target(target, fmt)
-    progress(0.0, "Checking free disk space")
+    progress(0.0, msg("Checking free disk space"))
     base = source.base_path()
     need = (source.adapter / "adapter_model.safetensors").stat().st_size * 2
     need += int(EXPORT_FORMATS[fmt].disk_per_parameter * parameter_count(base))
@@ -120,14 +122,14 @@ def _check_target(target: Path, fmt: str) -> None:
         mark(target, [*map(str, earlier["files"]), "verification.json"])
         return
     if target.is_dir() and Path.cwd().resolve().is_relative_to(target):
-        what = "is the folder you are in (or holds it)"
+        what = msg("is the folder you are in (or holds it)")
     elif target.exists() and not target.is_dir():
-        what = "is a file"
+        what = msg("is a file")
     else:
-        what = f"holds files that are not an earlier {fmt} export of this app"
-    raise ExportError(f"Nothing was exported: {target} {what}, and an export replaces its folder as a whole. Nothing "
-                      f"there was changed. Name a new or empty folder instead (it is created), e.g. --out {target / fmt}, "
-                      "or move those files away.")
+        what = msg("holds files that are not an earlier {fmt} export of this app", fmt=fmt)
+    raise ExportError(msg("Nothing was exported: {target} {what}, and an export replaces its folder as a whole. Nothing "
+                          "there was changed. Name a new or empty folder instead (it is created), e.g. --out {example}, "
+                          "or move those files away.", target=target, what=what, example=target / fmt))
 
 
 def _plain_failure(e: OSError, fmt: str, target: Path, need: int) -> ExportError | None:
@@ -137,17 +139,18 @@ def _plain_failure(e: OSError, fmt: str, target: Path, need: int) -> ExportError
         return None
     log.info("the %s export into %s failed", fmt, target, exc_info=e)
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        sentence += (f" This export needs about {(need * 1.05 + 100 * 2**20) / 2**30:.1f} GiB free in {target.parent}; "
-                     "or export to a folder on another disk.")
-    return ExportError(f"The {EXPORT_FORMATS[fmt].label} export was not written: {sentence} Nothing half-written "
-                       "was left in its place.")
+        sentence = joined([sentence, msg("This export needs about {need:.1f} GiB free in {folder}; or export to a "
+                                         "folder on another disk.", need=(need * 1.05 + 100 * 2**20) / 2**30,
+                                         folder=target.parent)])
+    return ExportError(msg("The {label} export was not written: {sentence} Nothing half-written was left in its place.",
+                           label=msg(EXPORT_FORMATS[fmt].label), sentence=sentence))
 
 
 # ---- writers ------------------------------------------------------------------------------------
 
 def _write_adapter(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
                    progress: OnProgress) -> None:
-    progress(0.05, "Copying the adapter")
+    progress(0.05, msg("Copying the adapter"))
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         if (source.adapter / name).exists():
             shutil.copy2(source.adapter / name, out / name)
@@ -160,11 +163,11 @@ def _merge(source: ExportSource, base: Path, progress: OnProgress):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    progress(0.05, "Loading the base model")
+    progress(0.05, msg("Loading the base model"))
     free_ram = host_memory().available
     dtype = torch.float32 if parameter_count(base) * 4 < 0.7 * free_ram else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    progress(0.15, "Merging the adapter into the base")
+    progress(0.15, msg("Merging the adapter into the base"))
     return PeftModel.from_pretrained(model, source.adapter).merge_and_unload()
 
 
@@ -208,7 +211,7 @@ def _write_merged4(source: ExportSource, base: Path, out: Path, sampling: Sampli
 
     staging = out / ".merged16"
     _write_merged16(source, base, staging, sampling, preset, system, progress)
-    progress(0.4, "Quantising to 4-bit with bitsandbytes")
+    progress(0.4, msg("Quantising to 4-bit with bitsandbytes"))
     dtype = _sixteen_bit(base)
     model = AutoModelForCausalLM.from_pretrained(staging, device_map="cuda", dtype=dtype, quantization_config=(
         BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -224,7 +227,7 @@ def _write_gguf(source: ExportSource, base: Path, out: Path, sampling: Sampling,
                 progress: OnProgress, quant: str) -> None:
     staging = out / ".merged"
     model = _merge(source, base, progress)
-    progress(0.2, "Saving the merged model for the converter")
+    progress(0.2, msg("Saving the merged model for the converter"))
     tokenizer = source.export_tokenizer()
     _save_merged(model.to(torch.float32), tokenizer, staging, None)
     del model
@@ -309,8 +312,8 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
     if (folder / "NO-MODELFILE.txt").exists():
         report.notes.append((folder / "NO-MODELFILE.txt").read_text().strip())
     if source.load_in_4bit and not detect().can_4bit:
-        report.notes.append("The run was trained on a 4-bit base, which this machine cannot load; the in-app "
-                            "reference here is the base in full precision.")
+        report.notes.append(msg("The run was trained on a 4-bit base, which this machine cannot load; the in-app "
+                                "reference here is the base in full precision."))
     return report
 
 
@@ -327,12 +330,14 @@ def _modelfile_only(source: ExportSource, out: Path | None, gguf_format: str | N
         folder = next((source.exports / n for n in names if list((source.exports / n).glob("*.gguf"))), None)
     files = list(folder.glob("*.gguf")) if folder and folder.is_dir() else []
     if not files:
-        raise ExportError(f"A Modelfile goes beside a GGUF file, and there is none for the run '{source.name}'"
-                          + (f" in {folder}" if folder else "") + ". Export a GGUF first (q4_k_m, q8_0 or f16).")
+        raise ExportError(msg("A Modelfile goes beside a GGUF file, and there is none for the run '{name}' in {folder}. "
+                              "Export a GGUF first (q4_k_m, q8_0 or f16)." if folder else
+                              "A Modelfile goes beside a GGUF file, and there is none for the run '{name}'. "
+                              "Export a GGUF first (q4_k_m, q8_0 or f16).", name=source.name, folder=folder))
     existing = folder / "Modelfile"
     if existing.exists() and not existing.read_text(encoding="utf-8", errors="replace").startswith(MODELFILE_HEAD):
-        raise ExportError(f"{existing} was not written by this app, so it was left as it was. Move it away, or "
-                          "copy the GGUF file into a folder of its own, and export the Modelfile there.")
+        raise ExportError(msg("{path} was not written by this app, so it was left as it was. Move it away, or "
+                              "copy the GGUF file into a folder of its own, and export the Modelfile there.", path=existing))
     try:
         _write_modelfile(folder, files[0].name, source.export_tokenizer(), sampling, preset, system, source)
     except OSError as e:
@@ -352,7 +357,8 @@ def _modelfile_only(source: ExportSource, out: Path | None, gguf_format: str | N
 def _gguf_export_name(gguf_format: str) -> str:
     name = gguf_format if gguf_format.startswith("gguf-") else f"gguf-{gguf_format}"
     if name not in GGUF_ORDER:
-        raise ExportError(f"'{gguf_format}' is not a GGUF export: choose one of {', '.join(q[5:] for q in GGUF_ORDER)}.")
+        raise ExportError(msg("'{name}' is not a GGUF export: choose one of {formats}.", name=gguf_format,
+                              formats=", ".join(q[5:] for q in GGUF_ORDER)))
     return name
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from engine.i18n import msg
 from engine.train import line, runs
 from engine.workspace import Workspace
 
@@ -17,8 +18,9 @@ def _busy(workspace: Workspace) -> str:
     live = runs.active_run(workspace)
     if live is None:
         return ""
-    doing = "stopping" if live.state == "stopping" else "training"
-    return f"'{live.name}' is {doing}; stop it or wait for it to finish (one run trains at a time)."
+    return msg("'{name}' is stopping; stop it or wait for it to finish (one run trains at a time)."
+               if live.state == "stopping" else
+               "'{name}' is training; stop it or wait for it to finish (one run trains at a time).", name=live.name)
 
 
 def refusal(workspace: Workspace, action: Action, name: str | None = None) -> str:
@@ -26,21 +28,25 @@ def refusal(workspace: Workspace, action: Action, name: str | None = None) -> st
     if action == "start":
         return ""  # while a run trains, a new one waits in line (engine/train/line.py)
     if not name:
-        return "Choose a run first."
+        return msg("Choose a run first.")
     run = runs.load_run(workspace, name)
     if action == "stop":
         if run.state == "stopping":
-            return f"'{name}' is already stopping: it saves a checkpoint and the adapter after the current step."
+            return msg("'{name}' is already stopping: it saves a checkpoint and the adapter after the "
+                       "current step.", name=name)
         if run.state == "waiting":
             return ""  # Stop takes it out of the line
-        return "" if run.live else f"'{name}' is not running (it is {run.state}), so there is nothing to stop."
+        return "" if run.live else msg("'{name}' is not running (it is {state}), so there is nothing to stop.", name=name, state=msg(run.state))
     if run.live:
-        what = "resumed" if action == "resume" else ("renamed" if action == "rename" else "deleted")
-        return f"'{name}' is {run.state}; it can be {what} once it has stopped."
+        if action == "resume":
+            return msg("'{name}' is {state}; it can be resumed once it has stopped.", name=name, state=msg(run.state))
+        if action == "rename":
+            return msg("'{name}' is {state}; it can be renamed once it has stopped.", name=name, state=msg(run.state))
+        return msg("'{name}' is {state}; it can be deleted once it has stopped.", name=name, state=msg(run.state))
     if action == "resume":
         if run.latest_checkpoint is None:
-            return (f"'{name}' has no checkpoint to resume from. Duplicate its config into the form and Start it "
-                    "again.")
+            return (msg("'{name}' has no checkpoint to resume from. Duplicate its config into the form "
+                        "and Start it again.", name=name))
         return _busy(workspace)
     return ""
 
@@ -51,8 +57,8 @@ def start_note(workspace: Workspace) -> str:
     if live is None:
         return ""
     place = len(line.waiting(workspace)) + 2
-    return (f"'{live.name}' is training: a run started now waits in line at place {place} and starts by itself "
-            "when the runs before it end.")
+    return (msg("'{name}' is training: a run started now waits in line at place {place} and starts by "
+                "itself when the runs before it end.", name=live.name, place=place))
 
 
 def check(workspace: Workspace, action: Action, name: str | None = None) -> None:

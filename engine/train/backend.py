@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.hardware import Hardware
+from engine.i18n import Message, joined, msg
 from engine.train.config import EMBEDDING_MODULES, ConfigError, RunConfig
 
 
@@ -22,13 +23,17 @@ class Settings:
     gradient_checkpointing: bool
     checkpointed_layers: int | None = None  # with checkpointing on: how many layers recompute (None: all)
 
-    def describe(self) -> str:
-        precision = self.weights_dtype + ("" if self.mixed_precision == "no" else f" with {self.mixed_precision} mixed precision")
-        checkpointing = "on" if self.gradient_checkpointing else "off"
+    def describe(self) -> Message:
+        precision = self.weights_dtype if self.mixed_precision == "no" else msg(
+            "{weights} with {mixed} mixed precision", weights=self.weights_dtype, mixed=self.mixed_precision)
         if self.gradient_checkpointing and self.checkpointed_layers is not None:
-            checkpointing += f" for {self.checkpointed_layers} layers"
-        return (f"{self.backend} on {self.device}, {precision}, optimizer {self.optimizer}, gradient checkpointing "
-                f"{checkpointing}")
+            return msg("{backend} on {device}, {precision}, optimizer {optimizer}, gradient checkpointing on for "
+                       "{layers} layers", backend=self.backend, device=self.device, precision=precision,
+                       optimizer=self.optimizer, layers=self.checkpointed_layers)
+        return msg("{backend} on {device}, {precision}, optimizer {optimizer}, gradient checkpointing on"
+                   if self.gradient_checkpointing else
+                   "{backend} on {device}, {precision}, optimizer {optimizer}, gradient checkpointing off",
+                   backend=self.backend, device=self.device, precision=precision, optimizer=self.optimizer)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -38,7 +43,7 @@ def resolve(config: RunConfig, hw: Hardware) -> Settings:
     """The concrete choices for this machine; a ConfigError names each setting it cannot honour."""
     settings, problems = choose(config, hw)
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(joined(problems, "\n"))
     return settings
 
 
@@ -46,18 +51,18 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
     """The concrete choices for this machine, and the settings it cannot honour (one sentence each)."""
     problems = []
     if config.model.load_in_4bit and not hw.can_4bit:
-        problems.append(f"model.load_in_4bit: 4-bit loading needs an NVIDIA GPU with bitsandbytes, and this machine "
-                        f"has {hw.name}. Turn 4-bit off.")
+        problems.append(msg("model.load_in_4bit: 4-bit loading needs an NVIDIA GPU with bitsandbytes, and this "
+                            "machine has {hardware}. Turn 4-bit off.", hardware=hw.name))
     weights, mixed = _precision(config.model.dtype, hw, problems)
     optimizer = config.train.optimizer
     if optimizer == "auto":
         optimizer = "paged_adamw_8bit" if hw.can_4bit else "adamw_torch_fused"
     elif "8bit" in optimizer and not hw.can_4bit:
-        problems.append(f"train.optimizer: '{optimizer}' needs an NVIDIA GPU with bitsandbytes; choose 'auto' or "
-                        "'adamw_torch_fused' here.")
+        problems.append(msg("train.optimizer: '{optimizer}' needs an NVIDIA GPU with bitsandbytes; choose 'auto' or "
+                            "'adamw_torch_fused' here.", optimizer=optimizer))
     if config.train.report_to != "none" and importlib.util.find_spec(config.train.report_to) is None:
-        problems.append(f"train.report_to: the package '{config.train.report_to}' is not installed; install it "
-                        f"(pip install {config.train.report_to}) or choose 'none'.")
+        problems.append(msg("train.report_to: the package '{package}' is not installed; install it "
+                            "(pip install {package}) or choose 'none'.", package=config.train.report_to))
     checkpointing = {"on": True, "off": False, "auto": hw.device == "cuda"}[config.lora.gradient_checkpointing]
     return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
 
@@ -77,10 +82,10 @@ def slow_attention(config: RunConfig, settings: Settings) -> str | None:
         return None
     import torch
 
-    return (f"torch {torch.__version__.split('+')[0]} has no variable-length attention for grouped-query models, and neither "
-            "xformers nor flash-attn is installed, so unsloth attends to each conversation of a batch separately; "
-            "padded batches then train faster, with more memory. Install torch 2.12 "
-            "or newer (or xformers) for full speed, or set batching to 'padded'.")
+    return msg("torch {version} has no variable-length attention for grouped-query models, and neither "
+               "xformers nor flash-attn is installed, so unsloth attends to each conversation of a batch separately; "
+               "padded batches then train faster, with more memory. Install torch 2.12 "
+               "or newer (or xformers) for full speed, or set batching to 'padded'.", version=torch.__version__.split('+')[0])
 
 
 def torch_varlen_attention() -> bool:
@@ -97,7 +102,7 @@ def _precision(dtype: str, hw: Hardware, problems: list[str]) -> tuple[str, str]
         if dtype == "auto":
             dtype = "bfloat16" if hw.bf16 else "float16"
         if dtype == "bfloat16" and not hw.bf16:
-            problems.append(f"model.dtype: {hw.name} has no bfloat16; choose 'auto' or 'float16'.")
+            problems.append(msg("model.dtype: {hardware} has no bfloat16; choose 'auto' or 'float16'.", hardware=hw.name))
         return dtype, {"bfloat16": "bf16", "float16": "fp16", "float32": "no"}[dtype]
     # CPU and Apple: the weights stay float32 (the LoRA update needs it); bf16 autocast speeds up the
     # matrix products where the CPU has bf16 instructions.

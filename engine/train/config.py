@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.fields import FieldInfo
 
 from engine.chat import families
+from engine.i18n import msg
 from engine.validation import sentences
 
 LINEAR_MODULES = families.default_target_modules()  # a model of a family gets its own: families.target_modules
@@ -260,8 +261,8 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
         if self.lora.loftq and self.model.load_in_4bit:
-            raise ValueError("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit model; "
-                             "turn off LoftQ or model.load_in_4bit.")
+            raise ValueError(msg("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit "
+                                 "model; turn off LoftQ or model.load_in_4bit."))
         if self.method == "supervised" and (self.preference.start_from or self.preference.votes_from):
             raise ValueError("preference: starting from a run and adding votes are for preference methods; choose "
                              "method dpo, orpo or kto, or clear preference.start_from and preference.votes_from.")
@@ -274,7 +275,7 @@ class RunConfig(_Section):
 def validate(data: Any) -> RunConfig:
     """A RunConfig from a dict, or a ConfigError whose lines name each wrong field in plain words."""
     if not isinstance(data, dict):
-        raise ConfigError("A run config must be a mapping of settings (model, dataset, lora, train...).")
+        raise ConfigError(msg("A run config must be a mapping of settings (model, dataset, lora, train...)."))
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
@@ -286,9 +287,9 @@ def load(path: str | Path) -> RunConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"There is no run config at '{path}'.") from None
+        raise ConfigError(msg("There is no run config at '{path}'.", path=path)) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"'{path}' is not valid YAML: {e}") from None
+        raise ConfigError(msg("'{path}' is not valid YAML: {problem}", path=path, problem=e)) from None
     return validate(data)
 
 

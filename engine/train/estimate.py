@@ -17,6 +17,7 @@ from typing import Callable
 
 import yaml
 
+from engine.i18n import msg
 from engine.train.backend import Settings
 from engine.train.config import RunConfig
 from engine.train.presets import presets
@@ -66,15 +67,17 @@ def from_runs(workspace: Workspace, config: RunConfig, settings: Settings, param
         t = config.train
         alike = [s for s in same if (s[1].train.batching, s[1].train.batch_size) == (t.batching, t.batch_size)]
         name, earlier, rate = (alike or same)[0]
-        differs = "" if alike else f", batch {earlier.train.batch_size} {earlier.train.batching.replace('_', '-')}"
-        return Speed(rate, f"from run {name}: the same model on this machine{differs}", True)
+        if alike:
+            return Speed(rate, msg("from run {name}: the same model on this machine", name=name), True)
+        return Speed(rate, msg("from run {name}: the same model on this machine, batch {batch} {batching}", name=name,
+                               batch=earlier.train.batch_size, batching=earlier.train.batching.replace('_', '-')), True)
     for name, earlier, rate in other:
         try:
             theirs = size_of(earlier)
         except (OSError, ValueError):  # that model is gone or unreadable: try an older run
             continue
-        return Speed(rate * theirs / parameters, f"from run {name} of {earlier.model.name_or_path} on this machine, "
-                     "scaled by the two models' sizes", True)
+        return Speed(rate * theirs / parameters, msg("from run {name} of {model} on this machine, scaled by the two "
+                                                     "models' sizes", name=name, model=earlier.model.name_or_path), True)
     return None
 
 
@@ -82,11 +85,12 @@ def assumed(settings: Settings, parameters: int) -> Speed:
     """The speed timing.yaml assumes for this kind of device, scaled to this model's size (and on a CPU to
     this machine's threads)."""
     ref = timing()["assumed"]["cuda" if settings.device == "cuda" else "cpu"]
-    rate, scaled = ref["tokens_per_s"] * ref["parameters"] / parameters, "this model's size"
+    rate, scaled = ref["tokens_per_s"] * ref["parameters"] / parameters, msg("this model's size")
     if "threads" in ref:
         import torch
 
         rate *= torch.get_num_threads() / ref["threads"]
-        scaled += " and this machine's threads"
-    return Speed(rate, f"an estimate: no earlier run here to time it by; it assumes the speed of "
-                 f"{ref['where']}, scaled to {scaled}. Measure speed times a few real steps here", False)
+        scaled = msg("this model's size and this machine's threads")
+    return Speed(rate, msg("an estimate: no earlier run here to time it by; it assumes the speed of {where}, scaled "
+                           "to {scaled}. Measure speed times a few real steps here", where=msg(ref["where"]), scaled=scaled),
+                 False)

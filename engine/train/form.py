@@ -10,6 +10,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from engine.i18n import msg
 from engine.train.config import EMBEDDING_MODULES, LINEAR_MODULES, RunConfig, advice, field, flatten, get, put, validate
 from engine.train.presets import presets
 
@@ -91,7 +92,7 @@ def config_of(model: str, dataset: str, preset: str | None, paths: list[str], fo
     """The validated config the form describes; a ConfigError (a ValueError) naming each wrong field."""
     dataset = (dataset or "").strip()
     if not dataset:
-        raise ValueError("Choose a data set first: a saved one, an example, or the path to a file.")
+        raise ValueError(msg("Choose a data set first: a saved one, an example, or the path to a file."))
     changes: dict[str, Any] = {"preset": preset or None, "model.name_or_path": (model or "default").strip(),
                                "dataset": dataset}
     for path, value in zip(paths, form):

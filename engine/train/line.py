@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from engine.files import now
+from engine.i18n import msg
 from engine.train import runs
 from engine.train.config import RunConfig
 from engine.train.sources import absolute_dataset, check_sources
@@ -59,7 +60,7 @@ def leave(workspace: Workspace, name: str) -> runs.Run:
     with _line(workspace):
         run = runs.load_run(workspace, name)
         if run.state != WAITING:
-            raise runs.RunError(f"'{name}' is not waiting in line (it is {run.state}).")
+            raise runs.RunError(msg("'{name}' is not waiting in line (it is {state}).", name=name, state=msg(run.state)))
         runs.update_status(run.path, state="stopped", ended=now())
     return runs.load_run(workspace, name)
 

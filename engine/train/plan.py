@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.files import read_json, write_json
 from engine.hardware import GiB, Hardware, detect
+from engine.i18n import Message, joined, msg
 from engine.train import checkpointing, distributed, estimate
 from engine.train.advice import advice_notes
 from engine.train.backend import Settings, choose
@@ -100,37 +101,44 @@ class Plan:
     def truncated_share(self) -> float:
         return self.truncated / self.conversations if self.conversations else 0.0
 
-    def summary(self) -> str:
+    def summary(self) -> Message:
         """The plan in a few Markdown lines, for the Train tab and the command line."""
+        m = self.memory
         lines = [
-            f"**Data:** {self.rows} conversations ({self.dropped} left out), {self.tokens_per_epoch:,} tokens an "
-            f"epoch, {self.trained_tokens_per_epoch:,} of them learned; {self.truncated} "
-            f"({100 * self.truncated_share:.0f}%) cut at {self.config.model.max_seq_length} tokens "
-            f"(longest {self.longest}).",
-            f"**Steps:** {self.total_steps} ({self.steps_per_epoch} an epoch x {self.epochs:g} epochs), "
-            f"{distributed.batch_note(self.config.train.batch_size, self.config.train.gradient_accumulation, self.processes)}.",
-            f"**Memory:** about {self.memory.total / GiB:.1f} GiB of {self.free_bytes / GiB:.1f} GiB free "
-            f"({self.settings.device}): **{self.verdict}**. Weights {self.memory.weights / GiB:.2f}, adapter and "
-            f"optimizer {self.memory.adapter / GiB:.2f}, activations {self.memory.activations / GiB:.2f}, logits "
-            f"{self.memory.logits / GiB:.2f}, allocator slack {self.memory.slack / GiB:.2f}, runtime "
-            f"{self.memory.runtime / GiB:.2f} GiB.",
+            msg("**Data:** {rows} conversations ({dropped} left out), {tokens:,} tokens an epoch, {trained:,} of them "
+                "learned; {truncated} ({share:.0f}%) cut at {length} tokens (longest {longest}).", rows=self.rows,
+                dropped=self.dropped, tokens=self.tokens_per_epoch, trained=self.trained_tokens_per_epoch,
+                truncated=self.truncated, share=100 * self.truncated_share, length=self.config.model.max_seq_length,
+                longest=self.longest),
+            msg("**Steps:** {steps} ({per_epoch} an epoch x {epochs:g} epochs), {batch}.",
+                steps=self.total_steps, per_epoch=self.steps_per_epoch, epochs=self.epochs,
+                batch=distributed.batch_note(self.config.train.batch_size, self.config.train.gradient_accumulation,
+                                             self.processes)),
+            msg("**Memory:** about {need:.1f} GiB of {free:.1f} GiB free ({device}): **{verdict}**. Weights "
+                "{weights:.2f}, adapter and optimizer {adapter:.2f}, activations {activations:.2f}, logits "
+                "{logits:.2f}, allocator slack {slack:.2f}, runtime {runtime:.2f} GiB.", need=m.total / GiB,
+                free=self.free_bytes / GiB, device=self.settings.device, verdict=msg(self.verdict),
+                weights=m.weights / GiB, adapter=m.adapter / GiB, activations=m.activations / GiB,
+                logits=m.logits / GiB, slack=m.slack / GiB, runtime=m.runtime / GiB),
         ]
         if self.measured_peak_gb:  # recorded in GB (1e9 bytes) by the training callbacks
-            lines[-1] += f" Measured peak of the same settings: {self.measured_peak_gb * GB / GiB:.1f} GiB."
+            lines[-1] = joined([lines[-1], msg("Measured peak of the same settings: {peak:.1f} GiB.",
+                                               peak=self.measured_peak_gb * GB / GiB)])
         if self.seconds is not None:
-            lines.append(f"**Time:** about {duration(self.seconds)} at {self.tokens_per_s:.0f} tokens/s "
-                         f"({self.speed_source})"
-                         + (f", {self.processes} processes assumed {self.processes} times as fast as one (not "
-                            "measured here)." if self.processes > 1 else "."))
+            lines.append(msg("**Time:** about {time} at {speed:.0f} tokens/s ({source}).", time=duration(self.seconds),
+                             speed=self.tokens_per_s, source=self.speed_source) if self.processes == 1 else
+                         msg("**Time:** about {time} at {speed:.0f} tokens/s ({source}), {count} processes assumed "
+                             "{count} times as fast as one (not measured here).", time=duration(self.seconds),
+                             speed=self.tokens_per_s, source=self.speed_source, count=self.processes))
         if self.processes > 1:
-            lines.append(f"**Processes:** {self.processes} (torchrun, DDP), each holding the memory above on its own "
-                         "GPU; rank 0 writes the run folder.")
-        lines.append(f"**Backend:** {self.settings.describe()}.")
+            lines.append(msg("**Processes:** {count} (torchrun, DDP), each holding the memory above on its own GPU; "
+                             "rank 0 writes the run folder.", count=self.processes))
+        lines.append(msg("**Backend:** {backend}.", backend=self.settings.describe()))
         if self.checkpointing and self.settings.gradient_checkpointing:
-            lines.append(f"**Checkpointing:** {self.checkpointing.words()}.")
-        lines += [f"**Cannot start:** {p}" for p in self.problems]
-        lines += [f"*Advice:* {n}" for n in self.notes]
-        return "  \n".join(lines)
+            lines.append(msg("**Checkpointing:** {choice}.", choice=self.checkpointing.words()))
+        lines += [msg("**Cannot start:** {problem}", problem=p) for p in self.problems]
+        lines += [msg("*Advice:* {note}", note=n) for n in self.notes]
+        return joined(lines, "  \n")
 
 
 def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) -> Plan:
@@ -197,12 +205,12 @@ def verdict(need: float, free: float) -> str:
     return FITS if need <= 0.8 * free else TIGHT if need <= free else WONT_FIT
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float) -> Message:
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return msg("{n:.0f} s", n=seconds)
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return msg("{n:.0f} min", n=seconds / 60)
+    return msg("{n:.1f} h", n=seconds / 3600)
 
 
 # ---- memory --------------------------------------------------------------------------------------
@@ -254,27 +262,29 @@ def largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
 
 
 def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int]) -> list[Fix]:
-    options: list[tuple[str, dict]] = []
+    options: list[tuple[Message, dict]] = []
     if hw.can_4bit and not config.model.load_in_4bit:
-        options.append(("Load the model in 4-bit (QLoRA)", {"model.load_in_4bit": True}))
+        options.append((msg("Load the model in 4-bit (QLoRA)"), {"model.load_in_4bit": True}))
     if not settings.gradient_checkpointing:
-        options.append(("Turn on gradient checkpointing", {"lora.gradient_checkpointing": "on"}))
+        options.append((msg("Turn on gradient checkpointing"), {"lora.gradient_checkpointing": "on"}))
     t = config.train
     if t.batch_size > 1:
         smaller = max(1, t.batch_size // 2)
-        options.append((f"Batch {smaller} with accumulation {t.gradient_accumulation * 2} (same effective batch)",
+        options.append((msg("Batch {batch} with accumulation {accumulation} (same effective batch)", batch=smaller,
+                            accumulation=t.gradient_accumulation * 2),
                         {"train.batch_size": smaller, "train.gradient_accumulation": t.gradient_accumulation * 2}))
     if config.model.max_seq_length > 256:
         shorter = config.model.max_seq_length // 2
         cut = sum(1 for n in lengths if n > shorter)
-        options.append((f"Maximum length {shorter} (cuts {cut} conversations)", {"model.max_seq_length": shorter}))
+        options.append((msg("Maximum length {length} (cuts {cut} conversations)", length=shorter, cut=cut),
+                        {"model.max_seq_length": shorter}))
     fixes = []
     for label, changes in options:
         changed = with_changes(config, changes)
         changed_settings, _ = choose(changed, hw)
         cut = [min(n, changed.model.max_seq_length) for n in lengths]
         need = estimate_memory(shape, changed, changed_settings, largest_batch_tokens(cut, changed)).total
-        fixes.append(Fix(f"{label}: about {need / GiB:.1f} GiB", changes, need / GB))
+        fixes.append(Fix(msg("{label}: about {need:.1f} GiB", label=label, need=need / GiB), changes, need / GB))
     return fixes
 
 
@@ -316,11 +326,13 @@ def measure(config: RunConfig, workspace: Workspace, steps: int = 3, timeout: fl
                 capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[2],
             )
         except subprocess.TimeoutExpired:
-            raise ConfigError(f"Measuring {steps} steps took more than {timeout / 60:.0f} minutes: this setup is "
-                              "very slow here. Try a smaller batch, a shorter maximum length or a smaller model.") from None
+            raise ConfigError(msg("Measuring {steps} steps took more than {minutes:.0f} minutes: this setup is very "
+                                  "slow here. Try a smaller batch, a shorter maximum length or a smaller model.",
+                                  steps=steps, minutes=timeout / 60)) from None
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-            raise ConfigError(errors[-1][7:] if errors else f"Measuring failed: {done.stderr.strip()[-500:]}")
+            raise ConfigError(errors[-1][7:] if errors else msg("Measuring failed: {detail}",
+                                                                  detail=done.stderr.strip()[-500:]))
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -344,8 +356,8 @@ def tokenizer_and_shape(config: RunConfig, workspace: Workspace):
         tokenizer = load_tokenizer(source, None, trust_remote_code=trust)
         model_config = AutoConfig.from_pretrained(source, trust_remote_code=trust)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"Could not read the model '{config.model.name_or_path}' ({e}). Check its name or "
-                          "folder; a Hub model needs the internet the first time.") from None
+        raise ConfigError(msg("Could not read the model '{model}' ({detail}). Check its name or folder; a Hub model "
+                              "needs the internet the first time.", model=config.model.name_or_path, detail=e)) from None
     return tokenizer, shape_of(model_config, trust)
 
 

@@ -35,6 +35,7 @@ from typing import Iterator
 
 from engine.adapters import is_adapter
 from engine.files import append_jsonl, now, read_jsonl, write_json, write_text
+from engine.i18n import joined, msg
 from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
@@ -113,8 +114,8 @@ class Run:
         out = []
         for name, (_, bad) in ((EVENTS_FILE, self._event_lines), (PROBES_FILE, self._probe_lines)):
             if bad:
-                out.append(f"{bad} line{'s' if bad > 1 else ''} of {name} {'are' if bad > 1 else 'is'} damaged and "
-                           "left out; the rest of the run is shown.")
+                out.append(msg("{n} lines of {name} are damaged and left out; the rest of the run is shown." if bad > 1
+                               else "{n} line of {name} is damaged and left out; the rest of the run is shown.", n=bad, name=name))
         return out
 
     @property
@@ -209,8 +210,8 @@ def worker_locks(run_dir: Path, workspace: Workspace) -> Iterator[None]:
         except BlockingIOError:
             training.seek(0)
             other = training.read().strip() or "another run"
-            raise RunError(f"Another training run, '{other}', is running; only one trains at a time. "
-                           "Stop it or wait for it to finish, then resume this one.") from None
+            raise RunError(msg("Another training run, '{other}', is running; only one trains at a time. Stop it "
+                               "or wait for it to finish, then resume this one.", other=other)) from None
         training.seek(0)
         training.truncate()
         training.write(run_dir.name if run_dir.parent == workspace.runs.resolve() else str(run_dir))
@@ -230,7 +231,7 @@ def run_dir(workspace: Workspace, name: str) -> Path:
 def load_run(workspace: Workspace, name: str) -> Run:
     path = run_dir(workspace, name)
     if not (path / RUN_FILE).exists():
-        raise RunError(f"There is no run named '{name}'.")
+        raise RunError(msg("There is no run named '{name}'.", name=name))
     return _read(path)
 
 
@@ -238,7 +239,7 @@ def read_run(path: Path) -> Run:
     """The run in a folder anywhere (a headless run need not live in a workspace's runs/)."""
     path = Path(path).resolve()
     if not (path / RUN_FILE).exists():
-        raise RunError(f"'{path}' is not a run folder: it has no {RUN_FILE}.")
+        raise RunError(msg("'{path}' is not a run folder: it has no {file}.", path=path, file=RUN_FILE))
     return _read(path)
 
 
@@ -280,16 +281,15 @@ def _after_death(path: Path, status: Status) -> Status:
         return update_status(path, state="stopped", ended=now(), pid=None)
     run = Run(path.name, path, status)
     checkpoint = run.latest_checkpoint
-    advice = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
-              else "No checkpoint was saved yet: Duplicate its config into the form and Start it again.")
+    advice = (msg("Resume continues from the last checkpoint ({name}).", name=checkpoint.name) if checkpoint
+              else msg("No checkpoint was saved yet: Duplicate its config into the form and Start it again."))
     try:  # the system kills a process that takes too much memory without warning, so say what would help
-        advice += " " + memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))
+        advice = joined([advice, memory_advice(run.config, can_4bit=bool(status.backend and status.backend.device == "cuda"))])
     except ValueError:
         pass
     return update_status(
         path, state="failed", ended=now(), pid=None,
-        error="The training process ended unexpectedly (it was killed, or the machine ran out of memory).",
-        advice=advice,
+        error=msg("The training process ended unexpectedly (it was killed, or the machine ran out of memory)."), advice=advice,
     )
 
 
@@ -306,7 +306,7 @@ def create_run(workspace: Workspace, config: RunConfig, name: str | None = None)
     name = name or new_name(config)
     path = run_dir(workspace, name)
     if path.exists():
-        raise RunError(f"A run named '{name}' already exists; pick another name.")
+        raise RunError(msg("A run named '{name}' already exists; pick another name.", name=name))
     path.mkdir(parents=True)
     write_text(path / RUN_FILE, config.to_yaml())
     status = update_status(path, state="queued", created=now(), queued_at=now())
@@ -328,7 +328,7 @@ def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run
     checkpoint. `more_epochs` extends a run (a finished one needs it to train any further)."""
     run = load_run(workspace, name)
     if run.live:
-        raise RunError(f"'{name}' is still {run.state}; it cannot be resumed until it ends.")
+        raise RunError(msg("'{name}' is still {state}; it cannot be resumed until it ends.", name=name, state=msg(run.state)))
     ensure_idle(workspace)
     config = run.config
     if more_epochs > 0:
@@ -336,14 +336,14 @@ def resume_run(workspace: Workspace, name: str, more_epochs: float = 0.0) -> Run
             last = run.progress()
             per_epoch = last["step"] / last["epoch"] if last.get("epoch") else 0
             if not per_epoch:
-                raise RunError(f"'{name}' has no finished steps to measure an epoch by; resume it without more epochs.")
+                raise RunError(msg("'{name}' has no finished steps to measure an epoch by; resume it without more epochs.", name=name))
             changes = {"max_steps": config.train.max_steps + max(1, round(more_epochs * per_epoch))}
         else:
             changes = {"epochs": config.train.epochs + more_epochs}
         config = config.model_copy(update={"train": config.train.model_copy(update=changes)})
         write_text(run.path / RUN_FILE, config.to_yaml())
     elif run.state == "completed":
-        raise RunError(f"'{name}' has finished all its steps; choose how many more epochs to train it for.")
+        raise RunError(msg("'{name}' has finished all its steps; choose how many more epochs to train it for.", name=name))
     update_status(run.path, state="queued", queued_at=now(), error=None, advice=None, ended=None)
     spawn(run.path, workspace)
     return load_run(workspace, name)
@@ -353,7 +353,7 @@ def stop_run(workspace: Workspace, name: str) -> Run:
     """Ask the worker to stop: it saves a checkpoint and the adapter at the end of the current step."""
     run = load_run(workspace, name)
     if not run.live:
-        raise RunError(f"'{name}' is not running (it is {run.state}).")
+        raise RunError(msg("'{name}' is not running (it is {state}).", name=name, state=msg(run.state)))
     update_status(run.path, state="stopping")
     if run.status.pid:
         try:
@@ -366,17 +366,17 @@ def stop_run(workspace: Workspace, name: str) -> Run:
 def delete_run(workspace: Workspace, name: str) -> None:
     run = load_run(workspace, name)
     if run.live:
-        raise RunError(f"'{name}' is {run.state}; stop it before deleting it.")
+        raise RunError(msg("'{name}' is {state}; stop it before deleting it.", name=name, state=msg(run.state)))
     shutil.rmtree(run.path)
 
 
 def rename_run(workspace: Workspace, name: str, new: str) -> Run:
     run = load_run(workspace, name)
     if run.live:
-        raise RunError(f"'{name}' is {run.state}; stop it before renaming it.")
+        raise RunError(msg("'{name}' is {state}; stop it before renaming it.", name=name, state=msg(run.state)))
     target = run_dir(workspace, new)
     if target.exists():
-        raise RunError(f"A run named '{new}' already exists; pick another name.")
+        raise RunError(msg("A run named '{new}' already exists; pick another name.", new=new))
     run.path.rename(target)
     return load_run(workspace, new)
 
@@ -384,13 +384,13 @@ def rename_run(workspace: Workspace, name: str, new: str) -> Run:
 def ensure_idle(workspace: Workspace) -> None:
     busy = active_run(workspace)
     if busy is not None:
-        raise RunError(f"'{busy.name}' is {busy.state}; only one run trains at a time. Stop it or wait for it "
-                       "to finish first.")
+        raise RunError(msg("'{name}' is {state}; only one run trains at a time. Stop it or wait for it to "
+                           "finish first.", name=busy.name, state=msg(busy.state)))
     deadline = time.monotonic() + EXIT_GRACE_S
     while _held(workspace.runs / TRAINING_LOCK) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _held(workspace.runs / TRAINING_LOCK):
-        raise RunError("Another training process holds this workspace's training lock; wait for it to finish.")
+        raise RunError(msg("Another training process holds this workspace's training lock; wait for it to finish."))
 
 
 def spawn(path: Path, workspace: Workspace) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.access import allowed_model_folder
+from engine.i18n import msg
 from engine.train.config import ConfigError, RunConfig
 from engine.workspace import BadName, Workspace
 
@@ -37,12 +38,12 @@ def check_sources(workspace: Workspace, config: RunConfig) -> RunConfig:
         # Outside the workspace is refused before anything is looked at, so the answer never tells
         # whether a file exists there.
         if not any(path.is_relative_to(base.resolve()) for base in (workspace.datasets, EXAMPLES)):
-            raise ConfigError(f"The data set '{ref}' is not one of this workspace's data sets. Import the file on the "
-                              "Dataset tab (or with `python -m engine data import FILE --name NAME`), then pick it by "
-                              "its name.")
+            raise ConfigError(msg("The data set '{ref}' is not one of this workspace's data sets. Import the file "
+                                  "on the Dataset tab (or with `python -m engine data import FILE --name NAME`), "
+                                  "then pick it by its name.", ref=ref))
         if not (path.is_file() or (path / "data.jsonl").is_file()):
-            raise ConfigError(f"The data set '{ref}' does not exist in this workspace. Pick a saved data set, or "
-                              "import the file on the Dataset tab first.")
+            raise ConfigError(msg("The data set '{ref}' does not exist in this workspace. Pick a saved data set, "
+                                  "or import the file on the Dataset tab first.", ref=ref))
     _check_preference(workspace, config)
     spec = config.model.name_or_path.strip()
     if spec in (DEFAULT, DEFAULT_NAME) or (HUB_ID.match(spec) and not _folder(spec, workspace)):

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from engine.i18n import msg
+
 State = Literal["waiting", "queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
 LIVE = ("queued", "running", "stopping")
 WAITING = "waiting"  # in line behind the run that trains now (engine/train/line.py); not live yet
@@ -66,9 +68,9 @@ def read(path: Path) -> Status:
         pass
     made = path.parent.joinpath("run.yaml")
     created = datetime.fromtimestamp(made.stat().st_mtime, timezone.utc) if made.exists() else None
-    return Status(state="damaged", created=created, error=f"This run's {path.name} is damaged, so its state is unknown.",
-                  advice="Resume it to rewrite the file (training continues from its latest checkpoint, if it has "
-                         "one), or Delete the run.")
+    return Status(state="damaged", created=created, error=msg("This run's {name} is damaged, so its state is unknown.", name=path.name),
+                  advice=msg("Resume it to rewrite the file (training continues from its latest "
+                             "checkpoint, if it has one), or Delete the run."))
 
 
 def usable_event(e: dict) -> bool:

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine.i18n import msg
+from engine.i18n import Message, joined, msg
 from engine.train.advice import LOSS_RANGE
 from engine.train.runs import Run
 
@@ -26,14 +26,14 @@ class Verdict:
     repeats: dict[str, str] = field(default_factory=dict)  # prompt -> the phrase its latest answer repeats
     same_answer: bool = False  # different prompts got one and the same latest answer
     eval_rise: tuple[int, float, float] | None = None  # (best step, its held-out loss, the last one)
-    lines: list[str] = field(default_factory=list)
+    lines: list[Message] = field(default_factory=list)
 
     @property
     def overfitting_signs(self) -> bool:
         return bool(self.repeats or self.same_answer or self.eval_rise)
 
-    def markdown(self) -> str:
-        return "#### How it went\n" + "\n".join(f"- {line}" for line in self.lines)
+    def markdown(self) -> Message:
+        return msg("#### How it went\n{lines}", lines=joined((msg("- {line}", line=line) for line in self.lines), "\n"))
 
 
 def judge(run: Run) -> Verdict | None:
@@ -131,64 +131,72 @@ def _held_out(v: Verdict, evals: list[dict]) -> None:
         v.eval_rise = (best["step"], best["eval_loss"], last)
 
 
-def _loss_line(v: Verdict, losses: list[float], rate: float | None) -> str:
+def _loss_line(v: Verdict, losses: list[float], rate: float | None) -> Message:
     low, high = LOSS_RANGE
-    said = (f"The loss ended at **{v.loss:.2f}** (the average of the last {v.averaged} steps); the chart "
-            f"recommends {low:g} to {high:g}.")
+    said = msg("The loss ended at **{loss:.2f}** (the average of the last {steps} steps); the chart recommends "
+               "{low:g} to {high:g}.", loss=v.loss, steps=v.averaged, low=low, high=high)
     if v.band == "in range":
-        return said + " That is in the range: the model has learned the data set without copying it word for word."
+        return joined([said, msg("That is in the range: the model has learned the data set without copying it word "
+                                 "for word.")])
     if v.band == "low":
-        return (said + " That is low: the model may be learning the examples by heart (over-fitting) and answer "
-                "new questions worse. Check its answers to new prompts in Compare; next time try fewer epochs, a "
-                "lower learning rate or more dropout, or add more varied examples.")
+        return joined([said, msg("That is low: the model may be learning the examples by heart (over-fitting) and "
+                                 "answer new questions worse. Check its answers to new prompts in Compare; next time "
+                                 "try fewer epochs, a lower learning rate or more dropout, or add more varied examples.")])
     earlier = losses[-2 * v.averaged:-v.averaged]
     falling = bool(earlier) and v.loss < 0.97 * sum(earlier) / len(earlier)
-    said += " That is still high: the model has not learned the data set closely yet."
+    said = joined([said, msg("That is still high: the model has not learned the data set closely yet.")])
     if falling:
-        return said + " It was still falling at the end, so more training should help: Resume with 1 or 2 **More epochs**."
-    higher = f" (say {2 * rate:g} instead of {rate:g})" if rate else ""
-    return (said + f" It had levelled off, so more of the same helps little: train again with a higher learning "
-            f"rate{higher}, or more epochs.")
+        return joined([said, msg("It was still falling at the end, so more training should help: Resume with 1 or 2 "
+                                 "**More epochs**.")])
+    if rate:
+        return joined([said, msg("It had levelled off, so more of the same helps little: train again with a higher "
+                                 "learning rate (say {higher:g} instead of {rate:g}), or more epochs.",
+                                 higher=2 * rate, rate=rate)])
+    return joined([said, msg("It had levelled off, so more of the same helps little: train again with a higher "
+                             "learning rate, or more epochs.")])
 
 
-def _probe_lines(v: Verdict) -> list[str]:
+def _probe_lines(v: Verdict) -> list[Message]:
     if not v.probed:
         return []
     if v.changed == 0:
-        return [f"None of the {v.probed} probe answers changed from the untrained model's: the adapter has "
-                "hardly changed the model yet. Train longer or with a higher learning rate."]
-    return [f"The probe answers changed from the untrained model's for **{v.changed} of {v.probed}** prompts: "
-            "the training changed what the model says (the table below shows how)."]
+        return [msg("None of the {probed} probe answers changed from the untrained model's: the adapter has "
+                    "hardly changed the model yet. Train longer or with a higher learning rate.", probed=v.probed)]
+    return [msg("The probe answers changed from the untrained model's for **{changed} of {probed}** prompts: "
+                "the training changed what the model says (the table below shows how).", changed=v.changed,
+                probed=v.probed)]
 
 
-def _overfitting_lines(v: Verdict) -> list[str]:
+def _overfitting_lines(v: Verdict) -> list[Message]:
     lines = []
     if v.repeats:
         prompt, phrase = next(iter(v.repeats.items()))
-        more = f" (and {len(v.repeats) - 1} more)" if len(v.repeats) > 1 else ""
-        lines.append(f"**Sign of over-fitting:** the answer to \"{prompt}\"{more} repeats \"{phrase}\" over and "
-                     "over. The model has learned a phrase of the data set too well and loops on it.")
+        more = msg(" (and {n} more)", n=len(v.repeats) - 1) if len(v.repeats) > 1 else ""
+        lines.append(msg("**Sign of over-fitting:** the answer to \"{prompt}\"{more} repeats \"{phrase}\" over and "
+                         "over. The model has learned a phrase of the data set too well and loops on it.",
+                         prompt=prompt, more=more, phrase=phrase))
     if v.same_answer:
-        lines.append("**Sign of over-fitting:** different probe prompts got the same answer: the model answers "
-                     "from memory of the data set rather than to the question.")
+        lines.append(msg("**Sign of over-fitting:** different probe prompts got the same answer: the model answers "
+                         "from memory of the data set rather than to the question."))
     if v.eval_rise:
         step, best, last = v.eval_rise
-        lines.append(f"**Sign of over-fitting:** the held-out loss was lowest at step {step} ({best:.2f}) and rose "
-                     f"to {last:.2f}: the model got better at the training rows and worse at new ones.")
+        lines.append(msg("**Sign of over-fitting:** the held-out loss was lowest at step {step} ({best:.2f}) and rose "
+                         "to {last:.2f}: the model got better at the training rows and worse at new ones.",
+                         step=step, best=best, last=last))
     return lines
 
 
-def _next_line(v: Verdict) -> str:
+def _next_line(v: Verdict) -> Message:
     if v.overfitting_signs and v.band != "in range":
         if v.band == "high":
-            return ("Next: Compare its answers with the base model before training more: more of the same would "
-                    "lower the loss but deepen the repeating. For a better run, add more varied examples or "
-                    "raise the dropout.")
-        return "Next: Compare its answers with the base model; next time train less (fewer epochs or steps)."
+            return msg("Next: Compare its answers with the base model before training more: more of the same would "
+                       "lower the loss but deepen the repeating. For a better run, add more varied examples or "
+                       "raise the dropout.")
+        return msg("Next: Compare its answers with the base model; next time train less (fewer epochs or steps).")
     if v.overfitting_signs:
-        return ("Next: Compare its answers with the base model; if they repeat there too, use an earlier checkpoint "
-                "or train fewer epochs.")
-    return "Next: Compare it with the base model, chat with it, or export it."
+        return msg("Next: Compare its answers with the base model; if they repeat there too, use an earlier "
+                   "checkpoint or train fewer epochs.")
+    return msg("Next: Compare it with the base model, chat with it, or export it.")
 
 
 def _norm(text: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from engine.errors import plain
 from engine.files import atomic_dir
-from engine.i18n import msg
+from engine.i18n import joined, msg
 from engine.train import distributed, line, runs
 from engine.train.advice import memory_advice
 from engine.train.config import ConfigError
@@ -202,20 +202,22 @@ def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
     # torch raises OutOfMemoryError on a GPU, and a RuntimeError from its CPU allocator on the host
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e):
         backend = run.status.backend
-        return "Training ran out of memory.", memory_advice(run.config, bool(backend and backend.device == "cuda"))
+        return msg("Training ran out of memory."), memory_advice(run.config, bool(backend and backend.device == "cuda"))
     if isinstance(e, ValueError):  # the engine's messages are written for people
-        return str(e), None
+        return (e.args[0] if e.args and isinstance(e.args[0], str) else str(e)), None
     checkpoint = run.latest_checkpoint
-    resume = (f"Resume continues from the last checkpoint ({checkpoint.name})." if checkpoint
-              else "No checkpoint was saved: Duplicate its config into the form and Start it again.")
+    resume = (msg("Resume continues from the last checkpoint ({name}).", name=checkpoint.name) if checkpoint
+              else msg("No checkpoint was saved: Duplicate its config into the form and Start it again."))
     if distributed.world() > 1 and distributed.lost_peer(e):
-        return (f"One of the run's {distributed.world()} training processes ended unexpectedly (it was killed, or "
-                "ran out of memory), so the others stopped too."), f"{_log_place(run.log_file)} {resume}"
+        return (msg("One of the run's {count} training processes ended unexpectedly (it was killed, or ran out of "
+                    "memory), so the others stopped too.", count=distributed.world()),
+                joined([_log_place(run.log_file), resume]))
     if said := plain(e):
         return said, resume
     detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-    error = f"Training failed: {detail}" if detail else "Training failed with an unexpected error."
-    return error.rstrip(".") + ".", f"{_log_place(run.log_file)} {resume}"
+    error = msg("Training failed: {detail}.", detail=detail.rstrip(".")) if detail else \
+        msg("Training failed with an unexpected error.")
+    return error, joined([_log_place(run.log_file), resume])
 
 
 def _log_place(log: Path) -> str:
@@ -224,10 +226,10 @@ def _log_place(log: Path) -> str:
     try:
         out, here = os.fstat(sys.stderr.fileno()), log.stat()
         if (out.st_dev, out.st_ino) == (here.st_dev, here.st_ino):
-            return f"The full error is in {log}."
+            return msg("The full error is in {log}.", log=log)
     except (OSError, ValueError):  # no worker.log, or stderr is not a file
         pass
-    return "The full error was printed in the output of the training command."
+    return msg("The full error was printed in the output of the training command.")
 
 
 def _request_stop(run_dir: Path, stop: threading.Event, signum: int) -> None:
