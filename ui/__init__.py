@@ -7,6 +7,7 @@ import importlib
 import gradio as gr
 
 from engine.access import Policy
+from engine.i18n import tr
 from ui import access, i18n
 from ui.context import Context
 from ui.i18n import _
@@ -19,6 +20,12 @@ TABS = (
     ("Compare", "ui.compare_tab"),
     ("Export", "ui.export_tab"),
 )
+
+
+def switch(lang: str, request: gr.Request) -> list:
+    """This session's language; the tab titles again (the browser does not redraw a switched tab bar)."""
+    i18n.choose(lang, request)
+    return [gr.Tab(label=tr(title, lang)) for title, _module in TABS]
 
 
 def build(ctx: Context, policy: Policy | None = None, notices: tuple[str, ...] = ()) -> gr.Blocks:
@@ -37,14 +44,16 @@ def build(ctx: Context, policy: Policy | None = None, notices: tuple[str, ...] =
             gr.LoginButton(value=_("Owner: sign in with Hugging Face"))
         ctx.status = gr.Markdown(ctx.status_text(), elem_id="status")
         ctx.demo = demo
+        tabs = []
         with gr.Tabs(elem_id="tabs") as ctx.tabs:
             for title, module in TABS:
                 with gr.Tab(_(title), id=title.lower()) as ctx.tab:
                     importlib.import_module(module).render(ctx)
+                tabs.append(ctx.tab)
         demo.load(access.visitor_ok(ctx.status_text), outputs=ctx.status, api_visibility="private")
         # The language: the browser's at first; a change switches the page (in the browser) and this
         # session's server-side messages together.
         demo.load(access.visitor_ok(i18n.browser_language), outputs=language, api_visibility="private")
-        language.change(access.visitor_ok(i18n.choose), language, None, js=i18n.SWITCH_JS, api_visibility="private")
+        language.change(access.visitor_ok(switch), language, tabs, js=i18n.SWITCH_JS, api_visibility="private")
     access.guard(demo, policy, banner)
     return demo

@@ -80,3 +80,4 @@ def render(ctx: Context) -> None:
                       api_name="load_model")
     unload_button.click(bind(unload, ctx), None, [message, ctx.status, hardware], api_name="unload_model")
     follow(ctx, bind(refresh, ctx), choice, choice)
+    follow(ctx, bind(hardware_text, ctx), None, hardware)  # also in the viewer's language
