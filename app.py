@@ -17,6 +17,7 @@ from engine.data.limits import max_file_bytes  # noqa: E402
 from engine.hardware import detect  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 from ui import api, build  # noqa: E402
+from ui.i18n import I18N  # noqa: E402
 from ui.context import Context  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = build(ctx, policy, NOTICES)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=False, share=args.share,
-        auth=list(policy.logins) or None, max_file_size=max_file_bytes(), prevent_thread_lock=True)
+        auth=list(policy.logins) or None, max_file_size=max_file_bytes(), prevent_thread_lock=True,
+        i18n=I18N)  # the page in the browser's language (ui/i18n.py)
     key = os.environ.get("WORKBENCH_API_KEY", "").strip() or None
     key_required = public or policy.guarded
     demo.app.include_router(api.router(ctx, policy, key, key_required=key_required))

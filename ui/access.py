@@ -16,6 +16,9 @@ import gradio as gr
 from gradio.context import LocalContext
 
 from engine.access import OWNER, Policy, Refused, acting_as
+from engine.i18n import speaking
+from ui.errors import said
+from ui.i18n import language, t
 
 LOCKED = ("🔒 **Demo.** You can chat with and compare the owner's models and runs. Loading models, uploads, "
           "training, exports and changes to runs are locked: only the app's owner can use them.")
@@ -57,7 +60,7 @@ REFUSED = ("This is a demo: only the app's owner can do this. You can chat with 
 
 
 def _refuse() -> None:
-    raise gr.Error(REFUSED)
+    raise gr.Error(t(REFUSED))
 
 
 def _guarded(fn, policy: Policy, open_to_visitors: bool):
@@ -67,42 +70,47 @@ def _guarded(fn, policy: Policy, open_to_visitors: bool):
             _refuse()
         return caller
 
+    def speaking_to_caller():  # the caller's language for every message the call renders
+        return speaking(language(LocalContext.request.get(None)))
+
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def agen(*args, **kwargs):
-            with acting_as(check()):
+            with speaking_to_caller(), acting_as(check()):
                 async for item in fn(*args, **kwargs):
                     yield item
         return agen
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
-            caller = check()
+            lang = language(LocalContext.request.get(None))
+            with speaking(lang):
+                caller = check()
             iterator = fn(*args, **kwargs)
-            while True:  # the role is set around each step: gradio may run the steps on different threads
-                with acting_as(caller):
+            while True:  # role and language are set around each step: gradio may run them on different threads
+                with speaking(lang), acting_as(caller):
                     try:
                         item = next(iterator)
                     except StopIteration:
                         return
                     except Refused as e:
-                        raise gr.Error(str(e)) from None
+                        raise gr.Error(said(e)) from None
                 yield item
         return gen
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def coro(*args, **kwargs):
-            with acting_as(check()):
+            with speaking_to_caller(), acting_as(check()):
                 return await fn(*args, **kwargs)
         return coro
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        with acting_as(check()):
+        with speaking_to_caller(), acting_as(check()):
             try:
                 return fn(*args, **kwargs)
             except Refused as e:
-                raise gr.Error(str(e)) from None
+                raise gr.Error(said(e)) from None
     return call
 
 
@@ -136,7 +144,7 @@ def _lock_for_visitors(demo: gr.Blocks, policy: Policy, banner: gr.Markdown) -> 
     @visitor_ok
     def show_access():
         visitor = role(policy) != OWNER
-        return (LOCKED if visitor else OWNER_SIGNED_IN,
+        return (t(LOCKED) if visitor else t(OWNER_SIGNED_IN),
                 *[gr.update(interactive=False) if visitor else gr.update() for _ in controls])
 
     with demo:

@@ -9,6 +9,7 @@ import gradio as gr
 from engine.hardware import Hardware
 from engine.chat.models import ModelManager
 from engine.workspace import Workspace
+from ui.i18n import t
 
 
 @dataclass
@@ -23,7 +24,10 @@ class Context:
 
     def status_text(self) -> str:
         loaded = self.manager.loaded
-        model = f"**Model:** {loaded.summary()}" if loaded else "**Model:** none loaded — load one on the Model tab"
-        if loaded and loaded.active_adapter:
-            model += f" · adapter **{loaded.active_adapter}**"
-        return f"{model}  \n**Hardware:** {self.hardware.summary()}"
+        if not loaded:
+            model = t("**Model:** none loaded — load one on the Model tab")
+        elif loaded.active_adapter:
+            model = t("**Model:** {model} · adapter **{adapter}**", model=loaded.summary(), adapter=loaded.active_adapter)
+        else:
+            model = t("**Model:** {model}", model=loaded.summary())
+        return t("{model}  \n**Hardware:** {hardware}", model=model, hardware=self.hardware.summary())
