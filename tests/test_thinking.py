@@ -107,3 +107,22 @@ def test_compare_shows_saves_and_votes_on_the_answers_only(manager, thinker):
     saved = read_jsonl(ws.runs / "thinker-run" / COMPARISONS_FILE)[-1]
     assert saved["replies"] == record["replies"] and saved["thinking"] is True
     assert json.dumps(saved["replies"]).count("ponder") == 0
+
+
+def test_chat_folds_the_thinking_above_the_answer_and_never_sends_it_back(manager):
+    import gradio as gr
+
+    from engine.hardware import detect
+    from ui import chat_tab
+    from ui.context import Context
+
+    ctx = Context(manager.workspace, manager, detect())
+    greedy = [0.0, 1.0, 0, 0.0, 1.0, 24, ""]
+    history = [{"role": "user", "content": "Hi"}]
+    for history, *_ in chat_tab.answer(ctx, history, "", sides.BASE, *greedy, True, gr.Request(session_hash="t")):
+        pass
+    assert len(history) == 3, history
+    thought, said = history[1:]
+    assert (thought["content"], thought["metadata"]["title"], thought["metadata"]["status"]) == ("I ponder", "Thinking", "done")
+    assert said == {"role": "assistant", "content": "Ahoy"}
+    assert chat_tab.to_messages(history, "") == [{"role": "user", "content": "Hi"}, said]
