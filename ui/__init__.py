@@ -11,6 +11,7 @@ from ui import access
 from ui.context import Context
 
 TABS = (
+    ("Start here", "ui.start_tab"),
     ("Model", "ui.model_tab"),
     ("Chat", "ui.chat_tab"),
     ("Dataset", "ui.dataset_tab"),
@@ -34,7 +35,7 @@ def build(ctx: Context, policy: Policy | None = None, notices: tuple[str, ...] =
         ctx.demo = demo
         with gr.Tabs(elem_id="tabs") as ctx.tabs:
             for title, module in TABS:
-                with gr.Tab(title, id=title.lower()) as ctx.tab:
+                with gr.Tab(title, id=title.split()[0].lower()) as ctx.tab:
                     importlib.import_module(module).render(ctx)
         demo.load(access.visitor_ok(ctx.status_text), outputs=ctx.status, api_visibility="private")
     access.guard(demo, policy, banner)
