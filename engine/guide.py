@@ -24,6 +24,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TASTE_STEPS = 10  # a first taste: enough steps to see the voice begin to change
 PROMPTS = 4  # held-out prompts answered before and after training (each costs time at both ends)
 PROBE_TOKENS = 48
+PREFIX = "start-"  # the names of the data sets this path saves
 EXPORT_FORMAT = "gguf-q8_0"  # half the size of f16, answers near-identical, needs no extra tool
 
 
@@ -80,7 +81,7 @@ def prepare(workspace: Workspace, goal_id: str, upload: str | None = None, card:
     card_path = Path(card) if card else (chosen.card if not upload else None)
     persona = read_card(card_path) if card_path else None
     system = persona.system_prompt() if persona else ""
-    name = _free_name(workspace, f"start-{chosen.id}")
+    name = _free_name(workspace, PREFIX + chosen.id)
     _, found = import_file(workspace, name, source, Options(system_prompt=system))
     prompts = _held_out_prompts(chosen) if not upload else []
     return Prepared(name, chosen, source.name, found.report.rows_kept, found.report.rows_in - found.report.rows_kept,
@@ -179,6 +180,20 @@ def start(workspace: Workspace, manager, config: RunConfig):
     from engine.train import launch
 
     return launch.start(workspace, manager, config)
+
+
+def latest_run(workspace: Workspace):
+    """The newest run started from this path (its data set is one `prepare` saved), to show again after a
+    reload; None if there is none."""
+    from engine.train.runs import list_runs
+
+    for run in list_runs(workspace):
+        try:
+            if run.config.dataset.startswith(PREFIX):
+                return run
+        except ValueError:  # an unreadable run.yaml is the Train tab's to show
+            continue
+    return None
 
 
 def side_by_side(run) -> list[tuple[str, str, str]]:

@@ -107,6 +107,19 @@ def test_the_side_by_side_waits_for_the_answers_after_training(workspace, defaul
     assert guide.side_by_side(load_run(workspace, "guided")) == [("Hi?", "Hello.", "Ahoy! Arr, matey!")]
 
 
+def test_after_a_reload_the_newest_run_of_this_path_is_found_again(workspace, default_model_path):
+    from tests.compare_runs import adapter_run
+
+    assert guide.latest_run(workspace) is None
+    p = guide.prepare(workspace, "character")
+    adapter_run(workspace, "elsewhere", default_model_path)  # a run of the Train tab's, on another data set
+    assert guide.latest_run(workspace) is None
+    config, _ = guide.setup(workspace, p, detect())
+    folder = adapter_run(workspace, "guided", default_model_path)
+    (folder / "run.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    assert guide.latest_run(workspace).name == "guided"
+
+
 def test_an_unknown_goal_is_refused_with_what_to_do(workspace):
     with pytest.raises(ValueError, match="Pick one of the goals first"):
         guide.prepare(workspace, "poetry")

@@ -20,7 +20,7 @@ SCREEN = {"width": 1440, "height": 1000}
 LOCALES = {
     "en-US": {"goal": "A character who talks a certain way", "read": "Read the data", "go": "Start training",
               "summary": "learns to be Captain Barnacle Bess", "plan": "Training takes about",
-              "side": "Before training", "export": "Export for Ollama"},
+              "side": "Before training", "after": "After training", "export": "Export for Ollama"},
 }
 
 
@@ -69,7 +69,12 @@ def test_a_first_timer_goes_from_an_empty_workspace_to_the_before_and_after_view
     expect(progress).to_contain_text("completed")
     expect(page.locator("#start-export")).to_contain_text(words["export"])
     side.scroll_into_view_if_needed()
+    expect(side.get_by_role("columnheader").nth(2)).to_contain_text(words["after"])
+    expect(side.get_by_role("columnheader").nth(2)).to_be_in_viewport()  # all three columns fit the page
     shot(page, "4-before-and-after", locale)
+
+    page.reload()  # the run is found again, as after a restart
+    expect(side).to_contain_text("How do I bake bread at home?", timeout=30_000)
     for tab in ("Model", "Chat", "Dataset", "Train", "Compare", "Export"):  # never opened on the way
         expect(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "false")
     page.close()

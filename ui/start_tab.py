@@ -16,7 +16,7 @@ from ui.context import Context
 from ui.dataset_view import preview_html
 from ui.i18n import _, t
 from ui.train_view import progress_text
-from ui.widgets import bind
+from ui.widgets import bind, follow
 
 EXAMPLE, OWN = "example", "own"
 TASTE, FULL = "taste", "full"
@@ -27,11 +27,15 @@ def words(*terms: str) -> str:
     return "\n".join(f"> {_(str(sentence))}  " for sentence in glossary.explain(*terms))
 
 
-def goal_blurb(goal_id: str) -> tuple[str, gr.Radio]:
-    """The goal's line, and the data choice naming its example."""
-    g = guide.goal(goal_id)
-    example = t("Use the example: {title}", title=tr(g.example_title))
-    return tr(g.blurb), gr.Radio([(example, EXAMPLE), (_("Bring my own file"), OWN)], value=EXAMPLE)
+def source_choices(goal_id: str) -> list[tuple[str, str]]:
+    """The data choice, naming the goal's example."""
+    example = t("Use the example: {title}", title=tr(guide.goal(goal_id).example_title))
+    return [(example, EXAMPLE), (t("Bring my own file"), OWN)]
+
+
+def goal_blurb(goal_id: str) -> tuple:
+    """The goal's line, and the data choice back at its example (the files put away)."""
+    return tr(guide.goal(goal_id).blurb), gr.Radio(source_choices(goal_id), value=EXAMPLE), gr.Row(visible=False)
 
 
 def read_data(ctx: Context, goal_id, source, upload, card) -> tuple:
@@ -69,6 +73,17 @@ def watch(ctx: Context, name) -> tuple:
     return progress_text(run), gr.Column(visible=done), frame
 
 
+def reattach(ctx: Context, name) -> tuple:
+    """On page load: the run this path started last (reloaded or restarted meanwhile), with its steps shown."""
+    try:
+        run = runs.load_run(ctx.workspace, name) if name else guide.latest_run(ctx.workspace)
+    except runs.RunError:  # renamed or deleted on the Train tab meanwhile
+        run = guide.latest_run(ctx.workspace)
+    if run is None:
+        return None, gr.Column(visible=False), gr.skip(), gr.Column(visible=False), gr.skip()
+    return run.name, gr.Column(visible=True), *watch(ctx, run.name)
+
+
 @visitor_ok
 def tick(ctx: Context, name, seen) -> tuple:
     """Every two seconds: redraw only when a run folder changed."""
@@ -99,8 +114,8 @@ def render(ctx: Context) -> None:
 
     gr.Markdown(_("### 2. Bring the examples it learns from\nA few dozen conversations in the style you want are "
                   "enough to hear a change. Reading them takes a few seconds."))
-    source = gr.Radio(goal_blurb("character")[1].choices, value=EXAMPLE, show_label=False, elem_id="start-source")
-    with gr.Row():
+    source = gr.Radio(source_choices("character"), value=EXAMPLE, show_label=False, elem_id="start-source")
+    with gr.Row(visible=False) as files:
         upload = gr.File(label=_("Your data file"), type="filepath", elem_id="start-upload")
         card = gr.File(label=_("A character card (optional): it becomes the persona's instructions"),
                        type="filepath", file_types=[".json", ".png"], elem_id="start-card")
@@ -127,7 +142,7 @@ def render(ctx: Context) -> None:
     with gr.Column(visible=False) as step5:
         gr.Markdown(_("### 5. Before and after\nThe same prompts, none of them in the training data, answered by the "
                       "model before training and after it."))
-        side = gr.Dataframe(wrap=True, interactive=False, elem_id="start-side")
+        side = gr.Dataframe(wrap=True, interactive=False, column_widths=["20%", "40%", "40%"], elem_id="start-side")
         gr.Markdown(_("**Take it home.** One file for Ollama, with the persona's instructions in its Modelfile. "
                       "Writing it and checking that it answers like the model here takes a minute or two."))
         gr.Markdown(words("GGUF", "quantisation"))
@@ -136,7 +151,8 @@ def render(ctx: Context) -> None:
 
     prepared, config, run_name, seen = gr.State(None), gr.State(None), gr.State(None), gr.State(None)
     private = {"api_visibility": "private"}
-    goal.change(visitor_ok(goal_blurb), goal, [blurb, source], **private)
+    goal.change(visitor_ok(goal_blurb), goal, [blurb, source, files], **private)
+    source.change(visitor_ok(lambda chosen: gr.Row(visible=chosen == OWN)), source, files, **private)
     read_button.click(bind(read_data, ctx), [goal, source, upload, card], [prepared, summary, shown, step3],
                       **private).then(bind(plan_for, ctx), [prepared, length], [config, plan_text, go], **private)
     length.change(bind(plan_for, ctx), [prepared, length], [config, plan_text, go], **private)
@@ -144,3 +160,4 @@ def render(ctx: Context) -> None:
     gr.Timer(2.0).tick(bind(tick, ctx), [run_name, seen], [progress, step5, side, seen], show_progress="hidden",
                        **private)
     export_button.click(bind(export, ctx), run_name, exported, **private)
+    follow(ctx, bind(reattach, ctx), run_name, [run_name, step4, progress, step5, side])
