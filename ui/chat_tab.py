@@ -25,8 +25,10 @@ from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 FIRST_PRESET = "Leaderboard"
 CUT = ("length", "time")  # how a reply ends that Continue can take further
+# A thinking model's folded thoughts are not kept: a reload brings back the answers.
 REMEMBER = """(messages, system, character, preset) => (messages === null || system === null ? undefined :
-  {format: "lora-workbench-chat", version: 1, messages, system, character, preset})"""
+  {format: "lora-workbench-chat", version: 1, system, character, preset,
+   messages: messages.filter(m => !(m.metadata && m.metadata.title))})"""
 
 
 def text_of(content) -> str:
