@@ -133,3 +133,19 @@ def test_every_word_of_the_brief_has_one_sentence_in_both_languages():
         assert sentence.count(". ") == 0 and sentence.endswith(".")  # one sentence
         assert sentence.template in table(), sentence
         assert tr(sentence, CHINESE) != str(sentence)
+
+
+@pytest.mark.slow
+def test_the_ollama_export_carries_the_persona_in_its_modelfile(workspace, default_model_path):
+    import yaml
+
+    from tests.export_runs import make_run
+
+    p = guide.prepare(workspace, "character")
+    folder = make_run(workspace, "guided", "default", default_model_path)
+    config = yaml.safe_load((folder / "run.yaml").read_text())
+    (folder / "run.yaml").write_text(yaml.safe_dump({**config, "dataset": p.name}, sort_keys=False))
+    result = guide.export_for_ollama(workspace, load_run(workspace, "guided"))
+    assert result.passed and (result.path / "Modelfile").exists()
+    modelfile = (result.path / "Modelfile").read_text(encoding="utf-8")
+    assert "SYSTEM" in modelfile and "You are Captain Barnacle Bess." in modelfile

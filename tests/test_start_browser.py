@@ -42,7 +42,7 @@ def test_a_first_timer_goes_from_an_empty_workspace_to_the_before_and_after_view
     words = LOCALES[locale]
     page = browser.new_page(viewport=SCREEN, locale=locale)
     page.goto(url)
-    expect(page.get_by_role("tab", name="Start here")).to_have_attribute("aria-selected", "true")  # the first tab
+    expect(page.get_by_role("tab", name="Start here")).to_have_attribute("aria-selected", "true", timeout=60_000)  # first
     expect(page.locator("#start-goal")).to_contain_text(words["goal"])
     shot(page, "1-goal", locale)
 
@@ -60,7 +60,7 @@ def test_a_first_timer_goes_from_an_empty_workspace_to_the_before_and_after_view
 
     page.locator("#start-go").click()
     progress = page.locator("#start-progress")
-    expect(progress).to_contain_text("step", timeout=180_000)
+    expect(progress).to_contain_text("step", timeout=1_200_000)  # the worker loads, the prompts are answered first
     shot(page, "3-training", locale)
 
     side = page.locator("#start-side")

@@ -107,10 +107,10 @@ def render(ctx: Context) -> None:
     gr.Markdown(words("LoRA"))
 
     gr.Markdown(_("### 1. What should the model learn?"))
-    goal = gr.Radio([(tr(g.title), g.id) for g in guide.GOALS.values()], value="character", show_label=False,
+    goal = gr.Radio([(_(g.title.template), g.id) for g in guide.GOALS.values()], value="character", show_label=False,
                     elem_id="start-goal")
     first = guide.GOALS["character"]
-    blurb = gr.Markdown(tr(first.blurb))
+    blurb = gr.Markdown(_(first.blurb.template))
 
     gr.Markdown(_("### 2. Bring the examples it learns from\nA few dozen conversations in the style you want are "
                   "enough to hear a change. Reading them takes a few seconds."))
