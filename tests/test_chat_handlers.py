@@ -25,7 +25,7 @@ BESS = "Captain Barnacle Bess"
 
 def precise(max_new_tokens: int) -> list:
     """The sampling form's values: the Precise preset (the same answer every time), `max_new_tokens` long."""
-    return [0.0, 1.0, 0, 0.0, 1.0, max_new_tokens, ""]
+    return [0.0, 1.0, 0, 0.0, 1.0, max_new_tokens, "", True]  # the last: the thinking switch
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def session(name: str) -> gr.Request:
 
 
 def compare_args(run: str, prompt: str = "Tell me about the sea.", preset: str = "Precise", blind: bool = False):
-    return [run, sides.BASE, run, None, [], prompt, preset, 12, "", blind]
+    return [run, sides.BASE, run, None, [], prompt, preset, 12, "", blind, True]  # the last: the thinking switch
 
 
 def test_the_lists_follow_the_workspace_and_keep_the_choice(ctx, tiny_model_path):

@@ -13,6 +13,7 @@ from ui.context import Context
 from ui.i18n import _
 
 TABS = (
+    ("Start here", "ui.start_tab"),
     ("Model", "ui.model_tab"),
     ("Chat", "ui.chat_tab"),
     ("Dataset", "ui.dataset_tab"),
@@ -47,7 +48,7 @@ def build(ctx: Context, policy: Policy | None = None, notices: tuple[str, ...] =
         tabs = []
         with gr.Tabs(elem_id="tabs") as ctx.tabs:
             for title, module in TABS:
-                with gr.Tab(_(title), id=title.lower()) as ctx.tab:
+                with gr.Tab(_(title), id=title.split()[0].lower()) as ctx.tab:
                     importlib.import_module(module).render(ctx)
                 tabs.append(ctx.tab)
         demo.load(access.visitor_ok(ctx.status_text), outputs=ctx.status, api_visibility="private")

@@ -12,19 +12,23 @@ import time
 import gradio as gr
 
 from engine.chat import history as chat_history
+from engine.chat import thinking
 from engine.chat.history import Chat
 from engine.chat.sampling import HELP, Sampling, load_presets, preset
 from engine.compare import sides
 from engine.data import read_card
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
+from ui.i18n import _
+from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices, thinking_box
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 FIRST_PRESET = "Leaderboard"
 CUT = ("length", "time")  # how a reply ends that Continue can take further
+# A thinking model's folded thoughts are not kept: a reload brings back the answers.
 REMEMBER = """(messages, system, character, preset) => (messages === null || system === null ? undefined :
-  {format: "lora-workbench-chat", version: 1, messages, system, character, preset})"""
+  {format: "lora-workbench-chat", version: 1, system, character, preset,
+   messages: messages.filter(m => !(m.metadata && m.metadata.title))})"""
 
 
 def text_of(content) -> str:
@@ -39,8 +43,20 @@ def text_of(content) -> str:
 
 
 def to_messages(history: list[dict], system: str) -> list[dict]:
+    """The conversation for the model: a thinking model's folded thoughts are shown, never sent back."""
     messages = [{"role": "system", "content": system.strip()}] if system and system.strip() else []
-    return messages + [{"role": m["role"], "content": text_of(m["content"])} for m in history]
+    return messages + [{"role": m["role"], "content": text_of(m["content"])} for m in history
+                       if not (m.get("metadata") or {}).get("title")]
+
+
+def reply_messages(text: str) -> list[dict]:
+    """A reply as Chatbot messages: a thinking model's thinking folded (Gradio's thought display), then the answer."""
+    parts = thinking.split(text)
+    if not parts.thinking:
+        return [{"role": "assistant", "content": parts.answer if parts.thinking_done else text}]
+    thought = {"role": "assistant", "content": parts.thinking,
+               "metadata": {"title": _("Thinking"), "status": "done" if parts.thinking_done else "pending"}}
+    return [thought, {"role": "assistant", "content": parts.answer}] if parts.answer else [thought]
 
 
 def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
@@ -82,15 +98,21 @@ def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
     return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
 
 
-def _stream(ctx: Context, history, system, spec, values: tuple, request: gr.Request):
-    """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on)."""
+def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, request: gr.Request):
+    """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on);
+    `think`: a thinking model's switch."""
     sampling = sampling_from(*values)
     name = sides.activate(ctx.manager, sides.parse(ctx.workspace, spec))  # again after a model reload
     cancel = cancel_flag(request)
     cancel.clear()
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
-    for reply in ctx.manager.stream(to_messages(history, system), sampling, adapter=name, cancel=cancel):
-        history[-1]["content"] = reply.text or history[-1]["content"]  # a wait has no text yet
+    going_on, start = bool(text_of(history[-1]["content"])), len(history) - 1
+    messages = to_messages(history if going_on else history[:-1], system)  # a new reply: the template's own prompt
+    for reply in ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, thinking=bool(think)):
+        if going_on or not reply.text:  # a wait has no text yet
+            history[-1]["content"] = reply.text or history[-1]["content"]
+        else:
+            history[start:] = reply_messages(reply.text)
         if reply.stats:
             yield history, reply.stats.summary(), *_cut_note(reply.stats)
         else:
@@ -107,21 +129,21 @@ def add_user(ctx: Context, text, history):
 # The sampling values are named, not `*values`: Gradio passes a gr.Request only to a positional parameter.
 @visitor_ok
 def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
-           request: gr.Request):
+           think, request: gr.Request):
     """A new assistant message answering the chat so far."""
     values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
-    yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, request)
+    yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, think, request)
 
 
 @visitor_ok
 def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
-          request: gr.Request):
+          think, request: gr.Request):
     """More of the last reply, appended to that same message (not a new turn)."""
     values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
     if not history or history[-1]["role"] != "assistant" or not text_of(history[-1]["content"]).strip():
         raise gr.Error("There is no reply to continue: send a message first.")
     history = [*history[:-1], {"role": "assistant", "content": text_of(history[-1]["content"])}]
-    yield from _stream(ctx, history, system, spec, values, request)
+    yield from _stream(ctx, history, system, spec, values, think, request)
 
 
 @visitor_ok
@@ -279,6 +301,7 @@ def render(ctx: Context) -> None:
     exported = gr.File(label="Exported chat", visible=False, elem_id="chat-export-file")
     with gr.Accordion("Sampling", open=False, elem_id="sampling"):
         choice, values = sampling_controls()
+        think = thinking_box("chat-thinking")
     with gr.Accordion("Use it from another chat app (SillyTavern, OpenAI API)", open=False, elem_id="chat-api"):
         api_text = gr.Markdown(elem_id="chat-api-text")
     chosen = gr.State(sides.BASE)  # this session's side (the dropdown may show a refused choice for a moment)
@@ -290,10 +313,10 @@ def render(ctx: Context) -> None:
     streamed = [chatbot, stats, cut, more]
     for trigger in (message.submit, send.click):
         trigger(bind(add_user, ctx), [message, chatbot], [message, chatbot], **private).then(
-            bind(answer, ctx), [chatbot, system, chosen, *values], streamed, **private)
+            bind(answer, ctx), [chatbot, system, chosen, *values, think], streamed, **private)
     regenerate.click(bind(drop_last_answer, ctx), chatbot, chatbot, **private).then(
-        bind(answer, ctx), [chatbot, system, chosen, *values], streamed, **private)
-    more.click(bind(go_on, ctx), [chatbot, system, chosen, *values], streamed, **private)
+        bind(answer, ctx), [chatbot, system, chosen, *values, think], streamed, **private)
+    more.click(bind(go_on, ctx), [chatbot, system, chosen, *values, think], streamed, **private)
     stop_button.click(bind(stop, ctx), None, None, **private)
     clear_button.click(bind(clear, ctx), greeting, streamed, **private)
     adapter.input(bind(choose, ctx), [adapter, chosen], [chosen, adapter, note], **private)

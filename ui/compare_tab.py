@@ -16,7 +16,7 @@ from engine.chat.sampling import load_presets
 from engine.train.runs import list_runs, load_run
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
+from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices, thinking_box
 
 INTRO = (
     "Ask the base model and your fine-tuned adapter the same thing, with the same sampling settings and seed: "
@@ -144,7 +144,7 @@ def pick_example(ctx: Context, index: int | None, found: list[dict]) -> tuple:
 
 @visitor_ok
 def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, preset_name, max_tokens, seed_value,
-                is_blind, request: gr.Request):
+                is_blind, think, request: gr.Request):
     """Both sides answer at once, streamed into the two columns; a finished comparison is saved with the run.
     Yields [answer_a, answer_b, votes, result, pending, win_rate, saved]."""
     messages, source = [{"role": "user", "content": text or ""}], "typed"
@@ -152,7 +152,7 @@ def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, p
         messages, source = list(found[index]["messages"]), found[index]["source"]
     sampling = compare.sampling_for(preset_name, max_tokens, seed_of(seed_value))
     comparison = compare.prepare(ctx.manager, ctx.workspace, messages, left_spec, right_spec, sampling,
-                                 preset_name, bool(is_blind), source)
+                                 preset_name, bool(is_blind), source, thinking=bool(think))
     first, second = comparison.shown
     labels = ("Answer A", "Answer B") if comparison.blind else (first.label, second.label)
     cancel = cancel_flag(request)
@@ -230,6 +230,7 @@ def render(ctx: Context) -> None:
         max_new = gr.Slider(1, 1024, 256, step=1, label="Max new tokens", elem_id="compare-max-new")
         seed = seed_box("Empty: one is drawn for each comparison and used on both sides.", "compare-seed")
         blind = gr.Checkbox(False, label="Blind mode (A/B, then vote)", elem_id="compare-blind")
+        think = thinking_box("compare-thinking")
     with gr.Row():
         go = gr.Button("Compare", variant="primary", elem_id="compare-go")
         stop_button = gr.Button("Stop", elem_id="compare-stop")
@@ -257,7 +258,7 @@ def render(ctx: Context) -> None:
     follow(ctx, bind(refresh, ctx), [run, left, right, example], [run, left, right, *run_view])
     run.input(bind(show_run, ctx), run, [left, right, *run_view], api_visibility="private")
     example.input(bind(pick_example, ctx), [example, examples], [prompt, reference], api_visibility="private")
-    go.click(bind(run_compare, ctx), [run, left, right, example, examples, prompt, preset, max_new, seed, blind],
+    go.click(bind(run_compare, ctx), [run, left, right, example, examples, prompt, preset, max_new, seed, blind, think],
              [answer_a, answer_b, votes, result, pending, win_rate, saved], api_visibility="private")
     stop_button.click(bind(stop, ctx), None, None, api_visibility="private")
     for button, choice in ((vote_a, "a"), (vote_b, "b"), (vote_tie, "tie")):

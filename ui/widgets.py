@@ -13,6 +13,7 @@ from engine.compare import sides
 from engine.chat.sampling import SamplingError
 from ui.access import visitor_ok
 from ui.context import Context
+from ui.i18n import _
 from ui.errors import friendly
 
 # One cancel flag per browser session, so Stop ends that session's answer and no other.
@@ -74,3 +75,10 @@ def seed_of(text) -> int | None:
     if not text.isdigit():
         raise SamplingError(f"The seed must be a whole number of 0 or more, or empty (got '{text}').")
     return int(text)
+
+
+def thinking_box(elem_id: str) -> gr.Checkbox:
+    """The thinking switch of models whose template has one (engine.chat.thinking); other models ignore it."""
+    return gr.Checkbox(True, label=_("Think before answering"), elem_id=elem_id,
+                       info=_("For thinking models (Qwen3 and its kin): the thinking shows folded, apart from the "
+                              "answer, and is never compared or judged. Other models ignore this."))

@@ -22,6 +22,7 @@ from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect, free_memory, host_memory
 from engine.chat.sampling import Sampling
 from engine.chat.templates import load_tokenizer
+from engine.chat.thinking import switched
 from engine.i18n import msg
 from engine.workspace import Workspace
 
@@ -298,9 +299,11 @@ class ModelManager:
         sampling: Sampling,
         adapter: str | None = "active",
         cancel: threading.Event | None = None,
+        thinking: bool | None = None,
     ) -> Iterator[generation.Reply]:
         """Stream a reply to a conversation (or, a `str`, more of a written-out prompt). `adapter`: "active"
-        (the chosen one), None (the base), or an attached name.
+        (the chosen one), None (the base), or an attached name. `thinking`: a thinking model's switch
+        (engine.chat.thinking), None for the template's default.
         While other requests are ahead, items without text say how many (`waiting`, `notice`). The turn
         ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
         ticket = self._queue.join()
@@ -317,14 +320,14 @@ class ModelManager:
                 finally:
                     self._queue.leave(ticket)
 
-            yield from generation.stream(loaded.model, loaded.tokenizer, messages, sampling, cancel,
+            yield from generation.stream(loaded.model, switched(loaded.tokenizer, thinking), messages, sampling, cancel,
                                          loaded.decoding.cache if loaded.decoding else None,
                                          max_length=loaded.context, limits=self.limits, hold=hold())
         finally:
             self._queue.leave(ticket)
 
     def stream_batch(self, conversations: list[list[dict]], sampling: Sampling, adapters: list[str | None],
-                     cancel: threading.Event | None = None) -> Iterator[list[generation.Reply]]:
+                     cancel: threading.Event | None = None, thinking: bool | None = None) -> Iterator[list[generation.Reply]]:
         """Replies decoded in one batch (engine.chat.batched), row i by the attached adapter `adapters[i]`
         (None: the base); one turn in the queue for them all, and each wait shown on every row."""
         ticket = self._queue.join()
@@ -336,7 +339,7 @@ class ModelManager:
             hold = ExitStack()  # the turn ends on the generating thread, as in `stream`
             hold.callback(self._queue.leave, ticket)
             names = [loaded.peft_names[n] if n else batched.BASE for n in adapters] if any(adapters) else None
-            yield from batched.stream_batch(loaded.model, loaded.tokenizer, conversations, sampling, cancel,
+            yield from batched.stream_batch(loaded.model, switched(loaded.tokenizer, thinking), conversations, sampling, cancel,
                                             adapter_names=names, max_length=loaded.context, limits=self.limits,
                                             hold=hold)
         finally:

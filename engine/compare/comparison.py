@@ -13,6 +13,7 @@ from typing import Iterator
 
 from engine.compare import sides, store
 from engine.files import now
+from engine.chat import thinking
 from engine.chat.models import ModelError, ModelManager
 from engine.chat.sampling import Sampling, preset
 from engine.i18n import msg
@@ -28,10 +29,12 @@ class Comparison:
     preset: str
     blind: bool = False
     source: str = "typed"  # typed | probe | held-out | api
+    thinking: bool | None = None  # a thinking model's switch (engine.chat.thinking); None: the template's default
     shown: tuple[sides.Side, sides.Side] = ()  # the display order: A, B
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     time: str = field(default_factory=now)
-    replies: dict[str, str] = field(default_factory=dict)  # spec -> reply
+    replies: dict[str, str] = field(default_factory=dict)  # spec -> the answer, its thinking left out
+    thoughts: dict[str, str] = field(default_factory=dict)  # spec -> the thinking before the answer, if any
     stats: dict[str, str] = field(default_factory=dict)  # spec -> a line of statistics
     finished: bool = False  # both replies complete (not stopped)
     _adapters: dict[str, str | None] = field(default_factory=dict, repr=False)
@@ -50,6 +53,8 @@ class Comparison:
             "labels": {self.left.spec: self.left.label, self.right.spec: self.right.label},
             "preset": self.preset, "sampling": self.sampling.model_dump(), "blind": self.blind,
             "shown": [s.spec for s in self.shown], "replies": self.replies, "stats": self.stats, "runs": self.runs,
+            **({"thinking": self.thinking} if self.thinking is not None else {}),
+            **({"thoughts": self.thoughts} if any(self.thoughts.values()) else {}),
         }
 
 
@@ -70,6 +75,7 @@ def sampling_for(preset_name: str, max_new_tokens: int | None = None, seed: int 
 def prepare(
     manager: ModelManager, workspace: Workspace, messages: list[dict], left: str, right: str, sampling: Sampling,
     preset_name: str, blind: bool = False, source: str = "typed", rng: random.Random | None = None,
+    thinking: bool | None = None,
 ) -> Comparison:
     """Check both sides and attach their adapters (before anything is generated), and pick the
     blind order."""
@@ -80,7 +86,7 @@ def prepare(
     a, b = sides.parse(workspace, left), sides.parse(workspace, right)
     if a.spec == b.spec:
         raise ModelError(msg("Both sides are '{label}': pick two different ones (e.g. the base model and a run).", label=a.label))
-    comparison = Comparison(list(messages), a, b, sampling, preset_name, blind, source)
+    comparison = Comparison(list(messages), a, b, sampling, preset_name, blind, source, thinking)
     for side in (a, b):
         comparison._adapters[side.spec] = sides.activate(manager, side)
     comparison.shown = tuple((rng or random).sample([a, b], 2)) if blind else (a, b)
@@ -90,16 +96,20 @@ def prepare(
 def stream(manager: ModelManager, comparison: Comparison,
            cancel: threading.Event | None = None) -> Iterator[tuple[str, str, str]]:
     """Answer with both sides at once, in one batch, yielding (A's text, B's text, a waiting line) as they
-    grow; the waiting line says how many requests are ahead at the model while this one waits, else ''."""
+    grow; the waiting line says how many requests are ahead at the model while this one waits, else ''.
+    A thinking model's thinking is kept apart (`thoughts`): the texts yielded and saved are the answers."""
     shown = comparison.shown
     adapters = [comparison._adapters[side.spec] for side in shown]
-    for replies in manager.stream_batch([comparison.messages] * 2, comparison.sampling, adapters, cancel):
+    for replies in manager.stream_batch([comparison.messages] * 2, comparison.sampling, adapters, cancel,
+                                        thinking=comparison.thinking):
         for side, reply in zip(shown, replies):
-            comparison.replies[side.spec] = reply.text
+            parts = thinking.split(reply.text)
+            comparison.replies[side.spec], comparison.thoughts[side.spec] = parts.answer, parts.thinking
             if reply.stats:
                 comparison.stats[side.spec] = reply.stats.summary()
         comparison.finished = all(r.stats and r.stats.finish != "cancelled" for r in replies)
-        yield replies[0].text, replies[1].text, replies[0].notice if replies[0].waiting else ""
+        yield (comparison.reply(shown[0]), comparison.reply(shown[1]),
+               replies[0].notice if replies[0].waiting else "")
 
 
 def save(workspace: Workspace, comparison: Comparison) -> dict:
