@@ -79,7 +79,8 @@ def test_no_entry_without_its_text_in_the_code():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)
-    orphans = sorted(en for en in table() if en not in literals)
+    data = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "engine").rglob("*.yaml") if p.name != "zh-CN.yaml")
+    orphans = sorted(en for en in table() if en not in literals and en not in data)  # or the engine's data files
     assert not orphans, f"entries in zh-CN.yaml that no code uses any more: {orphans}"
 
 
