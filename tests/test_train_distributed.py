@@ -42,6 +42,17 @@ def test_the_effective_batch_stays_the_persons_choice():
     assert two[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] and two[5:] == one[1:]
 
 
+def test_more_processes_than_gpus_cannot_start(make_config):
+    from engine.hardware import Hardware
+    from engine.train.backend import choose
+
+    gpu = Hardware("cuda", "NVIDIA H200", True, 141 * 2**30, "unsloth", True)  # described: no GPU here
+    _, problems = choose(_two(make_config()), gpu)
+    assert any(f"2 processes need 2 GPUs, one each, and this machine has {distributed.visible_gpus()}" in p
+               for p in problems)
+    assert choose(_two(make_config()), Hardware("cpu", "CPU", False, 8 * 2**30, "transformers", False))[1] == []
+
+
 def test_two_processes_train_the_run_one_process_trains(workspace, make_config):
     config = make_config(batch_size=2, gradient_accumulation=2)
     runs.start_run(workspace, config.model_copy(update={"train": config.train.model_copy(update={"processes": 2})}),

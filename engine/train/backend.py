@@ -63,6 +63,13 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
     if config.train.report_to != "none" and importlib.util.find_spec(config.train.report_to) is None:
         problems.append(msg("train.report_to: the package '{package}' is not installed; install it "
                             "(pip install {package}) or choose 'none'.", package=config.train.report_to))
+    if hw.device == "cuda" and config.train.processes:
+        from engine.train import distributed
+
+        if config.train.processes > (gpus := distributed.visible_gpus()):
+            problems.append(msg("train.processes: {count} processes need {count} GPUs, one each, and this machine "
+                                "has {gpus}. Choose {gpus} or fewer, or leave it empty.",
+                                count=config.train.processes, gpus=gpus))
     checkpointing = {"on": True, "off": False, "auto": hw.device == "cuda"}[config.lora.gradient_checkpointing]
     return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
 

@@ -158,9 +158,6 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     rows = math.ceil(data.tokens / config.model.max_seq_length) if t.batching == "packed" else len(data.rows)
     gpus = distributed.visible_gpus()
     count = distributed.processes(t.processes, gpus)
-    if settings.device == "cuda" and count > gpus:
-        problems.append(f"train.processes: {count} processes need {count} GPUs, one each, and this machine has "
-                        f"{gpus}. Choose {gpus} or fewer, or leave it empty.")
     batches = max(1, math.ceil(rows / (t.batch_size * count)))  # each process takes its share of the rows
     per_epoch = max(1, math.ceil(batches / distributed.accumulation(t.gradient_accumulation, count)))
     total = t.max_steps or math.ceil(t.epochs * per_epoch)
