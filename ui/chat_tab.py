@@ -14,10 +14,12 @@ import gradio as gr
 from engine.chat import history as chat_history
 from engine.chat.history import Chat
 from engine.chat.sampling import HELP, Sampling, load_presets, preset
+from engine.chat.serving import Busy
 from engine.compare import sides
 from engine.data import read_card
 from ui.access import visitor_ok
 from ui.context import Context
+from ui.i18n import t, tr
 from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
@@ -89,7 +91,15 @@ def _stream(ctx: Context, history, system, spec, values: tuple, request: gr.Requ
     cancel = cancel_flag(request)
     cancel.clear()
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
-    for reply in ctx.manager.stream(to_messages(history, system), sampling, adapter=name, cancel=cancel):
+    try:
+        replies = ctx.manager.stream(to_messages(history, system), sampling, adapter=name, cancel=cancel,
+                                     session=request.session_hash)
+    except Busy as e:  # said in the chat, and the message stays to be sent again
+        gr.Warning(tr(e))
+        busy = t("⏳ {reason} Then press Regenerate to ask again.", reason=tr(e))
+        yield history[:-1] if not text_of(history[-1]["content"]) else history, busy, *hidden
+        return
+    for reply in replies:
         history[-1]["content"] = reply.text or history[-1]["content"]  # a wait has no text yet
         if reply.stats:
             yield history, reply.stats.summary(), *_cut_note(reply.stats)
