@@ -177,8 +177,8 @@ class ModelManager:
         if not 128 <= max_seq_length <= 131072:
             raise ModelError(f"Max sequence length must be between 128 and 131072 tokens (got {max_seq_length}).")
         path = resolve_model(spec, self.workspace, trust_remote_code, anywhere=anywhere)
-        self._refuse_while_chatting("load another model")
         with self._queue.turn():
+            self._refuse_while_chatting("load another model")  # in the turn: no step runs in between
             previous = self._loaded
             if previous is not None and self.hardware.device == "cuda":
                 # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
@@ -221,8 +221,8 @@ class ModelManager:
     def unload(self) -> None:
         """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
         require_owner("unload the model")
-        self._refuse_while_chatting("unload the model")
         with self._queue.turn():
+            self._refuse_while_chatting("unload the model")
             self._drop()
 
     def _drop(self) -> None:
