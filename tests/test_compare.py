@@ -77,18 +77,18 @@ def test_both_sides_answer_at_once_and_each_as_it_would_alone(tiny_manager, tiny
         assert all("stopped at the length limit of 40 tokens" in comparison.stats[s] for s in ("base", "batched"))
 
 
-def test_a_comparison_waiting_for_the_model_says_how_many_are_ahead(tiny_manager, tiny_model_path):
+def test_a_comparison_asked_while_a_chat_is_written_joins_its_batch(tiny_manager, tiny_model_path):
     ws = tiny_manager.workspace
     adapter_run(ws, "queued", tiny_model_path, std=0.5, seed=6)
     comparison = compare.prepare(tiny_manager, ws, HELLO, sides.BASE, "queued", compare.sampling_for("Precise", 8),
                                  "Precise")
     ahead = tiny_manager.stream(HELLO, Sampling.parse(temperature=0.8, seed=1, max_new_tokens=4000), adapter=None)
-    next(ahead)  # a chat holds the model
-    stream = compare.stream(tiny_manager, comparison)
-    assert next(stream) == ("", "", "Waiting for 1 earlier request to finish…")
-    ahead.close()  # that chat's reader leaves: its generation ends and the comparison gets the model
-    *_, last = stream
+    next(ahead)  # a chat is being written
+    tiny_manager.serving.peak = 0
+    *_, last = compare.stream(tiny_manager, comparison)
     assert last[2] == "" and comparison.finished
+    assert tiny_manager.serving.peak == 3  # the chat's row and both sides (base and adapter) in one step
+    ahead.close()
 
 
 def test_real_run_gives_sides_prompts_before_after_and_saved_comparisons(tiny_manager, trained):

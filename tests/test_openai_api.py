@@ -106,3 +106,16 @@ def test_a_text_completion_continues_the_prompt_as_written(app, default_model_pa
     streamed = "".join(c.choices[0].text for c in client(app).completions.create(
         model="base", prompt=prompt, temperature=0, max_tokens=16, stream=True) if c.choices)
     assert streamed == whole.choices[0].text
+
+
+def test_a_client_over_its_requests_a_minute_gets_429_with_retry_after(new_workspace, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CHATS_PER_MINUTE", "2")
+    with launched_app(new_workspace("openai-busy")) as url:
+        body = {"model": "base", "messages": ASK, "max_tokens": 2}
+        for _ in range(2):
+            assert httpx.post(url + "v1/chat/completions", json=body, timeout=120).status_code == 200
+        refused = httpx.post(url + "v1/chat/completions", json={**body, "stream": True}, timeout=120)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+        error = refused.json()["error"]
+        assert error["code"] == "rate_limit_exceeded" and "WORKBENCH_CHATS_PER_MINUTE" in error["message"]
+        assert "Retry in" in error["message"] and "Traceback" not in refused.text

@@ -18,6 +18,7 @@ from engine.access import OWNER, VISITOR, Policy, acting_as
 from engine.chat import api
 from engine.chat.generation import PromptTooLong, fit_prompt
 from engine.chat.models import ModelError
+from engine.chat.serving import Busy
 from engine.compare import sides
 from engine.errors import plain
 from ui.context import Context
@@ -61,9 +62,13 @@ def router(ctx: Context, policy: Policy, key: str | None, key_required: bool) ->
         """The answer, or an OpenAI-shaped error: a sentence to the caller, the details to the log."""
         try:
             req = await body_of(request, kind)
-            return await _answer(ctx, role, req, text_of(req), object_name)
+            session = f"api:{request.client.host if request.client else ''}"
+            return await _answer(ctx, role, req, text_of(req), object_name, session)
         except api.APIError as e:
             return JSONResponse(e.body(), status_code=e.status)
+        except Busy as e:
+            busy = api.APIError(str(e), status=429, kind="rate_limit_error", code="rate_limit_exceeded")
+            return JSONResponse(busy.body(), status_code=429, headers={"Retry-After": str(e.retry_after)})
         except Exception as e:
             log.exception("API request failed")
             failed = api.APIError(plain(e) or "The app could not answer; the details are in its log.", status=500,
@@ -81,41 +86,46 @@ def router(ctx: Context, policy: Policy, key: str | None, key_required: bool) ->
     return routes
 
 
-async def _answer(ctx: Context, role: str, req, messages: list[dict] | str, kind: str):
+async def _answer(ctx: Context, role: str, req, messages: list[dict] | str, kind: str, session: str):
     """A chat (`messages`) or a text completion (a `str` prompt, sent without a chat template)."""
     with acting_as(role):
-        start = await run_in_threadpool(_start, ctx, req, messages)
+        start = await run_in_threadpool(_start, ctx, req, messages, session)
     if req.stream:
         return StreamingResponse(_events(ctx, req, start, kind), media_type="text/event-stream")
     with acting_as(role):
         return await run_in_threadpool(_whole, ctx, req, start, kind)
 
 
-def _start(ctx: Context, req, messages: list[dict] | str) -> dict:
-    """What a reply needs before its first token: the adapter attached, the sampling, the prompt's size."""
+def _start(ctx: Context, req, messages: list[dict] | str, session: str) -> dict:
+    """What a reply needs before its first token: the adapter attached, the prompt's size, and its place in
+    the batch (serving.Busy where there is none: the caller gets 429)."""
     side = api.side_of(ctx.workspace, req.model)
     sampling = req.sampling()
     try:
         name = sides.activate(ctx.manager, side)
         loaded = ctx.manager.loaded
         prompt = fit_prompt(loaded.tokenizer, messages, loaded.context, sampling.max_new_tokens)
+        cancel = threading.Event()
+        replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=session)
     except PromptTooLong as e:
         raise api.APIError(str(e), param="messages", code="context_length_exceeded") from None
     except ModelError as e:
         raise api.APIError(str(e), status=503, kind="server_error", code="model_not_loaded") from None
+    except Busy:
+        raise
     except ValueError as e:  # the chat template refused the conversation (e.g. roles that must alternate)
         raise api.APIError(f"The model's chat template refused this conversation: {e}", param="messages") from None
-    return {"id": api.new_id("chatcmpl" if isinstance(messages, list) else "cmpl"), "created": int(time.time()), "adapter": name, "sampling": sampling,
-            "messages": messages, "prompt_tokens": int(prompt.input_ids.shape[1])}
+    return {"id": api.new_id("chatcmpl" if isinstance(messages, list) else "cmpl"), "created": int(time.time()),
+            "replies": replies, "cancel": cancel, "prompt_tokens": int(prompt.input_ids.shape[1])}
 
 
 def _pieces(ctx: Context, req, start: dict):
     """(new text, stats or None) as the reply streams, cut at the request's stop strings."""
-    cancel = threading.Event()
+    cancel = start["cancel"]
     stops = api.StopStrings(req.stop)
     text, stats = "", None
     try:
-        for reply in ctx.manager.stream(start["messages"], start["sampling"], adapter=start["adapter"], cancel=cancel):
+        for reply in start["replies"]:
             if reply.waiting:
                 continue
             text, stats = reply.text, reply.stats or stats

@@ -15,11 +15,12 @@ from engine.chat import history as chat_history
 from engine.chat import thinking
 from engine.chat.history import Chat
 from engine.chat.sampling import HELP, Sampling, load_presets, preset
+from engine.chat.serving import Busy
 from engine.compare import sides
 from engine.data import read_card
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.i18n import _
+from ui.i18n import _, t, tr
 from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices, thinking_box
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
@@ -108,7 +109,15 @@ def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, req
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
     going_on, start = bool(text_of(history[-1]["content"])), len(history) - 1
     messages = to_messages(history if going_on else history[:-1], system)  # a new reply: the template's own prompt
-    for reply in ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, thinking=bool(think)):
+    try:
+        replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=request.session_hash,
+                                     thinking=bool(think))
+    except Busy as e:  # said in the chat, and the message stays to be sent again
+        gr.Warning(tr(e))
+        busy = t("⏳ {reason} Then press Regenerate to ask again.", reason=tr(e))
+        yield history[:-1] if not going_on else history, busy, *hidden
+        return
+    for reply in replies:
         if going_on or not reply.text:  # a wait has no text yet
             history[-1]["content"] = reply.text or history[-1]["content"]
         else:

@@ -4,9 +4,10 @@ adapter switched off. Requests take turns at it, first come first served (`TurnQ
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -15,13 +16,13 @@ import torch
 
 from engine import adapters
 from engine.access import MODEL_PLACES, allowed_model_folder, require_owner
-from engine.chat import batched, generation
+from engine.chat import generation, serving
 from engine.chat.turns import TurnQueue
 from engine.default_model import NAME as DEFAULT_NAME
 from engine.default_model import ensure_default_model
 from engine.hardware import Hardware, detect, free_memory, host_memory
 from engine.chat.sampling import Sampling
-from engine.chat.templates import load_tokenizer
+from engine.chat.templates import load_tokenizer, stop_token_ids
 from engine.chat.thinking import switched
 from engine.i18n import msg
 from engine.workspace import Workspace
@@ -113,6 +114,12 @@ class Loaded:
         decoding = "" if self.decoding is None else f" · {DECODING[self.decoding.state]}"
         return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length}{decoding}"
 
+    @functools.cached_property
+    def stops(self) -> frozenset[int]:
+        """The tokens that end the assistant's turn."""
+        ids = stop_token_ids(self.tokenizer, self.model.generation_config)
+        return frozenset([ids] if isinstance(ids, int) else ids)
+
     @property
     def context(self) -> int:
         """The longest prompt and reply together: the chosen max length, or the model's own where shorter."""
@@ -130,24 +137,33 @@ DECODING = {
 
 class ModelManager:
     """Owns the resident model. Every operation takes its turn in one queue, so concurrent requests
-    wait in order instead of racing a load against a generation; each reply is held to `limits`."""
+    wait in order instead of racing a load against a generation; replies are written together, in
+    the batch of `serving` (one step of it a turn); each reply is held to `limits`."""
 
     def __init__(self, workspace: Workspace, hardware: Hardware | None = None,
-                 limits: generation.Limits | None = None):
+                 limits: generation.Limits | None = None, capacity: serving.Capacity | None = None):
         self.workspace = workspace
         self.hardware = hardware or detect()
         self.limits = limits or generation.Limits.from_env()
         self._queue = TurnQueue()
         self._loaded: Loaded | None = None
+        self.serving = serving.Scheduler(self._step_turn, lambda loaded: loaded.stops, capacity)
+
+    @contextmanager
+    def _step_turn(self):
+        with self._queue.turn():
+            yield self._loaded
+
+    def _refuse_while_chatting(self, action: str) -> None:
+        """A swap or an unload would cut off the replies being written: refused, with the reason."""
+        if busy := self.serving.active:
+            raise ModelError(msg("Cannot {action} now: {n} replies are being written with the loaded model, and "
+                                 "they would be cut off. Try again when they have ended (usually within a minute).",
+                                 action=msg(action), n=busy))
 
     @property
     def loaded(self) -> Loaded | None:
         return self._loaded
-
-    @property
-    def queued(self) -> int:
-        """Requests at the model now: the one it serves and those waiting."""
-        return len(self._queue)
 
     def load(
         self,
@@ -168,6 +184,7 @@ class ModelManager:
                                  "{max_seq_length}).", max_seq_length=max_seq_length))
         path = resolve_model(spec, self.workspace, trust_remote_code, anywhere=anywhere)
         with self._queue.turn():
+            self._refuse_while_chatting("load another model")  # in the turn: no step runs in between
             previous = self._loaded
             if previous is not None and self.hardware.device == "cuda":
                 # The GPU holds one model: free the old one first (a failed load then leaves none loaded).
@@ -211,6 +228,7 @@ class ModelManager:
         """Drop the model and return its memory (GPU memory to the driver's cache is emptied too)."""
         require_owner("unload the model")
         with self._queue.turn():
+            self._refuse_while_chatting("unload the model")
             self._drop()
 
     def _drop(self) -> None:
@@ -299,18 +317,55 @@ class ModelManager:
         sampling: Sampling,
         adapter: str | None = "active",
         cancel: threading.Event | None = None,
-        thinking: bool | None = None,
+        session: str | None = None, thinking: bool | None = None,
     ) -> Iterator[generation.Reply]:
         """Stream a reply to a conversation (or, a `str`, more of a written-out prompt). `adapter`: "active"
-        (the chosen one), None (the base), or an attached name. `thinking`: a thinking model's switch
-        (engine.chat.thinking), None for the template's default.
-        While other requests are ahead, items without text say how many (`waiting`, `notice`). The turn
-        ends when the generation does (end of turn, a limit, cancel), even if the reader stopped reading."""
+        (the chosen one), None (the base), or an attached name. The reply joins the batch being written
+        (serving.Busy, raised here at once, where it is full or `session` asked too often), except on
+        CUDA with the compiled decoding step built, where replies take turns with it. `thinking`: a thinking
+        model's switch (engine.chat.thinking), None for the template's default."""
+        loaded = self._require()
+        name = loaded.active_adapter if adapter == "active" else adapter
+        if loaded.decoding is not None and loaded.decoding.cache is not None:
+            return self._stream_compiled(messages, sampling, name, cancel, thinking)
+        rows = self._submit(loaded, [messages], sampling, [name], cancel, session, thinking)
+        return (replies[0] for replies in self.serving.replies(rows, loaded.tokenizer))
+
+    def stream_batch(self, conversations: list[list[dict]], sampling: Sampling, adapters: list[str | None],
+                     cancel: threading.Event | None = None, session: str | None = None,
+                     thinking: bool | None = None) -> Iterator[list[generation.Reply]]:
+        """Replies written together, row i by the attached adapter `adapters[i]` (None: the base), all
+        admitted to the batch at once or refused (serving.Busy); with a seed each row draws the same
+        random numbers as it would alone."""
+        loaded = self._require()
+        rows = self._submit(loaded, conversations, sampling, adapters, cancel, session, thinking)
+        return self.serving.replies(rows, loaded.tokenizer)
+
+    def _submit(self, loaded: Loaded, conversations: list, sampling: Sampling, names: list[str | None],
+                cancel: threading.Event | None, session: str | None, thinking: bool | None) -> list[serving.Row]:
+        if missing := set(filter(None, names)) - loaded.adapters.keys():
+            raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=missing.pop()))
+        tokenizer = switched(loaded.tokenizer, thinking)
+        cancel = cancel or threading.Event()
+        asked = sampling.max_new_tokens
+        rows = []
+        for messages, name in zip(conversations, names):
+            prompt = generation.fit_prompt(tokenizer, messages, loaded.context,
+                                           min(asked, self.limits.max_new_tokens))
+            continued = not isinstance(messages, str) and messages[-1]["role"] == "assistant"
+            rows.append(serving.Row(prompt, sampling, name, cancel, self.limits, asked, loaded.context,
+                                    prefix=messages[-1]["content"] if continued else ""))
+        return self.serving.submit(rows, session)
+
+    def _stream_compiled(self, messages, sampling: Sampling, name: str | None,
+                         cancel: threading.Event | None, thinking: bool | None) -> Iterator[generation.Reply]:
+        """One reply at a time through the compiled decoding step (its static cache holds one row); while
+        other requests are ahead, items without text say how many (`waiting`, `notice`). The turn ends
+        when the generation does, even if the reader stopped reading."""
         ticket = self._queue.join()
         try:
             yield from self._queue.waits(ticket)
             loaded = self._require()
-            name = loaded.active_adapter if adapter == "active" else adapter
 
             @contextmanager
             def hold():
@@ -321,27 +376,8 @@ class ModelManager:
                     self._queue.leave(ticket)
 
             yield from generation.stream(loaded.model, switched(loaded.tokenizer, thinking), messages, sampling, cancel,
-                                         loaded.decoding.cache if loaded.decoding else None,
-                                         max_length=loaded.context, limits=self.limits, hold=hold())
-        finally:
-            self._queue.leave(ticket)
-
-    def stream_batch(self, conversations: list[list[dict]], sampling: Sampling, adapters: list[str | None],
-                     cancel: threading.Event | None = None, thinking: bool | None = None) -> Iterator[list[generation.Reply]]:
-        """Replies decoded in one batch (engine.chat.batched), row i by the attached adapter `adapters[i]`
-        (None: the base); one turn in the queue for them all, and each wait shown on every row."""
-        ticket = self._queue.join()
-        try:
-            yield from ([wait] * len(conversations) for wait in self._queue.waits(ticket))
-            loaded = self._require()
-            if missing := set(filter(None, adapters)) - loaded.adapters.keys():
-                raise ModelError(msg("The adapter '{name}' is not attached; attach it first.", name=missing.pop()))
-            hold = ExitStack()  # the turn ends on the generating thread, as in `stream`
-            hold.callback(self._queue.leave, ticket)
-            names = [loaded.peft_names[n] if n else batched.BASE for n in adapters] if any(adapters) else None
-            yield from batched.stream_batch(loaded.model, switched(loaded.tokenizer, thinking), conversations, sampling, cancel,
-                                            adapter_names=names, max_length=loaded.context, limits=self.limits,
-                                            hold=hold)
+                                         loaded.decoding.cache, max_length=loaded.context, limits=self.limits,
+                                         hold=hold())
         finally:
             self._queue.leave(ticket)
 
