@@ -114,7 +114,7 @@ def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):
 def test_four_bit_cannot_be_chosen_or_asked_for_on_this_machine(ctx):
     demo = build(ctx)
     box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model-4bit")
-    assert box.interactive is False and box.info == "4-bit needs an NVIDIA GPU; this machine has none."
+    assert box.interactive is False and box.info.key == "4-bit needs an NVIDIA GPU; this machine has none."  # gr.I18n
     with pytest.raises(gr.Error, match="4-bit needs an NVIDIA GPU; this machine has none. Turn off 4-bit"):
         bind(model_tab.load, ctx)(model_tab.DEFAULT_CHOICE, True, 2048, False)
     assert ctx.manager.loaded is None

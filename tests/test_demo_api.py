@@ -22,6 +22,8 @@ OPEN_TO_VISITORS = {
     "show_run", "pick_example_1", "run_compare", "stop_1", "vote", "vote_1", "vote_2", "compare",
     "show", "tick", "_pick_row", "show_run_1", "show_download", "show_1", "show_access",
     "partial", "refresh", "refresh_1", "refresh_2", "refresh_3", "form_lists", "saved_list",
+    "goal_blurb", "own_file_row", "reattach", "follow_run",  # Start here: a goal, the file row, its run
+    "switch", "hardware_text", "run_lists",  # the language, the Model tab's machine line, the runs to pick from
 }
 REFUSED = "only the app's owner can do this"
 

@@ -56,7 +56,7 @@ def reply_messages(text: str) -> list[dict]:
     if not parts.thinking:
         return [{"role": "assistant", "content": parts.answer if parts.thinking_done else text}]
     thought = {"role": "assistant", "content": parts.thinking,
-               "metadata": {"title": _("Thinking"), "status": "done" if parts.thinking_done else "pending"}}
+               "metadata": {"title": t("Thinking"), "status": "done" if parts.thinking_done else "pending"}}
     return [thought, {"role": "assistant", "content": parts.answer}] if parts.answer else [thought]
 
 

@@ -38,6 +38,10 @@ def goal_blurb(goal_id: str) -> tuple:
     return tr(guide.goal(goal_id).blurb), gr.Radio(source_choices(goal_id), value=EXAMPLE), gr.Row(visible=False)
 
 
+def own_file_row(chosen) -> gr.Row:
+    return gr.Row(visible=chosen == OWN)
+
+
 def read_data(ctx: Context, goal_id, source, upload, card) -> tuple:
     """Save the data set and show what will be learned, with two rendered examples."""
     if source == OWN and not upload:
@@ -85,7 +89,7 @@ def reattach(ctx: Context, name) -> tuple:
 
 
 @visitor_ok
-def tick(ctx: Context, name, seen) -> tuple:
+def follow_run(ctx: Context, name, seen) -> tuple:
     """Every two seconds: redraw only when a run folder changed."""
     now = f"{name}|{runs.fingerprint(ctx.workspace)}"
     if not name or now == seen:
@@ -93,7 +97,7 @@ def tick(ctx: Context, name, seen) -> tuple:
     return *watch(ctx, name), now
 
 
-def export(ctx: Context, name, progress=gr.Progress()) -> str:
+def export_for_ollama(ctx: Context, name, progress=gr.Progress()) -> str:
     run = runs.load_run(ctx.workspace, name)
     result = guide.export_for_ollama(ctx.workspace, run, lambda share, what: progress(share, desc=what))
     return t("Written: `{path}`. To chat with it in Ollama, run `ollama create {name} -f {modelfile}`, then "
@@ -152,12 +156,12 @@ def render(ctx: Context) -> None:
     prepared, config, run_name, seen = gr.State(None), gr.State(None), gr.State(None), gr.State(None)
     private = {"api_visibility": "private"}
     goal.change(visitor_ok(goal_blurb), goal, [blurb, source, files], **private)
-    source.change(visitor_ok(lambda chosen: gr.Row(visible=chosen == OWN)), source, files, **private)
+    source.change(visitor_ok(own_file_row), source, files, **private)
     read_button.click(bind(read_data, ctx), [goal, source, upload, card], [prepared, summary, shown, step3],
                       **private).then(bind(plan_for, ctx), [prepared, length], [config, plan_text, go], **private)
     length.change(bind(plan_for, ctx), [prepared, length], [config, plan_text, go], **private)
     go.click(bind(start, ctx), config, [run_name, started, step4, progress, step5, side], **private)
-    gr.Timer(2.0).tick(bind(tick, ctx), [run_name, seen], [progress, step5, side, seen], show_progress="hidden",
+    gr.Timer(2.0).tick(bind(follow_run, ctx), [run_name, seen], [progress, step5, side, seen], show_progress="hidden",
                        **private)
-    export_button.click(bind(export, ctx), run_name, exported, **private)
+    export_button.click(bind(export_for_ollama, ctx), run_name, exported, **private)
     follow(ctx, bind(reattach, ctx), run_name, [run_name, step4, progress, step5, side])

@@ -348,13 +348,13 @@ class ModelManager:
         tokenizer = switched(loaded.tokenizer, thinking)
         cancel = cancel or threading.Event()
         asked = sampling.max_new_tokens
-        rows = []
+        rows, rules = [], serving.model_rules(loaded.model.generation_config)
         for messages, name in zip(conversations, names):
             prompt = generation.fit_prompt(tokenizer, messages, loaded.context,
                                            min(asked, self.limits.max_new_tokens))
             continued = not isinstance(messages, str) and messages[-1]["role"] == "assistant"
             rows.append(serving.Row(prompt, sampling, name, cancel, self.limits, asked, loaded.context,
-                                    prefix=messages[-1]["content"] if continued else ""))
+                                    prefix=messages[-1]["content"] if continued else "", rules=rules))
         return self.serving.submit(rows, session)
 
     def _stream_compiled(self, messages, sampling: Sampling, name: str | None,

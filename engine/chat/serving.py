@@ -22,8 +22,9 @@ from typing import Callable, Iterator
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from transformers import (DynamicCache, LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
-                          TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+from transformers import (DynamicCache, LogitsProcessorList, MinPLogitsWarper, NoBadWordsLogitsProcessor,
+                          RepetitionPenaltyLogitsProcessor, SequenceBiasLogitsProcessor, TemperatureLogitsWarper,
+                          TopKLogitsWarper, TopPLogitsWarper)
 from transformers.cache_utils import DynamicLayer
 
 from engine.chat.generation import Limits, Prompt, Reply, Stats, limit_notices
@@ -74,6 +75,17 @@ class Busy(ServingError):
         self.retry_after = retry_after
 
 
+def model_rules(generation_config) -> LogitsProcessorList:
+    """What a model's generation config says about every reply, which `generate` would apply too: token
+    sequences it favours or avoids (`sequence_bias`) and words it never writes (`bad_words_ids`)."""
+    rules = LogitsProcessorList()
+    if getattr(generation_config, "sequence_bias", None):
+        rules.append(SequenceBiasLogitsProcessor(generation_config.sequence_bias))
+    if getattr(generation_config, "bad_words_ids", None):
+        rules.append(NoBadWordsLogitsProcessor(generation_config.bad_words_ids, generation_config.eos_token_id))
+    return rules
+
+
 @dataclass(eq=False)
 class Row:
     """One reply being written: its prompt, settings, and what has been decoded so far."""
@@ -86,6 +98,7 @@ class Row:
     asked: int  # the max new tokens asked for (the prompt may leave fewer)
     max_length: int
     prefix: str = ""  # the reply this one continues
+    rules: LogitsProcessorList | None = None  # the model's own, from its generation config (`model_rules`)
     queued_at: float = field(default_factory=time.perf_counter)
     tokens: list[int] = field(default_factory=list)
     finish: str | None = None
@@ -115,6 +128,8 @@ class Row:
         """The next token from this row's logits (shape [1, vocab]), by its own sampling."""
         scores = logits.float().cpu()
         seen = torch.cat([self.prompt.input_ids, torch.tensor([self.tokens], dtype=torch.long)], dim=1)
+        if self.rules:
+            scores = self.rules(seen, scores)
         if self.penalty is not None:
             scores = self.penalty(seen, scores)
         if self.sampling.greedy:
