@@ -31,7 +31,7 @@ def test_the_owner_trains_while_a_visitor_chats_with_the_controls_locked(new_wor
     workspace = new_workspace("demo")
     with launched_app(workspace) as url:
         owner = sign_in(browser, url, "ann", "owner-secret")
-        expect(owner.locator("#access")).to_contain_text("Signed in as the app's owner")
+        expect(owner.locator("#access")).to_contain_text("Signed in as the app's owner", timeout=30_000)  # after every tab's load events
         owner.get_by_role("tab", name="Train").click()
         owner.locator("#train-start").click()
         expect(owner.locator("#train-start-message")).to_contain_text("Started", timeout=60_000)
@@ -40,7 +40,7 @@ def test_the_owner_trains_while_a_visitor_chats_with_the_controls_locked(new_wor
         expect(owner.locator("#train-start-message")).to_contain_text("place 2")
 
         visitor = sign_in(browser, url, "guest", "visitor-secret")
-        expect(visitor.locator("#access")).to_contain_text("Demo")
+        expect(visitor.locator("#access")).to_contain_text("Demo", timeout=30_000)
         visitor.get_by_role("tab", name="Train").click()
         for control in ("#train-start", "#train-plan"):
             expect(visitor.locator(control)).to_be_disabled()
