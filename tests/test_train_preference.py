@@ -4,31 +4,19 @@ preference data set, from a supervised run's adapter, and from blind Compare vot
 from __future__ import annotations
 
 import json
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from test_train_runs import ended
+from test_train_runs import wait_for as wait
 
 from engine.data.store import import_file
 from engine.train import pairs, runs
 from engine.train.config import ConfigError, validate
 
 PROMPTS = ["Who are you?"]
-
-
-def wait_for(name, workspace, predicate, timeout=180.0) -> runs.Run:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        run = runs.load_run(workspace, name)
-        if predicate(run):
-            return run
-        time.sleep(0.2)
-    run = runs.load_run(workspace, name)
-    raise AssertionError(f"timed out; state {run.state}, status {run.status}, log:\n{run.log_file.read_text()[-3000:]}")
-
-
-def ended(run: runs.Run) -> bool:
-    return not run.live
+wait_for = partial(wait, timeout=180.0)  # a preference step computes both replies
 
 
 def steps_of(run: runs.Run) -> list[dict]:
