@@ -52,6 +52,11 @@ class RuntimeCheck:
         return [a for a in self.answers if a.reference_stopped and a.reply.startswith(a.reference) and not a.stopped]
 
     @property
+    def runs_cleanly(self) -> bool:
+        """It ran every prompt and ended each reply where the in-app model did (or not built: nothing to say)."""
+        return not self.built or not (self.problem or not self.answers or self.runs_on)
+
+    @property
     def passed(self) -> bool:
         """True without the runtime built (the transformers check stands alone then). Else: every reply
         starts like the in-app model's (a wrong template or tokenizer parts at once) and stops where it
