@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS
 
-TABS = {"model": ("Model", "模型"), "chat": ("Chat", "对话"), "dataset": ("Dataset", "数据集"),
+TABS = {"start": ("Start here", "从这里开始"), "model": ("Model", "模型"), "chat": ("Chat", "对话"), "dataset": ("Dataset", "数据集"),
         "train": ("Train", "训练"), "compare": ("Compare", "对比"), "export": ("Export", "导出")}
 # Names that stay as they are in a Chinese page.
 NAMES = {"LoRA", "Workbench", "QLoRA", "GGUF", "Ollama", "Hugging", "Face", "Hub", "id", "owner", "name", "config",
@@ -53,7 +53,7 @@ def test_the_switch_changes_language_and_keeps_the_session(app_server, browser):
     url, _ = app_server
     page = browser.new_page(locale="en-US", viewport={"width": 1440, "height": 1000})
     page.goto(url)
-    expect(page.get_by_role("tab", name="Model", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_role("tab", name="Model", exact=True).click(timeout=60_000)  # Start here opens first
     length = page.get_by_label("Max sequence length")
     length.fill("3000")
     page.locator("#language").get_by_text("简体中文").click()
