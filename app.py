@@ -55,13 +55,14 @@ def main(argv: list[str] | None = None) -> None:
         manager.load(args.model, anywhere=True)
     ctx = Context(workspace, manager, hardware)
     demo = build(ctx, policy, NOTICES)
+    key = os.environ.get("WORKBENCH_API_KEY", "").strip() or None
+    key_required = public or policy.guarded
+    # The API's routes go in as the server is made, so that /v1 answers from the first request on.
+    routes = api.router(ctx, policy, key, key_required=key_required).routes
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=False, share=args.share,
         auth=list(policy.logins) or None, max_file_size=max_file_bytes(), prevent_thread_lock=True,
-        i18n=I18N)  # the page in the browser's language (ui/i18n.py)
-    key = os.environ.get("WORKBENCH_API_KEY", "").strip() or None
-    key_required = public or policy.guarded
-    demo.app.include_router(api.router(ctx, policy, key, key_required=key_required))
+        i18n=I18N, app_kwargs={"routes": routes})  # i18n: the page in the browser's language (ui/i18n.py)
     logging.info("OpenAI-compatible API at %sv1%s", demo.local_url,
                  " (refused until WORKBENCH_API_KEY is set)" if key_required and not key else "")
     demo.block_thread()

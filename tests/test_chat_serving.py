@@ -168,3 +168,16 @@ def test_the_limits_are_read_from_the_environment_and_a_typo_keeps_the_default(m
     monkeypatch.setenv("WORKBENCH_MAX_CHATS", "5")
     monkeypatch.setenv("WORKBENCH_CHATS_PER_MINUTE", "many")
     assert Capacity.from_env() == Capacity(max_rows=5, per_minute=Capacity().per_minute)
+
+
+def test_closing_at_exit_ends_the_replies_and_their_thread(small):
+    # At interpreter exit (atexit) a decoding thread still inside torch aborts the process; close() ends it.
+    running = small.stream(ESSAY, LONG)
+    first = next(running)  # the reply is being written
+    assert first.text is not None and small.serving.active == 1
+    small.serving.close()
+    with pytest.raises(ValueError, match="The app is shutting down"):
+        list(running)
+    assert small.serving._thread is None or not small.serving._thread.is_alive()
+    with pytest.raises(ValueError, match="The app is shutting down"):
+        small.stream(ask("Hello"), GREEDY)

@@ -10,11 +10,13 @@ takes one generation config for the whole batch and cannot pass peft's per-row `
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from collections import defaultdict, deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 UPDATE_S = 1 / 30  # as generation._CountingStreamer: no screen shows more updates than that
 ENV = {"max_rows": "WORKBENCH_MAX_CHATS", "per_minute": "WORKBENCH_CHATS_PER_MINUTE"}
+_SCHEDULERS: "weakref.WeakSet[Scheduler]" = weakref.WeakSet()
 
 
 class Capacity(BaseModel):
@@ -160,6 +163,18 @@ class Scheduler:
         self._step_s = 0.1  # a recent decoding step's time, for "retry in N s"
         self.peak = 0  # the most rows decoded in one step so far
         self._thread: threading.Thread | None = None
+        self._closed = False
+        _SCHEDULERS.add(self)
+
+    def close(self) -> None:
+        """End every reply and the decoding thread, and wait for it: a daemon thread still inside a torch
+        call when the interpreter exits aborts the process ("terminate called without an active exception")."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._lock.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
 
     @property
     def active(self) -> int:
@@ -185,6 +200,8 @@ class Scheduler:
                     wait = max(1, math.ceil(60 - (now - asked[0])))
                     raise Busy(msg("You sent {n} requests in the last minute, the most one session may send "
                                    "(WORKBENCH_CHATS_PER_MINUTE). Retry in {s} s.", n=len(asked), s=wait), wait)
+            if self._closed:
+                raise ServingError(msg("The app is shutting down; send the message again once it is back."))
             busy = len(self._rows) + len(self._pending)
             if busy + len(rows) > self.capacity.max_rows:
                 wait = self._retry_after(now)
@@ -246,9 +263,13 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self._lock:
-                if not self._lock.wait_for(lambda: self._pending or self._rows, timeout=30):
+                if not self._lock.wait_for(lambda: self._closed or self._pending or self._rows, timeout=30):
                     self._thread = None  # idle: the next submit starts another
                     return
+                closed = self._closed
+            if closed:
+                self._fail(ServingError(msg("The app is shutting down; send the message again once it is back.")))
+                return
             with self._turn() as loaded:
                 try:
                     self._step(loaded)
@@ -364,6 +385,12 @@ class Scheduler:
         self._mask = self._mask[:, start:]
         for layer in self._cache.layers:
             layer.keys, layer.values = layer.keys[index, :, start:], layer.values[index, :, start:]
+
+
+@atexit.register
+def _close_all() -> None:
+    for scheduler in list(_SCHEDULERS):
+        scheduler.close()
 
 
 def _left_pad(t: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
