@@ -192,6 +192,8 @@ class Scheduler:
         session's requests a minute."""
         now = time.perf_counter()
         with self._lock:
+            if self._closed:
+                raise _shutting_down()
             if session is not None:
                 asked = self._asked[session]
                 while asked and now - asked[0] > 60:
@@ -200,8 +202,6 @@ class Scheduler:
                     wait = max(1, math.ceil(60 - (now - asked[0])))
                     raise Busy(msg("You sent {n} requests in the last minute, the most one session may send "
                                    "(WORKBENCH_CHATS_PER_MINUTE). Retry in {s} s.", n=len(asked), s=wait), wait)
-            if self._closed:
-                raise ServingError(msg("The app is shutting down; send the message again once it is back."))
             busy = len(self._rows) + len(self._pending)
             if busy + len(rows) > self.capacity.max_rows:
                 wait = self._retry_after(now)
@@ -268,7 +268,7 @@ class Scheduler:
                     return
                 closed = self._closed
             if closed:
-                self._fail(ServingError(msg("The app is shutting down; send the message again once it is back.")))
+                self._fail(_shutting_down())
                 return
             with self._turn() as loaded:
                 try:
@@ -385,6 +385,10 @@ class Scheduler:
         self._mask = self._mask[:, start:]
         for layer in self._cache.layers:
             layer.keys, layer.values = layer.keys[index, :, start:], layer.values[index, :, start:]
+
+
+def _shutting_down() -> ServingError:
+    return ServingError(msg("The app is shutting down; send the message again once it is back."))
 
 
 @atexit.register
