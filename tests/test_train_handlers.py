@@ -85,6 +85,18 @@ def test_the_timer_redraws_only_when_a_run_folder_changed(ctx):
     assert "watched: stopped" in progress and after != seen and list(table["state"]) == ["stopped"]
 
 
+def test_the_timer_keeps_to_the_run_started_not_the_one_the_page_showed(ctx):
+    """Start hands the session its run (the last output, `shown`); the timer redraws that one, whatever
+    the picker held when the tick was sent (the newest run here being another)."""
+    config = presets.build("quick-test", PIRATE)
+    runs.update_status(runs.create_run(ctx.workspace, config, name="earlier").path, state="completed")
+    *_, shown = train_tab.start(ctx, "started", "default", PIRATE, "quick-test", *form_values(config))
+    runs.update_status(runs.create_run(ctx.workspace, config, name="newest").path, state="completed")
+    picker, progress, *_ = train_tab.tick(ctx, shown, None)
+    assert shown == "started" and picker["value"] == "started" and "started:" in progress
+    runs.update_status(runs.load_run(ctx.workspace, "started").path, state="stopped")
+
+
 def test_a_run_button_without_a_chosen_run_says_what_to_do(ctx):
     for handler, args in ((train_tab.stop, ()), (train_tab.resume, (0,)), (train_tab.delete, ()),
                           (train_tab.duplicate, ())):

@@ -74,7 +74,8 @@ def test_a_run_started_in_the_page_survives_a_reload_and_stops(app_server, brows
     while not ("from-the-page: running" in progress.inner_text() and "step" in progress.inner_text()) \
             and time.time() < deadline:
         time.sleep(0.5)
-    assert "from-the-page: running" in progress.inner_text(), progress.inner_text()
+    assert "from-the-page: running" in progress.inner_text(), \
+        (progress.inner_text(), page.locator("#train-start-message").inner_text())
 
     page.reload()  # a closed page or a restarted app finds the live run again
     page.get_by_role("tab", name="Train").click()

@@ -42,8 +42,8 @@ MAX_FIXES = 4
 MESSAGES = ("start", "run", "runs")
 # The controls that follow the chosen run's state (engine.train.actions), then the notes that say why.
 CONTROLS = ("start", "stop", "resume", "rename", "delete")
-# What `refresh` returns: the run picker, the live panel's five parts, the controls and their two notes,
-# the runs list.
+# What the timer's redraw returns: the run picker, the live panel's five parts, the controls and their
+# two notes, the runs list (`refresh` adds the run shown, for the session's `shown`).
 REFRESHED = 1 + 5 + len(CONTROLS) + 2 + 1
 PIRATE = str(EXAMPLES / "pirate.jsonl")
 
@@ -145,20 +145,24 @@ def show(ctx: Context, name: str | None) -> tuple:
 
 
 def refresh(ctx: Context, name: str | None) -> tuple:
-    """The run picker (its choices, the run kept if it still exists), its live panel and the runs list."""
+    """The run picker (its choices, the run kept if it still exists), its live panel, the runs list and
+    the run shown."""
     names = run_names(ctx)
     if name not in names:
         name = default_run(ctx)
-    return (gr.update(choices=names, value=name), *show(ctx, name), runs_table(ctx.workspace))
+    return (gr.update(choices=names, value=name), *show(ctx, name), runs_table(ctx.workspace), name)
 
 
 @visitor_ok
-def tick(ctx: Context, name: str | None, seen: str | None) -> tuple:
-    """Every two seconds: redraw only when a run folder changed."""
-    now = f"{name}|{runs.fingerprint(ctx.workspace)}"
+def tick(ctx: Context, shown: str | None, seen: str | None) -> tuple:
+    """Every two seconds: redraw the run the person last chose or started, only when a run folder
+    changed. `shown` is the session's State, read as the tick runs; the picker's value would be the one
+    the page had when the tick was sent, so a tick sent while Start ran would put the old run back. The
+    tick never writes `shown`: one that ran alongside Start is put right by the next."""
+    now = f"{shown}|{runs.fingerprint(ctx.workspace)}"
     if now == seen:
         return (*(gr.update() for _ in range(REFRESHED)), seen)
-    return (*refresh(ctx, name), now)
+    return (*refresh(ctx, shown)[:-1], now)
 
 
 def _plan_outputs(p: plan.Plan) -> tuple:
@@ -253,8 +257,13 @@ def duplicate(ctx: Context, name) -> tuple:
 
 
 @visitor_ok
-def _pick_row(evt: gr.SelectData):
-    return evt.row_value[0]
+def _keep(name: str | None) -> str | None:
+    return name
+
+
+@visitor_ok
+def _pick_row(evt: gr.SelectData) -> tuple[str, str]:
+    return evt.row_value[0], evt.row_value[0]
 
 
 # ---- the tab -------------------------------------------------------------------------------------
@@ -338,6 +347,7 @@ def render(ctx: Context) -> None:
     runs_message = gr.Markdown(elem_id="train-runs-message")
     timer = gr.Timer(2.0)
     seen = gr.State(None)
+    shown = gr.State(None)  # the run the person last chose or started (tick)
 
     inputs = [model, dataset, preset, *fields]
     with pairs_place:
@@ -345,7 +355,8 @@ def render(ctx: Context) -> None:
     messages = [start_message, run_message, runs_message]
     buttons = [start_button, stop_button, resume_button, rename_button, delete_button]
     live_outputs = [progress, loss_plot, lr_plot, probe_grid, log, *buttons, start_note, resume_note]
-    refresh_outputs = [selected, *live_outputs, table]
+    redrawn = [selected, *live_outputs, table]  # the tick's outputs; the actions' add `shown`
+    refresh_outputs = [*redrawn, shown]
     plan_targets = [plan_text, fix_state, *fix_buttons]
 
     def act(button, fn, inputs, outputs, **api):
@@ -367,10 +378,11 @@ def render(ctx: Context) -> None:
     act(delete_button, delete, [selected], refresh_outputs, api_visibility="private")
     act(duplicate_button, duplicate, [selected], [model, dataset, picked, preset, *fields],
         api_visibility="private")
-    table.select(_pick_row, None, selected, api_visibility="private").then(
+    table.select(_pick_row, None, [selected, shown], api_visibility="private").then(
         bind(show, ctx), selected, live_outputs, api_visibility="private")
     selected.input(bind(show, ctx), selected, live_outputs, api_visibility="private")
-    timer.tick(bind(tick, ctx), [selected, seen], [*refresh_outputs, seen], api_visibility="private",
+    selected.input(_keep, selected, shown, api_visibility="private", show_progress="hidden")
+    timer.tick(bind(tick, ctx), [shown, seen], [*redrawn, seen], api_visibility="private",
                show_progress="hidden")
     follow(ctx, bind(form_lists, ctx), [model, dataset, picked], [model, dataset])
     follow(ctx, bind(refresh, ctx), selected, refresh_outputs)
