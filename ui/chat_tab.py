@@ -20,8 +20,10 @@ from engine.compare import sides
 from engine.data import read_card
 from ui.access import visitor_ok
 from ui.context import Context
+from ui.errors import said
 from ui.i18n import _, t, tr
-from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices, thinking_box
+from ui.widgets import (bind, cancel_flag, follow, keep_choice, preset_choices, seed_box, seed_of, side_choices,
+                        thinking_box)
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 FIRST_PRESET = "Leaderboard"
@@ -64,21 +66,21 @@ def sampling_controls() -> tuple[gr.Dropdown, list[gr.components.Component]]:
     """The preset picker and one control per sampling value, each with its line of help."""
     presets = load_presets()
     first = presets[FIRST_PRESET]
-    choice = gr.Dropdown(list(presets), value=FIRST_PRESET, label="Sampling preset", elem_id="preset",
-                         info="Leaderboard: the tutorial's evaluation settings · Roleplay chat: its chat loop · "
-                              "Precise: always the most likely word, the same answer every time")
+    choice = gr.Dropdown(preset_choices(presets), value=FIRST_PRESET, label=_("Sampling preset"), elem_id="preset",
+                         info=_("Leaderboard: the tutorial's evaluation settings · Roleplay chat: its chat loop · "
+                                "Precise: always the most likely word, the same answer every time"))
     with gr.Row():
-        temperature = gr.Slider(0, 2, first.temperature, step=0.05, label="Temperature", info=HELP["temperature"],
+        temperature = gr.Slider(0, 2, first.temperature, step=0.05, label=_("Temperature"), info=_(HELP["temperature"]),
                                 elem_id="temperature")
-        top_p = gr.Slider(0.05, 1, first.top_p, step=0.01, label="Top-p", info=HELP["top_p"])
-        top_k = gr.Slider(0, 200, first.top_k, step=1, label="Top-k", info=HELP["top_k"])
+        top_p = gr.Slider(0.05, 1, first.top_p, step=0.01, label=_("Top-p"), info=_(HELP["top_p"]))
+        top_k = gr.Slider(0, 200, first.top_k, step=1, label=_("Top-k"), info=_(HELP["top_k"]))
     with gr.Row():
-        min_p = gr.Slider(0, 0.5, first.min_p, step=0.01, label="Min-p", info=HELP["min_p"])
-        repetition = gr.Slider(1, 2, first.repetition_penalty, step=0.01, label="Repetition penalty",
-                               info=HELP["repetition_penalty"])
-        max_new = gr.Slider(1, 4096, first.max_new_tokens, step=1, label="Max new tokens", info=HELP["max_new_tokens"],
+        min_p = gr.Slider(0, 0.5, first.min_p, step=0.01, label=_("Min-p"), info=_(HELP["min_p"]))
+        repetition = gr.Slider(1, 2, first.repetition_penalty, step=0.01, label=_("Repetition penalty"),
+                               info=_(HELP["repetition_penalty"]))
+        max_new = gr.Slider(1, 4096, first.max_new_tokens, step=1, label=_("Max new tokens"), info=_(HELP["max_new_tokens"]),
                             elem_id="max-new-tokens")
-    seed = seed_box(HELP["seed"])
+    seed = seed_box(_(HELP["seed"]))
     values = [temperature, top_p, top_k, min_p, repetition, max_new, seed]
     choice.change(visitor_ok(lambda name: [getattr(preset(name), f) for f in FIELDS]), choice, values[:-1],
                   api_visibility="private")
@@ -95,7 +97,7 @@ def sampling_from(temperature, top_p, top_k, min_p, repetition, max_new, seed) -
 def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
     """The note under a reply that a limit cut short, and the Continue button beside it (both hidden otherwise)."""
     cut = stats is not None and stats.finish in CUT
-    note = f"✂️ The reply {stats.ended}. **Continue** asks the model to go on from there." if cut else ""
+    note = t("✂️ The reply {ended}. **Continue** asks the model to go on from there.", ended=tr(stats.ended)) if cut else ""
     return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
 
 
@@ -113,8 +115,8 @@ def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, req
         replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=request.session_hash,
                                      thinking=bool(think))
     except Busy as e:  # said in the chat, and the message stays to be sent again
-        gr.Warning(tr(e))
-        busy = t("⏳ {reason} Then press Regenerate to ask again.", reason=tr(e))
+        gr.Warning(said(e))
+        busy = t("⏳ {reason} Then press Regenerate to ask again.", reason=said(e))
         yield history[:-1] if not going_on else history, busy, *hidden
         return
     for reply in replies:
@@ -123,15 +125,15 @@ def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, req
         else:
             history[start:] = reply_messages(reply.text)
         if reply.stats:
-            yield history, reply.stats.summary(), *_cut_note(reply.stats)
+            yield history, tr(reply.stats.summary()), *_cut_note(reply.stats)
         else:
-            yield history, reply.notice or "…", *hidden  # the wait, a cut prompt
+            yield history, tr(reply.notice) if reply.notice else "…", *hidden  # the wait, a cut prompt
 
 
 @visitor_ok
 def add_user(ctx: Context, text, history):
     if not text or not text.strip():
-        raise gr.Error("Type a message first.")
+        raise gr.Error(t("Type a message first."))
     return "", history + [{"role": "user", "content": text}]
 
 
@@ -150,7 +152,7 @@ def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p,
     """More of the last reply, appended to that same message (not a new turn)."""
     values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
     if not history or history[-1]["role"] != "assistant" or not text_of(history[-1]["content"]).strip():
-        raise gr.Error("There is no reply to continue: send a message first.")
+        raise gr.Error(t("There is no reply to continue: send a message first."))
     history = [*history[:-1], {"role": "assistant", "content": text_of(history[-1]["content"])}]
     yield from _stream(ctx, history, system, spec, values, think, request)
 
@@ -160,7 +162,7 @@ def drop_last_answer(ctx: Context, history):
     while history and history[-1]["role"] == "assistant":
         history = history[:-1]
     if not history:
-        raise gr.Error("There is no message to answer again.")
+        raise gr.Error(t("There is no message to answer again."))
     return history
 
 
@@ -183,11 +185,14 @@ def choose(ctx: Context, spec, current):
         side = sides.parse(ctx.workspace, spec)
         sides.activate(ctx.manager, side)
     except ValueError as e:
-        gr.Warning(str(e))
-        return current, current, f"⚠️ {e}"
+        gr.Warning(said(e))
+        return current, current, t("⚠️ {problem}", problem=said(e))
     took = time.perf_counter() - started
-    where = "the base model, adapters off" if side.is_base else f"**{side.label}** on the loaded base model"
-    return spec, spec, f"Answering with {where} (switched in {took:.2f} s; the base model was not reloaded)."
+    if side.is_base:
+        return spec, spec, t("Answering with the base model, adapters off (switched in {took:.2f} s; the base model "
+                             "was not reloaded).", took=took)
+    return spec, spec, t("Answering with **{side}** on the loaded base model (switched in {took:.2f} s; the base "
+                         "model was not reloaded).", side=side.label, took=took)
 
 
 @visitor_ok
@@ -202,7 +207,7 @@ def current(history, system, character, greeting) -> Chat:
 
 def opened(chat: Chat, note: str) -> tuple:
     """What the page shows for a chat just imported: the outputs of `import_card`, `import_chat` and `replace`."""
-    label = f"Chat with {chat.character}" if chat.character else "Chat"
+    label = t("Chat with {character}", character=chat.character) if chat.character else t("Chat")
     return (chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, note, "",
             None, gr.Row(visible=False), "", gr.Markdown(visible=False), gr.Button(visible=False))
 
@@ -211,33 +216,37 @@ def _offer(ctx: Context, chat: Chat, note: str, history, system, character, gree
     """Open `chat` at once where nothing would be lost; else keep it aside and ask first."""
     if not current(history, system, character, greeting).started:
         return opened(chat, note)
-    what = f"the chat with **{chat.character}**" if chat.character else f"the imported chat of {len(chat.messages)} messages"
-    question = (f"Replace the current conversation with {what}? The conversation on screen is lost unless you "
-                "export it first.")
+    if chat.character:
+        question = t("Replace the current conversation with the chat with **{character}**? The conversation on "
+                     "screen is lost unless you export it first.", character=chat.character)
+    else:
+        question = t("Replace the current conversation with the imported chat of {count} messages? The conversation "
+                     "on screen is lost unless you export it first.", count=len(chat.messages))
     return (*(gr.skip(),) * 6, {"chat": chat.model_dump(), "note": note}, gr.Row(visible=True), question,
             gr.skip(), gr.skip())
 
 
 def import_card(ctx: Context, path, history, system, character, greeting) -> tuple:
     card = read_card(path)
-    note = (f"Imported the character card of **{card.name}** ({card.spec.upper()}): its system prompt and first "
-            "message are set. The 'Roleplay chat' preset under Sampling is the tutorial's chat-loop setting.")
+    note = t("Imported the character card of **{name}** ({spec}): its system prompt and first message are set. "
+             "The 'Roleplay chat' preset under Sampling is the tutorial's chat-loop setting.",
+             name=card.name, spec=card.spec.upper())
     return _offer(ctx, chat_history.from_card(card), note, history, system, character, greeting)
 
 
 def import_chat(ctx: Context, path, history, system, character, greeting) -> tuple:
     chat = chat_history.read(path)
-    return _offer(ctx, chat, f"Imported a chat of {len(chat.messages)} messages.", history, system, character, greeting)
+    return _offer(ctx, chat, t("Imported a chat of {count} messages.", count=len(chat.messages)), history, system, character, greeting)
 
 
 def replace(ctx: Context, pending) -> tuple:
     if not pending:
-        raise gr.Error("There is nothing waiting to be imported; import the card or the chat again.")
+        raise gr.Error(t("There is nothing waiting to be imported; import the card or the chat again."))
     return opened(Chat.model_validate(pending["chat"]), pending["note"])
 
 
 def keep(ctx: Context) -> tuple:
-    return None, gr.Row(visible=False), "Kept the current conversation; nothing was imported."
+    return None, gr.Row(visible=False), t("Kept the current conversation; nothing was imported.")
 
 
 @visitor_ok
@@ -253,7 +262,7 @@ def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
     chat = chat_history.restore(saved)
     if chat == Chat() or current(history, system, character, greeting) != Chat():
         return (gr.skip(),) * 5
-    label = f"Chat with {chat.character}" if chat.character else "Chat"
+    label = t("Chat with {character}", character=chat.character) if chat.character else t("Chat")
     chosen = chat.preset if chat.preset in load_presets() else FIRST_PRESET
     return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, chosen
 
@@ -270,48 +279,48 @@ def api_info(ctx: Context, request: gr.Request) -> str:
     host = request.headers.get("x-forwarded-host") or request.headers.get("host") or "127.0.0.1:7860"
     scheme = request.headers.get("x-forwarded-proto") or ("https" if request.headers.get("x-forwarded-host") else "http")
     names = ", ".join(f"`{side.spec}`" for side in sides.available(ctx.workspace))
-    key = ("the app's `WORKBENCH_API_KEY`" if os.environ.get("WORKBENCH_API_KEY")
-           else "anything (no key is set; one is needed where the app is shared)")
-    return (f"This app also answers as an OpenAI-compatible API. In SillyTavern: API **Chat Completion**, source "
-            f"**Custom (OpenAI-compatible)**, base URL `{scheme}://{host}/v1`, API key: {key}. Models: {names} "
-            "(a run's name answers with its adapter).")
+    key = (t("the app's `WORKBENCH_API_KEY`") if os.environ.get("WORKBENCH_API_KEY")
+           else t("anything (no key is set; one is needed where the app is shared)"))
+    return t("This app also answers as an OpenAI-compatible API. In SillyTavern: API **Chat Completion**, source "
+             "**Custom (OpenAI-compatible)**, base URL `{url}`, API key: {key}. Models: {names} "
+             "(a run's name answers with its adapter).", url=f"{scheme}://{host}/v1", key=key, names=names)
 
 
 def render(ctx: Context) -> None:
     with gr.Row():
-        adapter = gr.Dropdown(side_choices(ctx), value=sides.BASE, label="Answer with", scale=4, elem_id="chat-adapter",
-                              info="The base model, or a run's adapter on top of it: switching keeps the base loaded.")
-        refresh = gr.Button("Refresh runs", size="sm", scale=0, min_width=120, elem_id="chat-adapter-refresh")
-        character = gr.Textbox(label="Character", scale=2, elem_id="chat-character",
-                               placeholder="Set by a character card (optional)")
+        adapter = gr.Dropdown(side_choices(ctx), value=sides.BASE, label=_("Answer with"), scale=4, elem_id="chat-adapter",
+                              info=_("The base model, or a run's adapter on top of it: switching keeps the base loaded."))
+        refresh = gr.Button(_("Refresh runs"), size="sm", scale=0, min_width=120, elem_id="chat-adapter-refresh")
+        character = gr.Textbox(label=_("Character"), scale=2, elem_id="chat-character",
+                               placeholder=_("Set by a character card (optional)"))
     note = gr.Markdown(elem_id="chat-note")
-    system = gr.Textbox(label="System prompt", lines=2, elem_id="chat-system",
-                        placeholder="e.g. You are a cheerful pirate. (Empty: the model's default)")
-    chatbot = gr.Chatbot(label="Chat", height=420, buttons=["copy", "copy_all"], elem_id="chatbot")
+    system = gr.Textbox(label=_("System prompt"), lines=2, elem_id="chat-system",
+                        placeholder=_("e.g. You are a cheerful pirate. (Empty: the model's default)"))
+    chatbot = gr.Chatbot(label=_("Chat"), height=420, buttons=["copy", "copy_all"], elem_id="chatbot")
     with gr.Row():
         cut = gr.Markdown(visible=False, elem_id="chat-cut")
-        more = gr.Button("Continue", visible=False, scale=0, min_width=120, elem_id="chat-continue")
+        more = gr.Button(_("Continue"), visible=False, scale=0, min_width=120, elem_id="chat-continue")
     with gr.Row():
-        message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=5, elem_id="chat-input")
-        send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+        message = gr.Textbox(placeholder=_("Type a message and press Enter"), show_label=False, scale=5, elem_id="chat-input")
+        send = gr.Button(_("Send"), variant="primary", scale=1, elem_id="chat-send")
     with gr.Row():
-        stop_button = gr.Button("Stop", elem_id="chat-stop")
-        regenerate = gr.Button("Regenerate")
-        clear_button = gr.Button("Clear", elem_id="chat-clear")
+        stop_button = gr.Button(_("Stop"), elem_id="chat-stop")
+        regenerate = gr.Button(_("Regenerate"))
+        clear_button = gr.Button(_("Clear"), elem_id="chat-clear")
     stats = gr.Markdown(elem_id="chat-stats")
     with gr.Row():
-        card = gr.UploadButton("Import character card", file_types=[".json", ".png"], elem_id="chat-card")
-        upload = gr.UploadButton("Import chat", file_types=[".json"], elem_id="chat-import")
-        export = gr.Button("Export chat", elem_id="chat-export")
+        card = gr.UploadButton(_("Import character card"), file_types=[".json", ".png"], elem_id="chat-card")
+        upload = gr.UploadButton(_("Import chat"), file_types=[".json"], elem_id="chat-import")
+        export = gr.Button(_("Export chat"), elem_id="chat-export")
     with gr.Row(visible=False, elem_id="chat-confirm") as confirm:  # beside the import buttons
         question = gr.Markdown()
-        replace_button = gr.Button("Replace", variant="stop", scale=0, min_width=110, elem_id="chat-replace")
-        keep_button = gr.Button("Keep", variant="primary", scale=0, min_width=110, elem_id="chat-keep")
-    exported = gr.File(label="Exported chat", visible=False, elem_id="chat-export-file")
-    with gr.Accordion("Sampling", open=False, elem_id="sampling"):
+        replace_button = gr.Button(_("Replace"), variant="stop", scale=0, min_width=110, elem_id="chat-replace")
+        keep_button = gr.Button(_("Keep"), variant="primary", scale=0, min_width=110, elem_id="chat-keep")
+    exported = gr.File(label=_("Exported chat"), visible=False, elem_id="chat-export-file")
+    with gr.Accordion(_("Sampling"), open=False, elem_id="sampling"):
         choice, values = sampling_controls()
         think = thinking_box("chat-thinking")
-    with gr.Accordion("Use it from another chat app (SillyTavern, OpenAI API)", open=False, elem_id="chat-api"):
+    with gr.Accordion(_("Use it from another chat app (SillyTavern, OpenAI API)"), open=False, elem_id="chat-api"):
         api_text = gr.Markdown(elem_id="chat-api-text")
     chosen = gr.State(sides.BASE)  # this session's side (the dropdown may show a refused choice for a moment)
     greeting = gr.State("")  # the character's first message: Clear starts the chat again from it

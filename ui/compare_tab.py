@@ -16,7 +16,10 @@ from engine.chat.sampling import load_presets
 from engine.train.runs import list_runs, load_run
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.widgets import bind, cancel_flag, follow, keep_choice, seed_box, seed_of, side_choices, thinking_box
+from ui.errors import said
+from ui.i18n import _, t, tr
+from ui.widgets import (bind, cancel_flag, follow, keep_choice, preset_choices, seed_box, seed_of, side_choices,
+                        thinking_box)
 
 INTRO = (
     "Ask the base model and your fine-tuned adapter the same thing, with the same sampling settings and seed: "
@@ -48,15 +51,16 @@ def win_rates(ctx: Context, run_name: str | None) -> str:
         return ""
     tallies = store.win_rates(load_run(ctx.workspace, run_name).path)
     if not tallies:
-        return "**Win rate (saved with the run):** no blind votes yet. Turn on blind mode, compare, and vote."
-    return "**Win rate (saved with the run):**  \n" + "  \n".join(t.summary(sides.label_of) for t in tallies)
+        return t("**Win rate (saved with the run):** no blind votes yet. Turn on blind mode, compare, and vote.")
+    return t("**Win rate (saved with the run):**  \n{rates}",
+             rates="  \n".join(tr(tally.summary(sides.label_of)) for tally in tallies))
 
 
 def saved_rows(ctx: Context, run_name: str | None) -> list[list[str]]:
     rows = []
     for r, vote in store.history(load_run(ctx.workspace, run_name).path) if run_name else []:
-        verdict = "" if not r["blind"] else "not voted" if not vote else (
-            "tie" if vote["winner"] is None else f"{sides.label_of(vote['winner'])} won")
+        verdict = "" if not r["blind"] else t("not voted") if not vote else (
+            t("tie") if vote["winner"] is None else t("{side} won", side=sides.label_of(vote["winner"])))
         rows.append([r["time"].replace("T", " ")[:16], r["messages"][-1]["content"][:120],
                      sides.label_of(r["sides"][0]), sides.label_of(r["sides"][1]), verdict])
     return rows
@@ -67,25 +71,26 @@ def probe_rows(ctx: Context, run_name: str | None) -> tuple[list[list[str]], str
         return [], ""
     step, rows = prompts.before_after(load_run(ctx.workspace, run_name))
     if not rows:
-        return [], "This run has no probe answers (it has no probe prompts, or has not started)."
-    after = f"after step {step}" if step else "not trained yet"
-    return [list(r) for r in rows], f"The probe prompts answered with {NO_RANDOMNESS}, before training (step 0) and {after}."
+        return [], t("This run has no probe answers (it has no probe prompts, or has not started).")
+    after = t("after step {step}", step=step) if step else t("not trained yet")
+    return [list(r) for r in rows], t("The probe prompts answered with {how}, before training (step 0) and {after}.",
+                                      how=t(NO_RANDOMNESS), after=after)
 
 
 def run_examples(ctx: Context, run_name: str | None) -> tuple[list[dict], str]:
     """The run's prompts (probes, then held-out rows) as plain dicts for the session, and a note on them."""
     if not run_name:
-        return [], NO_ADAPTER
+        return [], t(NO_ADAPTER)
     run = load_run(ctx.workspace, run_name)
     found = prompts.probes(run)
     note = ""
     try:
         held = prompts.held_out(run, ctx.workspace)
         if not held:
-            note = "The run held out no rows of its data set (its eval split is 0), so only its probe prompts are here."
+            note = t("The run held out no rows of its data set (its eval split is 0), so only its probe prompts are here.")
         found += held
     except ValueError as e:
-        note = f"The held-out rows cannot be read: {e}"
+        note = t("The held-out rows cannot be read: {problem}", problem=said(e))
     return [dataclasses.asdict(e) for e in found], note
 
 
@@ -95,7 +100,8 @@ def example_choices(examples: list[dict]) -> list[tuple[str, int]]:
     for i, e in enumerate(examples):
         counts[e["source"]] += 1
         text = e["messages"][-1]["content"]
-        choices.append((f"{e['source'].capitalize()} {counts[e['source']]}: {text[:80]}", i))
+        shown = "Probe {n}: {text}" if e["source"] == "probe" else "Held-out {n}: {text}"
+        choices.append((t(shown, n=counts[e["source"]], text=text[:80]), i))
     return choices
 
 
@@ -135,10 +141,13 @@ def pick_example(ctx: Context, index: int | None, found: list[dict]) -> tuple:
     context = e["messages"][:-1]
     lines = []
     if context:
-        lines.append(f"Asked after {len(context)} earlier message{'s' if len(context) != 1 else ''} of the row "
-                     "(a system prompt or earlier turns), which both sides see too.")
+        asked = ("Asked after {count} earlier message of the row (a system prompt or earlier turns), which both "
+                 "sides see too." if len(context) == 1 else
+                 "Asked after {count} earlier messages of the row (a system prompt or earlier turns), which both "
+                 "sides see too.")
+        lines.append(t(asked, count=len(context)))
     if e["reference"]:
-        lines.append(f"**The data set's reply:** {e['reference']}")
+        lines.append(t("**The data set's reply:** {reply}", reply=e["reference"]))
     return e["messages"][-1]["content"], "  \n".join(lines)
 
 
@@ -154,28 +163,31 @@ def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, p
     comparison = compare.prepare(ctx.manager, ctx.workspace, messages, left_spec, right_spec, sampling,
                                  preset_name, bool(is_blind), source, thinking=bool(think))
     first, second = comparison.shown
-    labels = ("Answer A", "Answer B") if comparison.blind else (first.label, second.label)
+    labels = (t("Answer A"), t("Answer B")) if comparison.blind else (first.label, second.label)
     cancel = cancel_flag(request)
     cancel.clear()
-    how = NO_RANDOMNESS if sampling.greedy else f"seed {sampling.seed}"
+    how = t(NO_RANDOMNESS) if sampling.greedy else t("seed {seed}", seed=sampling.seed)
     rates, rows = win_rates(ctx, name), saved_rows(ctx, name)
     for a, b, waiting in compare.stream(ctx.manager, comparison, cancel):
         yield (gr.Textbox(a, label=labels[0]), gr.Textbox(b, label=labels[1]), gr.Row(visible=False),
-               waiting or f"Answering both sides… ({preset_name}, {how})", None, rates, rows)
+               tr(waiting) if waiting else t("Answering both sides… ({preset}, {how})", preset=tr(preset_name), how=how),
+               None, rates, rows)
     # The last yield holds both answers in full: Gradio sends it whole when the event completes, so the page
     # ends with the saved answers even if a streamed piece was missed on the way (seen once with gr.skip()).
     answers = (gr.Textbox(comparison.reply(first), label=labels[0]),
                gr.Textbox(comparison.reply(second), label=labels[1]))
     if not comparison.finished:
-        yield (*answers, gr.Row(visible=False), "Stopped: this comparison was not saved.", None, rates, rows)
+        yield (*answers, gr.Row(visible=False), t("Stopped: this comparison was not saved."), None, rates, rows)
         return
     record = compare.save(ctx.workspace, comparison)
     if comparison.blind:
-        message = f"Both answers use {preset_name} with {how}. Which is better? Vote: the answers are revealed after."
+        message = t("Both answers use {preset} with {how}. Which is better? Vote: the answers are revealed after.",
+                    preset=tr(preset_name), how=how)
     else:
         message = "  \n".join(
-            [f"Same preset ({preset_name}) and {how} on both sides; saved with the run."]
-            + [f"**{s.label}:** {comparison.stats.get(s.spec, '')}" for s in comparison.shown])
+            [t("Same preset ({preset}) and {how} on both sides; saved with the run.", preset=tr(preset_name), how=how)]
+            + [t("**{side}:** {stats}", side=s.label, stats=tr(comparison.stats.get(s.spec, "")))
+               for s in comparison.shown])
     yield (*answers, gr.Row(visible=comparison.blind), message, record if comparison.blind else None,
            win_rates(ctx, name), saved_rows(ctx, name))
 
@@ -190,15 +202,16 @@ def vote(ctx: Context, choice: str, record: dict | None, mine: list[dict], name:
     """A blind vote: the reveal, this session's tally, and the run's saved win rate.
     Returns [result, votes, pending, my_votes, win_rate, saved, answer_a, answer_b]."""
     if not record:
-        raise gr.Error("There is no blind comparison waiting for a vote: compare with blind mode on first.")
+        raise gr.Error(t("There is no blind comparison waiting for a vote: compare with blind mode on first."))
     cast = store.vote(ctx.workspace, record, choice)
     mine = mine + [cast]
     a, b = (sides.label_of(s) for s in record["shown"])
-    verdict = "a tie" if choice == "tie" else f"**{sides.label_of(cast['winner'])}**"
-    yours = "  \n".join(t.summary(sides.label_of) for t in store.tally(mine))
-    message = f"A was **{a}**, B was **{b}**: you chose {verdict}.  \n**Your votes in this session:**  \n{yours}"
+    verdict = t("a tie") if choice == "tie" else f"**{sides.label_of(cast['winner'])}**"
+    yours = "  \n".join(tr(tally.summary(sides.label_of)) for tally in store.tally(mine))
+    message = t("A was **{a}**, B was **{b}**: you chose {verdict}.  \n**Your votes in this session:**  \n{yours}",
+                a=a, b=b, verdict=verdict, yours=yours)
     return (message, gr.Row(visible=False), None, mine, win_rates(ctx, name), saved_rows(ctx, name),
-            gr.Textbox(label=f"A: {a}"), gr.Textbox(label=f"B: {b}"))
+            gr.Textbox(label=t("A: {side}", side=a)), gr.Textbox(label=t("B: {side}", side=b)))
 
 
 @visitor_ok
@@ -211,43 +224,44 @@ def compare_api(ctx: Context, prompt: str, run: str, preset: str = "Precise", ma
 # ---- layout --------------------------------------------------------------------------------------
 
 def render(ctx: Context) -> None:
-    gr.Markdown(INTRO)
+    gr.Markdown(_(INTRO))
     with gr.Row():
-        run = gr.Dropdown([], value=None, label="Run", elem_id="compare-run",
-                          info="Runs with an adapter, newest first. Comparisons and blind votes are saved with this run.")
+        run = gr.Dropdown([], value=None, label=_("Run"), elem_id="compare-run",
+                          info=_("Runs with an adapter, newest first. Comparisons and blind votes are saved with this run."))
     with gr.Row():
-        left = gr.Dropdown([], value=None, label="Left: measured against", elem_id="compare-left-side")
-        right = gr.Dropdown([], value=None, label="Right: the fine-tune", elem_id="compare-right-side",
-                            info="A run's final adapter or a checkpoint; two runs must share the loaded base model.")
-    example = gr.Dropdown([], value=None, label="A prompt from the run (optional)", elem_id="compare-example",
-                          info="Its probe prompts, and held-out rows of its data set (never trained on).")
-    prompt = gr.Textbox(label="Prompt", lines=3, elem_id="compare-prompt", placeholder="Type a prompt, or pick one above")
+        left = gr.Dropdown([], value=None, label=_("Left: measured against"), elem_id="compare-left-side")
+        right = gr.Dropdown([], value=None, label=_("Right: the fine-tune"), elem_id="compare-right-side",
+                            info=_("A run's final adapter or a checkpoint; two runs must share the loaded base model."))
+    example = gr.Dropdown([], value=None, label=_("A prompt from the run (optional)"), elem_id="compare-example",
+                          info=_("Its probe prompts, and held-out rows of its data set (never trained on)."))
+    prompt = gr.Textbox(label=_("Prompt"), lines=3, elem_id="compare-prompt",
+                        placeholder=_("Type a prompt, or pick one above"))
     reference = gr.Markdown(elem_id="compare-reference")
     with gr.Row():
         presets = list(load_presets())
-        preset = gr.Dropdown(presets, value="Precise" if "Precise" in presets else presets[0], label="Sampling preset",
-                             elem_id="compare-preset", info="The same on both sides.")
-        max_new = gr.Slider(1, 1024, 256, step=1, label="Max new tokens", elem_id="compare-max-new")
-        seed = seed_box("Empty: one is drawn for each comparison and used on both sides.", "compare-seed")
-        blind = gr.Checkbox(False, label="Blind mode (A/B, then vote)", elem_id="compare-blind")
+        preset = gr.Dropdown(preset_choices(presets), value="Precise" if "Precise" in presets else presets[0],
+                             label=_("Sampling preset"), elem_id="compare-preset", info=_("The same on both sides."))
+        max_new = gr.Slider(1, 1024, 256, step=1, label=_("Max new tokens"), elem_id="compare-max-new")
+        seed = seed_box(_("Empty: one is drawn for each comparison and used on both sides."), "compare-seed")
+        blind = gr.Checkbox(False, label=_("Blind mode (A/B, then vote)"), elem_id="compare-blind")
         think = thinking_box("compare-thinking")
     with gr.Row():
-        go = gr.Button("Compare", variant="primary", elem_id="compare-go")
-        stop_button = gr.Button("Stop", elem_id="compare-stop")
+        go = gr.Button(_("Compare"), variant="primary", elem_id="compare-go")
+        stop_button = gr.Button(_("Stop"), elem_id="compare-stop")
     with gr.Row():
-        answer_a = gr.Textbox(label="Left", lines=10, interactive=False, elem_id="compare-a")
-        answer_b = gr.Textbox(label="Right", lines=10, interactive=False, elem_id="compare-b")
+        answer_a = gr.Textbox(label=_("Left"), lines=10, interactive=False, elem_id="compare-a")
+        answer_b = gr.Textbox(label=_("Right"), lines=10, interactive=False, elem_id="compare-b")
     with gr.Row(visible=False) as votes:
-        vote_a = gr.Button("A is better", elem_id="vote-a")
-        vote_tie = gr.Button("Tie", elem_id="vote-tie")
-        vote_b = gr.Button("B is better", elem_id="vote-b")
+        vote_a = gr.Button(_("A is better"), elem_id="vote-a")
+        vote_tie = gr.Button(_("Tie"), elem_id="vote-tie")
+        vote_b = gr.Button(_("B is better"), elem_id="vote-b")
     result = gr.Markdown(elem_id="compare-result")
     win_rate = gr.Markdown(elem_id="compare-winrate")
-    with gr.Accordion("Before and after training: the probe prompts", open=True):
+    with gr.Accordion(_("Before and after training: the probe prompts"), open=True):
         probe_note = gr.Markdown()
         probe_table = gr.Dataframe(headers=["Prompt", "Before training", "After training"], wrap=True,
                                    column_widths=["20%", "40%", "40%"], interactive=False, elem_id="compare-probes")
-    with gr.Accordion("Saved comparisons of this run", open=False):
+    with gr.Accordion(_("Saved comparisons of this run"), open=False):
         saved = gr.Dataframe(headers=SAVED_HEADERS, wrap=True, interactive=False, elem_id="compare-saved",
                              column_widths=["12%", "34%", "20%", "20%", "14%"])
     examples = gr.State([])  # this session's list of the run's prompts

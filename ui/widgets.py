@@ -13,7 +13,7 @@ from engine.compare import sides
 from engine.chat.sampling import SamplingError
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.i18n import _
+from ui.i18n import _, t
 from ui.errors import friendly
 
 # One cancel flag per browser session, so Stop ends that session's answer and no other.
@@ -30,12 +30,17 @@ def bind(fn, ctx: Context, *args):
     return friendly(bound)
 
 
-TEMPLATE_LABELS = {"model": "The model's own", "chatml": "ChatML", "alpaca": "Alpaca"}
+TEMPLATE_LABELS = {"model": _("The model's own"), "chatml": "ChatML", "alpaca": "Alpaca"}
 
 
 def template_choices(names) -> list[tuple[str, str]]:
     """(label, name) for chat-template choices (engine.train.config.TEMPLATE_CHOICES or engine.chat.templates.FALLBACKS)."""
     return [(TEMPLATE_LABELS[n], n) for n in names]
+
+
+def preset_choices(presets) -> list[tuple]:
+    """Sampling presets for a dropdown: the name stays the value, its label is translated."""
+    return [(_(name), name) for name in presets]
 
 
 def cancel_flag(request: gr.Request) -> threading.Event:
@@ -63,9 +68,9 @@ def keep_choice(choices: list, current, fallback=None) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=value)
 
 
-def seed_box(info: str, elem_id: str | None = None) -> gr.Textbox:
-    """A seed field that can be empty (a gr.Number always sends a number)."""
-    return gr.Textbox("", label="Seed", placeholder="empty: a new one each time", info=info, elem_id=elem_id)
+def seed_box(info, elem_id: str | None = None) -> gr.Textbox:
+    """A seed field that can be empty (a gr.Number always sends a number); `info`: an `_()` text."""
+    return gr.Textbox("", label=_("Seed"), placeholder=_("empty: a new one each time"), info=info, elem_id=elem_id)
 
 
 def seed_of(text) -> int | None:
@@ -73,7 +78,7 @@ def seed_of(text) -> int | None:
     if not text:
         return None
     if not text.isdigit():
-        raise SamplingError(f"The seed must be a whole number of 0 or more, or empty (got '{text}').")
+        raise SamplingError(t("The seed must be a whole number of 0 or more, or empty (got '{text}').", text=text))
     return int(text)
 
 
