@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {"_", "t", "msg"}
 # The ui modules already carried over to `_()`/`t()`; the scan below holds each of them to it.
 TRANSLATED_UI = ["__init__.py", "access.py", "errors.py", "model_tab.py", "context.py", "i18n.py",
-                 "export_tab.py", "dataset_tab.py", "train_tab.py",
+                 "export_tab.py",
+                 "dataset_tab.py",
+                 "train_tab.py",
+                 "train_view.py",
+                 "train_preference.py",
                  ]
 # Component arguments a person reads, and components whose first argument is shown.
 SHOWN_KWARGS = {"label", "info", "placeholder", "desc"}
