@@ -99,7 +99,7 @@ def save(ctx: Context, file, found, name, overwrite, template, fallback, progres
     try:
         target, done = import_file(ctx.workspace, name, file, options, template=template, fallback=fallback,
                                    overwrite=bool(overwrite),
-                                   progress=lambda d, t: progress(d / max(t, 1), desc=t("Saving")))
+                                   progress=lambda d, total: progress(d / max(total, 1), desc=t("Saving")))
     except DataError as e:
         return t("**Not saved.** {reason}", reason=view.literal(said(e)))
     return t("Saved **{rows}** rows as **{name}** (`{path}`). Choose it on the Train tab.",

@@ -84,7 +84,7 @@ def _format_choices(ctx: Context, run: str | None, ticked: list[str]) -> tuple[d
     blocked = unavailable(ctx.hardware, [r["format"] for r in _finished(ctx, run)])
     reasons = "  \n".join(f"**{tr(FORMATS[name].label)}**: {tr(reason)}" for name, reason in blocked.items())
     return ({"choices": [(tr(f.label), f.name) for f in FORMATS.values() if f.name not in blocked],
-             "value": [t for t in ticked or [] if t in FORMATS and t not in blocked]},
+             "value": [name for name in ticked or [] if name in FORMATS and name not in blocked]},
             {"choices": [(tr(FORMATS[n].label), n) for n in blocked], "value": [], "info": reasons, "visible": bool(blocked)})
 
 
