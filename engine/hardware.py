@@ -80,5 +80,5 @@ def detect() -> Hardware:
     if torch.backends.mps.is_available():
         return Hardware("mps", "Apple GPU (MPS)", True, host_memory().total, "transformers", False)
     cpu = platform.processor() or platform.machine()
-    name = f"CPU {cpu}, {os.cpu_count()} cores"
+    name = msg("CPU {cpu}, {cores} cores", cpu=cpu, cores=os.cpu_count())
     return Hardware("cpu", name, False, host_memory().total, "transformers", False)

@@ -39,7 +39,7 @@ def test_the_lists_follow_the_workspace_and_keep_the_choice(ctx, tiny_model_path
     run, left, right, found, example, reference, table, note, *_ = compare_tab.refresh(ctx, None, None, None, None)
     assert run.value == "first" and (left.value, right.value) == (sides.BASE, "first")
     assert "No run has an adapter" not in reference and [e["messages"][-1]["content"] for e in found] == ["Who are you?"]
-    assert table == [["Who are you?", "I am a model.", "Arr, I be a pirate."]] and "after step 2" in note
+    assert table.values.tolist() == [["Who are you?", "I am a model.", "Arr, I be a pirate."]] and "after step 2" in note
     assert "greed" not in note and "most likely next word" in note
 
     # A newer run appears in the lists; the person's choices stay.
@@ -91,7 +91,7 @@ def test_a_blind_vote_reveals_the_sides_and_counts(ctx, tiny_model_path):
     winner = sides.label_of(pending["shown"][0])
     assert f"you chose **{winner}**" in result and pending_after is None and len(mine) == 1
     assert "win rate 100% of 1 vote" in rates if pending["shown"][0] == "blind" else "win rate 0% of 1 vote" in rates
-    assert saved[0][-1] == f"{winner} won" and a.label.startswith("A: ")
+    assert saved.iloc[0, -1] == f"{winner} won" and a.label.startswith("A: ")
 
 
 def test_the_api_function_compares_a_run_with_the_base(ctx, tiny_model_path):

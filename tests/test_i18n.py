@@ -20,6 +20,11 @@ TRANSLATED_UI = ["__init__.py", "access.py", "errors.py", "model_tab.py", "conte
                  "compare_tab.py",
                  "widgets.py",
                  "dataset_view.py",
+                 "export_tab.py",
+                 "dataset_tab.py",
+                 "train_tab.py",
+                 "train_view.py",
+                 "train_preference.py",
                  ]
 # Component arguments a person reads, and components whose first argument is shown.
 SHOWN_KWARGS = {"label", "info", "placeholder", "desc"}

@@ -6,6 +6,7 @@ answers, keeping what the person typed."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -17,10 +18,20 @@ TABS = {"start": ("Start here", "从这里开始"), "model": ("Model", "模型")
 # Names that stay as they are in a Chinese page.
 NAMES = {"LoRA", "Workbench", "QLoRA", "GGUF", "Ollama", "Hugging", "Face", "Hub", "id", "owner", "name", "config",
          "json", "unsloth", "Qwen3", "8B", "bf16", "GiB", "cpu", "cuda", "transformers", "peft", "token", "CPU",
-         "English", "bit", "API", "Gradio", "NVIDIA", "GPU", "bitsandbytes", "pip", "install", "default", "offline"}
-# The parts already carried over to the table (the other tabs, and the engine's summaries in #status,
-# follow as their strings are marked).
-TRANSLATED = ["#tabs [role=tablist]", "#model-choice", "#model-4bit", "#model-load", "#model-unload"]
+         "English", "bit", "API", "Gradio", "NVIDIA", "GPU", "bitsandbytes", "pip", "install", "default", "offline",
+         "Instruct", "DPO", "KTO", "ORPO", "SillyTavern", "OpenAI", "Modelfile", "zip"}
+# Each tab's parts that hold no English in a Chinese page (the data's own text aside). Still English: the
+# engine's longer reports (plans, exports, data checks) where their strings are not in the table yet.
+TRANSLATED = {
+    "model": ["#tabs [role=tablist]", "#status", "#model-choice", "#model-4bit", "#model-load", "#model-unload"],
+    "chat": ["#chat-character", "#chat-system", "#chat-send", "#chat-stop", "#chat-clear", "#sampling"],
+    "dataset": ["#data-file", "#data-format", "#data-name", "#data-save", "#data-saved-list"],
+    "train": ["#train-model", "#train-dataset", "#train-preset", "#train-plan", "#train-start", "#train-run",
+              "#train-stop", "#train-resume", "#train-probes", "#train-runs", "#train-delete"],
+    "compare": ["#compare-run", "#compare-left-side", "#compare-prompt", "#compare-go", "#compare-blind",
+                "#compare-probes"],
+    "export": ["#export-run", "#export-formats", "#export-go"],
+}
 
 
 def _english_words(text: str) -> set[str]:
@@ -40,11 +51,13 @@ def test_every_tab_in_the_browsers_language(app_server, browser, locale, index):
         page.get_by_role("tab", name=titles[index], exact=True).click()
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"i18n-{locale}-{tab}.png"), full_page=True)
-    if index:
-        page.get_by_role("tab", name="模型", exact=True).click()
-        for part in TRANSLATED:
-            text = page.locator(part).first.inner_text()
-            assert not _english_words(text), f"English in the Chinese page at {part}: {_english_words(text)}"
+        for part in TRANSLATED.get(tab, []) if index else []:
+            english = _english_words(page.locator(part).first.inner_text())
+            deadline = time.time() + 15  # the tab's lists redraw as it is shown; gradio's "processing" meanwhile
+            while english and time.time() < deadline:
+                page.wait_for_timeout(500)
+                english = _english_words(page.locator(part).first.inner_text())
+            assert not english, f"English in the Chinese page at {part}: {english}"
     page.close()
 
 

@@ -301,7 +301,7 @@ def render(ctx: Context) -> None:
         cut = gr.Markdown(visible=False, elem_id="chat-cut")
         more = gr.Button(_("Continue"), visible=False, scale=0, min_width=120, elem_id="chat-continue")
     with gr.Row():
-        message = gr.Textbox(placeholder=_("Type a message and press Enter"), show_label=False, scale=5, elem_id="chat-input")
+        message = gr.Textbox(placeholder=_("Type a message and press Enter"), label=_("Message"), show_label=False, scale=5, elem_id="chat-input")
         send = gr.Button(_("Send"), variant="primary", scale=1, elem_id="chat-send")
     with gr.Row():
         stop_button = gr.Button(_("Stop"), elem_id="chat-stop")

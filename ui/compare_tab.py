@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import gradio as gr
+import pandas as pd
 
 from engine import compare
 from engine.compare import prompts, sides, store
@@ -28,6 +29,7 @@ INTRO = (
     "rate is saved with the run."
 )
 SAVED_HEADERS = ["Time", "Prompt", "Left", "Right", "Blind vote"]
+PROBE_HEADERS = ["Prompt", "Before training", "After training"]
 NO_ADAPTER = ("No run has an adapter yet: train one on the Train tab (it saves one at each checkpoint); it appears "
               "here by itself.")
 NO_RANDOMNESS = "no randomness (the most likely next word each time)"
@@ -56,24 +58,25 @@ def win_rates(ctx: Context, run_name: str | None) -> str:
              rates="  \n".join(tr(tally.summary(sides.label_of)) for tally in tallies))
 
 
-def saved_rows(ctx: Context, run_name: str | None) -> list[list[str]]:
+def saved_rows(ctx: Context, run_name: str | None) -> pd.DataFrame:
     rows = []
     for r, vote in store.history(load_run(ctx.workspace, run_name).path) if run_name else []:
         verdict = "" if not r["blind"] else t("not voted") if not vote else (
             t("tie") if vote["winner"] is None else t("{side} won", side=sides.label_of(vote["winner"])))
         rows.append([r["time"].replace("T", " ")[:16], r["messages"][-1]["content"][:120],
-                     sides.label_of(r["sides"][0]), sides.label_of(r["sides"][1]), verdict])
-    return rows
+                     tr(sides.label_of(r["sides"][0])), tr(sides.label_of(r["sides"][1])), verdict])
+    return pd.DataFrame(rows, columns=[t(h) for h in SAVED_HEADERS])
 
 
-def probe_rows(ctx: Context, run_name: str | None) -> tuple[list[list[str]], str]:
+def probe_rows(ctx: Context, run_name: str | None) -> tuple[pd.DataFrame, str]:
+    step, rows = prompts.before_after(load_run(ctx.workspace, run_name)) if run_name else (0, [])
+    frame = pd.DataFrame([list(r) for r in rows], columns=[t(h) for h in PROBE_HEADERS])
     if not run_name:
-        return [], ""
-    step, rows = prompts.before_after(load_run(ctx.workspace, run_name))
+        return frame, ""
     if not rows:
-        return [], t("This run has no probe answers (it has no probe prompts, or has not started).")
+        return frame, t("This run has no probe answers (it has no probe prompts, or has not started).")
     after = t("after step {step}", step=step) if step else t("not trained yet")
-    return [list(r) for r in rows], t("The probe prompts answered with {how}, before training (step 0) and {after}.",
+    return frame, t("The probe prompts answered with {how}, before training (step 0) and {after}.",
                                       how=t(NO_RANDOMNESS), after=after)
 
 
@@ -259,7 +262,7 @@ def render(ctx: Context) -> None:
     win_rate = gr.Markdown(elem_id="compare-winrate")
     with gr.Accordion(_("Before and after training: the probe prompts"), open=True):
         probe_note = gr.Markdown()
-        probe_table = gr.Dataframe(headers=["Prompt", "Before training", "After training"], wrap=True,
+        probe_table = gr.Dataframe(headers=PROBE_HEADERS, wrap=True,
                                    column_widths=["20%", "40%", "40%"], interactive=False, elem_id="compare-probes")
     with gr.Accordion(_("Saved comparisons of this run"), open=False):
         saved = gr.Dataframe(headers=SAVED_HEADERS, wrap=True, interactive=False, elem_id="compare-saved",

@@ -20,7 +20,10 @@ from engine.chat.models import resolve_model
 from engine.chat.templates import FALLBACKS
 from engine.train.config import TEMPLATE_CHOICES
 from ui import dataset_view as view
+from engine.i18n import tr
 from ui.context import Context
+from ui.errors import said
+from ui.i18n import _, t
 from ui.widgets import bind, follow, template_choices
 
 AUTO = "auto (detected)"
@@ -40,16 +43,16 @@ def analyse(ctx: Context, file, chosen, system, min_chars, require_system, keep_
     """Detect, convert and check `file`: the detection, the report, the column dropdowns, the inspection,
     a name for it, the Save button with the reason it is off, and the preview back at the first example."""
     if not file:
-        return ("Upload a file to begin.", "", *_hidden(), None, gr.update(), *save_state(file, None), 1)
+        return (t("Upload a file to begin."), "", *_hidden(), None, gr.update(), *save_state(file, None), 1)
     try:
         detection = peek(file)
     except DataError as e:
-        return ("", f"**This file can't be used.** {e}", *_hidden(), None, gr.update(), *save_state(file, None), 1)
+        return ("", t("**This file can't be used.** {problem}", problem=said(e)), *_hidden(), None, gr.update(), *save_state(file, None), 1)
     shown = chosen if chosen != AUTO else detection.format
     fields = RECORD_FORMATS[shown].fields if shown else {}
     mapping = dict(zip(FIELDS, mapped)) if use_mapping else detection.mappings.get(shown, {})
     dropdowns = [gr.update(visible=field in fields, choices=["", *detection.columns], value=mapping.get(field, ""),
-                           label=f"{field}: {fields.get(field, '')}") for field in FIELDS]
+                           label=t("{field}: {meaning}", field=field, meaning=tr(fields.get(field, "")))) for field in FIELDS]
     options = Options(None if chosen == AUTO else chosen,
                       {f: mapping.get(f) or "" for f in fields} if use_mapping else {},
                       system or "", Rules(int(min_chars or 0), bool(require_system)),
@@ -57,10 +60,10 @@ def analyse(ctx: Context, file, chosen, system, min_chars, require_system, keep_
                       keep_duplicates=bool(keep_duplicates), all_branches=bool(all_branches))
     try:
         found = inspect(file, options, keep_rows=SAMPLE_ROWS, samples=SAMPLE_ROWS,
-                        progress=lambda done, total: progress(done / max(total, 1), desc="Reading"))
+                        progress=lambda done, total: progress(done / max(total, 1), desc=t("Reading")))
     except DataError as e:
         described = view.detection_text(detection, shown, chosen != AUTO)
-        return (described, f"**Not ready yet.** {e}", *dropdowns, None, gr.update(), *save_state(file, None), 1)
+        return (described, t("**Not ready yet.** {problem}", problem=said(e)), *dropdowns, None, gr.update(), *save_state(file, None), 1)
     described = view.detection_text(detection, shown, chosen != AUTO, found.source)
     return (described, view.report_text(found), *dropdowns, found, Path(file).stem.replace(" ", "-")[:64],
             *save_state(file, found), 1)
@@ -69,13 +72,13 @@ def analyse(ctx: Context, file, chosen, system, min_chars, require_system, keep_
 def why_not_save(file, found) -> str | None:
     """Why `found` cannot be saved from `file`, or None when it can."""
     if not file:
-        return NO_FILE
+        return t(NO_FILE)
     if found is None:
-        return "Nothing to save: this file can't be used as it is (the report above says why)."
+        return t("Nothing to save: this file can't be used as it is (the report above says why).")
     if Path(found.source.path).resolve() != Path(file).resolve():
-        return "The report is still being made for the new file; Save when it is shown."
+        return t("The report is still being made for the new file; Save when it is shown.")
     if not found.report.rows_kept:
-        return "Nothing to save: no example of this file can be trained on (the report above says why)."
+        return t("Nothing to save: no example of this file can be trained on (the report above says why).")
     return None
 
 
@@ -89,18 +92,18 @@ def save(ctx: Context, file, found, name, overwrite, template, fallback, progres
     """Save the file as a data set; the outcome, or why nothing was saved, as the line beside Save."""
     reason = why_not_save(file, found)
     if reason:
-        return f"**Not saved.** {reason}"
+        return t("**Not saved.** {reason}", reason=reason)
     fields = RECORD_FORMATS[found.format].fields
     options = dataclasses.replace(found.options, format=found.format,
                                   mapping={f: found.mapping.get(f, "") for f in fields})
     try:
         target, done = import_file(ctx.workspace, name, file, options, template=template, fallback=fallback,
                                    overwrite=bool(overwrite),
-                                   progress=lambda d, t: progress(d / max(t, 1), desc="Saving"))
+                                   progress=lambda d, total: progress(d / max(total, 1), desc=t("Saving")))
     except DataError as e:
-        return f"**Not saved.** {view.literal(str(e))}"
-    return (f"Saved **{done.report.rows_kept}** rows as **{target.name}** (`{target}`). "
-            "Choose it on the Train tab.")
+        return t("**Not saved.** {reason}", reason=view.literal(said(e)))
+    return t("Saved **{rows}** rows as **{name}** (`{path}`). Choose it on the Train tab.",
+             rows=done.report.rows_kept, name=target.name, path=str(target))
 
 
 def saved_list(ctx: Context):
@@ -142,7 +145,7 @@ def show_stats(ctx: Context, found, model, template, fallback, max_len, progress
     """The token-length histogram, the statistics, and the fallback choice for a model without a template."""
     if found is None or not found.rows:
         return gr.BarPlot(None, visible=False), "", gr.update(visible=False)
-    progress(0, desc="Counting tokens")
+    progress(0, desc=t("Counting tokens"))
     try:
         path = str(resolve_model(model, ctx.workspace))
         tokenizer = shared_tokenizer(path, template, fallback)
@@ -168,79 +171,79 @@ def choose_example(choice) -> tuple:
 # ---- the tab -------------------------------------------------------------------------------------
 
 def render(ctx: Context) -> None:
-    gr.Markdown(
+    gr.Markdown(_(
         "Bring the examples the model should learn from: JSON, JSONL, CSV/TSV, Parquet, plain text, or a character "
         "card (JSON or PNG). The shape is detected; everything becomes conversations, and the preview shows the "
         "exact text training sees, with the tokens the model learns to write **highlighted**."
-    )
+    ))
     path = gr.State(None)
     found = gr.State(None)  # the Inspection shown
     with gr.Row():
         with gr.Column(scale=2):
-            upload = gr.File(label="Data file (drag and drop)", file_types=FILE_TYPES, type="filepath", elem_id="data-file")
-            example = gr.Dropdown(list(EXAMPLE_FILES), value=None, label="…or try an example", elem_id="data-example")
+            upload = gr.File(label=_("Data file (drag and drop)"), file_types=FILE_TYPES, type="filepath", elem_id="data-file")
+            example = gr.Dropdown(list(EXAMPLE_FILES), value=None, label=_("…or try an example"), elem_id="data-example")
         with gr.Column(scale=3):
-            detected = gr.Markdown("Upload a file to begin.", elem_id="data-detected")
-    with gr.Accordion("Format, columns and rules", open=True):
+            detected = gr.Markdown(_("Upload a file to begin."), elem_id="data-detected")
+    with gr.Accordion(_("Format, columns and rules"), open=True):
         with gr.Row():
-            fmt = gr.Dropdown([AUTO, *RECORD_FORMATS], value=AUTO, label="Format", elem_id="data-format",
-                              info="Leave on auto, or choose the shape of your records.")
-            system = gr.Textbox(label="System prompt", placeholder="Added to every conversation that has none",
-                                info="e.g. You are Captain Bess, a pirate who ends every reply with 'Arr, matey!'")
+            fmt = gr.Dropdown([AUTO, *RECORD_FORMATS], value=AUTO, label=_("Format"), elem_id="data-format",
+                              info=_("Leave on auto, or choose the shape of your records."))
+            system = gr.Textbox(label=_("System prompt"), placeholder=_("Added to every conversation that has none"),
+                                info=_("e.g. You are Captain Bess, a pirate who ends every reply with 'Arr, matey!'"))
         with gr.Row():
             columns = [gr.Dropdown([], label=field, visible=False, allow_custom_value=False, elem_id=f"map-{field}")
                        for field in FIELDS]
         with gr.Row():
-            min_chars = gr.Number(Rules.min_chars, precision=0, minimum=0, label="Minimum length (characters)",
-                                  info="Shorter conversations are dropped.")
-            require_system = gr.Checkbox(False, label="Require a system turn", info="Drop conversations without one.")
-            apply = gr.Button("Apply", elem_id="data-apply")
+            min_chars = gr.Number(Rules.min_chars, precision=0, minimum=0, label=_("Minimum length (characters)"),
+                                  info=_("Shorter conversations are dropped."))
+            require_system = gr.Checkbox(False, label=_("Require a system turn"), info=_("Drop conversations without one."))
+            apply = gr.Button(_("Apply"), elem_id="data-apply")
         with gr.Row():
-            keep_duplicates = gr.Checkbox(False, label="Keep exact duplicates",
-                                          info="Off: a conversation seen before is dropped (the first copy stays).")
-            text_only = gr.Checkbox(False, label="Use the text-only rows",
-                                    info="For a file with images: this app trains text models.")
-            all_branches = gr.Checkbox(False, label="Every branch of a message tree",
-                                       info="Off: only the top-ranked reply path of each tree.")
-            card_user = gr.Textbox("User", label="Your name in a card's dialogues",
-                                   info="What {{user}} becomes in a character card's example dialogues.")
+            keep_duplicates = gr.Checkbox(False, label=_("Keep exact duplicates"),
+                                          info=_("Off: a conversation seen before is dropped (the first copy stays)."))
+            text_only = gr.Checkbox(False, label=_("Use the text-only rows"),
+                                    info=_("For a file with images: this app trains text models."))
+            all_branches = gr.Checkbox(False, label=_("Every branch of a message tree"),
+                                       info=_("Off: only the top-ranked reply path of each tree."))
+            card_user = gr.Textbox("User", label=_("Your name in a card's dialogues"),
+                                   info=_("What {{user}} becomes in a character card's example dialogues."))
     report = gr.Markdown(elem_id="data-report")
 
-    gr.Markdown("### Preview: what training sees")
+    gr.Markdown(_("### Preview: what training sees"))
     with gr.Row():
-        model = gr.Textbox(_model_spec(ctx), label="Render for model", info="'default', a folder, or a Hub id")
-        template = gr.Radio(template_choices(TEMPLATE_CHOICES), value="model", label="Chat template")
+        model = gr.Textbox(_model_spec(ctx), label=_("Render for model"), info=_("'default', a folder, or a Hub id"))
+        template = gr.Radio(template_choices(TEMPLATE_CHOICES), value="model", label=_("Chat template"))
         fallback = gr.Radio(template_choices(FALLBACKS), value="chatml", visible=False,
-                            label="This model has no chat template: render with")
-        max_len = gr.Number(2048, precision=0, minimum=16, label="Max sequence length",
-                            info="Longer examples are cut here during training.")
+                            label=_("This model has no chat template: render with"))
+        max_len = gr.Number(2048, precision=0, minimum=16, label=_("Max sequence length"),
+                            info=_("Longer examples are cut here during training."))
     with gr.Column(visible=False) as examples:  # shown once a file has examples
         page = gr.Dataframe(None, interactive=False, max_height=420, column_widths=["10%", "10%", "10%", "70%"],
-                            label="Examples", elem_id="data-examples")
+                            label=_("Examples"), elem_id="data-examples")
         with gr.Row():
-            earlier = gr.Button("◀ Previous page", size="sm", elem_id="data-earlier")
+            earlier = gr.Button(_("◀ Previous page"), size="sm", elem_id="data-earlier")
             caption = gr.Markdown(elem_id="data-page")
-            later = gr.Button("Next page ▶", size="sm", elem_id="data-later")
+            later = gr.Button(_("Next page ▶"), size="sm", elem_id="data-later")
         with gr.Row():
             with gr.Column(scale=3):
-                which = gr.Slider(1, 5, 1, step=1, label="Example", elem_id="data-which")
+                which = gr.Slider(1, 5, 1, step=1, label=_("Example"), elem_id="data-which")
                 rendered = gr.HTML(elem_id="data-rendered")
             with gr.Column(scale=2):
-                raw = gr.JSON(label="The record in your file")
+                raw = gr.JSON(label=_("The record in your file"))
     with gr.Row():
         histogram = gr.BarPlot(None, x="tokens", y="examples", title="Tokens per example", x_title="tokens",
                                y_title="examples", y_lim=[0, None], x_label_angle=-45, height=300, visible=False,
                                elem_id="data-histogram")
         stats = gr.Markdown(elem_id="data-stats")
 
-    gr.Markdown("### Save")
+    gr.Markdown(_("### Save"))
     with gr.Row():
-        name = gr.Textbox(label="Name", placeholder="e.g. pirate-v1", elem_id="data-name")
-        overwrite = gr.Checkbox(False, label="Replace a data set of this name")
+        name = gr.Textbox(label=_("Name"), placeholder=_("e.g. pirate-v1"), elem_id="data-name")
+        overwrite = gr.Checkbox(False, label=_("Replace a data set of this name"))
         with gr.Column():
-            save_button = gr.Button("Save", variant="primary", interactive=False, elem_id="data-save")
-            save_note = gr.Markdown(NO_FILE, elem_id="data-saved")
-    saved = gr.Dataframe(view.saved_frame(ctx.workspace), label="Saved data sets", interactive=False,
+            save_button = gr.Button(_("Save"), variant="primary", interactive=False, elem_id="data-save")
+            save_note = gr.Markdown(_(NO_FILE), elem_id="data-saved")
+    saved = gr.Dataframe(view.saved_frame(ctx.workspace), label=_("Saved data sets"), interactive=False,
                          elem_id="data-saved-list")
     follow(ctx, bind(saved_list, ctx), None, saved)
 
@@ -290,4 +293,4 @@ def _tokenizer(ctx: Context, model: str, template: str, fallback: str):
 
 
 def _hidden() -> list:
-    return [gr.update(visible=False) for _ in FIELDS]
+    return [gr.update(visible=False) for _field in FIELDS]

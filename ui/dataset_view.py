@@ -135,4 +135,4 @@ def stats_text(s) -> str:
 
 def saved_frame(workspace) -> pd.DataFrame:
     """The table of the data sets saved in the workspace."""
-    return pd.DataFrame([saved.row() for saved in list_datasets(workspace)], columns=SAVED_COLUMNS)
+    return pd.DataFrame([saved.row() for saved in list_datasets(workspace)], columns=SAVED_COLUMNS).rename(columns=t)

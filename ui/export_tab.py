@@ -17,6 +17,9 @@ from engine.export.readiness import unavailable, why_not
 from engine.export.source import exportable_runs, open_source
 from ui.access import visitor_ok
 from ui.context import Context
+from engine.i18n import tr
+from ui.errors import said
+from ui.i18n import _, t
 from ui.widgets import bind, follow, keep_choice
 
 def _serve(ctx: Context, paths: list[Path]) -> list[str]:
@@ -32,9 +35,10 @@ def _serve(ctx: Context, paths: list[Path]) -> list[str]:
 def _formats_help() -> str:
     def rule(f):
         if f.floor:
-            return f" Verified when it picks the in-app model's next token at least {f.floor:.0%} of the time."
-        return "" if f.name == "modelfile" else " Verified when its answers are identical to the in-app model's."
-    return "\n".join(f"- **{f.label}** (`{f.name}`): {f.help}{rule(f)}" for f in FORMATS.values())
+            return " " + t("Verified when it picks the in-app model's next token at least {floor} of the time.",
+                           floor=f"{f.floor:.0%}")
+        return "" if f.name == "modelfile" else " " + t("Verified when its answers are identical to the in-app model's.")
+    return "\n".join(f"- **{tr(f.label)}** (`{f.name}`): {tr(f.help)}{rule(f)}" for f in FORMATS.values())
 
 
 def _size(folder: Path) -> str:
@@ -44,29 +48,30 @@ def _size(folder: Path) -> str:
 
 def _answers(r: dict) -> str:
     if r["identical"]:
-        return "identical"
+        return t("identical")
     if r["first_difference"] is None:
         return "—"
-    same = f"the same for the first {r['first_difference']} tokens"
-    return same + (", then a difference its format allows" if r["passed"] else ", then different")
+    if r["passed"]:
+        return t("the same for the first {count} tokens, then a difference its format allows", count=r["first_difference"])
+    return t("the same for the first {count} tokens, then different", count=r["first_difference"])
 
 
 def _exports_table(ctx: Context, run: str | None) -> str:
     rows = list_exports(ctx.workspace, run) if run else []
     if not rows:
-        return "No exports of this run yet." if run else "No run chosen."
-    lines = ["| format | verification | answers | picks the same next token | size |", "| --- | --- | --- | --- | --- |"]
+        return t("No exports of this run yet.") if run else t("No run chosen.")
+    lines = [t("| format | verification | answers | picks the same next token | size |"), "| --- | --- | --- | --- | --- |"]
     for r in rows:
         floor = FORMATS[r["format"]].floor if r["format"] in FORMATS else None
         agreement = "—" if r["argmax_agreement"] is None else f"{r['argmax_agreement']:.1%}" + (
-            f" ({floor:.0%} needed)" if floor else "")
-        lines.append(f"| {r['format']} | {'passed' if r['passed'] else '**FAILED**'} | {_answers(r)} | {agreement} | "
-                     f"{_size(Path(r['path']))} |")
+            " " + t("({floor} needed)", floor=f"{floor:.0%}") if floor else "")
+        verdict = t("passed") if r["passed"] else t("**FAILED**")
+        lines.append(f"| {r['format']} | {verdict} | {_answers(r)} | {agreement} | {_size(Path(r['path']))} |")
     return "\n".join(lines)
 
 
 def _label(fmt: str) -> str:
-    return FORMATS[fmt].label if fmt in FORMATS else fmt
+    return tr(FORMATS[fmt].label) if fmt in FORMATS else fmt
 
 
 def _finished(ctx: Context, run: str | None) -> list[dict]:
@@ -77,10 +82,10 @@ def _format_choices(ctx: Context, run: str | None, ticked: list[str]) -> tuple[d
     """The formats this machine can export for the run, and beside them the others, greyed out, with why:
     keyword arguments for the two CheckboxGroups."""
     blocked = unavailable(ctx.hardware, [r["format"] for r in _finished(ctx, run)])
-    reasons = "  \n".join(f"**{FORMATS[name].label}**: {reason}" for name, reason in blocked.items())
-    return ({"choices": [(f.label, f.name) for f in FORMATS.values() if f.name not in blocked],
-             "value": [t for t in ticked or [] if t in FORMATS and t not in blocked]},
-            {"choices": [(FORMATS[n].label, n) for n in blocked], "value": [], "info": reasons, "visible": bool(blocked)})
+    reasons = "  \n".join(f"**{tr(FORMATS[name].label)}**: {tr(reason)}" for name, reason in blocked.items())
+    return ({"choices": [(tr(f.label), f.name) for f in FORMATS.values() if f.name not in blocked],
+             "value": [name for name in ticked or [] if name in FORMATS and name not in blocked]},
+            {"choices": [(tr(FORMATS[n].label), n) for n in blocked], "value": [], "info": reasons, "visible": bool(blocked)})
 
 
 def _format_boxes(ctx: Context, run: str | None, ticked: list[str]) -> tuple[gr.CheckboxGroup, gr.CheckboxGroup]:
@@ -91,7 +96,7 @@ def _format_boxes(ctx: Context, run: str | None, ticked: list[str]) -> tuple[gr.
 def _download_choice(ctx: Context, run: str | None, current: str | None) -> gr.Dropdown:
     rows = sorted(_finished(ctx, run), key=lambda r: (Path(r["path"]) / "verification.json").stat().st_mtime,
                   reverse=True)
-    choices = [(f"{FORMATS[r['format']].label} ({_size(Path(r['path']))})", r["format"]) for r in rows
+    choices = [(f"{tr(FORMATS[r['format']].label)} ({_size(Path(r['path']))})", r["format"]) for r in rows
                if r["format"] in FORMATS]
     return keep_choice(choices, current)
 
@@ -124,14 +129,15 @@ def do_export(ctx: Context, run: str | None, formats: list[str], preset: str, sy
     exports already on screen stay."""
     keep = (gr.skip(),) * 8
     if not run:
-        return "Choose a run first: runs appear here once training has saved an adapter.", *keep
+        return t("Choose a run first: runs appear here once training has saved an adapter."), *keep
     if not formats:
-        return "Tick at least one format.", *keep
+        return t("Tick at least one format."), *keep
     finished = [r["format"] for r in _finished(ctx, run)] + list(formats)
     refused = {f: why_not(f, ctx.hardware, finished) for f in formats}
     refused = {f: reason for f, reason in refused.items() if reason}
     if refused:
-        return "**Nothing was exported.** " + " ".join(f"{_label(f)}: {r}" for f, r in refused.items()), *keep
+        return t("**Nothing was exported.** {reasons}",
+                 reasons=" ".join(f"{_label(f)}: {tr(r)}" for f, r in refused.items())), *keep
     texts, done, message = [], [], ""
     ordered = [f for f in FORMATS if f in formats]  # GGUF before the Modelfile that goes beside it
     try:
@@ -141,15 +147,17 @@ def do_export(ctx: Context, run: str | None, formats: list[str], preset: str, sy
             system = read_card(card).system_prompt()
         for i, fmt in enumerate(ordered):
             def step(fraction, text, i=i, fmt=fmt):
-                progress((i + fraction) / len(ordered), desc=f"{fmt}: {text}")
+                progress((i + fraction) / len(ordered), desc=t("{format}: {step}", format=fmt, step=text))
             result = export(ctx.workspace, run, fmt, preset=preset, system=(system or "").strip(), progress=step)
-            texts.append(result.summary())
+            texts.append(tr(result.summary()))
             done.append((fmt, result.passed))
     except ValueError as e:  # the engine's refusals, written for people
-        message = f"**{'Nothing was' if not done else 'The rest was not'} exported.** {e}"
-    verdicts = ", ".join(f"{fmt} {'passed' if ok else 'FAILED its verification (see the report)'}" for fmt, ok in done)
+        message = (t("**The rest was not exported.** {problem}", problem=said(e)) if done
+                   else t("**Nothing was exported.** {reasons}", reasons=said(e)))
+    verdicts = ", ".join(t("{format} passed", format=fmt) if ok
+                         else t("{format} FAILED its verification (see the report)", format=fmt) for fmt, ok in done)
     if verdicts:
-        message = f"Exported: {verdicts}. Its downloads are below." + (f"  \n{message}" if message else "")
+        message = t("Exported: {verdicts}. Its downloads are below.", verdicts=verdicts) + (f"  \n{message}" if message else "")
     last = next((fmt for fmt, _ in reversed(done) if fmt != "modelfile"), None)
     choice = _download_choice(ctx, run, last)
     return (message, "\n\n".join(texts) if texts else gr.skip(), _exports_table(ctx, run),
@@ -162,78 +170,78 @@ def show_download(ctx: Context, run: str | None, fmt: str | None):
     """The files that download as they are (a GGUF and its Modelfile) and the steps to use the export;
     only the owner's page offers them (a demo visitor sees the exports listed, nothing to take)."""
     if current_role() != OWNER:
-        return None, "Downloads are for the app's owner."
+        return None, t("Downloads are for the app's owner.")
     if not run or not fmt:
-        return None, "Finished exports of the run can be downloaded here."
+        return None, t("Finished exports of the run can be downloaded here.")
     direct = download.direct_files(ctx.workspace, run, fmt)
-    zip_hint = "" if direct else f"Press **Make a .zip** to download the `{fmt}` folder.\n\n"
+    zip_hint = "" if direct else t("Press **Make a .zip** to download the `{format}` folder.", format=fmt) + "\n\n"
     return _serve(ctx, direct) or None, zip_hint + download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
 
 
 def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progress()):
     if not run or not fmt:
-        raise gr.Error("Choose a finished export to download (export one first).")
-    progress(0.1, desc=f"Zipping the {fmt} folder")
+        raise gr.Error(t("Choose a finished export to download (export one first)."))
+    progress(0.1, desc=t("Zipping the {format} folder", format=fmt))
     files = [*download.direct_files(ctx.workspace, run, fmt), download.zip_export(ctx.workspace, run, fmt)]
     return _serve(ctx, files), download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
 
 
 def do_push(ctx: Context, folder: str | None, repo: str, token: str, private: bool, progress=gr.Progress()):
     if not folder:
-        raise gr.Error("Choose an export to push (export one first).")
+        raise gr.Error(t("Choose an export to push (export one first)."))
     url = push(folder, repo, token=token or None, private=bool(private), progress=lambda f, m: progress(f, desc=m))
-    return f"Pushed to {url} ({'private' if private else 'public'}).", ""  # the token is not kept in the page
+    return (t("Pushed to {url} (private).", url=url) if private else t("Pushed to {url} (public).", url=url)), ""  # the token is not kept in the page
 
 
 # ---- layout -------------------------------------------------------------------------------------
 
 def render(ctx: Context) -> None:
-    gr.Markdown(
+    gr.Markdown(_(
         "Take the trained model home. Every export is loaded back and its answers compared with the model you "
         "chatted with (base + adapter) before it is called done; its chat template is checked too."
-    )
+    ))
     # Custom values: the `export` API takes any run name, and the engine says when there is no such run.
     runs = exportable_runs(ctx.workspace)  # as the app starts; `follow` below reads them again on every visit
-    run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", elem_id="export-run",
-                      info="Runs that have a saved adapter, newest first", allow_custom_value=True)
+    run = gr.Dropdown(runs, value=runs[0] if runs else None, label=_("Run"), elem_id="export-run",
+                      info=_("Runs that have a saved adapter, newest first"), allow_custom_value=True)
     with gr.Row():
         with gr.Column(scale=3):
             ready, blocked = _format_choices(ctx, run.value, ["adapter"])
-            formats = gr.CheckboxGroup(label="Formats", elem_id="export-formats", **ready)
-            unready = gr.CheckboxGroup(label="Not available here", interactive=False, elem_id="export-unavailable",
+            formats = gr.CheckboxGroup(label=_("Formats"), elem_id="export-formats", **ready)
+            unready = gr.CheckboxGroup(label=_("Not available here"), interactive=False, elem_id="export-unavailable",
                                        **blocked)
-            with gr.Accordion("What each format is", open=False):
+            with gr.Accordion(_("What each format is"), open=False):
                 gr.Markdown(_formats_help())
         with gr.Column(scale=2):
-            preset = gr.Dropdown(list(load_presets()), value="Leaderboard", label="Sampling preset",
-                                 info="Goes into merged16's generation config and the Modelfile's PARAMETER lines")
-            system = gr.Textbox(label="System prompt for the Modelfile (optional)", lines=3,
-                                info="Ollama uses it when a chat has no system prompt of its own")
-            card = gr.File(label="…or a character card (.json or .png)", file_types=[".json", ".png"], type="filepath",
+            preset = gr.Dropdown(list(load_presets()), value="Leaderboard", label=_("Sampling preset"),
+                                 info=_("Goes into merged16's generation config and the Modelfile's PARAMETER lines"))
+            system = gr.Textbox(label=_("System prompt for the Modelfile (optional)"), lines=3,
+                                info=_("Ollama uses it when a chat has no system prompt of its own"))
+            card = gr.File(label=_("…or a character card (.json or .png)"), file_types=[".json", ".png"], type="filepath",
                            height=140)
     with gr.Row(equal_height=True):
-        go = gr.Button("Export and verify", variant="primary", scale=1, elem_id="export-go")
+        go = gr.Button(_("Export and verify"), variant="primary", scale=1, elem_id="export-go")
         message = gr.Markdown(elem_id="export-message")
-    report = gr.Code(label="Verification", language=None, lines=12, interactive=False, elem_id="export-report")
+    report = gr.Code(label=_("Verification"), language=None, lines=12, interactive=False, elem_id="export-report")
     table = gr.Markdown(_exports_table(ctx, run.value), elem_id="export-table")
 
-    with gr.Accordion("Download", open=True):
+    with gr.Accordion(_("Download"), open=True):
         with gr.Row(equal_height=True):
-            chosen = gr.Dropdown([], label="Export to download", elem_id="export-download-choice", scale=3,
+            chosen = gr.Dropdown([], label=_("Export to download"), elem_id="export-download-choice", scale=3,
                                  allow_custom_value=True)
-            zip_button = gr.Button("Make a .zip", elem_id="export-zip", scale=1)
-        files = gr.File(label="Files to download", file_count="multiple", interactive=False, elem_id="export-files")
+            zip_button = gr.Button(_("Make a .zip"), elem_id="export-zip", scale=1)
+        files = gr.File(label=_("Files to download"), file_count="multiple", interactive=False, elem_id="export-files")
         steps = gr.Markdown(elem_id="export-steps")
 
-    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+    with gr.Accordion(_("Push to the Hugging Face Hub"), open=False):
         with gr.Row():
-            folder = gr.Dropdown([], label="Export to push", elem_id="export-push-choice")
-            repo = gr.Textbox(label="Repository", placeholder="your-name/model-name", elem_id="export-repo")
+            folder = gr.Dropdown([], label=_("Export to push"), elem_id="export-push-choice")
+            repo = gr.Textbox(label=_("Repository"), placeholder=_("your-name/model-name"), elem_id="export-repo")
         with gr.Row():
-            token = gr.Textbox(label="Token (write access)", type="password", elem_id="export-token",
-                               placeholder="leave empty to use the HF_TOKEN environment variable")
-            private = gr.Checkbox(True, label="Private repository")
-        push_button = gr.Button("Push", elem_id="export-push")
+            token = gr.Textbox(label=_("Token (write access)"), type="password", elem_id="export-token",
+                               placeholder=_("leave empty to use the HF_TOKEN environment variable"))
+            private = gr.Checkbox(True, label=_("Private repository"))
+        push_button = gr.Button(_("Push"), elem_id="export-push")
         pushed = gr.Markdown(elem_id="export-pushed")
 
     follow(ctx, bind(refresh, ctx), [run, formats, chosen], [run, formats, unready, table, folder, chosen])

@@ -35,16 +35,16 @@ def fields(ctx: Context, initial: dict, preset: str) -> list[gr.components.Compo
         for path in PATHS:
             s = form.setting(path, preset)
             if s.kind == "choice":
-                made.append(gr.Dropdown(list(s.choices), value=initial[path], label=s.label, info=s.help,
+                made.append(gr.Dropdown(list(s.choices), value=initial[path], label=_(s.label), info=_(s.help),
                                         elem_id="train-method"))
             elif s.kind == "run":
-                made.append(gr.Dropdown(start_choices(ctx), value=initial[path], label=s.label, info=s.help,
+                made.append(gr.Dropdown(start_choices(ctx), value=initial[path], label=_(s.label), info=_(s.help),
                                         allow_custom_value=True, elem_id="train-start-from"))
             elif s.kind == "runs":
-                made.append(gr.Dropdown(vote_choices(ctx), value=initial[path], label=s.label, info=s.help,
+                made.append(gr.Dropdown(vote_choices(ctx), value=initial[path], label=_(s.label), info=_(s.help),
                                         multiselect=True, elem_id="train-votes-from"))
             else:
-                made.append(gr.Number(initial[path], label=s.label, info=s.help, elem_id="train-beta"))
+                made.append(gr.Number(initial[path], label=_(s.label), info=_(s.help), elem_id="train-beta"))
     return made
 
 
@@ -61,10 +61,11 @@ def _side_html(title: str, p) -> str:
     note = t("{title}: {tokens} tokens, {trained} trained", title=title, tokens=p.tokens, trained=p.trained)
     if p.truncated:
         note += " · " + t("longer than {n} tokens: training cuts it there", n=p.max_seq_length)
-    return (f"<p><b>{html.escape(note)}</b></p><pre style=\"white-space:pre-wrap;word-break:break-word;"
-            f"font-size:13px;padding:8px;border:1px solid #e5e7eb;border-radius:6px\">{parts}</pre>")
+    return SIDE.format(note=html.escape(note), parts=parts)
 
 
+SIDE = ('<p><b>{note}</b></p><pre style="white-space:pre-wrap;word-break:break-word;font-size:13px;padding:8px;'
+        'border:1px solid #e5e7eb;border-radius:6px">{parts}</pre>')
 TITLES = {"chosen": "Chosen reply", "rejected": "Rejected reply", "completion": "Reply"}
 
 
@@ -84,7 +85,7 @@ def pairs_view(ctx: Context, config: RunConfig) -> tuple[str, str]:
     legend = t("The first record, rendered with the model's chat template; the trained tokens are "
                "highlighted, the prompt is context the model reads but is not taught.")
     sides = "".join(_side_html(t(TITLES[side]), p) for side, p in shown.items())
-    return "\n".join(lines), f"<p>{html.escape(legend)}</p>{sides}"
+    return "\n".join(lines), "<p>{}</p>{}".format(html.escape(legend), sides)
 
 
 def rewards(run: runs.Run | None) -> pd.DataFrame | None:

@@ -17,7 +17,9 @@ from engine.train import actions, estimate, form, launch, line, plan, presets, r
 from engine.train.sources import absolute_dataset, check_sources
 from engine.train.config import TEMPLATE_CHOICES, RunConfig, advice, with_changes
 from ui.access import visitor_ok
+from engine.i18n import tr
 from ui.context import Context
+from ui.i18n import _, t
 from ui import train_preference
 from ui.train_view import charts, log_tail, next_steps, probe_table, progress_text, runs_table
 from ui.widgets import bind, follow, template_choices
@@ -39,6 +41,7 @@ PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "
                                                                *train_preference.PATHS]
 MAX_FIXES = 4
 # Each action's message shows beside the controls that caused it: Start's row, the Run row, the Runs row.
+SECTION_TITLES = {"Model": "**Model**", "LoRA": "**LoRA**", "Training": "**Training**"}
 MESSAGES = ("start", "run", "runs")
 # The controls that follow the chosen run's state (engine.train.actions), then the notes that say why.
 CONTROLS = ("start", "stop", "resume", "rename", "delete")
@@ -58,22 +61,22 @@ def config_from(model: str, dataset: str, preset: str | None, values) -> RunConf
 
 def form_updates(config: RunConfig) -> list:
     """The form's values for a config, each with its help for the config's preset."""
-    return [gr.update(value=value, info=form.setting(path, config.preset).help)
+    return [gr.update(value=value, info=tr(form.setting(path, config.preset).help))
             for path, value in zip(PATHS, form_values(config))]
 
 
 def _component(path: str, value, preset: str) -> gr.components.Component:
     s = form.setting(path, preset)
     if s.kind == "modules":
-        return gr.CheckboxGroup(list(s.choices), value=value, label=s.label, info=s.help)
+        return gr.CheckboxGroup(list(s.choices), value=value, label=_(s.label), info=_(s.help))
     if s.kind == "lines":
-        return gr.Textbox(value, label=s.label, lines=4, info=s.help)
+        return gr.Textbox(value, label=_(s.label), lines=4, info=_(s.help))
     if s.kind == "bool":
-        return gr.Checkbox(value, label=s.label, info=s.help)
+        return gr.Checkbox(value, label=_(s.label), info=_(s.help))
     if s.kind == "choice":
         choices = template_choices(TEMPLATE_CHOICES) if path == "template" else list(s.choices)
-        return gr.Dropdown(choices, value=value, label=s.label, info=s.help)
-    return gr.Number(value, label=s.label, info=s.help, precision=0 if s.kind == "int" else None)
+        return gr.Dropdown(choices, value=value, label=_(s.label), info=_(s.help))
+    return gr.Number(value, label=_(s.label), info=_(s.help), precision=0 if s.kind == "int" else None)
 
 
 # ---- choices -------------------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def dataset_choices(ctx: Context) -> list[tuple[str, str]]:
     """The saved data sets, newest first (a damaged record last), then the examples, labelled as such."""
     saved = sorted((d for d in list_datasets(ctx.workspace) if d.trainable),
                    key=lambda d: d.meta.created if d.meta else "", reverse=True)
-    examples = [(f"example: {p.name}", str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
+    examples = [(t("example: {name}", name=p.name), str(p)) for p in sorted(EXAMPLES.glob("*.jsonl"))]
     return [(d.label, d.name) for d in saved] + examples
 
 
@@ -161,7 +164,7 @@ def tick(ctx: Context, shown: str | None, seen: str | None) -> tuple:
     tick never writes `shown`: one that ran alongside Start is put right by the next."""
     now = f"{shown}|{runs.fingerprint(ctx.workspace)}"
     if now == seen:
-        return (*(gr.update() for _ in range(REFRESHED)), seen)
+        return (*(gr.update() for _i in range(REFRESHED)), seen)
     return (*refresh(ctx, shown)[:-1], now)
 
 
@@ -196,9 +199,9 @@ def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress(
     config = _checked(ctx, model, dataset, preset, values)
     yield ("",  # the progress below says what happens
            *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
-    progress(0, desc="Timing a few real training steps in a worker process…")
+    progress(0, desc=t("Timing a few real training steps in a worker process…"))
     plan.measure(config, ctx.workspace)
-    yield ("Measured: the plan's time now comes from real steps.",
+    yield (t("Measured: the plan's time now comes from real steps."),
            *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
@@ -215,44 +218,44 @@ def clear_messages() -> tuple[str, ...]:
 def start(ctx: Context, name, model, dataset, preset, *values) -> tuple:
     actions.check(ctx.workspace, "start")
     run, note = launch.start(ctx.workspace, ctx.manager, config_from(model, dataset, preset, values), name)
-    said = f"**{run.name}** waits in line." if run.state == "waiting" else f"Started **{run.name}**."
-    return (*_said("start", f"{said} {note}".strip()), *refresh(ctx, run.name))
+    said = t("**{name}** waits in line.", name=run.name) if run.state == "waiting" else t("Started **{name}**.", name=run.name)
+    return (*_said("start", f"{said} {tr(note)}".strip() if note else said), *refresh(ctx, run.name))
 
 
 def stop(ctx: Context, name) -> tuple:
     actions.check(ctx.workspace, "stop", name)
     if runs.load_run(ctx.workspace, name).state == "waiting":
         line.leave(ctx.workspace, name)
-        return (*_said("run", f"Took **{name}** out of the line; it keeps its folder and settings (Duplicate puts them back in the form)."),
+        return (*_said("run", t("Took **{name}** out of the line; it keeps its folder and settings (Duplicate puts them back in the form).", name=name)),
                 *refresh(ctx, name))
     runs.stop_run(ctx.workspace, name)
-    return (*_said("run", f"Stopping **{name}**: it saves a checkpoint and the adapter after the current step."),
+    return (*_said("run", t("Stopping **{name}**: it saves a checkpoint and the adapter after the current step.", name=name)),
             *refresh(ctx, name))
 
 
 def resume(ctx: Context, name, more_epochs) -> tuple:
     actions.check(ctx.workspace, "resume", name)
     run = runs.resume_run(ctx.workspace, name, float(more_epochs or 0))
-    return (*_said("run", f"Resumed **{run.name}**."), *refresh(ctx, name))
+    return (*_said("run", t("Resumed **{name}**.", name=run.name)), *refresh(ctx, name))
 
 
 def rename(ctx: Context, name, new) -> tuple:
     actions.check(ctx.workspace, "rename", name)
     run = runs.rename_run(ctx.workspace, name, (new or "").strip())
-    return (*_said("runs", f"Renamed **{name}** to **{run.name}**."), *refresh(ctx, run.name))
+    return (*_said("runs", t("Renamed **{name}** to **{new}**.", name=name, new=run.name)), *refresh(ctx, run.name))
 
 
 def delete(ctx: Context, name) -> tuple:
     actions.check(ctx.workspace, "delete", name)
     runs.delete_run(ctx.workspace, name)
-    return (*_said("runs", f"Deleted **{name}** and its folder."), *refresh(ctx, None))
+    return (*_said("runs", t("Deleted **{name}** and its folder.", name=name)), *refresh(ctx, None))
 
 
 def duplicate(ctx: Context, name) -> tuple:
     if not name:
-        raise ValueError("Choose a run first.")
+        raise ValueError(t("Choose a run first."))
     config = runs.load_run(ctx.workspace, name).config
-    return (*_said("runs", f"The form now holds **{name}**'s config; change what you like and Start."),
+    return (*_said("runs", t("The form now holds **{name}**'s config; change what you like and Start.", name=name)),
             config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_updates(config))
 
 
@@ -269,42 +272,42 @@ def _pick_row(evt: gr.SelectData) -> tuple[str, str]:
 # ---- the tab -------------------------------------------------------------------------------------
 
 def render(ctx: Context) -> None:
-    gr.Markdown(
+    gr.Markdown(_(
         "Train a LoRA adapter. Pick a model, a data set and a preset, adjust anything under *Advanced*, look at "
         "the plan (what trains, whether it fits, how long it takes), then **Start**. Training runs in its own "
         "process: closing this page or restarting the app does not stop it."
-    )
+    ))
     initial = dict(zip(PATHS, form_values(presets.build("quick-test", PIRATE))))
     with gr.Row():
-        model = gr.Dropdown(model_choices(ctx), value="default", label="Model", allow_custom_value=True,
-                            info=advice("model.name_or_path"), elem_id="train-model")
-        dataset = gr.Dropdown(dataset_choices(ctx), value=default_dataset(ctx), label="Data set",
-                              allow_custom_value=True, info=advice("dataset"), elem_id="train-dataset")
-        preset = gr.Dropdown([(p.title, p.name) for p in presets.presets().values()], value="quick-test",
-                             label="Preset", elem_id="train-preset")
+        model = gr.Dropdown(model_choices(ctx), value="default", label=_("Model"), allow_custom_value=True,
+                            info=_(advice("model.name_or_path")), elem_id="train-model")
+        dataset = gr.Dropdown(dataset_choices(ctx), value=default_dataset(ctx), label=_("Data set"),
+                              allow_custom_value=True, info=_(advice("dataset")), elem_id="train-dataset")
+        preset = gr.Dropdown([(tr(p.title), p.name) for p in presets.presets().values()], value="quick-test",
+                             label=_("Preset"), elem_id="train-preset")
     picked = gr.State(False)  # the person chose the data set; until then it follows the newest saved one
     preset_help = gr.Markdown(estimate.preset_help("quick-test"))
 
     method_fields = train_preference.fields(ctx, initial, "quick-test")
     fields: list[gr.components.Component] = []
-    with gr.Accordion("Advanced parameters", open=False):
+    with gr.Accordion(_("Advanced parameters"), open=False):
         for title, paths in SECTIONS.items():
-            gr.Markdown(f"**{title}**")
+            gr.Markdown(_(SECTION_TITLES[title]))
             for i in range(0, len(paths), 3):
                 with gr.Row():
                     for path in paths[i:i + 3]:
                         fields.append(_component(path, initial[path], "quick-test"))
     pairs_place = gr.Column()  # the preference data panel, filled once the form's inputs exist
-    with gr.Accordion("Probe prompts", open=False):
-        gr.Markdown("Answered greedily by the untrained model and at each checkpoint, to watch the answers change.")
+    with gr.Accordion(_("Probe prompts"), open=False):
+        gr.Markdown(_("Answered greedily by the untrained model and at each checkpoint, to watch the answers change."))
         fields += [_component(p, initial[p], "quick-test") for p in ("probes.prompts", "probes.max_new_tokens")]
     fields += method_fields
 
     with gr.Row(equal_height=True):
-        plan_button = gr.Button("Plan", elem_id="train-plan")
-        measure_button = gr.Button("Measure speed (a few real steps)", elem_id="train-measure")
-        name = gr.Textbox(label="Run name", placeholder="automatic", scale=2, elem_id="train-name")
-        start_button = gr.Button("Start", variant="primary", elem_id="train-start")
+        plan_button = gr.Button(_("Plan"), elem_id="train-plan")
+        measure_button = gr.Button(_("Measure speed (a few real steps)"), elem_id="train-measure")
+        name = gr.Textbox(label=_("Run name"), placeholder=_("automatic"), scale=2, elem_id="train-name")
+        start_button = gr.Button(_("Start"), variant="primary", elem_id="train-start")
     with gr.Row():  # under Plan and Measure, under the run name and Start
         with gr.Column(scale=2):
             measure_note = gr.Markdown(elem_id="train-measure-note")
@@ -316,34 +319,34 @@ def render(ctx: Context) -> None:
     with gr.Row():
         fix_buttons = [gr.Button(visible=False, size="sm", elem_id=f"train-fix-{i}") for i in range(MAX_FIXES)]
 
-    gr.Markdown("### Run")
+    gr.Markdown(_("### Run"))
     with gr.Row():
-        selected = gr.Dropdown(run_names(ctx), value=lambda: default_run(ctx), label="Run", scale=3,
+        selected = gr.Dropdown(run_names(ctx), value=lambda: default_run(ctx), label=_("Run"), scale=3,
                                allow_custom_value=True, elem_id="train-run")
-        stop_button = gr.Button("Stop", variant="stop", elem_id="train-stop")
-        more = gr.Number(0, label="More epochs", precision=None, minimum=0,
-                         info="To continue a finished run; 0 resumes where it stopped.", elem_id="train-more")
-        resume_button = gr.Button("Resume", elem_id="train-resume")
+        stop_button = gr.Button(_("Stop"), variant="stop", elem_id="train-stop")
+        more = gr.Number(0, label=_("More epochs"), precision=None, minimum=0,
+                         info=_("To continue a finished run; 0 resumes where it stopped."), elem_id="train-more")
+        resume_button = gr.Button(_("Resume"), elem_id="train-resume")
     resume_note = gr.Markdown(elem_id="train-resume-note")
     run_message = gr.Markdown(elem_id="train-run-message")
     progress = gr.Markdown(elem_id="train-progress")
     next_steps(ctx, selected, progress)
     with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss (keep it roughly between 0.5 and 1.5)",
+        loss_plot = gr.LinePlot(x="step", y="loss", color="series", title=_("Loss (keep it roughly between 0.5 and 1.5)"),
                                 height=260, elem_id="train-loss")
-        lr_plot = gr.LinePlot(x="step", y="learning rate", title="Learning rate", height=260, elem_id="train-lr")
+        lr_plot = gr.LinePlot(x="step", y="learning rate", title=_("Learning rate"), height=260, elem_id="train-lr")
     train_preference.reward_chart(ctx, selected, progress)
-    with gr.Accordion("Probe answers (step x prompt)", open=True):
+    with gr.Accordion(_("Probe answers (step x prompt)"), open=True):
         probe_grid = gr.Dataframe(probe_table(None), wrap=True, interactive=False, elem_id="train-probes")
-    log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, interactive=False, elem_id="train-log")
+    log = gr.Textbox(label=_("Log"), lines=10, max_lines=10, autoscroll=True, interactive=False, elem_id="train-log")
 
-    gr.Markdown("### Runs")
+    gr.Markdown(_("### Runs"))
     table = gr.Dataframe(runs_table(ctx.workspace), interactive=False, elem_id="train-runs")
     with gr.Row():
-        new_name = gr.Textbox(label="New name", scale=2)
-        rename_button = gr.Button("Rename", elem_id="train-rename")
-        duplicate_button = gr.Button("Duplicate config into the form", elem_id="train-duplicate")
-        delete_button = gr.Button("Delete", variant="stop", elem_id="train-delete")
+        new_name = gr.Textbox(label=_("New name"), scale=2)
+        rename_button = gr.Button(_("Rename"), elem_id="train-rename")
+        duplicate_button = gr.Button(_("Duplicate config into the form"), elem_id="train-duplicate")
+        delete_button = gr.Button(_("Delete"), variant="stop", elem_id="train-delete")
     runs_message = gr.Markdown(elem_id="train-runs-message")
     timer = gr.Timer(2.0)
     seen = gr.State(None)

@@ -13,7 +13,9 @@ from engine.hardware import GiB
 from engine.train import plan, probes, runs, verdict
 from engine.workspace import Workspace
 from ui.access import visitor_ok
+from engine.i18n import joined, tr
 from ui.context import Context
+from ui.i18n import _, t
 
 LOG_LINES = 40
 NEXT_STEPS = [("Compare with the base model", "compare"), ("Chat with it", "chat"), ("Export it", "export")]
@@ -26,33 +28,36 @@ def _duration(seconds) -> str:
 
 def progress_text(run: runs.Run | None) -> str:
     if run is None:
-        return "No run yet: choose a model, a data set and a preset, look at the plan, then Start."
+        return t("No run yet: choose a model, a data set and a preset, look at the plan, then Start.")
     state = run.state
-    lines = [f"### {run.name}: {state}"]
+    lines = [f"### {run.name}: {tr(state)}"]
     last = run.progress()
     if last:
         share = last["step"] / last["max_steps"] if last.get("max_steps") else 0
         bar = "█" * round(share * 30) + "░" * (30 - round(share * 30))
-        lines.append(f"`{bar}` step **{last['step']} / {last['max_steps']}** ({100 * share:.0f}%), epoch "
-                     f"{last['epoch']:.2f}")
-        parts = [f"loss **{last['loss']:.3f}**", f"learning rate {last['learning_rate']:.2e}",
-                 f"{last['tokens_per_s']:.0f} tokens/s" if last.get("tokens_per_s") else "measuring speed",
-                 f"memory {last['memory_gb'] * GB / GiB:.1f} GiB (peak {last['peak_memory_gb'] * GB / GiB:.1f})"]
+        lines.append(t("`{bar}` step **{step} / {steps}** ({share}%), epoch {epoch}", bar=bar, step=last["step"],
+                       steps=last["max_steps"], share=f"{100 * share:.0f}", epoch=f"{last['epoch']:.2f}"))
+        parts = [t("loss **{loss}**", loss=f"{last['loss']:.3f}"),
+                 t("learning rate {rate}", rate=f"{last['learning_rate']:.2e}"),
+                 t("{speed} tokens/s", speed=f"{last['tokens_per_s']:.0f}") if last.get("tokens_per_s")
+                 else t("measuring speed"),
+                 t("memory {now} GiB (peak {peak})", now=f"{last['memory_gb'] * GB / GiB:.1f}",
+                   peak=f"{last['peak_memory_gb'] * GB / GiB:.1f}")]
         if run.live:
-            parts.append(f"ETA {_duration(last.get('eta_s'))}")
+            parts.append(t("ETA {time}", time=_duration(last.get("eta_s"))))
         lines.append(" · ".join(parts))
     elif run.live:
-        lines.append("Starting: loading the model and the data…")
+        lines.append(t("Starting: loading the model and the data…"))
     if run.status.error:
-        lines.append(f"**{run.status.error}**")
+        lines.append(f"**{tr(run.status.error)}**")
     if run.status.advice:
-        lines.append(run.status.advice)
+        lines.append(tr(run.status.advice))
     lines.extend(run.damaged_records)
     if run.adapter and not run.live:
-        lines.append(f"Adapter: `{run.adapter}`")
+        lines.append(t("Adapter: `{path}`", path=str(run.adapter)))
     text = "  \n".join(lines)
     judged = verdict.judge(run)
-    return f"{text}\n\n{judged.markdown()}" if judged else text
+    return tr(joined([text, judged.markdown()], "\n\n")) if judged else text
 
 
 def next_steps(ctx: Context, selected: gr.Dropdown, progress: gr.Markdown) -> gr.Row:
@@ -60,7 +65,7 @@ def next_steps(ctx: Context, selected: gr.Dropdown, progress: gr.Markdown) -> gr
     run that has ended with an adapter; the lists there start at the newest run with one."""
     with gr.Row(visible=False, elem_id="train-next") as row:
         for label, tab in NEXT_STEPS:
-            button = gr.Button(label, variant="primary" if tab == "compare" else "secondary", elem_id=f"train-next-{tab}")
+            button = gr.Button(_(label), variant="primary" if tab == "compare" else "secondary", elem_id=f"train-next-{tab}")
             button.click(visitor_ok(lambda tab=tab: gr.Tabs(selected=tab)), None, ctx.tabs, api_visibility="private")
     progress.change(visitor_ok(lambda name: gr.Row(visible=_ended_with_adapter(ctx, name))), selected, row,
                     api_visibility="private", show_progress="hidden")
@@ -85,9 +90,9 @@ def charts(run: runs.Run | None) -> tuple[pd.DataFrame | None, pd.DataFrame | No
                           "learning rate": [e.get("learning_rate") or 0.0 for e in steps]})
     evals = run.current("eval")
     loss = pd.concat([
-        frame[["step", "loss"]].assign(series="training loss"),
+        frame[["step", "loss"]].assign(series=t("training loss")),
         pd.DataFrame({"step": [e["step"] for e in evals], "loss": [e["eval_loss"] for e in evals],
-                      "series": "held-out loss"}),
+                      "series": t("held-out loss")}),
     ], ignore_index=True)
     return loss, frame[["step", "learning rate"]]
 
@@ -110,7 +115,7 @@ def log_tail(run: runs.Run | None) -> str:
 
 def probe_table(run: runs.Run | None) -> pd.DataFrame:
     headers, rows = probes.grid(run.probes if run else [])
-    return pd.DataFrame(rows, columns=headers)
+    return pd.DataFrame(rows, columns=[t(headers[0]), *headers[1:]])  # then the prompts, as they are
 
 
 def runs_table(workspace: Workspace) -> pd.DataFrame:
@@ -120,10 +125,11 @@ def runs_table(workspace: Workspace) -> pd.DataFrame:
             config = r.config
             model, dataset, preset = config.model.name_or_path, Path(config.dataset).name, config.preset or ""
         except ValueError:
-            model = dataset = preset = "(unreadable run.yaml)"
+            model = dataset = preset = t("(unreadable run.yaml)")
         last = r.progress()
         created = r.status.created
-        rows.append([r.name, r.state, f"{last['step']}/{last['max_steps']}" if last else "",
+        rows.append([r.name, tr(r.state), f"{last['step']}/{last['max_steps']}" if last else "",
                      round(last["loss"], 3) if last else None, preset, model, dataset,
                      created.strftime("%Y-%m-%d %H:%M") if created else ""])
-    return pd.DataFrame(rows, columns=["run", "state", "step", "loss", "preset", "model", "data set", "created"])
+    return pd.DataFrame(rows, columns=[t("run"), t("state"), t("step"), t("loss"), t("preset"), t("model"), t("data set"),
+                                       t("created")])

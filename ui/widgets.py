@@ -13,7 +13,7 @@ from engine.compare import sides
 from engine.chat.sampling import SamplingError
 from ui.access import visitor_ok
 from ui.context import Context
-from ui.i18n import _, t
+from ui.i18n import _, t, tr
 from ui.errors import friendly
 
 # One cancel flag per browser session, so Stop ends that session's answer and no other.
@@ -49,7 +49,7 @@ def cancel_flag(request: gr.Request) -> threading.Event:
 
 def side_choices(ctx: Context) -> list[tuple[str, str]]:
     """(label, spec) for the base model and every run's adapters, for a dropdown."""
-    return [(side.label, side.spec) for side in sides.available(ctx.workspace)]
+    return [(tr(side.label), side.spec) for side in sides.available(ctx.workspace)]
 
 
 def follow(ctx: Context, fn, inputs, outputs) -> None:

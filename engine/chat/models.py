@@ -24,7 +24,7 @@ from engine.hardware import Hardware, detect, free_memory, host_memory
 from engine.chat.sampling import Sampling
 from engine.chat.templates import load_tokenizer, stop_token_ids
 from engine.chat.thinking import switched
-from engine.i18n import msg
+from engine.i18n import joined, msg
 from engine.workspace import Workspace
 
 DEFAULT = "default"
@@ -111,8 +111,9 @@ class Loaded:
     def summary(self) -> str:
         bits = "4-bit" if self.load_in_4bit else str(next(self.model.parameters()).dtype).replace("torch.", "")
         name = DEFAULT_NAME if self.spec in (DEFAULT, DEFAULT_NAME) else self.spec
-        decoding = "" if self.decoding is None else f" · {DECODING[self.decoding.state]}"
-        return f"{name} · {self.parameters / 1e6:.0f}M parameters · {bits} · max length {self.max_seq_length}{decoding}"
+        base = msg("{name} · {millions:.0f}M parameters · {bits} · max length {length}", name=name,
+                   millions=self.parameters / 1e6, bits=bits, length=self.max_seq_length)
+        return base if self.decoding is None else joined([base, msg(DECODING[self.decoding.state])], " · ")
 
     @functools.cached_property
     def stops(self) -> frozenset[int]:

@@ -16,7 +16,7 @@ from engine.train.runs import Run, list_runs, load_run
 from engine.workspace import Workspace
 
 BASE = "base"
-BASE_LABEL = "Base model (adapter off)"
+BASE_LABEL = msg("Base model (adapter off)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def label_of(spec: str) -> str:
     if spec == BASE:
         return BASE_LABEL
     name, _, checkpoint = spec.partition(":")
-    return f"{name} · {checkpoint or 'final adapter'}"
+    return f"{name} · {checkpoint}" if checkpoint else msg("{name} · final adapter", name=name)
 
 
 def available(workspace: Workspace) -> list[Side]:
