@@ -20,6 +20,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from engine.chat import compile_cache
 from engine.chat.sampling import Sampling
 from engine.chat.templates import stop_token_ids
+from engine.i18n import Message, joined, msg
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,18 @@ class Stats:
         return (self.new_tokens - 1) / decode if self.new_tokens > 1 and decode > 0 else 0.0
 
     @property
-    def ended(self) -> str:
+    def ended(self) -> Message:
         """How the reply ended, in plain words."""
-        return {"stop": "the reply is complete", "length": f"stopped at the length limit of {self.new_tokens} tokens",
-                "time": "stopped at the time limit", "cancelled": "stopped by you"}[self.finish]
+        if self.finish == "length":
+            return msg("stopped at the length limit of {count} tokens", count=self.new_tokens)
+        return msg({"stop": "the reply is complete", "time": "stopped at the time limit",
+                    "cancelled": "stopped by you"}[self.finish])
 
-    def summary(self) -> str:
-        line = (
-            f"{self.new_tokens} tokens in {self.seconds:.1f} s · first token after {self.first_token_s:.2f} s · "
-            f"{self.tokens_per_s:.1f} tokens/s · {self.ended}"
-        )
-        return f"{line}  \n{' '.join(self.notices)}" if self.notices else line
+    def summary(self) -> Message:
+        line = msg("{tokens} tokens in {seconds:.1f} s · first token after {first:.2f} s · {speed:.1f} tokens/s · "
+                   "{ended}", tokens=self.new_tokens, seconds=self.seconds, first=self.first_token_s,
+                   speed=self.tokens_per_s, ended=self.ended)
+        return joined([line, joined(self.notices)], "  \n") if self.notices else line
 
 
 @dataclass(frozen=True)
