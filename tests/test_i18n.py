@@ -14,18 +14,9 @@ from ui.i18n import from_header
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {"_", "t", "msg"}
-# The ui modules already carried over to `_()`/`t()`; the scan below holds each of them to it.
-TRANSLATED_UI = ["__init__.py", "access.py", "errors.py", "model_tab.py", "context.py", "i18n.py",
-                 "chat_tab.py",
-                 "compare_tab.py",
-                 "widgets.py",
-                 "dataset_view.py",
-                 "export_tab.py",
-                 "dataset_tab.py",
-                 "train_tab.py",
-                 "train_view.py",
-                 "train_preference.py",
-                 ]
+# Every ui module shows its text through `_()`/`t()`; the scan below holds each to it. ui/api.py is the
+# OpenAI-compatible API, which answers in English.
+TRANSLATED_UI = sorted(p.name for p in (ROOT / "ui").glob("*.py") if p.name != "api.py")
 # Component arguments a person reads, and components whose first argument is shown.
 SHOWN_KWARGS = {"label", "info", "placeholder", "desc"}
 SHOWN_FIRST = {"Markdown", "Button", "Tab", "Error", "Warning", "Info", "LoginButton", "UploadButton"}
