@@ -21,14 +21,14 @@ NAMES = {"LoRA", "Workbench", "QLoRA", "GGUF", "Ollama", "Hugging", "Face", "Hub
          "English", "bit", "API", "Gradio", "NVIDIA", "GPU", "bitsandbytes", "pip", "install", "default", "offline",
          "Instruct", "DPO", "KTO", "ORPO", "SillyTavern", "OpenAI", "Modelfile", "zip"}
 # Each tab's parts that hold no English in a Chinese page (of a table, its header: the rows hold the data
-# and the names other tests gave their runs and data sets). Still English: the
+# and the names other tests gave their runs and data sets; the probe grid's header is its prompts). Still English: the
 # engine's longer reports (plans, exports, data checks) where their strings are not in the table yet.
 TRANSLATED = {
     "model": ["#tabs [role=tablist]", "#status", "#model-choice", "#model-4bit", "#model-load", "#model-unload"],
     "chat": ["#chat-character", "#chat-system", "#chat-send", "#chat-stop", "#chat-clear", "#sampling"],
     "dataset": ["#data-file", "#data-format", "#data-name", "#data-save", "#data-saved-list thead"],
     "train": ["#train-model", "#train-dataset", "#train-preset", "#train-plan", "#train-start", "#train-run",
-              "#train-stop", "#train-resume", "#train-probes thead", "#train-runs thead", "#train-delete"],
+              "#train-stop", "#train-resume", "#train-runs thead", "#train-delete"],
     "compare": ["#compare-run", "#compare-left-side", "#compare-prompt", "#compare-go", "#compare-blind",
                 "#compare-probes thead"],
     "export": ["#export-run", "#export-formats", "#export-go"],
