@@ -84,17 +84,40 @@ def new_workspace(tmp_path_factory, request):
 
 
 def end_workers(ws: Workspace) -> None:
-    import signal
-
     from engine.train.runs import list_runs
 
     for run in list_runs(ws):
-        pid = run.status.pid
-        if run.live and pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if run.live and run.status.pid:
+            _end_group(run.status.pid)
+
+
+def _end_group(pid: int) -> None:
+    """Ends a worker with every process of its session (torchrun and its ranks, for several)."""
+    import signal
+
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _workers_end_with_their_module(tmp_path_factory):
+    """A training worker of the tests' folders still running when its module ends (a test left it,
+    or closed the app that started it) is ended and named in a warning: on two cores one stray
+    worker halves the speed of every test after it."""
+    yield
+    import warnings
+
+    import psutil
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "--workspace" in cmd[:-1] and "engine" in cmd and "train" in cmd:
+            if Path(cmd[cmd.index("--workspace") + 1]).resolve().is_relative_to(base):
+                warnings.warn(f"a training worker outlived its test module; ended: {' '.join(cmd)}")
+                _end_group(proc.pid)
 
 
 def _free_port() -> int:
