@@ -15,6 +15,15 @@ from tests.test_train_runs import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _busiest() -> list[tuple[float, str]]:
+    """What else took the CPU: a quiet machine runs this test in a few minutes."""
+    import psutil
+
+    procs = [(sum(p.info["cpu_times"][:2]), " ".join(p.info["cmdline"] or [])[:160])
+             for p in psutil.process_iter(["cpu_times", "cmdline"]) if p.info["cpu_times"]]
+    return sorted(procs, reverse=True)[:6]
+
+
 @pytest.mark.slow
 def test_the_persona_shows_on_held_out_prompts(workspace):
     config = run_config.load(ROOT / "examples" / "runs" / "quick-test.yaml")
@@ -24,7 +33,10 @@ def test_the_persona_shows_on_held_out_prompts(workspace):
         "probes": config.probes.model_copy(update={"prompts": [p for p in held_out if p], "max_new_tokens": 80}),
     })
     runs.start_run(workspace, config, name="pirate")
-    run = wait_for("pirate", workspace, lambda r: not r.live, timeout=1200)
+    try:
+        run = wait_for("pirate", workspace, lambda r: not r.live, timeout=1200)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nthe busiest processes (CPU seconds, command): {_busiest()}") from None
     assert run.state == "completed", run.status
 
     by_step = {p["step"]: p["answers"] for p in run.probes}
