@@ -8,6 +8,7 @@ import string
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.i18n import CHINESE, msg, table, tr
 from ui.i18n import from_header
@@ -80,9 +81,20 @@ def test_no_entry_without_its_text_in_the_code():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)
-    data = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "engine").rglob("*.yaml") if p.name != "zh-CN.yaml")
-    orphans = sorted(en for en in table() if en not in literals and en not in data)  # or the engine's data files
+    for path in (ROOT / "engine").rglob("*.yaml"):  # or the engine's data files' texts
+        if path.name != "zh-CN.yaml":
+            literals.update(_texts(yaml.safe_load(path.read_text(encoding="utf-8"))))
+    orphans = sorted(en for en in table() if en not in literals)
     assert not orphans, f"entries in zh-CN.yaml that no code uses any more: {orphans}"
+
+
+def _texts(data) -> list[str]:
+    """Every string of a parsed YAML document, its keys too (a preset's name)."""
+    if isinstance(data, dict):
+        return [t for k, v in data.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(data, list):
+        return [t for v in data for t in _texts(v)]
+    return [data] if isinstance(data, str) else []
 
 
 def _shown_literals(path: Path) -> list[str]:

@@ -25,6 +25,7 @@ from engine.data.rules import REASONS
 from engine.train.estimate import timing
 from engine.train.config import RunConfig
 from engine.train.plan import FITS, TIGHT, WONT_FIT
+from engine.train.presets import presets
 from engine.train.status import State
 from engine.workspace import BadName, Workspace
 
@@ -114,6 +115,25 @@ def test_the_advice_on_settings_reads_in_chinese():
     assert "把批次大小设为 2，梯度累积设为" in chinese(memory_advice(config, can_4bit=True))
 
 
+def test_a_presets_choices_read_in_chinese_on_the_form():
+    """The Train form's help of each setting a preset chose (its advice, then why the preset chose that
+    value) and the preset's own help, as a Chinese page shows them, in the browser's table too."""
+    from engine.train import estimate, form
+    from ui.i18n import I18N, _
+
+    names = {"AdamW", "Weights", "Biases", "MLP", "token", "beta", "dpo", "linear", "cosine"}  # and a bench section:
+    for name, preset in presets().items():
+        shown = chinese(estimate.preset_help(name)).replace("The Quick test from Start to the end", "")
+        assert not english_words(shown, names), shown
+        for path in preset.why:
+            help = form.setting(path, name).help
+            zh = chinese(help)
+            assert zh.startswith(chinese(form.setting(path).help)) and tr(preset.title, CHINESE) in zh, zh
+            assert not english_words(zh, names), zh
+            _(help)
+            assert I18N.translations[CHINESE][help] == zh
+
+
 def test_the_command_line_speaks_chinese_when_lang_says_zh(tmp_path):
     f = tmp_path / "pairs.jsonl"
     f.write_text("\n".join(json.dumps({"prompt": f"What is {n} plus {n}?", "response": f"It is {2 * n}, of course."})
@@ -156,6 +176,8 @@ def templates() -> dict[str, str]:
         found.update({text: name for text in values})
     found.update({text: "engine/train/config.py (a setting's label or advice)" for text in settings_words(RunConfig)})
     found.update({text: "engine/export/catalog.py" for f in EXPORT_FORMATS.values() for text in (f.label, f.help)})
+    found.update({text: "engine/train/presets.yaml" for p in presets().values() for text in (p.title, p.summary, *p.why.values())})
+    found.update({text: "engine/train/timing.yaml" for text in (timing().get("presets") or {}).values()})
     return found
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from engine.i18n import CHINESE, ENGLISH, LANGS, msg, table, tr
+from engine.i18n import CHINESE, ENGLISH, LANGS, Message, msg, table, tr
 
-I18N = gr.I18n(**{CHINESE: table()})
+I18N = gr.I18n(**{CHINESE: dict(table())})  # a copy: `_` adds the composed texts of the page
 CHOICES = [("English", ENGLISH), ("简体中文", CHINESE)]
 
 # The choice made in the page, per browser session (gradio's session hash).
@@ -26,7 +26,11 @@ _chosen: dict[str, str] = {}
 
 
 def _(text: str):
-    """Static component text, translated in the browser."""
+    """Static component text, translated in the browser. A composed Message (a setting's advice and why
+    the preset chose its value) is rendered here in Chinese and added to the browser's table, under its
+    English, as the page is built."""
+    if isinstance(text, Message) and text.params:
+        I18N.translations[CHINESE].setdefault(str(text), text.render(CHINESE))
     return I18N(text)
 
 

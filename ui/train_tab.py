@@ -176,7 +176,7 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (estimate.preset_help(choice), *form_updates(config))
+    return (tr(estimate.preset_help(choice)), *form_updates(config))
 
 
 def _checked(ctx: Context, model, dataset, preset, values) -> RunConfig:
@@ -283,10 +283,10 @@ def render(ctx: Context) -> None:
                             info=_(advice("model.name_or_path")), elem_id="train-model")
         dataset = gr.Dropdown(dataset_choices(ctx), value=default_dataset(ctx), label=_("Data set"),
                               allow_custom_value=True, info=_(advice("dataset")), elem_id="train-dataset")
-        preset = gr.Dropdown([(tr(p.title), p.name) for p in presets.presets().values()], value="quick-test",
+        preset = gr.Dropdown([(_(p.title), p.name) for p in presets.presets().values()], value="quick-test",
                              label=_("Preset"), elem_id="train-preset")
     picked = gr.State(False)  # the person chose the data set; until then it follows the newest saved one
-    preset_help = gr.Markdown(estimate.preset_help("quick-test"))
+    preset_help = gr.Markdown(_(estimate.preset_help("quick-test")))
 
     method_fields = train_preference.fields(ctx, initial, "quick-test")
     fields: list[gr.components.Component] = []

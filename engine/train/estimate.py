@@ -17,7 +17,7 @@ from typing import Callable
 
 import yaml
 
-from engine.i18n import msg
+from engine.i18n import Message, joined, msg
 from engine.train.backend import Settings
 from engine.train.config import RunConfig
 from engine.train.presets import presets
@@ -43,7 +43,7 @@ def timing() -> dict:
 def preset_help(name: str) -> str:
     """A preset's help: its summary, and its measured time where timing.yaml records one."""
     summary, measured = presets()[name].summary, (timing().get("presets") or {}).get(name)
-    return f"{summary} {measured}" if measured else summary
+    return joined([Message(summary), Message(measured)]) if measured else Message(summary)
 
 
 def from_runs(workspace: Workspace, config: RunConfig, settings: Settings, parameters: int,

@@ -10,14 +10,14 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from engine.i18n import msg
+from engine.i18n import Message, joined, msg
 from engine.train.config import EMBEDDING_MODULES, LINEAR_MODULES, RunConfig, advice, field, flatten, get, put, validate
 from engine.train.presets import presets
 
 LINES = "probes.prompts"  # a list of prompts, one a line in a text box
 MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
 # Settings whose "none" is 0 in the form, and what 0 means.
-ZERO_IS_NONE = {"train.max_steps": " (0 = use epochs)", "train.processes": " (0 = every GPU)"}
+ZERO_IS_NONE = {"train.max_steps": msg("(0 = use epochs)"), "train.processes": msg("(0 = every GPU)")}
 RUN = "preference.start_from"  # a run's name, or none (the base model)
 RUNS = "preference.votes_from"  # run names, picked from the runs
 
@@ -34,7 +34,7 @@ class Setting:
 def shown(value) -> str:
     """A preset's value as the help quotes it: 3e-4, not 0.0003000; on/off for a switch."""
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return msg("on") if value else msg("off")
     if isinstance(value, float) and 0 < abs(value) < 1e-3:
         return f"{value:.1e}".replace(".0e", "e").replace("e-0", "e-")
     if isinstance(value, float):
@@ -48,7 +48,9 @@ def preset_note(path: str, preset: str | None) -> str:
     if chosen is None or path not in chosen.why:
         return ""
     value = flatten(chosen.config).get(path)
-    return f"{chosen.title}: {shown(value)}, {chosen.why[path]}." if value is not None else ""
+    if value is None:
+        return ""
+    return msg("{preset}: {value}, {why}.", preset=Message(chosen.title), value=shown(value), why=Message(chosen.why[path]))
 
 
 def setting(path: str, preset: str | None = None) -> Setting:
@@ -57,7 +59,7 @@ def setting(path: str, preset: str | None = None) -> Setting:
     info = field(path)
     kind = info.annotation
     label = info.title or path.split(".")[-1].replace("_", " ").capitalize()
-    help = " ".join(part for part in (advice(path), preset_note(path, preset)) if part)
+    help = joined(part for part in (Message(advice(path)), preset_note(path, preset)) if part)
     if path == MODULES:
         return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
     if path == LINES:
@@ -65,7 +67,7 @@ def setting(path: str, preset: str | None = None) -> Setting:
     if path in (RUN, RUNS):
         return Setting(path, label, help, "run" if path == RUN else "runs")
     if path in ZERO_IS_NONE:
-        label += ZERO_IS_NONE[path]
+        label = joined([Message(label), ZERO_IS_NONE[path]])
     if kind is bool:
         return Setting(path, label, help, "bool")
     if typing.get_origin(kind) is typing.Literal:

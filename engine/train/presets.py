@@ -17,7 +17,7 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 @dataclass(frozen=True)
 class Preset:
     name: str
-    title: str
+    title: str  # title, summary and why are English; engine/locales/zh-CN.yaml holds their Chinese
     summary: str
     config: dict[str, Any]
     why: dict[str, str]  # by dotted path: why the preset chose its value (help text)
