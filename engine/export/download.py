@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.default_model import NAME as DEFAULT_MODEL
 from engine.export.catalog import EXPORT_FORMATS
 from engine.export.source import ExportError, require_disk
+from engine.i18n import msg
 from engine.workspace import Workspace, inside
 
 KEEP = 3  # zips kept in workspace/downloads; older ones are deleted when a new one is made
@@ -32,10 +33,10 @@ def downloads(workspace: Workspace) -> Path:
 def export_folder(workspace: Workspace, run: str, fmt: str) -> Path:
     """The folder of a finished export (it has its verification.json); ExportError if there is none."""
     if fmt not in EXPORT_FORMATS or fmt == "modelfile":
-        raise ExportError(f"'{fmt}' is not an export to download: choose one of the run's finished exports.")
+        raise ExportError(msg("'{format}' is not an export to download: choose one of the run's finished exports.", format=fmt))
     folder = inside(workspace.run_path(run), "exports", fmt)
     if not (folder / "verification.json").is_file():
-        raise ExportError(f"The run '{run}' has no finished {fmt} export to download. Export it first.")
+        raise ExportError(msg("The run '{run}' has no finished {format} export to download. Export it first.", run=run, format=fmt))
     return folder
 
 

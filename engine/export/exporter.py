@@ -106,7 +106,7 @@ def export(workspace: Workspace, run, fmt: str, *, out: Path | None = None,
         if failure is None:
             raise
         raise failure from None
-    progress(1.0, "Done")
+    progress(1.0, msg("Done"))
     return ExportResult(fmt, target, files + ["verification.json"], size, seconds, report)
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import plain
+from engine.i18n import msg
 from engine.export.source import ExportError, OnProgress
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -62,19 +63,20 @@ def _run(command: list[str], what: str, progress: OnProgress, start: float, end:
         found = _ERRNO.search("\n".join(tail))  # the tool died of a machine failure: say that as a sentence
         sentence = plain(OSError(int(found.group(1)), "")) if found else None
         if sentence:
-            raise ExportError(f"{what} failed: {sentence}")
-        raise ExportError(f"{what} failed (exit code {proc.returncode}). The tool's last lines:\n" + "\n".join(tail))
+            raise ExportError(msg("{what} failed: {sentence}", what=what, sentence=sentence))
+        raise ExportError(msg("{what} failed (exit code {code}). The tool's last lines:\n{lines}", what=what,
+                              code=proc.returncode, lines="\n".join(tail)))
 
 
 def convert(model_dir: Path, out: Path, outtype: str, name: str, progress: OnProgress, start: float, end: float) -> None:
     """A merged model folder (safetensors + tokenizer) to one GGUF file of type f16, q8_0 or f32."""
     _run([sys.executable, str(converter()), str(model_dir), "--outfile", str(out), "--outtype", outtype,
-          "--model-name", name], f"Converting to GGUF {outtype}", progress, start, end)
+          "--model-name", name], msg("Converting to GGUF {type}", type=outtype), progress, start, end)
 
 
 def quantize(source: Path, out: Path, kind: str, progress: OnProgress, start: float, end: float) -> None:
     _run([str(quantizer()), str(source), str(out), kind.upper(), str(os.cpu_count() or 2)],
-         f"Quantising to {kind}", progress, start, end)
+         msg("Quantising to {kind}", kind=kind), progress, start, end)
 
 
 def metadata(path: Path) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.access import require_owner
 from engine.export.source import ExportError, OnProgress, no_progress
+from engine.i18n import msg
 from engine.files import MARKER
 
 
@@ -43,13 +44,14 @@ def push(folder: Path, repo_id: str, token: str | None = None, private: bool = T
     token = (token or os.environ.get("HF_TOKEN") or "").strip()
     repo_id = (repo_id or "").strip()
     if not token:
-        raise ExportError("Pushing to the Hugging Face Hub needs a token with write access: paste one in the token "
-                          "field or set the HF_TOKEN environment variable (huggingface.co/settings/tokens).")
+        raise ExportError(msg("Pushing to the Hugging Face Hub needs a token with write access: paste one in the token "
+                              "field or set the HF_TOKEN environment variable (huggingface.co/settings/tokens)."))
     if "/" not in repo_id or not _valid_repo_id(repo_id):  # an owner is asked for: it says where the model goes
-        raise ExportError(f"'{repo_id}' is not a Hub repository name: write it as 'your-name/model-name' (letters, "
-                          "digits, '-', '_' and '.'; no '--' or '..').")
+        raise ExportError(msg("'{repo}' is not a Hub repository name: write it as 'your-name/model-name' (letters, "
+                              "digits, '-', '_' and '.'; no '--' or '..').", repo=repo_id))
     if not (folder / "verification.json").is_file():
-        raise ExportError(f"{folder} is not a finished export (it has no verification.json). Export first, then push.")
+        raise ExportError(msg("{folder} is not a finished export (it has no verification.json). Export first, then push.",
+                              folder=folder))
     api = HfApi(token=token)
     try:
         progress(0.05, f"Creating {'private' if private else 'public'} repository {repo_id}")

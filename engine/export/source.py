@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from engine.i18n import joined, msg
 from engine.workspace import Workspace
 
 OnProgress = Callable[[float, str], None]
@@ -76,8 +77,8 @@ def run_folder(path: str | Path):
 
     path = Path(path).expanduser().resolve()
     if not (path / RUN_FILE).is_file():
-        raise ExportError(f"There is no run in {path} (it has no {RUN_FILE}). Give a run's name, or the folder "
-                          "of a run.")
+        raise ExportError(msg("There is no run in {path} (it has no {file}). Give a run's name, or the folder "
+                              "of a run.", path=path, file=RUN_FILE))
     return Run(path.name, path, read_status(path))
 
 
@@ -90,16 +91,16 @@ def open_source(workspace: Workspace, run) -> ExportSource:
         try:
             run = load_run(workspace, str(run))
         except RunError as e:
-            raise ExportError(f"{e} Pick a run that has an adapter from the Export tab's list.") from None
+            raise ExportError(joined([e.args[0], msg("Pick a run that has an adapter from the Export tab's list.")])) from None
     if run.adapter is None:
-        raise ExportError(
-            f"The run '{run.name}' has no adapter yet (no adapter/adapter_config.json): it has not finished or "
-            "been stopped. Wait for it to finish, or stop it (stopping saves the adapter), then export."
-        )
+        raise ExportError(msg(
+            "The run '{run}' has no adapter yet (no adapter/adapter_config.json): it has not finished or "
+            "been stopped. Wait for it to finish, or stop it (stopping saves the adapter), then export.", run=run.name))
     try:
         model = run.config.model
     except ConfigError as e:
-        raise ExportError(f"The run's settings file {run.path / 'run.yaml'} cannot be used: {e}") from None
+        raise ExportError(msg("The run's settings file {path} cannot be used: {detail}", path=run.path / "run.yaml",
+                              detail=e.args[0] if e.args else str(e))) from None
     return ExportSource(name=run.name, path=run.path, workspace=workspace, base_spec=model.name_or_path,
                         load_in_4bit=model.load_in_4bit, max_seq_length=model.max_seq_length)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from engine.i18n import msg
 from engine.train.config import ConfigError, RunConfig, flatten, put, validate
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
@@ -33,6 +34,6 @@ def build(preset: str, dataset: str, model: str = "default", **sections: dict[st
     """A validated config: the preset's values, then the model and data set, then any section overrides
     such as train={"epochs": 1}."""
     if preset not in presets():
-        raise ConfigError(f"There is no preset '{preset}'; choose one of: {', '.join(presets())}.")
+        raise ConfigError(msg("There is no preset '{preset}'; choose one of: {names}.", preset=preset, names=", ".join(presets())))
     changes = {"preset": preset, "model.name_or_path": model, "dataset": dataset, **flatten(sections)}
     return validate(put(presets()[preset].config, changes))
