@@ -134,6 +134,17 @@ def test_a_presets_choices_read_in_chinese_on_the_form():
             assert I18N.translations[CHINESE][help] == zh
 
 
+@pytest.mark.parametrize("fmt", ["gguf-q8_0", "adapter", "merged16"])
+def test_the_steps_after_a_download_read_in_chinese(fmt):
+    from engine.export.download import steps
+
+    zh = chinese(steps("Pirate-v1", fmt, "default"))
+    assert f"unzip Pirate-v1-{fmt}.zip" in zh and zh.startswith("**用")
+    if fmt.startswith("gguf-"):
+        assert "ollama create pirate-v1 -f Modelfile" in zh
+    assert not english_words(re.sub(r"```.*?```", " ", zh, flags=re.S), {"Ollama", "Python", "zip", "transformers", "LM", "Studio"}), zh
+
+
 def test_the_command_line_speaks_chinese_when_lang_says_zh(tmp_path):
     f = tmp_path / "pairs.jsonl"
     f.write_text("\n".join(json.dumps({"prompt": f"What is {n} plus {n}?", "response": f"It is {2 * n}, of course."})

@@ -175,7 +175,7 @@ def show_download(ctx: Context, run: str | None, fmt: str | None):
         return None, t("Finished exports of the run can be downloaded here.")
     direct = download.direct_files(ctx.workspace, run, fmt)
     zip_hint = "" if direct else t("Press **Make a .zip** to download the `{format}` folder.", format=fmt) + "\n\n"
-    return _serve(ctx, direct) or None, zip_hint + download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+    return _serve(ctx, direct) or None, zip_hint + tr(download.steps(run, fmt, open_source(ctx.workspace, run).base_spec))
 
 
 def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progress()):
@@ -183,7 +183,7 @@ def make_zip(ctx: Context, run: str | None, fmt: str | None, progress=gr.Progres
         raise gr.Error(t("Choose a finished export to download (export one first)."))
     progress(0.1, desc=t("Zipping the {format} folder", format=fmt))
     files = [*download.direct_files(ctx.workspace, run, fmt), download.zip_export(ctx.workspace, run, fmt)]
-    return _serve(ctx, files), download.steps(run, fmt, open_source(ctx.workspace, run).base_spec)
+    return _serve(ctx, files), tr(download.steps(run, fmt, open_source(ctx.workspace, run).base_spec))
 
 
 def do_push(ctx: Context, folder: str | None, repo: str, token: str, private: bool, progress=gr.Progress()):

@@ -119,14 +119,17 @@ def steps(run: str, fmt: str, base: str = "") -> str:
     """How to use the export after downloading it, in Markdown."""
     name = f"{run}-{fmt}"
     if fmt.startswith("gguf-"):
-        model = ollama_name(run)
-        return (f"**Run it with Ollama**: press **Make a .zip** and download it (or download the `.gguf` file and "
-                f"the `Modelfile` into one folder, `cd` there and skip the first line), then:\n\n```\nunzip {name}.zip && cd {name}\nollama create {model} -f Modelfile\n"
-                f"ollama run {model}\n```\n\nllama.cpp and LM Studio open the `.gguf` file alone.")
+        return msg("**Run it with Ollama**: press **Make a .zip** and download it (or download the `.gguf` file and "
+                   "the `Modelfile` into one folder, `cd` there and skip the first line), then:\n\n```\n"
+                   "unzip {name}.zip && cd {name}\nollama create {model} -f Modelfile\nollama run {model}\n```\n\n"
+                   "llama.cpp and LM Studio open the `.gguf` file alone.", name=name, model=ollama_name(run))
     if base in ("default", DEFAULT_MODEL):  # the app's default model is this one on the Hub
         base = f"HuggingFaceTB/{DEFAULT_MODEL}"
-    load = (f'PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base}"), "{name}")'
-            if fmt == "adapter" else f'AutoModelForCausalLM.from_pretrained("{name}")')
-    return (f"**Use it with transformers**: download the zip, then:\n\n```\nunzip {name}.zip\n```\n\n"
-            f"and in Python, from the folder holding `{name}`: `{load}`"
-            + (" (the adapter goes on top of the same base model it was trained on)." if fmt == "adapter" else "."))
+    if fmt == "adapter":
+        load = f'PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base}"), "{name}")'
+        return msg("**Use it with transformers**: download the zip, then:\n\n```\nunzip {name}.zip\n```\n\n"
+                   "and in Python, from the folder holding `{name}`: `{load}` (the adapter goes on top of the same "
+                   "base model it was trained on).", name=name, load=load)
+    return msg("**Use it with transformers**: download the zip, then:\n\n```\nunzip {name}.zip\n```\n\n"
+               "and in Python, from the folder holding `{name}`: `{load}`.", name=name,
+               load=f'AutoModelForCausalLM.from_pretrained("{name}")')
