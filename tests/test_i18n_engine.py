@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.data import RECORD_FORMATS
 from engine.data.errors import DataError
 from engine.data.pipeline import Options, inspect
 from engine.access import MODEL_PLACES
@@ -189,6 +190,8 @@ def templates() -> dict[str, str]:
     found.update({text: "engine/export/catalog.py" for f in EXPORT_FORMATS.values() for text in (f.label, f.help)})
     found.update({text: "engine/train/presets.yaml" for p in presets().values() for text in (p.title, p.summary, *p.why.values())})
     found.update({text: "engine/train/timing.yaml" for text in (timing().get("presets") or {}).values()})
+    found.update({text: "engine/data/formats.py" for f in RECORD_FORMATS.values() for text in (f.title, *f.fields.values())
+                  if text not in ("Alpaca", "ShareGPT")})  # names
     return found
 
 
