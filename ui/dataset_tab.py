@@ -186,7 +186,7 @@ def render(ctx: Context) -> None:
             detected = gr.Markdown(_("Upload a file to begin."), elem_id="data-detected")
     with gr.Accordion(_("Format, columns and rules"), open=True):
         with gr.Row():
-            fmt = gr.Dropdown([(_(AUTO), AUTO), *RECORD_FORMATS], value=AUTO, label=_("Format"), elem_id="data-format",
+            fmt = gr.Dropdown([AUTO, *RECORD_FORMATS], value=AUTO, label=_("Format"), elem_id="data-format",
                               info=_("Leave on auto, or choose the shape of your records."))
             system = gr.Textbox(label=_("System prompt"), placeholder=_("Added to every conversation that has none"),
                                 info=_("e.g. You are Captain Bess, a pirate who ends every reply with 'Arr, matey!'"))
