@@ -61,6 +61,19 @@ def marked_texts() -> dict[str, Path]:
     return found
 
 
+def test_static_text_has_no_braces():
+    """The browser's I18n formats a `_()` key as a message with {fields}: a brace in one shows the raw key
+    (`i18n{"type": "translation_metadata", ...}`) in the page, in either language."""
+    braced = []
+    for path in _sources("ui"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _name(node.func) == "_" and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and "{" in arg.value:
+                    braced.append(f"{path.name}:{node.lineno}")
+    assert not braced, braced
+
+
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 

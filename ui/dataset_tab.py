@@ -206,7 +206,7 @@ def render(ctx: Context) -> None:
             all_branches = gr.Checkbox(False, label=_("Every branch of a message tree"),
                                        info=_("Off: only the top-ranked reply path of each tree."))
             card_user = gr.Textbox("User", label=_("Your name in a card's dialogues"),
-                                   info=_("What {{user}} becomes in a character card's example dialogues."))
+                                   info=_("The name that takes the place of the user placeholder in a character card's example dialogues."))
     report = gr.Markdown(elem_id="data-report")
 
     gr.Markdown(_("### Preview: what training sees"))
