@@ -44,14 +44,13 @@ def check_record(record: dict, name: str) -> None:
     """Raise `DataError` where a JSON file's one object is a lorebook rather than records."""
     if is_lorebook(record):
         book = lorebook_from_dict(record)
-        what = "a NovelAI lorebook" if "lorebookVersion" in record else "a SillyTavern World Info file"
-        raise DataError(
-            f"'{name}' is {what}, a {book.describe()}: background facts that chat adds "
-            "to the prompt when their keywords come up. It is context for chatting with a character, not "
-            "training examples. To use it, link it to the character in SillyTavern (exporting the card then "
-            "embeds it) and open that card in Chat. To train, bring conversations: a SillyTavern chat export "
-            "(.jsonl), or the character card itself, whose example dialogues become rows."
-        )
+        what = msg("a NovelAI lorebook") if "lorebookVersion" in record else msg("a SillyTavern World Info file")
+        raise DataError(msg(
+            "'{name}' is {what}, a {book}: background facts that chat adds to the prompt when their keywords come "
+            "up. It is context for chatting with a character, not training examples. To use it, link it to the "
+            "character in SillyTavern (exporting the card then embeds it) and open that card in Chat. To train, "
+            "bring conversations: a SillyTavern chat export (.jsonl), or the character card itself, whose example "
+            "dialogues become rows.", name=name, what=what, book=book.describe()))
 
 
 def no_known_shape(name: str, records: list[dict], columns: list[str]) -> str:
