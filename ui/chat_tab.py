@@ -111,9 +111,9 @@ def _stream(ctx: Context, history, system, lore, spec, values: tuple, think: boo
     cancel.clear()
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
     going_on, start = bool(text_of(history[-1]["content"])), len(history) - 1
-    said = history if going_on else history[:-1]  # a new reply: the template's own prompt
-    system, entries = chat_history.reply_system(system, chat_history.lorebook_of(lore), to_messages(said, ""))
-    messages = to_messages(said, system)
+    earlier = history if going_on else history[:-1]  # a new reply: the template's own prompt
+    system, entries = chat_history.reply_system(system, chat_history.lorebook_of(lore), to_messages(earlier, ""))
+    messages = to_messages(earlier, system)
     lore_note = t(" · Lorebook entries in this reply's prompt: {names}.", names=", ".join(entries)) if entries else ""
     try:
         replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=request.session_hash,
