@@ -164,3 +164,29 @@ def test_the_trainer_gets_accelerates_fsdp2_arguments(tmp_path):
     assert args.fsdp_plugin_args == {
         "fsdp_version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "cpu_ram_efficient_loading": True,
         "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True}
+
+
+def test_under_fsdp_every_process_generates_the_probes_and_rank_0_alone_records(tiny_model_path, tmp_path,
+                                                                              monkeypatch):
+    """A sharded model's forward is collective, so a follower that skipped the probes would leave rank 0
+    waiting: with the real tiny model on one process, a follower's callback generates and writes nothing,
+    rank 0's records step 0 when training begins, and a DDP follower does nothing."""
+    from transformers import AutoModelForCausalLM, TrainerState
+
+    from engine.chat.templates import load_tokenizer
+    from engine.train import probes
+    from engine.train.callbacks import ProbeCallback
+    from engine.train.runs import EventLog
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model_path), load_tokenizer(tiny_model_path, None)
+    generated = []
+    answer = probes.answer
+    monkeypatch.setattr(probes, "answer", lambda *a: generated.append(1) or answer(*a))
+    follower, rank0 = TrainerState(is_world_process_zero=False), TrainerState(is_world_process_zero=True)
+    events = EventLog(tmp_path)
+    for sharded, state in ((True, follower), (False, follower), (True, rank0)):
+        callback = ProbeCallback(tmp_path, ["Hi"], 4, events, sharded)
+        callback.on_train_begin(None, state, None, model=model, processing_class=tokenizer)
+    assert len(generated) == 2  # the FSDP follower and rank 0; not the DDP follower
+    assert probes.recorded_steps(tmp_path) == {0}
+    assert [e["text"] for e in events.read()] == ["The probe prompts were answered by the untrained model (step 0)."]

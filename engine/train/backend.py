@@ -248,9 +248,9 @@ def _device(device: str, on_host: bool = False) -> str:
 
 
 def _fsdp_loading() -> None:
-    """accelerate's FSDP loading, as `accelerate launch` sets it up: only local rank 0 reads the weights, the
-    others start empty and get theirs when FSDP shards the model (`cpu_ram_efficient_loading`); transformers
-    looks for it in the environment and in an initialised process group before it loads."""
+    """accelerate's FSDP loading (`cpu_ram_efficient_loading`), as `accelerate launch` sets it up: the weights
+    FSDP splits come from local rank 0, broadcast as it shards the model; transformers looks for the setting
+    in the environment and for an initialised process group while it loads."""
     import os
 
     from accelerate import PartialState

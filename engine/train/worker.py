@@ -79,7 +79,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     began, startup = time.perf_counter(), {}  # seconds from here to each stage before step 1, for the events
     run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
     if distributed.world() > 1 and run.config.train.sharding == "fsdp":
-        # unsloth's own FSDP2 path, which it reads as it is imported (docs/training.md); not run here
+        # unsloth's own FSDP2 path (docs/training.md), set before unsloth is imported; not run here
         os.environ.setdefault("UNSLOTH_FSDP2", "1")
     hw = detect()
     from datasets import Dataset
@@ -209,7 +209,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     whole = trainer.accelerator.get_state_dict(trainer.model) if settings.sharded else None
     if main:
         with atomic_dir(run_dir / "adapter") as tmp:
-            trainer.model.save_pretrained(tmp, **({"state_dict": whole} if settings.sharded else {}))
+            trainer.model.save_pretrained(tmp, state_dict=whole)  # None: the model's own
             tokenizer.save_pretrained(tmp)
     state = "stopped" if stop.is_set() else "completed"
     events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
