@@ -70,15 +70,17 @@ def budget(free_bytes: int) -> int:
     return min(free_bytes, cap) if cap else free_bytes
 
 
-def choose(config: RunConfig, settings: Settings, shape, lengths: list[int], budget_bytes: float) -> Choice:
-    """The checkpointed layers and the batch for this run (see the module's docstring)."""
+def choose(config: RunConfig, settings: Settings, shape, lengths: list[int], budget_bytes: float,
+           shards: int = 1) -> Choice:
+    """The checkpointed layers and the batch for this run (see the module's docstring); `shards`: the
+    processes FSDP splits the model across (plan.sharding), 1 otherwise."""
     from engine.train.plan import estimate_memory, largest_batch_tokens
 
     t, layers = config.train, shape.layers
 
     def need(k: int | None, changed: RunConfig) -> float:
         tokens = largest_batch_tokens([min(n, changed.model.max_seq_length) for n in lengths], changed)
-        return estimate_memory(shape, changed, replace(settings, checkpointed_layers=k), tokens).total
+        return estimate_memory(shape, changed, replace(settings, checkpointed_layers=k), tokens, shards).total
 
     def choice(k, batch, accumulation, chosen):
         changed = with_changes(config, {"train.batch_size": batch, "train.gradient_accumulation": accumulation})

@@ -141,6 +141,14 @@ class TrainSection(_Section):
         description="Training processes on this machine, one a GPU (none set: every GPU when there are several, "
         "else one). The effective batch stays batch size x accumulation: each process accumulates its share.",
     )
+    sharding: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", title="Sharding (several GPUs)",
+        description="How several processes hold the model: DDP gives each GPU a whole copy (fastest), FSDP splits "
+        "the weights, adapter and optimizer across the GPUs, for a model that does not fit one card. 'auto' takes "
+        "DDP where a copy fits each GPU, else FSDP. One process ignores it.",
+        json_schema_extra=_labels(auto="auto (DDP where it fits)", ddp="DDP (a copy a GPU)",
+                                  fsdp="FSDP (split across the GPUs)"),
+    )
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"] = Field(
         "linear", title="Learning-rate schedule",
         description="How the learning rate changes over the run; linear or cosine decay are the usual choices.",

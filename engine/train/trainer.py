@@ -66,7 +66,21 @@ def common_args(config: RunConfig, settings: Settings, output_dir: Path, measure
         fp16=settings.mixed_precision == "fp16",
         gradient_checkpointing=False,  # the backend turns it on, for the layers chosen (backend.checkpoint_layers)
         disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
+        **(fsdp_args(settings) if settings.sharded else {}),
     )
+
+
+def fsdp_args(settings: Settings) -> dict:
+    """accelerate's FSDP2 through the trainer's arguments (transformers 5.17 `fsdp_config` keys): every
+    decoder layer its own unit, its weights, LoRA parameters, gradients and optimizer state split across
+    the processes (`reshard_after_forward`: a full shard). FSDP2 shards parameter by parameter, so frozen
+    and trainable ones share a unit without FSDP1's `use_orig_params`; the trainer wraps by the model's
+    own decoder layer class (its `_no_split_modules`, with peft's policy for the LoRA layers) and keeps
+    4-bit weights in their storage dtype. Checkpointing stays the backend's (backend.checkpoint_layers)."""
+    return dict(fsdp=True, fsdp_config={
+        "version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",  # rank 0 saves a whole adapter
+    })
 
 
 class WorkbenchTrainer(SFTTrainer):
