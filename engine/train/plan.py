@@ -46,6 +46,7 @@ class Shape:
     vocab: int
     linear: dict[str, tuple[int, int]]  # LoRA target name -> (in, out) features, per layer
     embedding_parameters: int  # embed_tokens + lm_head (counted once when tied)
+    model_type: str | None = None  # the config's, which picks the family's LoRA targets
 
 
 @dataclass
@@ -220,9 +221,10 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
         weights = linear * 0.53 + shape.embedding_parameters * 2
     else:
         weights = shape.parameters * weight_bytes
-    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in lora.target_modules)
+    targets = lora.targets(shape.model_type)
+    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in targets)
     trainable *= shape.layers
-    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(lora.target_modules) else 0
+    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(targets) else 0
     optimizer_bytes = 2 if "8bit" in settings.optimizer else 8
     adapter = (trainable + full) * (4 + 4 + optimizer_bytes)
     if settings.device != "cuda" and settings.mixed_precision == "bf16":
@@ -377,6 +379,7 @@ def shape_of(model_config, trust: bool = False) -> Shape:
         parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
         hidden=text.hidden_size, intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
         vocab=text.vocab_size, linear=linear, embedding_parameters=sum(embeddings.values()),
+        model_type=model_config.model_type,
     )
 
 
