@@ -150,6 +150,10 @@ def test_tool_calls_render_through_the_templates_own_syntax(family):
     trained = [piece for piece, on in p.segments if on]
     assert trained[0].endswith(CALL_SYNTAX[family.key]) and trained[-1].startswith(("It is sunny.", "<think>"))
     assert "Sunny" not in "".join(trained)  # the tool's answer is read, not written, by the model
+    # OpenAI's rows hold the arguments as a JSON string: they render as the object they are.
+    openai = [{**m, "tool_calls": [{**CALL, "function": {**CALL["function"], "arguments": '{"city":"Paris"}'}}]}
+              if m.get("tool_calls") else m for m in TOOL_CHAT]
+    assert preview({"messages": openai, "tools": TOOLS}, tok).text == p.text
 
 
 def test_qwen3_thinking_rows_on_and_off(default_model_path):

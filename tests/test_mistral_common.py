@@ -132,9 +132,10 @@ def weather_call(city, id=None):
 
 
 TOOL_CHATS = [
-    # OpenAI-style ids, longer than Mistral's 9 letters and digits
+    # OpenAI-style ids, longer than Mistral's 9 letters and digits, and arguments as a JSON string
     [{"role": "user", "content": "Weather in Paris?"},
-     {"role": "assistant", "content": "", "tool_calls": [weather_call("Paris", "call_abc123def456")]},
+     {"role": "assistant", "content": "", "tool_calls": [
+         {**weather_call("Paris", "call_abc123def456"), "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
      {"role": "tool", "tool_call_id": "call_abc123def456", "name": "get_weather", "content": "Sunny"},
      {"role": "assistant", "content": "It is sunny."}],
     # no ids at all (a ShareGPT function_call row), two calls answered in order

@@ -49,6 +49,7 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
         # Gemma 2 has no system role; Gemma 3's template does this itself.
         first = messages[1]
         messages = [{**first, "content": messages[0]["content"] + "\n\n" + first["content"]}, *messages[2:]]
+    messages = [_object_arguments(m) if m.get("tool_calls") else m for m in messages]
     if family and family.tool_call_id_length and any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
         messages = with_call_ids(messages, family.tool_call_id_length)
     if "tool_calls" not in template and any(m.get("tool_calls") for m in messages):
@@ -61,6 +62,25 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
             messages = [{"role": "system", "content": described}, *messages]
         tools = None
     return messages, tools
+
+
+def _object_arguments(message: dict) -> dict:
+    """OpenAI's tool calls hold their arguments as a JSON string; chat templates write an object's JSON
+    (transformers' convention, and mistral-common's encoding) but a string as a quoted string, which is
+    not what the model writes. A string that holds a JSON object becomes that object."""
+    calls = []
+    for call in message["tool_calls"]:
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                call = {**call, "function": {**function, "arguments": parsed}}
+        calls.append(call)
+    return {**message, "tool_calls": calls}
 
 
 def with_call_ids(messages: list[dict], length: int) -> list[dict]:
