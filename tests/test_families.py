@@ -194,7 +194,7 @@ def test_phi3_runs_adapt_its_fused_layers_by_default(workspace, default_model_pa
 
     from engine.hardware import detect
     from engine.train import backend, plan, runs, worker
-    from engine.train.config import validate
+    from engine.train.config import validate, with_changes
 
     folder = tmp_path / "tiny-phi3"
     tok = family_tokenizer(default_model_path, "phi3", families.by_key("phi3").template_text())
@@ -224,6 +224,12 @@ def test_phi3_runs_adapt_its_fused_layers_by_default(workspace, default_model_pa
     with_embeddings = config.lora.model_copy(update={"target_modules": [*config.lora.target_modules, "lm_head"]})
     assert with_embeddings.targets("phi3") == [*families.by_key("phi3").target_modules, "lm_head"]
     assert config.lora.model_copy(update={"target_modules": ["o_proj"]}).targets("phi3") == ["o_proj"]
+    # Layers Phi-3 lacks, chosen by name, are named in the plan before a run would fail on them.
+    unfused = with_changes(config, {"lora.target_modules": ["q_proj", "v_proj", "o_proj"]})
+    assert [p for p in plan.make(unfused, workspace).problems if "target_modules" in p] == [
+        "lora.target_modules: this model has no layers named q_proj, v_proj; its layers are o_proj, qkv_proj, "
+        "gate_up_proj, down_proj. Tick all seven for the model's own, or only layers it has."]
+    assert not [p for p in plan.make(config, workspace).problems if "target_modules" in p]
 
     run = runs.create_run(workspace, config, name="phi3")
     assert worker.main(run.path, workspace) == 0  # the training worker, in this process

@@ -151,6 +151,10 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     hw = hw or detect()
     settings, problems = choose(config, hw)
     tokenizer, shape = tokenizer_and_shape(config, workspace)
+    if missing := [m for m in config.lora.targets(shape.model_type) if m not in shape.linear and m not in EMBEDDING_MODULES]:
+        problems = [*problems, msg("lora.target_modules: this model has no layers named {missing}; its layers are "
+                                   "{layers}. Tick all seven for the model's own, or only layers it has.",
+                                   missing=", ".join(missing), layers=", ".join(shape.linear))]
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
