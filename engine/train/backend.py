@@ -165,7 +165,7 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path, adapt
     if adapter is not None:  # untested here: no CUDA on the build machines
         return _continue(model, adapter), tokenizer
     model = FastLanguageModel.get_peft_model(
-        model, r=lora.r, target_modules=lora.target_modules, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        model, r=lora.r, target_modules=lora.targets(model.config.model_type), lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         bias=lora.bias, use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
         random_state=lora.random_state, use_rslora=lora.use_rslora, loftq_config=_loftq(lora.loftq),
     )
@@ -226,11 +226,12 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path, 
     if adapter is not None:
         return _continue(model, adapter), tokenizer
     torch.manual_seed(lora.random_state)
+    targets = lora.targets(model.config.model_type)
     peft_config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias, use_rslora=lora.use_rslora,
-        target_modules=[m for m in lora.target_modules if m not in EMBEDDING_MODULES],
+        target_modules=[m for m in targets if m not in EMBEDDING_MODULES],
         # Embeddings and the LM head train fully, as unsloth does when they are named as targets.
-        modules_to_save=[m for m in lora.target_modules if m in EMBEDDING_MODULES] or None,
+        modules_to_save=[m for m in targets if m in EMBEDDING_MODULES] or None,
         init_lora_weights="loftq" if lora.loftq else True, loftq_config=_loftq(lora.loftq) or {},
         task_type="CAUSAL_LM",
     )

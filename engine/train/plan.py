@@ -46,6 +46,7 @@ class Shape:
     vocab: int
     linear: dict[str, tuple[int, int]]  # LoRA target name -> (in, out) features, per layer
     embedding_parameters: int  # embed_tokens + lm_head (counted once when tied)
+    model_type: str | None = None  # the config's, which picks the family's LoRA targets
 
 
 @dataclass
@@ -169,6 +170,10 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     hw = hw or detect()
     settings, problems = choose(config, hw)
     tokenizer, shape = tokenizer_and_shape(config, workspace)
+    if missing := [m for m in config.lora.targets(shape.model_type) if m not in shape.linear and m not in EMBEDDING_MODULES]:
+        problems = [*problems, msg("lora.target_modules: this model has no layers named {missing}; its layers are "
+                                   "{layers}. Tick all seven for the model's own, or only layers it has.",
+                                   missing=", ".join(missing), layers=", ".join(shape.linear))]
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
@@ -291,9 +296,10 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     else:
         embedding = shape.embedding_parameters * weight_bytes
         weights = shape.parameters * weight_bytes
-    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in lora.target_modules)
+    targets = lora.targets(shape.model_type)
+    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in targets)
     trainable *= shape.layers
-    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(lora.target_modules) else 0
+    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(targets) else 0
     optimizer_bytes = 2 if "8bit" in settings.optimizer else 8
     adapter = (trainable + full) * (4 + 4 + optimizer_bytes)
     loading = 0.0
@@ -463,6 +469,7 @@ def shape_of(model_config, trust: bool = False) -> Shape:
         parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
         hidden=text.hidden_size, intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
         vocab=text.vocab_size, linear=linear, embedding_parameters=sum(embeddings.values()),
+        model_type=model_config.model_type,
     )
 
 
