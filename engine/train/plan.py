@@ -164,7 +164,8 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     free = hw.free_bytes()
     choice = None
     if settings.device == "cuda":
-        choice = checkpointing.choose(config, settings, shape, data.lengths, checkpointing.budget(free))
+        choice = checkpointing.choose(config, settings, shape, data.lengths, checkpointing.budget(free),
+                                      per_batch=count == 1)
         settings, free = choice.settings, int(choice.budget_bytes)
     sized = config if choice is None else with_changes(config, {"train.batch_size": choice.batch_size,
                                                               "train.gradient_accumulation": choice.gradient_accumulation})
