@@ -174,25 +174,39 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path, adapt
 
 def checkpoint_layers(model, settings: Settings) -> int:
     """Checkpoint `settings.checkpointed_layers` of the model's decoder layers (all where None); the others
-    keep their activations. unsloth's own `skip_checkpointing` spreads the kept layers evenly; on the
-    transformers backend the first layers are checkpointed. Returns how many are."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    k = len(layers) if settings.checkpointed_layers is None else min(settings.checkpointed_layers, len(layers))
+    keep their activations. Returns how many are."""
     if not settings.gradient_checkpointing:
         return 0
+    if settings.backend != "unsloth":
+        # The trainer would turn every layer on again (its gradient_checkpointing is off: trainer.training_args).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    layers = decoder_layers(model)
+    k = len(layers) if settings.checkpointed_layers is None else min(settings.checkpointed_layers, len(layers))
+    set_checkpointed(model, settings, k)
+    return k
+
+
+def decoder_layers(model) -> list:
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+def set_checkpointed(model, settings: Settings, k: int) -> None:
+    """Checkpoint k decoder layers from the next forward on (checkpointing must be on, checkpoint_layers).
+    unsloth's own `skip_checkpointing` spreads the kept layers evenly; it only ever marks more layers, so
+    the marks of an earlier call are taken off first. On the transformers backend the first k are."""
+    layers = decoder_layers(model)
     if settings.backend == "unsloth":
         from unsloth.models._utils import skip_checkpointing
 
+        for layer in layers:
+            layer.__dict__.pop("_unsloth_skip_checkpoint", None)
         if k < len(layers):
             skip_checkpointing(model, "max" if k == 0 else len(layers) - k)
-        return k
-    # The trainer would turn every layer on again (its gradient_checkpointing is off: trainer.training_args).
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return
     for i, layer in enumerate(layers):
         layer.gradient_checkpointing = i < k
-    return k
 
 
 def _load_transformers(config: RunConfig, settings: Settings, model_path: Path, adapter: Path | None = None):

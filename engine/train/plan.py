@@ -195,7 +195,7 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     shards = shard.shards if shard else 1
     choice = None
     if settings.device == "cuda":
-        choice = checkpointing.choose(config, settings, shape, data.lengths, free, shards)
+        choice = checkpointing.choose(config, settings, shape, data.lengths, free, shards, per_batch=count == 1)
         settings, free = choice.settings, int(choice.budget_bytes)
     sized = config if choice is None else with_changes(config, {"train.batch_size": choice.batch_size,
                                                               "train.gradient_accumulation": choice.gradient_accumulation})

@@ -151,13 +151,15 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     startup["data"] = time.perf_counter() - began
 
     # The layers checkpointed and the batch (the plan's choice on a GPU: engine/train/checkpointing.py).
+    choice = None
     if settings.device == "cuda":
         import torch
         from transformers import AutoConfig
 
         free, held = torch.cuda.mem_get_info()[0], torch.cuda.memory_reserved()
         choice = checkpointing.choose(config, settings, plan.shape_of(AutoConfig.from_pretrained(model_path)),
-                                      data.lengths, checkpointing.budget(free + held), shards)
+                                      data.lengths, checkpointing.budget(free + held), shards,
+                                      per_batch=distributed.world() == 1)
         settings = choice.settings
         config = config.model_copy(update={"train": config.train.model_copy(update={
             "batch_size": choice.batch_size, "gradient_accumulation": choice.gradient_accumulation})})
@@ -185,6 +187,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
             StopCallback(stop),
             StartupCallback(events, began, startup),
         ],
+        checkpointing=choice,
     )
     startup["trainer"] = time.perf_counter() - began
 
@@ -195,6 +198,9 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if resume_from:
         events.message(f"Resuming from {resume_from.name}.")
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if trainer.batches_by_layers:
+        events.message(msg("Checkpointed layers per batch (layers: batches): {counts}.", counts=", ".join(
+            f"{k}: {n}" for k, n in sorted(trainer.batches_by_layers.items()))))
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
     if rates and main:
