@@ -11,6 +11,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
+from engine.i18n import msg
 from engine.train import distributed, probes
 from engine.train.runs import EventLog
 
@@ -110,4 +111,4 @@ class ProbeCallback(TrainerCallback):
     def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.prompts and state.is_world_process_zero:
             probes.record(self.run_dir, state.global_step, model, processing_class, self.prompts, self.max_new_tokens)
-            self.events.message(f"Checkpoint at step {state.global_step} saved; probe prompts answered.")
+            self.events.message(msg("Checkpoint at step {step} saved; probe prompts answered.", step=state.global_step))

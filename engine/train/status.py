@@ -5,13 +5,14 @@ wrong types) is read as what it is, damaged, never as an error that breaks a pag
 from __future__ import annotations
 
 import json
+import numbers
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from engine.i18n import msg
+from engine.i18n import Message, msg
 
 State = Literal["waiting", "queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
 LIVE = ("queued", "running", "stopping")
@@ -87,6 +88,46 @@ def usable_event(e: dict) -> bool:
     if kind == "message":
         return isinstance(e.get("text"), str)
     return isinstance(kind, str)
+
+
+def message_fields(text: str) -> dict:
+    """A log line's fields in events.jsonl: its English `text` (what older readers and the files show),
+    and for a Message its `key` and `params` too, so the Train tab renders it in the viewer's language."""
+    fields = {"text": str(text)}
+    if isinstance(text, Message):
+        fields.update(_dumped(text))
+    return fields
+
+
+def _dumped(value):
+    """A Message as {"key", "params"} (a parameter that is a Message, nested the same way); a number stays
+    a number for the template's formats, anything else becomes its text."""
+    if isinstance(value, Message):
+        return {"key": value.template, "params": {k: _dumped(v) for k, v in value.params.items()}}
+    if isinstance(value, (bool, type(None))):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def _loaded(value):
+    if isinstance(value, dict):
+        return Message(value["key"], **{k: _loaded(v) for k, v in value["params"].items()})
+    return value
+
+
+def event_message(e: dict) -> str:
+    """A `message` event's line: the Message it was written from, or its text alone (a line written
+    before messages kept their key, or one whose key and params are damaged)."""
+    if isinstance(e.get("key"), str) and isinstance(e.get("params"), dict):
+        try:
+            return _loaded({"key": e["key"], "params": e["params"]})
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            pass
+    return e["text"]
 
 
 def usable_probe(r: dict) -> bool:
