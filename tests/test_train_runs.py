@@ -207,17 +207,22 @@ def test_a_runs_log_reads_in_the_viewers_language(workspace, make_config):
     assert not untranslated and len(chinese) == len(english), untranslated
 
 
-def test_a_failed_runs_error_line_reads_in_chinese(workspace, make_config, tmp_path):
-    """The error the worker logs as it fails is a message too (in-process worker, a missing data set)."""
+def test_a_failed_runs_error_reads_in_chinese(workspace, make_config, tmp_path):
+    """The error the worker records as it fails, in the log and in status.json, is a message too: the
+    Train tab shows both in Chinese (in-process worker, a missing data set)."""
     from engine.train import worker
 
     config = make_config().model_copy(update={"dataset": str(tmp_path / "missing.jsonl")})
     run = runs.create_run(workspace, config, name="lost")
     assert worker.main(run.path, workspace) == 1
+    run = runs.load_run(workspace, "lost")
+    assert run.state == "failed" and run.status.error.startswith(f"'{tmp_path / 'missing.jsonl'}' is neither")
     with speaking(CHINESE):
-        log = train_view.log_tail(runs.load_run(workspace, "lost"))
-    error = [line for line in log.splitlines() if "missing.jsonl" in line]
-    assert len(error) == 1 and "错误" in error[0] and not english_words(error[0]), log
+        log, progress = train_view.log_tail(run), train_view.progress_text(run)
+    for shown in (log, progress):
+        error = [line for line in shown.splitlines() if "missing.jsonl" in line]
+        assert len(error) == 1 and CJK.search(error[0]) and not english_words(error[0]), shown
+    assert "错误" in log
 
 
 def test_one_training_at_a_time(workspace, make_config):

@@ -49,9 +49,9 @@ def progress_text(run: runs.Run | None) -> str:
     elif run.live:
         lines.append(t("Starting: loading the model and the data…"))
     if run.status.error:
-        lines.append(f"**{tr(run.status.error)}**")
+        lines.append(f"**{tr(run.status.said('error'))}**")
     if run.status.advice:
-        lines.append(tr(run.status.advice))
+        lines.append(tr(run.status.said("advice")))
     lines.extend(run.damaged_records)
     if run.adapter and not run.live:
         lines.append(t("Adapter: `{path}`", path=str(run.adapter)))

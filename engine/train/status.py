@@ -45,13 +45,26 @@ class Status(BaseModel):
     advice: str | None = None  # what to do about it
     backend: Backend | None = None
     processes: int = 1  # training processes of the run (torchrun), as the worker recorded them
+    # The error's and the advice's message key and params, when they were messages (message_fields)
+    error_message: dict | None = None
+    advice_message: dict | None = None
 
     @property
     def live(self) -> bool:
         return self.state in LIVE
 
     def merged(self, **fields) -> "Status":
+        for name in ("error", "advice"):
+            if name in fields:
+                value = fields[name]
+                fields[f"{name}_message"] = _dumped(value) if isinstance(value, Message) else None
         return Status.model_validate({**self.model_dump(), **fields})
+
+    def said(self, name: str) -> str | None:
+        """The `error` or `advice` as the Message it was recorded from, to be rendered in the viewer's
+        language; its text alone where it was none (or was recorded by an older version)."""
+        text = getattr(self, name)
+        return None if text is None else event_message({"text": text, **(getattr(self, f"{name}_message") or {})})
 
     def dump(self) -> dict:
         return self.model_dump(mode="json")
@@ -69,7 +82,7 @@ def read(path: Path) -> Status:
         pass
     made = path.parent.joinpath("run.yaml")
     created = datetime.fromtimestamp(made.stat().st_mtime, timezone.utc) if made.exists() else None
-    return Status(state="damaged", created=created, error=msg("This run's {name} is damaged, so its state is unknown.", name=path.name),
+    return Status().merged(state="damaged", created=created, error=msg("This run's {name} is damaged, so its state is unknown.", name=path.name),
                   advice=msg("Resume it to rewrite the file (training continues from its latest "
                              "checkpoint, if it has one), or Delete the run."))
 
@@ -120,8 +133,8 @@ def _loaded(value):
 
 
 def event_message(e: dict) -> str:
-    """A `message` event's line: the Message it was written from, or its text alone (a line written
-    before messages kept their key, or one whose key and params are damaged)."""
+    """A record's message (a `message` event's line, a status's error): the Message it was written from,
+    or its text alone (written before messages kept their key, or with its key and params damaged)."""
     if isinstance(e.get("key"), str) and isinstance(e.get("params"), dict):
         try:
             return _loaded({"key": e["key"], "params": e["params"]})
