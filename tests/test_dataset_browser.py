@@ -58,7 +58,7 @@ def test_dataset_tab_upload_preview_save_and_bad_files(app_server, browser, tmp_
     odd.write_text("q,a,notes\nWhat do cats eat?,Mostly meat and fish.,x\nWhy is grass green?,Chlorophyll.,y\n")
     upload(page, odd)
     page.wait_for_selector("#data-report :text('Columns seen: q, a, notes')", timeout=60_000)
-    choose(page, "#data-format", "pairs")
+    choose(page, "#data-format", "Prompt and reply")  # the title shows; the handlers get its id, pairs
     page.wait_for_selector("#data-report :text('choose the column for: prompt')", timeout=60_000)
     choose(page, "#map-prompt", "q")
     choose(page, "#map-response", "a")

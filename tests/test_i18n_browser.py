@@ -82,3 +82,35 @@ def test_the_switch_changes_language_and_keeps_the_session(app_server, browser):
     page.locator("#language").get_by_text("English").click()
     expect(page.get_by_role("tab", name="Model", exact=True)).to_be_visible()
     page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("locale, auto, pairs", [("en-US", "auto (detected)", "Prompt and reply"),
+                                                 ("zh-CN", "自动（检测）", "提示与回复")])
+def test_the_dataset_format_list_in_the_browsers_language(app_server, browser, tmp_path, locale, auto, pairs):
+    """The Format box shows its choice's label in the page's language, the list every shape's title, and a
+    choice made by its label reaches the handlers as the shape's id (the detection line names it)."""
+    url, _ = app_server
+    page = browser.new_page(locale=locale, viewport={"width": 1440, "height": 1000})
+    page.goto(url)
+    page.get_by_role("tab", name=TABS["dataset"][locale == "zh-CN"], exact=True).click(timeout=60_000)
+    box = page.locator("#data-format input")
+    expect(box).to_have_value(auto, timeout=30_000)
+    table = tmp_path / "odd.csv"
+    table.write_text("q,a,notes\nWhat do cats eat?,Mostly meat and fish.,x\nWhy is grass green?,Chlorophyll.,y\n")
+    page.locator("#data-file input[type=file]").set_input_files(str(table))
+    expect(page.locator("#data-report")).to_contain_text("q, a, notes", timeout=60_000)
+    box.click()
+    page.locator("#data-format").get_by_role("option", name=pairs, exact=True).wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / f"i18n-{locale}-dataset-formats.png"), full_page=True)
+    page.locator("#data-format").get_by_role("option", name=pairs, exact=True).click()
+    expect(box).to_have_value(pairs)
+    expect(page.locator("#data-detected")).to_contain_text(f"pairs — {pairs}", timeout=60_000)
+    expect(page.locator("#map-prompt")).to_be_visible()
+    other, relabelled = ("English", "Prompt and reply") if locale == "zh-CN" else ("简体中文", "提示与回复")
+    page.locator("#language").get_by_text(other).click()  # the switch relabels the list, keeps the choice
+    expect(page.get_by_role("tab", name=TABS["dataset"][locale != "zh-CN"], exact=True)).to_be_visible(timeout=30_000)
+    expect(box).to_have_value(relabelled, timeout=30_000)
+    page.wait_for_timeout(2000)  # and it stays
+    expect(box).to_have_value(relabelled)
+    page.close()

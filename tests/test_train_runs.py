@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.files import append_jsonl
+from engine.i18n import CHINESE, ENGLISH, speaking
 from engine.train import runs
 from engine.train.config import validate
 from engine.train.runs import RunError
+from tests.test_i18n_engine import english_words
+from ui import train_view
 
 PROMPTS = ["Who are you?", "Say something."]
 
@@ -175,6 +180,49 @@ def test_the_train_tab_draws_a_run_from_one_read_of_its_events(workspace, make_c
     assert "step **3 / 6**" in progress_text(run) and list(loss["step"]) == [1, 2, 3]
     assert "step 3: loss 0.3333" in log_tail(run)
     assert len(reads) == 1
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_a_runs_log_reads_in_the_viewers_language(workspace, make_config):
+    """The worker writes each log line with its message key and parameters: the Train tab shows the log
+    of a real run in Chinese to a Chinese viewer and in English to others. A line of an older run folder
+    (its text alone) is shown as it was written."""
+    runs.start_run(workspace, make_config(max_steps=2, save_steps=2), name="zh")
+    run = wait_for("zh", workspace, ended)
+    assert run.state == "completed", run.status
+    older = {"time": "2026-01-01T00:00:00+00:00", "type": "message", "level": "info", "text": "An older run's line."}
+    append_jsonl(run.path / runs.EVENTS_FILE, older)
+    run = runs.load_run(workspace, "zh")
+    with speaking(ENGLISH):
+        english = train_view.log_tail(run).splitlines()
+    with speaking(CHINESE):
+        chinese = train_view.log_tail(run).splitlines()
+    assert any(line.endswith("Training completed at step 2; the adapter is saved.") for line in english), english
+    assert any(line.endswith("训练在第 2 步完成；适配器已保存。") for line in chinese), chinese
+    assert any(line.endswith("第 2 步的检查点已保存；探测提示已回答。") for line in chinese), chinese
+    assert english[-1].endswith("An older run's line.") and chinese[-1] == english[-1]
+    untranslated = [line for line in chinese[:-1] if not CJK.search(line)]
+    assert not untranslated and len(chinese) == len(english), untranslated
+
+
+def test_a_failed_runs_error_reads_in_chinese(workspace, make_config, tmp_path):
+    """The error the worker records as it fails, in the log and in status.json, is a message too: the
+    Train tab shows both in Chinese (in-process worker, a missing data set)."""
+    from engine.train import worker
+
+    config = make_config().model_copy(update={"dataset": str(tmp_path / "missing.jsonl")})
+    run = runs.create_run(workspace, config, name="lost")
+    assert worker.main(run.path, workspace) == 1
+    run = runs.load_run(workspace, "lost")
+    assert run.state == "failed" and run.status.error.startswith(f"'{tmp_path / 'missing.jsonl'}' is neither")
+    with speaking(CHINESE):
+        log, progress = train_view.log_tail(run), train_view.progress_text(run)
+    for shown in (log, progress):
+        error = [line for line in shown.splitlines() if "missing.jsonl" in line]
+        assert len(error) == 1 and CJK.search(error[0]) and not english_words(error[0]), shown
+    assert "错误" in log
 
 
 def test_one_training_at_a_time(workspace, make_config):

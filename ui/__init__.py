@@ -45,6 +45,7 @@ def build(ctx: Context, policy: Policy | None = None, notices: tuple[str, ...] =
             gr.LoginButton(value=_("Owner: sign in with Hugging Face"))
         ctx.status = gr.Markdown(ctx.status_text(), elem_id="status")
         ctx.demo = demo
+        ctx.language = language
         tabs = []
         with gr.Tabs(elem_id="tabs") as ctx.tabs:
             for title, module in TABS:

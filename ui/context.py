@@ -21,6 +21,7 @@ class Context:
     demo: gr.Blocks | None = field(default=None)
     tabs: gr.Tabs | None = field(default=None)  # for buttons that lead to another tab (`gr.Tabs(selected=id)`)
     tab: gr.Tab | None = field(default=None)  # the tab being rendered, while `render` runs
+    language: gr.Radio | None = field(default=None)  # the page's language control, for lists drawn on the server
 
     def status_text(self) -> str:
         loaded = self.manager.loaded

@@ -21,6 +21,7 @@ from engine.chat.templates import FALLBACKS
 from engine.train.config import TEMPLATE_CHOICES
 from ui import dataset_view as view
 from engine.i18n import tr
+from ui.access import visitor_ok
 from ui.context import Context
 from ui.errors import said
 from ui.i18n import _, t
@@ -157,6 +158,19 @@ def show_stats(ctx: Context, found, model, template, fallback, max_len, progress
             gr.update(visible=template == "model" and not has_own_template(path)))
 
 
+def format_choices(lang: str | None = None) -> list[tuple[str, str]]:
+    """The Format list in `lang` (default: the caller's): each shape's title as its label, its id the value
+    the handlers get. Drawn on the server, on page load and language switch: a `_()` label in a dropdown's
+    choices left the box empty in the browser."""
+    return [(tr(AUTO, lang), AUTO), *((tr(f.title, lang), name) for name, f in RECORD_FORMATS.items())]
+
+
+def format_list(current, lang: str | None = None) -> tuple:
+    """The Format list relabelled, and its choice to set again after: the browser resets a dropdown whose
+    choices change to their first."""
+    return gr.update(choices=format_choices(lang)), current
+
+
 def choose_file(file) -> tuple:
     """The uploaded file (or none) as the file to read, detected afresh; the example choice let go, so the
     page shows one source."""
@@ -186,7 +200,7 @@ def render(ctx: Context) -> None:
             detected = gr.Markdown(_("Upload a file to begin."), elem_id="data-detected")
     with gr.Accordion(_("Format, columns and rules"), open=True):
         with gr.Row():
-            fmt = gr.Dropdown([AUTO, *RECORD_FORMATS], value=AUTO, label=_("Format"), elem_id="data-format",
+            fmt = gr.Dropdown(format_choices(), value=AUTO, label=_("Format"), elem_id="data-format",
                               info=_("Leave on auto, or choose the shape of your records."))
             system = gr.Textbox(label=_("System prompt"), placeholder=_("Added to every conversation that has none"),
                                 info=_("e.g. You are Captain Bess, a pirate who ends every reply with 'Arr, matey!'"))
@@ -256,6 +270,10 @@ def render(ctx: Context) -> None:
     preview_outputs = [examples, rendered, raw, which, page, caption]
     stats_outputs = [histogram, stats, fallback]
     private = {"api_visibility": "private"}
+    kept = gr.State(AUTO)
+    for relabel in (gr.on([ctx.demo.load, ctx.tab.select], visitor_ok(format_list), fmt, [fmt, kept], **private),
+                    ctx.language.change(visitor_ok(format_list), [fmt, ctx.language], [fmt, kept], **private)):
+        relabel.then(visitor_ok(lambda chosen: gr.update(value=chosen)), kept, fmt, **private)
 
     def then_preview(event):
         return (event.then(bind(show_example, ctx), preview_inputs, preview_outputs, **private)

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.hardware import GiB
-from engine.train import plan, probes, runs, verdict
+from engine.train import plan, probes, runs, status, verdict
 from engine.workspace import Workspace
 from ui.access import visitor_ok
 from engine.i18n import joined, tr
@@ -49,9 +49,9 @@ def progress_text(run: runs.Run | None) -> str:
     elif run.live:
         lines.append(t("Starting: loading the model and the data…"))
     if run.status.error:
-        lines.append(f"**{tr(run.status.error)}**")
+        lines.append(f"**{tr(run.status.said('error'))}**")
     if run.status.advice:
-        lines.append(tr(run.status.advice))
+        lines.append(tr(run.status.said("advice")))
     lines.extend(run.damaged_records)
     if run.adapter and not run.live:
         lines.append(t("Adapter: `{path}`", path=str(run.adapter)))
@@ -104,12 +104,16 @@ def log_tail(run: runs.Run | None) -> str:
     for e in run.events:
         when = e.get("time", "")[11:19]
         if e["type"] == "message":
-            lines.append(f"{when} {'ERROR ' if e.get('level') == 'error' else ''}{e['text']}")
+            text = tr(status.event_message(e))
+            if e.get("level") == "error":
+                text = t("ERROR {text}", text=text)
+            lines.append(f"{when} {text}")
         elif e["type"] == "step":
-            lines.append(f"{when} step {e['step']}: loss {e['loss']:.4f}, lr {e['learning_rate']:.2e}, "
-                         f"grad norm {e.get('grad_norm') or 0:.3f}")
+            lines.append(f"{when} " + t("step {step}: loss {loss}, lr {rate}, grad norm {norm}", step=e["step"],
+                                        loss=f"{e['loss']:.4f}", rate=f"{e['learning_rate']:.2e}",
+                                        norm=f"{e.get('grad_norm') or 0:.3f}"))
         elif e["type"] == "eval":
-            lines.append(f"{when} held-out loss {e['eval_loss']:.4f} at step {e['step']}")
+            lines.append(f"{when} " + t("held-out loss {loss} at step {step}", loss=f"{e['eval_loss']:.4f}", step=e["step"]))
     return "\n".join(lines[-LOG_LINES:])
 
 

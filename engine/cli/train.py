@@ -66,8 +66,8 @@ def _train(path: Path, workspace) -> int:
 
     code = worker.main(path, workspace)
     status = runs.read_status(path)
-    print(tr(msg("{state}: {error} {advice}", state=msg(status.state), error=status.error or "",
-                 advice=status.advice or "")).strip())
+    print(tr(msg("{state}: {error} {advice}", state=msg(status.state), error=status.said("error") or "",
+                 advice=status.said("advice") or "")).strip())
     return code
 
 

@@ -11,6 +11,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
+from engine.i18n import msg
 from engine.train import distributed, probes
 from engine.train.runs import EventLog
 
@@ -115,7 +116,7 @@ class ProbeCallback(TrainerCallback):
 
     def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self._answer(state, model, processing_class):
-            self.events.message(f"Checkpoint at step {state.global_step} saved; probe prompts answered.")
+            self.events.message(msg("Checkpoint at step {step} saved; probe prompts answered.", step=state.global_step))
 
     def _answer(self, state, model, tokenizer) -> bool:
         """Rank 0 records the answers (True); a sharded model's forward gathers from every process, so

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.i18n import joined, msg
 from engine.train.backend import Settings
 from engine.train.config import RunConfig
 from engine.train.trainer import common_args
@@ -128,18 +129,20 @@ def train_preference(run, workspace, stop, settings: Settings, model, tokenizer,
     from engine.train import pairs, plan, probes
     from engine.train.callbacks import ProbeCallback, ProgressCallback, StopCallback
     from engine.train.tokens import split
+    from engine.train.worker import ended
 
     config, run_dir = run.config, run.path
     # 3. The preference records of every source, some held out when the config says so.
     found = pairs.sources(workspace, config)
     train_rows, eval_rows = split(pairs.training_records(found, config.method), config.train)
-    counted = ", ".join(f"{len(s.records)} from {s.name}" for s in found)
-    events.message(f"{config.method.upper()} on {len(train_rows)} records ({counted}); beta {config.preference.beta}.")
+    counted = joined([msg("{count} from {name}", count=len(s.records), name=s.name) for s in found], "; ")
+    events.message(msg("{method} on {rows} records ({sources}); beta {beta}.", method=config.method.upper(),
+                       rows=len(train_rows), sources=counted, beta=config.preference.beta))
 
     # 4. The probe prompts, answered by the model the run starts from.
     if config.probes.prompts and not measure_steps and 0 not in probes.recorded_steps(run_dir):
         probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
-        events.message("The probe prompts were answered by the untrained model (step 0).")
+        events.message(msg("The probe prompts were answered by the untrained model (step 0)."))
 
     # 5. trl's trainer for the method.
     trainer = preference_trainer(
@@ -156,7 +159,7 @@ def train_preference(run, workspace, stop, settings: Settings, model, tokenizer,
         return "stopped"
     resume_from = None if measure_steps else run.latest_checkpoint
     if resume_from:
-        events.message(f"Resuming from {resume_from.name}.")
+        events.message(msg("Resuming from {checkpoint}.", checkpoint=resume_from.name))
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = [e for e in events.read() if e.get("type") == "step"]
     if rates := [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]:
@@ -171,5 +174,5 @@ def train_preference(run, workspace, stop, settings: Settings, model, tokenizer,
         trainer.model.save_pretrained(tmp, selected_adapters=["default"])
         tokenizer.save_pretrained(tmp)
     state = "stopped" if stop.is_set() else "completed"
-    events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
+    events.message(ended(state, trainer.state.global_step))
     return state

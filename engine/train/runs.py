@@ -40,7 +40,7 @@ from engine.train.advice import memory_advice
 from engine.train.config import RunConfig
 from engine.train.config import load as load_config
 from engine.train.sources import absolute_dataset, check_sources
-from engine.train.status import LIVE, Status, usable_event, usable_probe
+from engine.train.status import LIVE, Status, message_fields, usable_event, usable_probe
 from engine.train.status import read as read_status_file
 from engine.workspace import BadName, Workspace
 
@@ -152,7 +152,8 @@ class EventLog:
         append_jsonl(self.path, {"time": now(), "type": type, **fields})
 
     def message(self, text: str, level: str = "info") -> None:
-        self.write("message", level=level, text=text)
+        """A line of the run's log; a Message keeps its key and params (engine.train.status.message_fields)."""
+        self.write("message", level=level, **message_fields(text))
 
     def read(self) -> list[dict]:
         return read_jsonl(self.path)

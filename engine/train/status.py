@@ -5,13 +5,14 @@ wrong types) is read as what it is, damaged, never as an error that breaks a pag
 from __future__ import annotations
 
 import json
+import numbers
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from engine.i18n import msg
+from engine.i18n import Message, msg
 
 State = Literal["waiting", "queued", "running", "stopping", "stopped", "completed", "failed", "damaged"]
 LIVE = ("queued", "running", "stopping")
@@ -44,13 +45,26 @@ class Status(BaseModel):
     advice: str | None = None  # what to do about it
     backend: Backend | None = None
     processes: int = 1  # training processes of the run (torchrun), as the worker recorded them
+    # The error's and the advice's message key and params, when they were messages (message_fields)
+    error_message: dict | None = None
+    advice_message: dict | None = None
 
     @property
     def live(self) -> bool:
         return self.state in LIVE
 
     def merged(self, **fields) -> "Status":
+        for name in ("error", "advice"):
+            if name in fields:
+                value = fields[name]
+                fields[f"{name}_message"] = _dumped(value) if isinstance(value, Message) else None
         return Status.model_validate({**self.model_dump(), **fields})
+
+    def said(self, name: str) -> str | None:
+        """The `error` or `advice` as the Message it was recorded from, to be rendered in the viewer's
+        language; its text alone where it was none (or was recorded by an older version)."""
+        text = getattr(self, name)
+        return None if text is None else event_message({"text": text, **(getattr(self, f"{name}_message") or {})})
 
     def dump(self) -> dict:
         return self.model_dump(mode="json")
@@ -68,7 +82,7 @@ def read(path: Path) -> Status:
         pass
     made = path.parent.joinpath("run.yaml")
     created = datetime.fromtimestamp(made.stat().st_mtime, timezone.utc) if made.exists() else None
-    return Status(state="damaged", created=created, error=msg("This run's {name} is damaged, so its state is unknown.", name=path.name),
+    return Status().merged(state="damaged", created=created, error=msg("This run's {name} is damaged, so its state is unknown.", name=path.name),
                   advice=msg("Resume it to rewrite the file (training continues from its latest "
                              "checkpoint, if it has one), or Delete the run."))
 
@@ -87,6 +101,46 @@ def usable_event(e: dict) -> bool:
     if kind == "message":
         return isinstance(e.get("text"), str)
     return isinstance(kind, str)
+
+
+def message_fields(text: str) -> dict:
+    """A log line's fields in events.jsonl: its English `text` (what older readers and the files show),
+    and for a Message its `key` and `params` too, so the Train tab renders it in the viewer's language."""
+    fields = {"text": str(text)}
+    if isinstance(text, Message):
+        fields.update(_dumped(text))
+    return fields
+
+
+def _dumped(value):
+    """A Message as {"key", "params"} (a parameter that is a Message, nested the same way); a number stays
+    a number for the template's formats, anything else becomes its text."""
+    if isinstance(value, Message):
+        return {"key": value.template, "params": {k: _dumped(v) for k, v in value.params.items()}}
+    if isinstance(value, (bool, type(None))):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
+
+
+def _loaded(value):
+    if isinstance(value, dict):
+        return Message(value["key"], **{k: _loaded(v) for k, v in value["params"].items()})
+    return value
+
+
+def event_message(e: dict) -> str:
+    """A record's message (a `message` event's line, a status's error): the Message it was written from,
+    or its text alone (written before messages kept their key, or with its key and params damaged)."""
+    if isinstance(e.get("key"), str) and isinstance(e.get("params"), dict):
+        try:
+            return _loaded({"key": e["key"], "params": e["params"]})
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            pass
+    return e["text"]
 
 
 def usable_probe(r: dict) -> bool:

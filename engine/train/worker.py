@@ -64,7 +64,7 @@ def _failed(run_dir: Path, e: Exception) -> int:
     """Every ending is recorded in the run folder."""
     error, advice = _explain(e, run_dir)
     traceback.print_exc()  # into worker.log
-    EventLog(run_dir).message(f"{error} {advice or ''}".strip(), level="error")
+    EventLog(run_dir).message(joined([error, advice]) if advice else error, level="error")
     update_status(run_dir, state="failed", ended=runs.now(), pid=None, error=error, advice=advice)
     return 1
 
@@ -115,8 +115,11 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         events.message(shard.words)
     if not measure_steps and main:
         update_status(run_dir, backend=settings.as_dict(), processes=distributed.world())
-    events.message(f"Training with {settings.describe()} on {hw.name}"
-                   + (f", {distributed.world()} processes." if distributed.world() > 1 else "."))
+    if distributed.world() > 1:
+        events.message(msg("Training with {backend} on {hardware}, {count} processes.", backend=settings.describe(),
+                           hardware=hw.name, count=distributed.world()))
+    else:
+        events.message(msg("Training with {backend} on {hardware}.", backend=settings.describe(), hardware=hw.name))
     if slow := backend.slow_attention(config, settings):
         events.message(slow, level="warning")
     if cap := checkpointing.memory_cap() if settings.device == "cuda" else None:
@@ -130,11 +133,11 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     model, tokenizer = backend.load(config, settings, model_path, start_adapter)
     tokenizer = prepare_tokenizer(tokenizer, template_choice=config.template)
     trainable, total = model.get_nb_trainable_parameters()
-    events.message(f"Loaded {model_path.name}: {trainable:,} of {total:,} parameters train "
-                   f"({100 * trainable / total:.2f}%).")
+    events.message(msg("Loaded {model}: {trainable:,} of {total:,} parameters train ({share:.2f}%).",
+                       model=model_path.name, trainable=trainable, total=total, share=100 * trainable / total))
     startup["model"] = time.perf_counter() - began
     if start_adapter is not None:
-        events.message(f"Continuing the adapter of run {config.preference.start_from} (its LoRA settings).")
+        events.message(msg("Continuing the adapter of run {run} (its LoRA settings).", run=config.preference.start_from))
     if config.method != "supervised":
         return methods.train_preference(run, workspace, stop, settings, model, tokenizer, events, measure_steps)
 
@@ -143,10 +146,11 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     cache = token_cache(workspace)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
     if not data.rows:
-        raise ConfigError("No conversation has an assistant reply left to learn from at this maximum length; "
-                          "check the data set or raise model.max_seq_length.")
-    events.message(f"{len(data.rows)} conversations, {data.tokens:,} tokens an epoch ({data.trained_tokens:,} "
-                   f"learned); {data.truncated} cut at {config.model.max_seq_length} tokens, {data.dropped} left out.")
+        raise ConfigError(msg("No conversation has an assistant reply left to learn from at this maximum length; "
+                              "check the data set or raise model.max_seq_length."))
+    events.message(msg("{rows} conversations, {tokens:,} tokens an epoch ({learned:,} learned); {cut} cut at {length} "
+                       "tokens, {dropped} left out.", rows=len(data.rows), tokens=data.tokens, learned=data.trained_tokens,
+                       cut=data.truncated, length=config.model.max_seq_length, dropped=data.dropped))
     eval_data = tokenize(tokenizer, eval_rows, config.model.max_seq_length, config.train.assistant_only_loss, cache)
     startup["data"] = time.perf_counter() - began
 
@@ -172,7 +176,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if config.probes.prompts and not measure_steps and main and not settings.sharded \
             and 0 not in probes.recorded_steps(run_dir):
         probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
-        events.message("The probe prompts were answered by the untrained model (step 0).")
+        events.message(msg("The probe prompts were answered by the untrained model (step 0)."))
 
     # 5. trl's SFTTrainer: assistant-only loss, batches padding-free (or padded, or packed).
     args = training_args(config, settings, run_dir / "checkpoints", measure_steps, evaluate=bool(eval_data.rows))
@@ -196,7 +200,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         return "stopped"
     resume_from = None if measure_steps else run.latest_checkpoint
     if resume_from:
-        events.message(f"Resuming from {resume_from.name}.")
+        events.message(msg("Resuming from {checkpoint}.", checkpoint=resume_from.name))
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if trainer.batches_by_layers:
         events.message(msg("Checkpointed layers per batch (layers: batches): {counts}.", counts=", ".join(
@@ -218,7 +222,7 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
             trainer.model.save_pretrained(tmp, state_dict=whole)  # None: the model's own
             tokenizer.save_pretrained(tmp)
     state = "stopped" if stop.is_set() else "completed"
-    events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
+    events.message(ended(state, trainer.state.global_step))
     return state
 
 
@@ -226,6 +230,13 @@ def _gpu_memory() -> int:
     import torch
 
     return torch.cuda.mem_get_info()[0]
+
+
+def ended(state: str, step: int):
+    """The log's last line of a run that ended well (completed, or stopped with its adapter)."""
+    if state == "stopped":
+        return msg("Training stopped at step {step}; the adapter is saved.", step=step)
+    return msg("Training completed at step {step}; the adapter is saved.", step=step)
 
 
 def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:
@@ -274,4 +285,4 @@ def _request_stop(run_dir: Path, stop: threading.Event, signum: int) -> None:
         # The app wrote "stopping" before it signalled; torchrun's SIGTERM, when another rank died, is no Stop.
         return
     update_status(run_dir, state="stopping")
-    EventLog(run_dir).message("Stop requested: saving a checkpoint and the adapter after this step.")
+    EventLog(run_dir).message(msg("Stop requested: saving a checkpoint and the adapter after this step."))
