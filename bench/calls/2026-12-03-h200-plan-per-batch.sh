@@ -1,7 +1,7 @@
 #!/bin/bash
 # One call on one H200: the per-batch checkpointing switch on unsloth (a GPU test, tiny shape), then the
 # 2026-12-02 training rows that matter for issue 22 and checkpointing every layer, with and without the
-# 24 GiB cap, as the "faster than all" reference. Not run yet (bench/RESULTS.md, 2026-12-03).
+# 24 GiB cap, as the "faster than all" reference.
 # Run on 2026-12-03 (bench/RESULTS.md). To run: device kind nvidia-h200, from the repository the device receives, with `.gpu` built there
 # (docs/gpu.md, pytest included) and carried: carry [".gpu"], command `bash bench/calls/2026-12-03-h200-plan-per-batch.sh`.
 cd "$(dirname "$0")/../.."
