@@ -18,7 +18,8 @@ from conftest import launched_app
 # (a component's initial value) are open too, and skipped here.
 OPEN_TO_VISITORS = {
     "add_user", "add_user_1", "answer", "answer_1", "answer_2", "go_on", "set_aside", "stop", "clear", "choose",
-    "offer", "offer_1", "offer_2", "offer_3", "mark", "mark_1", "forget", "forget_1", "chat_box",
+    "offer", "offer_1", "offer_2", "offer_3", "mark", "mark_1", "forget", "forget_1", "hide_choice",
+    "hide_choice_1", "chat_box",
     "refresh_sides", "refresh_sides_1", "export_chat", "recall", "generate", "lambda", "api_info",
     "lambda_3", "lambda_4", "lambda_5", "lambda_6",  # the end of a run: its next-step row and buttons (tab switches)
     "show_run", "pick_example_1", "run_compare", "stop_1", "vote", "vote_1", "vote_2", "compare",

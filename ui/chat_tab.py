@@ -232,6 +232,12 @@ def mark(ctx: Context, better: str, history, system, answered, aside):
 
 
 @visitor_ok
+def hide_choice(ctx: Context):
+    """A new message: the question about the last two replies goes while the chat moves on."""
+    return gr.Row(visible=False)
+
+
+@visitor_ok
 def forget(ctx: Context):
     """A chat cleared or replaced: no reply set aside, nobody known to have written the replies."""
     return None, None, gr.Row(visible=False)
@@ -409,6 +415,7 @@ def render(ctx: Context) -> None:
     offered = ([chatbot, system, chosen, aside], [answered, aside, choice_row, question_choice])
     for trigger in (message.submit, send.click):
         trigger(bind(add_user, ctx), [message, chatbot], [message, chatbot], **private).then(
+            bind(hide_choice, ctx), None, choice_row, **private).then(
             bind(answer, ctx), [chatbot, system, chosen, *values, think], streamed, **private).then(
             bind(offer, ctx), *offered, **private)
     regenerate.click(bind(set_aside, ctx), [chatbot, system, answered, aside], [chatbot, aside, choice_row],
