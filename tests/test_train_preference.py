@@ -154,6 +154,8 @@ def test_blind_votes_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model
 
 def test_chat_choices_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model_path, tmp_path):
     from engine.chat import choices
+    from ui.context import Context
+    from ui.train_preference import chat_box, pairs_view
 
     rows = tmp_path / "plain.jsonl"
     rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
@@ -182,6 +184,10 @@ def test_chat_choices_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_mode
     counts, shown = pairs.first_preview(workspace, dpo)
     assert counts == [("chat choices", 6)]
     assert "You are a pirate." in shown["chosen"].segments[0][0]  # the system prompt is part of the prompt
+    ctx = Context(workspace=workspace, manager=None, hardware=None)
+    assert chat_box(ctx).label == "Chat choices (6 pairs)"  # the Train tab's switch counts them
+    text, rendered = pairs_view(ctx, dpo)
+    assert "**chat choices:** 6 records" in text and "Arr, matey!" in rendered
     with pytest.raises(ConfigError, match="preference methods"):
         validate(config(tiny_model_path, "plain", "supervised", preference={"chat_choices": True}))
 
