@@ -13,8 +13,10 @@ Data (one word = one token with the bench tokenizer):
 The worker runs with the app's default batching (padding-free), or (stacks worker-padded and
 worker-packed) padded to the longest row of batches of similar lengths, or packed;
 worker-no-checkpointing is the default with gradient checkpointing off, worker-all-checkpointed with it
-on every layer (the plan otherwise chooses how many: engine/train/checkpointing.py), worker-cap24 the
-default as if the GPU had 24 GiB (WORKBENCH_GPU_MEMORY_GIB). The tutorial pads every row to 2048.
+on every layer (the plan otherwise chooses how many, per batch: engine/train/checkpointing.py), worker-cap24
+the default as if the GPU had 24 GiB (WORKBENCH_GPU_MEMORY_GIB), worker-cap24-all-checkpointed both. The
+tutorial pads every row to 2048. A worker's result has its per-step losses and the largest batch it trained,
+and its events go to DIR/events/.
 Each configuration runs in its own process; one JSON line each. With --profile the in-process stacks
 (raw unsloth, transformers + peft, the tutorial) run three more steps under torch.profiler after the
 timed ones and write DIR/profile-<config>.txt: wall time and GPU kernels a step, and the top operators
@@ -200,7 +202,7 @@ def run_trainer(shape: str, four_bit: bool, stack: str, data: Path, batch: int, 
 
 
 def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, data: Path, batch: int,
-               work: Path, cap_gib: float | None = None) -> dict:
+               work: Path, cap_gib: float | None = None, events_to: Path | None = None) -> dict:
     import yaml
 
 
@@ -219,6 +221,9 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
     proc = subprocess.run([sys.executable, "-m", "engine", "train", str(run_dir)], cwd=ROOT, capture_output=True,
                           text=True, env=env)
     events = [json.loads(line) for line in (run_dir / "events.jsonl").open()] if (run_dir / "events.jsonl").exists() else []
+    if events_to and events:
+        events_to.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "events.jsonl", events_to)
     steps = [e for e in events if e.get("type") == "step"]
     if proc.returncode != 0 or len(steps) < STEPS:
         log = run_dir / "worker.log"
@@ -230,18 +235,23 @@ def run_worker(shape: str, four_bit: bool, batching: str, checkpointing: str, da
             "peak_gib": max(e["peak_memory_gb"] for e in steps) * 1e9 / 2**30,
             "backend": json.loads((run_dir / "status.json").read_text()).get("backend"),
             "startup_s": next((e["seconds"] for e in events if e.get("type") == "startup"), None),
-            "checkpointing": next((e["text"] for e in events if e.get("text", "").startswith("Checkpointing")), None)}
+            "checkpointing": next((e["text"] for e in events if e.get("text", "").startswith("Checkpointing")), None),
+            "per_batch": next((e["text"] for e in events if e.get("text", "").startswith("Checkpointed layers")), None),
+            "largest_batch_tokens": max(b["tokens"] - a["tokens"] for a, b in zip([{"tokens": 0}] + steps, steps)),
+            "losses": [e.get("loss") for e in steps]}
 
 
-def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None) -> dict:
+def one(shape: str, four_bit: bool, stack: str, kind: str, work: Path, profile: Path | None = None,
+        events_to: Path | None = None) -> dict:
     shutil.rmtree(work, ignore_errors=True)  # a warm machine keeps /tmp between calls
     work.mkdir(parents=True)
     data = write_data(kind, work / f"{kind}.jsonl", n=max(400, STEPS * BATCH[kind]))
     if stack.startswith("worker"):
         batching = {"worker-packed": "packed", "worker-padded": "padded"}.get(stack, "padding_free")
-        checkpointing = {"worker-no-checkpointing": "off", "worker-all-checkpointed": "on"}.get(stack, "auto")
-        cap = 24 if stack == "worker-cap24" else None
-        return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work, cap)
+        checkpointing = "off" if stack.endswith("no-checkpointing") else "on" if stack.endswith("all-checkpointed") \
+            else "auto"
+        cap = 24 if stack.startswith("worker-cap24") else None
+        return run_worker(shape, four_bit, batching, checkpointing, data, BATCH[kind], work, cap, events_to)
     return run_trainer(shape, four_bit, stack, data, BATCH[kind], work, profile)
 
 
@@ -280,7 +290,8 @@ def main() -> None:
         profile = Path(args.out) / f"profile-{name}.txt" if args.profile else None
         if profile:
             profile.parent.mkdir(parents=True, exist_ok=True)
-        result = one(shape, bits == "4", stack, kind, Path(f"/tmp/bench-{name}"), profile)
+        events_to = Path(args.out) / "events" / f"{time.strftime('%Y-%m-%d')}-{name}.jsonl"
+        result = one(shape, bits == "4", stack, kind, Path(f"/tmp/bench-{name}"), profile, events_to)
         print("RESULT " + json.dumps(result), flush=True)
         return
     import torch

@@ -25,8 +25,10 @@ LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_
 
 
 def adapter_run(workspace: Workspace, name: str, model_path: Path, std: float = 0.0, seed: int = 0,
-                probes: dict[int, list[str]] | None = None, prompts: list[str] | None = None) -> Path:
-    """A run folder whose adapter's LoRA B weights are zero (std 0: peft's own start) or drawn with this std."""
+                probes: dict[int, list[str]] | None = None, prompts: list[str] | None = None,
+                settings: dict | None = None) -> Path:
+    """A run folder whose adapter's LoRA B weights are zero (std 0: peft's own start) or drawn with this std;
+    `settings`: more of its run.yaml (e.g. a preference method and the run it started from)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -44,7 +46,8 @@ def adapter_run(workspace: Workspace, name: str, model_path: Path, std: float = 
     model.save_pretrained(path / "adapter")
     prompts = prompts or ["Introduce yourself in two sentences."]
     config = validate({"model": {"name_or_path": str(model_path)}, "dataset": str(PIRATE),
-                       "lora": {"r": 8, "alpha": 16, "dropout": 0.0}, "probes": {"prompts": prompts}})
+                       "lora": {"r": 8, "alpha": 16, "dropout": 0.0}, "probes": {"prompts": prompts},
+                       **(settings or {})})
     write_text(path / "run.yaml", config.to_yaml())
     write_json(path / "status.json", {"state": "completed", "created": now(), "ended": now()})
     for step, answers in (probes or {}).items():

@@ -34,10 +34,19 @@ def binary() -> Path:
     return target
 
 
-def go_render(template: str, messages: list[dict], system: str = "") -> str:
-    """The prompt Ollama renders from a Modelfile TEMPLATE (and SYSTEM) for `messages`."""
-    request = json.dumps({"template": template, "system": system, "messages": messages})
+def go_render(template: str, messages: list[dict], system: str = "", tools: list | None = None) -> str:
+    """The prompt Ollama renders from a Modelfile TEMPLATE (and SYSTEM) for `messages` (and `tools`), sent as
+    a client sends them to Ollama's /api/chat: a tool message's name as tool_name, arguments as an object."""
+    messages = [{**m, **({"tool_name": m["name"]} if m["role"] == "tool" and "name" in m else {}),
+                 "tool_calls": [_api_call(c) for c in m.get("tool_calls") or []]} for m in messages]
+    request = json.dumps({"template": template, "system": system, "messages": messages, "tools": tools or []})
     done = subprocess.run([str(binary())], input=request, capture_output=True, text=True, timeout=60)
     if done.returncode:
         raise AssertionError(f"Go's text/template refused the template: {done.stderr.strip()}")
     return done.stdout
+
+
+def _api_call(call: dict) -> dict:
+    arguments = call["function"].get("arguments") or {}
+    return {"id": call.get("id", ""), "function": {"name": call["function"]["name"],
+                                                   "arguments": json.loads(arguments) if isinstance(arguments, str) else arguments}}

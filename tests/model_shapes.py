@@ -1,4 +1,4 @@
-"""Random-init models of real architectures (Llama 3.2 1B, Llama 3.1 8B, a tiny llama), their word-level
+"""Random-init models of real architectures (Llama 3.2 1B, Llama 3.1 8B and 70B, a tiny llama), their word-level
 ChatML tokenizer and chat-like rows of bench lengths: shared by the GPU tests, the plan's memory tests
 and the GPU benchmarks (bench/gpu_models.py, bench/gpu_train.py import them from here). Weights' values
 don't matter for speed and memory; no weights can reach the GPU machine anyway."""
@@ -18,6 +18,8 @@ SHAPES = {
                          num_key_value_heads=8, tie_word_embeddings=True),
     "llama-3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                          num_key_value_heads=8, tie_word_embeddings=False),
+    "llama-3.1-70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+                          num_key_value_heads=8, tie_word_embeddings=False),
     "tiny-llama": dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                        num_key_value_heads=2, tie_word_embeddings=True),
 }

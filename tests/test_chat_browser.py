@@ -287,3 +287,23 @@ def test_a_card_over_a_conversation_asks_before_replacing_it(app_server, browser
     expect(page.locator("#chatbot .message.user")).to_have_count(0)
     expect(confirm).to_be_hidden()
     page.close()
+
+
+@pytest.mark.browser
+def test_a_cards_lorebook_is_used_in_the_chat_and_after_a_reload(app_server, browser):
+    url, _ = app_server
+    page = open_chat(browser, url)
+    upload(page, "chat-card", "tests/data/card_v3_archivist.json")
+    expect(page.locator("#chat-note")).to_contain_text("lorebook 'Eldoria' (4 entries) is used in this chat",
+                                                        timeout=30_000)
+    precise(page, 8)
+    say(page, "Tell me about the kingdom.")
+    expect(page.locator("#chat-stats")).to_contain_text("Lorebook entries in this reply's prompt: Tone, The kingdom.")
+    page.screenshot(path=str(ARTIFACTS / "chat-lorebook.png"), full_page=True)
+
+    page.reload()  # the lorebook is kept in the browser with the chat
+    page.get_by_role("tab", name="Chat").click()
+    expect(page.locator("#chat-character textarea")).to_have_value("Archivist Wren", timeout=30_000)
+    say(page, "Show me the old maps.")
+    expect(page.locator("#chat-stats")).to_contain_text("Lorebook entries in this reply's prompt: Tone, Old maps.")
+    page.close()

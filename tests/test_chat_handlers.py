@@ -22,6 +22,7 @@ from ui.context import Context
 from ui.widgets import bind
 
 CARD = Path("examples/cards/captain_bess.png")
+ARCHIVIST = Path("tests/data/card_v3_archivist.json")  # a V3 card with the lorebook 'Eldoria' (4 entries)
 BESS = "Captain Barnacle Bess"
 
 
@@ -46,7 +47,7 @@ def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_that_messa
     ctx.manager.load("default")
     request = gr.Request(session_hash="one-browser")
     _, history = chat_tab.add_user(ctx, "Tell me about the sea.", [])
-    history, stats, cut, more = last(chat_tab.answer(ctx, history, "", sides.BASE, *precise(6), request=request))
+    history, stats, cut, more = last(chat_tab.answer(ctx, history, "", None, sides.BASE, *precise(6), request=request))
     first = history[-1]["content"]
     assert [m["role"] for m in history] == ["user", "assistant"] and first
     assert "stopped at the length limit of 6 tokens" in stats and "finished:" not in stats
@@ -57,7 +58,7 @@ def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_that_messa
                                                                chat_tab.to_messages(history, ""))[0])
     assert prompt.endswith(first) and prompt.count("<|im_start|>assistant") == 1
 
-    history, stats, cut, more = last(chat_tab.go_on(ctx, history, "", sides.BASE, *precise(6), request=request))
+    history, stats, cut, more = last(chat_tab.go_on(ctx, history, "", None, sides.BASE, *precise(6), request=request))
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[-1]["content"].startswith(first) and len(history[-1]["content"]) > len(first)
     assert more.visible  # cut again: a story does not end in 12 tokens
@@ -66,7 +67,7 @@ def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_that_messa
     ended = chat_tab._cut_note(None)
     assert ended[0].visible is False and ended[1].visible is False
     with pytest.raises(gr.Error, match="no reply to continue"):
-        last(bind(chat_tab.go_on, ctx)([{"role": "user", "content": "Hi"}], "", sides.BASE, *precise(6),
+        last(bind(chat_tab.go_on, ctx)([{"role": "user", "content": "Hi"}], "", None, sides.BASE, *precise(6),
                                         request=request))
 
 
@@ -80,7 +81,7 @@ def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pai
     request = gr.Request(session_hash="one-browser")
     system = "Be brief."
     _, history = chat_tab.add_user(ctx, "Name a colour.", [])
-    history, *_ = last(chat_tab.answer(ctx, history, system, sides.BASE, *sampled(8, seed=1), request=request))
+    history, *_ = last(chat_tab.answer(ctx, history, system, None, sides.BASE, *sampled(8, seed=1), request=request))
     answered, aside, row, question = chat_tab.offer(ctx, history, system, sides.BASE, None)
     assert (answered, aside, row.visible, question) == (sides.BASE, None, False, "")  # one reply: nothing to choose
     first = history[-1]["content"]
@@ -92,7 +93,7 @@ def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pai
     assert aside == {"prompt": conversation, "reply": first, "side": sides.BASE}
     # A regeneration that got no reply (the model was busy) keeps the earlier reply aside for the next one.
     assert chat_tab.set_aside(ctx, asked, system, answered, aside)[1] == aside
-    history, *_ = last(chat_tab.answer(ctx, asked, system, sides.BASE, *sampled(8, seed=2), request=request))
+    history, *_ = last(chat_tab.answer(ctx, asked, system, None, sides.BASE, *sampled(8, seed=2), request=request))
     second = history[-1]["content"]
     assert second and second != first
     answered, aside, row, question = chat_tab.offer(ctx, history, system, sides.BASE, aside)
@@ -119,9 +120,9 @@ def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pai
 def test_a_card_over_a_conversation_waits_for_replace_or_keep(ctx):
     before = hashlib.sha256(CARD.read_bytes()).hexdigest()
     talk = [{"role": "user", "content": "Where are we?"}, {"role": "assistant", "content": "At sea."}]
-    shown = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "")
-    system, character, chatbot, greeting, note, stats, pending, confirm, question, cut, more = shown
-    assert all(v == gr.skip() for v in (system, character, chatbot, greeting, note, stats))  # nothing changed yet
+    shown = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "", None)
+    system, character, chatbot, greeting, lore, note, stats, pending, confirm, question, cut, more = shown
+    assert all(v == gr.skip() for v in (system, character, chatbot, greeting, lore, note, stats))  # nothing changed yet
     assert confirm.visible and "Replace the current conversation" in question and BESS in question
     assert pending["chat"]["character"] == BESS
 
@@ -129,18 +130,39 @@ def test_a_card_over_a_conversation_waits_for_replace_or_keep(ctx):
     assert pending is None and confirm.visible is False and "Kept the current conversation" in note
     assert hashlib.sha256(CARD.read_bytes()).hexdigest() == before
 
-    *_, pending, _, _, _, _ = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "")
+    *_, pending, _, _, _, _ = chat_tab.import_card(ctx, str(CARD), talk, "Be brief.", "", "", None)
     system, character, chatbot, greeting, note, *_ = chat_tab.replace(ctx, pending)
     assert character == BESS and system.startswith(f"You are {BESS}.")
     assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("assistant", greeting)]
 
 
 def test_a_card_on_an_empty_chat_or_over_its_own_greeting_opens_at_once(ctx):
-    system, character, _, greeting, *_ = chat_tab.import_card(ctx, str(CARD), [], "", "", "")
+    system, character, _, greeting, *_ = chat_tab.import_card(ctx, str(CARD), [], "", "", "", None)
     assert character == BESS and greeting.startswith("Ahoy")
     opened = chat_tab.import_card(ctx, str(CARD), [{"role": "assistant", "content": greeting}], system, character,
-                                  greeting)
-    assert opened[1] == BESS and opened[7].visible is False  # only the greeting was there: no question
+                                  greeting, None)
+    assert opened[1] == BESS and opened[8].visible is False  # only the greeting was there: no question
+
+
+def test_a_cards_lorebook_joins_a_replys_prompt_when_its_keywords_come_up_and_travels_with_the_chat(ctx):
+    ctx.manager.load("default")
+    system, character, chatbot, greeting, lore, note, *_ = chat_tab.import_card(ctx, str(ARCHIVIST), [], "", "", "", None)
+    assert lore["name"] == "Eldoria" and "lorebook 'Eldoria' (4 entries) is used in this chat" in note
+    assert "silver mines" not in system  # an entry joins a reply's prompt only when it is called up
+
+    prompts, stream = [], ctx.manager.stream
+    ctx.manager.stream = lambda messages, *a, **k: (prompts.append(messages), stream(messages, *a, **k))[1]
+    request = gr.Request(session_hash="lore")
+    _, history = chat_tab.add_user(ctx, "Tell me about the kingdom.", chatbot.value)
+    history, stats, *_ = last(chat_tab.answer(ctx, history, system, lore, sides.BASE, *precise(4), request=request))
+    sent = prompts[-1][0]["content"]
+    assert sent.startswith(system) and "Eldoria is a mountain kingdom of silver mines" in sent
+    assert "low magic" in sent and "sealed" not in sent  # the always-on entry; not the one nobody asked about
+    assert "Lorebook entries in this reply's prompt: Tone, The kingdom." in stats
+
+    saved = chat_tab.export_chat(ctx, history, system, character, greeting, lore, sides.BASE, "Precise").value
+    reopened = chat_tab.import_chat(ctx, saved["path"], [], "", "", "", None)
+    assert reopened[4] == lore and reopened[0] == system
 
 
 def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):
@@ -149,14 +171,14 @@ def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):
             {"role": "user", "content": [{"type": "text", "text": "Hello"}], "metadata": None}]
     kept = {"format": "lora-workbench-chat", "version": 1, "messages": talk, "system": "You are a pirate.",
             "character": "Bess", "preset": "Roleplay chat"}
-    blank = ([], None, None, "")  # a page just drawn: its text boxes not yet filled in
-    system, character, chatbot, greeting, preset = chat_tab.recall(ctx, kept, *blank)
-    assert (system, character, greeting, preset) == ("You are a pirate.", "Bess", "Ahoy!", "Roleplay chat")
+    blank = ([], None, None, "", None)  # a page just drawn: its text boxes not yet filled in
+    system, character, chatbot, greeting, lore, preset = chat_tab.recall(ctx, kept, *blank)
+    assert (system, character, greeting, lore, preset) == ("You are a pirate.", "Bess", "Ahoy!", None, "Roleplay chat")
     assert [(m["role"], chat_tab.text_of(m["content"])) for m in chatbot.value] == [("assistant", "Ahoy!"), ("user", "Hello")]
-    typing = chat_tab.recall(ctx, kept, [], "You are a sail", "", "")  # the person is typing: left alone
-    assert typing == (gr.skip(),) * 5
+    typing = chat_tab.recall(ctx, kept, [], "You are a sail", "", "", None)  # the person is typing: left alone
+    assert typing == (gr.skip(),) * 6
     for nothing in (None, "text", {"messages": [{"role": "narrator", "content": "x"}]}):  # none kept, or damaged
-        assert chat_tab.recall(ctx, nothing, *blank) == (gr.skip(),) * 5
+        assert chat_tab.recall(ctx, nothing, *blank) == (gr.skip(),) * 6
 
 
 def test_four_bit_cannot_be_chosen_or_asked_for_on_this_machine(ctx):

@@ -156,7 +156,7 @@ def test_the_chat_tab_says_busy_in_the_chat_and_keeps_the_message(small):
     cancel = threading.Event()
     running = [small.stream(ESSAY, LONG, cancel=cancel) for _ in range(2)]
     history = [{"role": "user", "content": "Hello"}]
-    *_, (shown, stats, _cut, _more) = chat_tab.answer(ctx, history, "", sides.BASE, 0.0, 1.0, 0, 0.0, 1.0, 20, "",
+    *_, (shown, stats, _cut, _more) = chat_tab.answer(ctx, history, "", None, sides.BASE, 0.0, 1.0, 0, 0.0, 1.0, 20, "",
                                                        False, request=gr.Request(session_hash="busy-browser"))
     assert shown == history  # the message stays, with no empty reply under it
     assert "The model is busy" in stats and "Retry in" in stats and "Regenerate" in stats

@@ -4,6 +4,7 @@ model loaded), with a run put into the app's workspace; and two browser sessions
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from gradio_client import Client
@@ -246,3 +247,27 @@ def test_a_trained_tiny_run_compared_blind_on_a_held_out_row_then_chatted_with(a
         page.close()
     finally:
         client.predict("default", False, 2048, False, api_name="/load_model")
+
+
+@pytest.mark.browser
+def test_a_preference_run_beside_its_supervised_run_and_the_base(app, browser, default_model_path):
+    url, ws = app
+    tuned = "pirate-dpo"
+    adapter_run(ws, tuned, default_model_path, std=0.13, seed=9,
+                settings={"method": "dpo", "preference": {"start_from": PIRATE_RUN}})
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    choose(page, "compare-run", tuned)
+    expect(page.locator("#compare-third-side input")).to_have_value(f"{PIRATE_RUN} · final adapter")  # by itself
+    page.locator("#compare-max-new input[type=number]").fill("12")
+    page.locator("#compare-prompt textarea").fill(FRANCE)
+    page.locator("#compare-go").click()
+    expect(page.locator("#compare-result")).to_contain_text("on all three sides; saved with the run", timeout=ANSWER_S)
+    expect(page.locator("#compare-c")).to_contain_text(f"{PIRATE_RUN} · final adapter")
+    texts = [page.locator(f"#compare-{c} textarea").input_value() for c in "abc"]
+    assert all(texts) and len(set(texts)) == 3
+    assert records(ws, tuned)[-1]["replies"] == dict(zip(["base", tuned, PIRATE_RUN], texts))
+    page.screenshot(path=str(ARTIFACTS / "compare-three-sides.png"), full_page=True)
+    page.close()
+    shutil.rmtree(ws.runs / tuned)  # the app's workspace is shared: later tests find the newest run as before

@@ -26,7 +26,7 @@ def _texts(found) -> list[str]:
     ("faq_gbk.csv", "gb18030", "Read as gb18030 (GBK) Chinese text.", Options(),
      ["北京著名的景点有故宫、长城、天坛和颐和园。\n其中故宫是世界上现存规模最大的宫殿建筑群。"]),
     ("faq_big5.tsv", "big5", "Read as Big5 Chinese text.",
-     Options(format="pairs", mapping={"prompt": "問題", "response": "回答"}),
+     Options(),  # its Chinese headers 問題/回答 are found as a prompt and a reply without a mapping
      ["台灣最高的山是哪一座？", "「謝謝」的英文是 “Thank you”。"]),
 ])
 def test_chinese_files_are_read_as_their_text(name, encoding, note, options, expected):

@@ -150,6 +150,10 @@ def test_tool_calls_render_through_the_templates_own_syntax(family):
     trained = [piece for piece, on in p.segments if on]
     assert trained[0].endswith(CALL_SYNTAX[family.key]) and trained[-1].startswith(("It is sunny.", "<think>"))
     assert "Sunny" not in "".join(trained)  # the tool's answer is read, not written, by the model
+    # OpenAI's rows hold the arguments as a JSON string: they render as the object they are.
+    openai = [{**m, "tool_calls": [{**CALL, "function": {**CALL["function"], "arguments": '{"city":"Paris"}'}}]}
+              if m.get("tool_calls") else m for m in TOOL_CHAT]
+    assert preview({"messages": openai, "tools": TOOLS}, tok).text == p.text
 
 
 def test_qwen3_thinking_rows_on_and_off(default_model_path):
@@ -180,3 +184,56 @@ def test_where_the_system_prompt_goes(default_model_path):
                                       "[INST]U2?[/INST]A2.</s>")
     assert rendered["gemma2"] == rendered["gemma3"]
     assert rendered["gemma3"].startswith("<bos><start_of_turn>user\nTalk like a pirate.\n\nU1?<end_of_turn>")
+
+
+def test_phi3_runs_adapt_its_fused_layers_by_default(workspace, default_model_path, tmp_path):
+    """Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj, so the default layer list names
+    layers it lacks: a run with the default list adapts the family's layers (families.yaml), the
+    plan's memory estimate counts exactly those parameters, and a run's step trains them."""
+    import json
+
+    from engine.hardware import detect
+    from engine.train import backend, plan, runs, worker
+    from engine.train.config import validate, with_changes
+
+    folder = tmp_path / "tiny-phi3"
+    tok = family_tokenizer(default_model_path, "phi3", families.by_key("phi3").template_text())
+    family_model("phi3", tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    data = workspace.datasets / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Question number {i}?"},
+        {"role": "assistant", "content": f"Answer {i}, friend. Arr, matey!"}]}) + "\n" for i in range(4)))
+    config = validate({"model": {"name_or_path": str(folder), "max_seq_length": 64}, "dataset": str(data),
+                       "lora": {"r": 4, "dropout": 0.0}, "train": {"max_steps": 1, "batch_size": 2,
+                                                                    "gradient_accumulation": 1},
+                       "probes": {"prompts": []}})
+    fused = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
+    assert config.lora.targets("phi3") == list(families.by_key("phi3").target_modules)
+    assert set(config.lora.targets("phi3")) == fused
+
+    settings = backend.resolve(config, detect())
+    model, _ = backend.load(config, settings, folder)
+    assert set(model.peft_config["default"].target_modules) == fused
+    trainable, _ = model.get_nb_trainable_parameters()
+    _, shape = plan.tokenizer_and_shape(config, workspace)
+    optimizer_bytes = 2 if "8bit" in settings.optimizer else 8
+    assert plan.estimate_memory(shape, config, settings, 0).adapter == trainable * (4 + 4 + optimizer_bytes)
+
+    # A layer the person chose is kept as chosen, embeddings added to the default list too.
+    with_embeddings = config.lora.model_copy(update={"target_modules": [*config.lora.target_modules, "lm_head"]})
+    assert with_embeddings.targets("phi3") == [*families.by_key("phi3").target_modules, "lm_head"]
+    assert config.lora.model_copy(update={"target_modules": ["o_proj"]}).targets("phi3") == ["o_proj"]
+    # Layers Phi-3 lacks, chosen by name, are named in the plan before a run would fail on them.
+    unfused = with_changes(config, {"lora.target_modules": ["q_proj", "v_proj", "o_proj"]})
+    assert [p for p in plan.make(unfused, workspace).problems if "target_modules" in p] == [
+        "lora.target_modules: this model has no layers named q_proj, v_proj; its layers are o_proj, qkv_proj, "
+        "gate_up_proj, down_proj. Tick all seven for the model's own, or only layers it has."]
+    assert not [p for p in plan.make(config, workspace).problems if "target_modules" in p]
+
+    run = runs.create_run(workspace, config, name="phi3")
+    assert worker.main(run.path, workspace) == 0  # the training worker, in this process
+    run = runs.load_run(workspace, "phi3")
+    assert run.state == "completed" and [e["step"] for e in run.events if e["type"] == "step"] == [1]
+    adapter = json.loads((run.adapter / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == fused

@@ -152,6 +152,46 @@ def test_padding_free_attention_is_one_call_a_layer_and_trains_as_the_padded_bat
     assert rel("padding-free", "padded") < 5e-2
 
 
+def test_the_checkpointed_layers_switch_between_batches_and_keep_the_loss_and_gradients(tmp_path):
+    """unsloth's checkpointing switched between forwards as the trainer switches it per batch
+    (backend.set_checkpointed; 4-bit tiny shape): a checkpointed layer runs again in backward, the others
+    do not, and the loss and LoRA gradients stay those of checkpointing every layer."""
+    from engine.hardware import detect
+    from engine.train import backend
+    from engine.train.config import with_changes
+    from tests.model_shapes import build
+
+    path = build("tiny-llama")
+    config = with_changes(_config(path, tmp_path / "data.jsonl", steps=1, save_steps=1), {"lora.dropout": 0.0})
+    settings = backend.resolve(config, detect())
+    model, _ = backend.load(config, settings, path)
+    n = backend.checkpoint_layers(model, settings)
+    layers = backend.decoder_layers(model)
+    assert settings.backend == "unsloth" and n == len(layers) >= 2
+    runs = [0] * n  # forwards of each layer, recomputations in backward too
+    for i, layer in enumerate(layers):
+        layer.register_forward_pre_hook(lambda *_, i=i: runs.__setitem__(i, runs[i] + 1))
+    torch.manual_seed(0)
+    ids = torch.randint(7, 4000, (1, 256), device="cuda")
+    model.train()
+    seen = []
+    for k in (n, 0, n // 2, n):
+        backend.set_checkpointed(model, settings, k)
+        runs[:] = [0] * n
+        model.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        assert sorted(runs) == [1] * (n - k) + [2] * k, (k, runs)
+        seen.append((k, loss.item(), torch.cat([p.grad.float().flatten() for name, p in model.named_parameters()
+                                                if "lora_B" in name])))
+    _, loss_all, grads_all = seen[0]
+    print(json.dumps({"losses": [(k, loss) for k, loss, _ in seen],
+                      "grad_rel_err": [(k, float((g - grads_all).norm() / grads_all.norm())) for k, _, g in seen]}))
+    for k, loss, grads in seen[1:]:
+        assert loss == pytest.approx(loss_all, rel=1e-4), k
+        assert float((grads - grads_all).norm() / grads_all.norm()) < 1e-2, k
+
+
 def _data(path):
     """Prompts of 8 to 300 words (so padding-free batches hold rows of different lengths), one reply."""
     from tests.model_shapes import prompt_words

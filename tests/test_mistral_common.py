@@ -119,3 +119,51 @@ def test_a_nemo_model_goes_through_data_train_chat_and_export(workspace, nemo_mo
     result = export(workspace, "nemo", "adapter")
     assert result.passed, result.summary()
     assert (result.path / "chat_template.jinja").read_text() == families.by_key("mistral-nemo").template_text()
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                          "required": ["city"]}}}]
+
+
+def weather_call(city, id=None):
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": city}}}
+    return {**call, "id": id} if id else call
+
+
+TOOL_CHATS = [
+    # OpenAI-style ids, longer than Mistral's 9 letters and digits, and arguments as a JSON string
+    [{"role": "user", "content": "Weather in Paris?"},
+     {"role": "assistant", "content": "", "tool_calls": [
+         {**weather_call("Paris", "call_abc123def456"), "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+     {"role": "tool", "tool_call_id": "call_abc123def456", "name": "get_weather", "content": "Sunny"},
+     {"role": "assistant", "content": "It is sunny."}],
+    # no ids at all (a ShareGPT function_call row), two calls answered in order
+    [{"role": "user", "content": "Paris or Rome?"},
+     {"role": "assistant", "content": "", "tool_calls": [weather_call("Paris"), weather_call("Rome")]},
+     {"role": "tool", "name": "get_weather", "content": "Sunny"},
+     {"role": "tool", "name": "get_weather", "content": "Rain"},
+     {"role": "assistant", "content": "Paris: sunny; Rome: rain."}],
+]
+
+
+@pytest.mark.parametrize("chat", TOOL_CHATS, ids=["long-ids", "no-ids"])
+def test_tool_call_rows_get_mistral_ids_and_mistral_commons_token_ids(nemo_tokenizer, chat):
+    """Mistral takes tool-call ids of exactly 9 letters and digits; a row's ids are made so, the same
+    on every rendering, each result keeping its own call's id, and the row then encodes to
+    mistral-common's token ids for the conversation with those ids."""
+    import re
+
+    from engine.data.render import with_call_ids
+
+    fixed = with_call_ids(chat, 9)
+    calls = [c["id"] for m in fixed for c in m.get("tool_calls", [])]
+    results = [m["tool_call_id"] for m in fixed if m["role"] == "tool"]
+    assert all(re.fullmatch(r"[A-Za-z0-9]{9}", i) for i in calls) and results == calls and len(set(calls)) == len(calls)
+    assert with_call_ids(chat, 9) == fixed and with_call_ids(fixed, 9) == fixed
+    row = {"messages": chat, "tools": json.dumps(TOOLS)}
+    ids = MistralTokenizer.from_file(str(TEKKEN), mode=ValidationMode.finetuning).encode_chat_completion(
+        ChatCompletionRequest(messages=fixed, tools=TOOLS)).tokens
+    assert encode(row, nemo_tokenizer)["input_ids"] == ids
+    trained = "".join(piece for piece, on in preview(row, nemo_tokenizer).segments if on)
+    assert calls[0] in trained and "Sunny" not in trained

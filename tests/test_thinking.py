@@ -119,7 +119,7 @@ def test_chat_folds_the_thinking_above_the_answer_and_never_sends_it_back(manage
     ctx = Context(manager.workspace, manager, detect())
     greedy = [0.0, 1.0, 0, 0.0, 1.0, 24, ""]
     history = [{"role": "user", "content": "Hi"}]
-    for history, *_ in chat_tab.answer(ctx, history, "", sides.BASE, *greedy, True, gr.Request(session_hash="t")):
+    for history, *_ in chat_tab.answer(ctx, history, "", None, sides.BASE, *greedy, True, gr.Request(session_hash="t")):
         pass
     assert len(history) == 3, history
     thought, said = history[1:]

@@ -31,8 +31,8 @@ FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_n
 FIRST_PRESET = "Leaderboard"
 CUT = ("length", "time")  # how a reply ends that Continue can take further
 # A thinking model's folded thoughts are not kept: a reload brings back the answers.
-REMEMBER = """(messages, system, character, preset) => (messages === null || system === null ? undefined :
-  {format: "lora-workbench-chat", version: 1, system, character, preset,
+REMEMBER = """(messages, system, character, lorebook, preset) => (messages === null || system === null ? undefined :
+  {format: "lora-workbench-chat", version: 1, system, character, lorebook, preset,
    messages: messages.filter(m => !(m.metadata && m.metadata.title))})"""
 
 
@@ -103,8 +103,9 @@ def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
     return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
 
 
-def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, request: gr.Request):
+def _stream(ctx: Context, history, system, lore, spec, values: tuple, think: bool, request: gr.Request):
     """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on);
+    `lore`: a character card's lorebook, whose entries the recent messages call up join the system prompt;
     `think`: a thinking model's switch."""
     sampling = sampling_from(*values)
     name = sides.activate(ctx.manager, sides.parse(ctx.workspace, spec))  # again after a model reload
@@ -112,7 +113,10 @@ def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, req
     cancel.clear()
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
     going_on, start = bool(text_of(history[-1]["content"])), len(history) - 1
-    messages = to_messages(history if going_on else history[:-1], system)  # a new reply: the template's own prompt
+    earlier = history if going_on else history[:-1]  # a new reply: the template's own prompt
+    system, entries = chat_history.reply_system(system, chat_history.lorebook_of(lore), to_messages(earlier, ""))
+    messages = to_messages(earlier, system)
+    lore_note = t(" · Lorebook entries in this reply's prompt: {names}.", names=", ".join(entries)) if entries else ""
     try:
         replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=request.session_hash,
                                      thinking=bool(think))
@@ -127,7 +131,7 @@ def _stream(ctx: Context, history, system, spec, values: tuple, think: bool, req
         else:
             history[start:] = reply_messages(reply.text)
         if reply.stats:
-            yield history, tr(reply.stats.summary()), *_cut_note(reply.stats)
+            yield history, tr(reply.stats.summary()) + lore_note, *_cut_note(reply.stats)
         else:
             yield history, tr(reply.notice) if reply.notice else "…", *hidden  # the wait, a cut prompt
 
@@ -141,22 +145,23 @@ def add_user(ctx: Context, text, history):
 
 # The sampling values are named, not `*values`: Gradio passes a gr.Request only to a positional parameter.
 @visitor_ok
-def answer(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+def answer(ctx: Context, history, system, lore, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
            think, request: gr.Request):
     """A new assistant message answering the chat so far."""
     values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
-    yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, spec, values, think, request)
+    yield from _stream(ctx, history + [{"role": "assistant", "content": ""}], system, lore, spec, values, think,
+                       request)
 
 
 @visitor_ok
-def go_on(ctx: Context, history, system, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
+def go_on(ctx: Context, history, system, lore, spec, temperature, top_p, top_k, min_p, repetition, max_new, seed,
           think, request: gr.Request):
     """More of the last reply, appended to that same message (not a new turn)."""
     values = (temperature, top_p, top_k, min_p, repetition, max_new, seed)
     if not history or history[-1]["role"] != "assistant" or not text_of(history[-1]["content"]).strip():
         raise gr.Error(t("There is no reply to continue: send a message first."))
     history = [*history[:-1], {"role": "assistant", "content": text_of(history[-1]["content"])}]
-    yield from _stream(ctx, history, system, spec, values, think, request)
+    yield from _stream(ctx, history, system, lore, spec, values, think, request)
 
 
 @visitor_ok
@@ -277,21 +282,25 @@ def refresh_sides(ctx: Context, spec):
     return keep_choice(side_choices(ctx), spec, sides.BASE)
 
 
-def current(history, system, character, greeting) -> Chat:
+def current(history, system, character, greeting, lore) -> Chat:
     return Chat(character=character or "", system=system or "", greeting=greeting or "",
-                messages=to_messages(history, ""))
+                lorebook=chat_history.lorebook_of(lore), messages=to_messages(history, ""))
+
+
+def _lore(chat: Chat):
+    return None if chat.lorebook is None else chat.model_dump()["lorebook"]
 
 
 def opened(chat: Chat, note: str) -> tuple:
     """What the page shows for a chat just imported: the outputs of `import_card`, `import_chat` and `replace`."""
     label = t("Chat with {character}", character=chat.character) if chat.character else t("Chat")
-    return (chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, note, "",
+    return (chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, _lore(chat), note, "",
             None, gr.Row(visible=False), "", gr.Markdown(visible=False), gr.Button(visible=False))
 
 
-def _offer(ctx: Context, chat: Chat, note: str, history, system, character, greeting) -> tuple:
+def _offer(ctx: Context, chat: Chat, note: str, history, system, character, greeting, lore) -> tuple:
     """Open `chat` at once where nothing would be lost; else keep it aside and ask first."""
-    if not current(history, system, character, greeting).started:
+    if not current(history, system, character, greeting, lore).started:
         return opened(chat, note)
     if chat.character:
         question = t("Replace the current conversation with the chat with **{character}**? The conversation on "
@@ -299,21 +308,27 @@ def _offer(ctx: Context, chat: Chat, note: str, history, system, character, gree
     else:
         question = t("Replace the current conversation with the imported chat of {count} messages? The conversation "
                      "on screen is lost unless you export it first.", count=len(chat.messages))
-    return (*(gr.skip(),) * 6, {"chat": chat.model_dump(), "note": note}, gr.Row(visible=True), question,
+    return (*(gr.skip(),) * 7, {"chat": chat.model_dump(), "note": note}, gr.Row(visible=True), question,
             gr.skip(), gr.skip())
 
 
-def import_card(ctx: Context, path, history, system, character, greeting) -> tuple:
+def import_card(ctx: Context, path, history, system, character, greeting, lore) -> tuple:
     card = read_card(path)
     note = t("Imported the character card of **{name}** ({spec}): its system prompt and first message are set. "
              "The 'Roleplay chat' preset under Sampling is the tutorial's chat-loop setting.",
              name=card.name, spec=card.spec.upper())
-    return _offer(ctx, chat_history.from_card(card), note, history, system, character, greeting)
+    if card.lorebook:
+        note += t(" Its lorebook '{book}' ({count} entries) is used in this chat: an entry joins the system prompt "
+                  "of a reply when its keywords come up in the last {depth} messages (an always-on entry, in every "
+                  "reply); the line under each reply names the entries used.", book=card.lorebook.name,
+                  count=len(card.lorebook.entries), depth=card.lorebook.scan_depth)
+    return _offer(ctx, chat_history.from_card(card), note, history, system, character, greeting, lore)
 
 
-def import_chat(ctx: Context, path, history, system, character, greeting) -> tuple:
+def import_chat(ctx: Context, path, history, system, character, greeting, lore) -> tuple:
     chat = chat_history.read(path)
-    return _offer(ctx, chat, t("Imported a chat of {count} messages.", count=len(chat.messages)), history, system, character, greeting)
+    return _offer(ctx, chat, t("Imported a chat of {count} messages.", count=len(chat.messages)), history, system,
+                  character, greeting, lore)
 
 
 def replace(ctx: Context, pending) -> tuple:
@@ -327,21 +342,21 @@ def keep(ctx: Context) -> tuple:
 
 
 @visitor_ok
-def export_chat(ctx: Context, history, system, character, greeting, spec, preset_name):
-    chat = current(history, system, character, greeting).model_copy(update={"adapter": spec, "preset": preset_name})
+def export_chat(ctx: Context, history, system, character, greeting, lore, spec, preset_name):
+    chat = current(history, system, character, greeting, lore).model_copy(update={"adapter": spec, "preset": preset_name})
     return gr.File(value=str(chat_history.save_download(chat)), visible=True)
 
 
 @visitor_ok
-def recall(ctx: Context, saved, history, system, character, greeting) -> tuple:
+def recall(ctx: Context, saved, history, system, character, greeting, lore) -> tuple:
     """The chat the browser kept, back on a page that is still blank (just loaded); a page that already shows
     something is left as it is, so that what is being typed is never overwritten by what was stored."""
     chat = chat_history.restore(saved)
-    if chat == Chat() or current(history, system, character, greeting) != Chat():
-        return (gr.skip(),) * 5
+    if chat == Chat() or current(history, system, character, greeting, lore) != Chat():
+        return (gr.skip(),) * 6
     label = t("Chat with {character}", character=chat.character) if chat.character else t("Chat")
     chosen = chat.preset if chat.preset in load_presets() else FIRST_PRESET
-    return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, chosen
+    return chat.system, chat.character, gr.Chatbot(chat.turns(), label=label), chat.greeting, _lore(chat), chosen
 
 
 @visitor_ok
@@ -405,6 +420,7 @@ def render(ctx: Context) -> None:
         api_text = gr.Markdown(elem_id="chat-api-text")
     chosen = gr.State(sides.BASE)  # this session's side (the dropdown may show a refused choice for a moment)
     greeting = gr.State("")  # the character's first message: Clear starts the chat again from it
+    lore = gr.JSON(None, visible="hidden", elem_id="chat-lorebook")  # a card's lorebook; on the page, so kept by REMEMBER
     pending = gr.State(None)  # an imported chat waiting for Replace or Keep
     kept = gr.BrowserState(None, storage_key="lora-workbench-chat")
     answered = gr.State(None)  # the side that wrote the last reply on screen (None: not known, e.g. imported)
@@ -416,13 +432,13 @@ def render(ctx: Context) -> None:
     for trigger in (message.submit, send.click):
         trigger(bind(add_user, ctx), [message, chatbot], [message, chatbot], **private).then(
             bind(hide_choice, ctx), None, choice_row, **private).then(
-            bind(answer, ctx), [chatbot, system, chosen, *values, think], streamed, **private).then(
+            bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
             bind(offer, ctx), *offered, **private)
     regenerate.click(bind(set_aside, ctx), [chatbot, system, answered, aside], [chatbot, aside, choice_row],
                      **private).then(
-        bind(answer, ctx), [chatbot, system, chosen, *values, think], streamed, **private).then(
+        bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
         bind(offer, ctx), *offered, **private)
-    more.click(bind(go_on, ctx), [chatbot, system, chosen, *values, think], streamed, **private).then(
+    more.click(bind(go_on, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
         bind(offer, ctx), *offered, **private)
     for button, better in ((new_better, "new"), (earlier_better, "earlier")):
         button.click(bind(mark, ctx, better), [chatbot, system, answered, aside], [aside, choice_row, note], **private)
@@ -433,8 +449,8 @@ def render(ctx: Context) -> None:
     refresh.click(bind(refresh_sides, ctx), chosen, adapter, **private)
     follow(ctx, bind(refresh_sides, ctx), chosen, adapter)
 
-    on_screen = [chatbot, system, character, greeting]
-    shown = [system, character, chatbot, greeting, note, stats, pending, confirm, question, cut, more]
+    on_screen = [chatbot, system, character, greeting, lore]
+    shown = [system, character, chatbot, greeting, lore, note, stats, pending, confirm, question, cut, more]
     card.upload(bind(import_card, ctx), [card, *on_screen], shown, **private)
     upload.upload(bind(import_chat, ctx), [upload, *on_screen], shown, **private)
     replace_button.click(bind(replace, ctx), pending, shown, **private).then(
@@ -443,11 +459,11 @@ def render(ctx: Context) -> None:
     export.click(bind(export_chat, ctx), [*on_screen, chosen, choice], exported, **private)
 
     # The browser reads its storage when the tab is first drawn (not at page load): restore when it is shown.
-    ctx.tab.select(bind(recall, ctx), [kept, *on_screen], [system, character, chatbot, greeting, choice],
+    ctx.tab.select(bind(recall, ctx), [kept, *on_screen], [system, character, chatbot, greeting, lore, choice],
                    show_progress="hidden", **private)
     # Stored by the browser itself at each change (no request to the server), in a Chat's shape.
     gr.on([chatbot.change, system.change, character.change, choice.change], None,
-          [chatbot, system, character, choice], kept, js=REMEMBER, **private)
+          [chatbot, system, character, lore, choice], kept, js=REMEMBER, **private)
 
     gr.api(bind(generate, ctx), api_name="generate")
     follow(ctx, bind(api_info, ctx), None, api_text)

@@ -33,6 +33,7 @@ PROBE_HEADERS = ["Prompt", "Before training", "After training"]
 NO_ADAPTER = ("No run has an adapter yet: train one on the Train tab (it saves one at each checkpoint); it appears "
               "here by itself.")
 NO_RANDOMNESS = "no randomness (the most likely next word each time)"
+NO_THIRD = ""  # the third side's value when there is none
 
 
 # ---- what a run shows ----------------------------------------------------------------------------
@@ -46,6 +47,17 @@ def fine_tune(ctx: Context, run_name: str | None) -> str | None:
     """The side a run is compared by at first: its final adapter, else its latest checkpoint."""
     found = sides.of_run(load_run(ctx.workspace, run_name)) if run_name else []
     return found[0].spec if found else None
+
+
+def started_from(ctx: Context, run_name: str | None) -> str:
+    """The third side a run is compared with at first: for a preference run, the supervised run it started
+    from (base, supervised and preference-tuned side by side); none for others."""
+    start = load_run(ctx.workspace, run_name).config.preference.start_from if run_name else ""
+    return (fine_tune(ctx, start) if start and start in run_names(ctx) else None) or NO_THIRD
+
+
+def third_choices(ctx: Context) -> list[tuple[str, str]]:
+    return [(t("None: two sides"), NO_THIRD), *side_choices(ctx)]
 
 
 def win_rates(ctx: Context, run_name: str | None) -> str:
@@ -64,7 +76,8 @@ def saved_rows(ctx: Context, run_name: str | None) -> pd.DataFrame:
         verdict = "" if not r["blind"] else t("not voted") if not vote else (
             t("tie") if vote["winner"] is None else t("{side} won", side=sides.label_of(vote["winner"])))
         rows.append([r["time"].replace("T", " ")[:16], r["messages"][-1]["content"][:120],
-                     tr(sides.label_of(r["sides"][0])), tr(sides.label_of(r["sides"][1])), verdict])
+                     tr(sides.label_of(r["sides"][0])), " | ".join(tr(sides.label_of(s)) for s in r["sides"][1:]),
+                     verdict])
     return pd.DataFrame(rows, columns=[t(h) for h in SAVED_HEADERS])
 
 
@@ -121,19 +134,23 @@ def _run_view(ctx: Context, name: str | None, example: int | None = None) -> tup
 
 @visitor_ok
 def show_run(ctx: Context, name: str | None) -> tuple:
-    """A run chosen: the base against its fine-tune, and what the run holds."""
-    return (gr.Dropdown(value=sides.BASE), gr.Dropdown(value=fine_tune(ctx, name)), *_run_view(ctx, name))
+    """A run chosen: the base against its fine-tune (and the run a preference run started from), and what the
+    run holds."""
+    return (gr.Dropdown(value=sides.BASE), gr.Dropdown(value=fine_tune(ctx, name)),
+            gr.Dropdown(value=started_from(ctx, name)), *_run_view(ctx, name))
 
 
-def refresh(ctx: Context, name: str | None, left: str | None, right: str | None, example: int | None) -> tuple:
+def refresh(ctx: Context, name: str | None, left: str | None, right: str | None, third: str | None,
+            example: int | None) -> tuple:
     """The lists read again from the workspace (on page load and whenever the tab is shown), keeping the
     person's choices while they exist; with no run chosen, the newest run with an adapter."""
     names, choices = run_names(ctx), side_choices(ctx)
     chosen = name if name in names else (names[0] if names else None)
     if chosen != name:  # a new run: start from the base against its fine-tune
-        left, right, example = sides.BASE, fine_tune(ctx, chosen), None
+        left, right, third, example = sides.BASE, fine_tune(ctx, chosen), started_from(ctx, chosen), None
     return (gr.Dropdown(choices=names, value=chosen), keep_choice(choices, left, sides.BASE),
-            keep_choice(choices, right, fine_tune(ctx, chosen)), *_run_view(ctx, chosen, example))
+            keep_choice(choices, right, fine_tune(ctx, chosen)), keep_choice(third_choices(ctx), third, NO_THIRD),
+            *_run_view(ctx, chosen, example))
 
 
 @visitor_ok
@@ -155,30 +172,37 @@ def pick_example(ctx: Context, index: int | None, found: list[dict]) -> tuple:
 
 
 @visitor_ok
-def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, preset_name, max_tokens, seed_value,
-                is_blind, think, request: gr.Request):
-    """Both sides answer at once, streamed into the two columns; a finished comparison is saved with the run.
-    Yields [answer_a, answer_b, votes, result, pending, win_rate, saved]."""
+def run_compare(ctx: Context, name, left_spec, right_spec, third_spec, index, found, text, preset_name, max_tokens,
+                seed_value, is_blind, think, request: gr.Request):
+    """Every side answers at once, streamed into its column; a finished comparison is saved with the run.
+    Yields [answer_a, answer_b, answer_c, votes, result, pending, win_rate, saved]."""
     messages, source = [{"role": "user", "content": text or ""}], "typed"
     if index is not None and 0 <= index < len(found) and found[index]["messages"][-1]["content"] == text:
         messages, source = list(found[index]["messages"]), found[index]["source"]
     sampling = compare.sampling_for(preset_name, max_tokens, seed_of(seed_value))
     comparison = compare.prepare(ctx.manager, ctx.workspace, messages, left_spec, right_spec, sampling,
-                                 preset_name, bool(is_blind), source, thinking=bool(think))
-    first, second = comparison.shown
-    labels = (t("Answer A"), t("Answer B")) if comparison.blind else (first.label, second.label)
+                                 preset_name, bool(is_blind), source, thinking=bool(think),
+                                 third=third_spec or None)
+    shown = comparison.shown
+    labels = (t("Answer A"), t("Answer B")) if comparison.blind else tuple(side.label for side in shown)
+
+    def columns(texts) -> tuple:
+        """The answer boxes A, B and the third (hidden with two sides)."""
+        boxes = [gr.Textbox(text, label=label) for text, label in zip(texts[:2], labels)]
+        return (*boxes, gr.Textbox(texts[2], label=labels[2], visible=True) if len(texts) > 2
+                else gr.Textbox("", visible=False))
+
     cancel = cancel_flag(request)
     cancel.clear()
     how = t(NO_RANDOMNESS) if sampling.greedy else t("seed {seed}", seed=sampling.seed)
     rates, rows = win_rates(ctx, name), saved_rows(ctx, name)
-    for a, b, waiting in compare.stream(ctx.manager, comparison, cancel):
-        yield (gr.Textbox(a, label=labels[0]), gr.Textbox(b, label=labels[1]), gr.Row(visible=False),
-               tr(waiting) if waiting else t("Answering both sides… ({preset}, {how})", preset=tr(preset_name), how=how),
-               None, rates, rows)
-    # The last yield holds both answers in full: Gradio sends it whole when the event completes, so the page
+    answering = (t("Answering both sides… ({preset}, {how})", preset=tr(preset_name), how=how) if len(shown) == 2
+                 else t("Answering all three sides… ({preset}, {how})", preset=tr(preset_name), how=how))
+    for *texts, waiting in compare.stream(ctx.manager, comparison, cancel):
+        yield (*columns(texts), gr.Row(visible=False), tr(waiting) if waiting else answering, None, rates, rows)
+    # The last yield holds every answer in full: Gradio sends it whole when the event completes, so the page
     # ends with the saved answers even if a streamed piece was missed on the way (seen once with gr.skip()).
-    answers = (gr.Textbox(comparison.reply(first), label=labels[0]),
-               gr.Textbox(comparison.reply(second), label=labels[1]))
+    answers = columns([comparison.reply(side) for side in shown])
     if not comparison.finished:
         yield (*answers, gr.Row(visible=False), t("Stopped: this comparison was not saved."), None, rates, rows)
         return
@@ -188,7 +212,10 @@ def run_compare(ctx: Context, name, left_spec, right_spec, index, found, text, p
                     preset=tr(preset_name), how=how)
     else:
         message = "  \n".join(
-            [t("Same preset ({preset}) and {how} on both sides; saved with the run.", preset=tr(preset_name), how=how)]
+            [t("Same preset ({preset}) and {how} on both sides; saved with the run.", preset=tr(preset_name), how=how)
+             if len(shown) == 2 else
+             t("Same preset ({preset}) and {how} on all three sides; saved with the run.", preset=tr(preset_name),
+               how=how)]
             + [t("**{side}:** {stats}", side=s.label, stats=tr(comparison.stats.get(s.spec, "")))
                for s in comparison.shown])
     yield (*answers, gr.Row(visible=comparison.blind), message, record if comparison.blind else None,
@@ -235,6 +262,9 @@ def render(ctx: Context) -> None:
         left = gr.Dropdown([], value=None, label=_("Left: measured against"), elem_id="compare-left-side")
         right = gr.Dropdown([], value=None, label=_("Right: the fine-tune"), elem_id="compare-right-side",
                             info=_("A run's final adapter or a checkpoint; two runs must share the loaded base model."))
+        third = gr.Dropdown([], value=None, label=_("Third side (optional)"), elem_id="compare-third-side",
+                            info=_("A third answer beside the two, e.g. the supervised run a preference run started "
+                                   "from (chosen by itself for such a run). Not in blind mode."))
     example = gr.Dropdown([], value=None, label=_("A prompt from the run (optional)"), elem_id="compare-example",
                           info=_("Its probe prompts, and held-out rows of its data set (never trained on)."))
     prompt = gr.Textbox(label=_("Prompt"), lines=3, elem_id="compare-prompt",
@@ -254,6 +284,7 @@ def render(ctx: Context) -> None:
     with gr.Row():
         answer_a = gr.Textbox(label=_("Left"), lines=10, interactive=False, elem_id="compare-a")
         answer_b = gr.Textbox(label=_("Right"), lines=10, interactive=False, elem_id="compare-b")
+        answer_c = gr.Textbox(label=_("Third"), lines=10, interactive=False, visible=False, elem_id="compare-c")
     with gr.Row(visible=False) as votes:
         vote_a = gr.Button(_("A is better"), elem_id="vote-a")
         vote_tie = gr.Button(_("Tie"), elem_id="vote-tie")
@@ -272,11 +303,12 @@ def render(ctx: Context) -> None:
     my_votes = gr.State([])  # this session's votes
 
     run_view = [examples, example, reference, probe_table, probe_note, win_rate, saved]
-    follow(ctx, bind(refresh, ctx), [run, left, right, example], [run, left, right, *run_view])
-    run.input(bind(show_run, ctx), run, [left, right, *run_view], api_visibility="private")
+    follow(ctx, bind(refresh, ctx), [run, left, right, third, example], [run, left, right, third, *run_view])
+    run.input(bind(show_run, ctx), run, [left, right, third, *run_view], api_visibility="private")
     example.input(bind(pick_example, ctx), [example, examples], [prompt, reference], api_visibility="private")
-    go.click(bind(run_compare, ctx), [run, left, right, example, examples, prompt, preset, max_new, seed, blind, think],
-             [answer_a, answer_b, votes, result, pending, win_rate, saved], api_visibility="private")
+    go.click(bind(run_compare, ctx),
+             [run, left, right, third, example, examples, prompt, preset, max_new, seed, blind, think],
+             [answer_a, answer_b, answer_c, votes, result, pending, win_rate, saved], api_visibility="private")
     stop_button.click(bind(stop, ctx), None, None, api_visibility="private")
     for button, choice in ((vote_a, "a"), (vote_b, "b"), (vote_tie, "tie")):
         button.click(bind(vote, ctx, choice), [pending, my_votes, run],

@@ -35,7 +35,7 @@ SECTIONS = {
                  "train.gradient_accumulation", "train.scheduler", "train.warmup_ratio", "train.optimizer",
                  "train.weight_decay", "train.max_grad_norm", "train.assistant_only_loss", "train.batching",
                  "train.eval_split", "train.logging_steps", "train.save_steps", "train.save_total_limit",
-                 "train.seed", "train.report_to", "train.processes"],
+                 "train.seed", "train.report_to", "train.processes", "train.sharding"],
 }
 PATHS = [p for paths in SECTIONS.values() for p in paths] + ["probes.prompts", "probes.max_new_tokens",
                                                                *train_preference.PATHS]

@@ -29,6 +29,7 @@ class Family(BaseModel, frozen=True):
     system: Literal["system_turn", "first_user", "last_user", "system_tokens", "none"]
     modelfile: str
     target_modules: tuple[str, ...]
+    tool_call_id_length: int | None = None  # the template takes tool-call ids of exactly this many letters and digits
 
     def matches(self, template: str) -> bool:
         return all(s in template for s in self.signature)

@@ -180,8 +180,9 @@ def fit_prompt(tokenizer, messages: list[dict] | str, max_length: int, max_new_t
     if isinstance(messages, str):
         ids = tokenizer(messages, return_tensors="pt")["input_ids"]
         if ids.shape[1] > budget:
-            raise PromptTooLong(f"The prompt is {ids.shape[1]:,} tokens long, but the loaded model takes at most "
-                                f"{budget:,} (its max length of {max_length:,} tokens, less {room:,} kept for the reply).")
+            raise PromptTooLong(msg("The prompt is {n:,} tokens long, but the loaded model takes at most {budget:,} (its "
+                                    "max length of {max_length:,} tokens, less {room:,} kept for the reply).",
+                                    n=ids.shape[1], budget=budget, max_length=max_length, room=room))
         return Prompt(ids, min(max_new_tokens, max_length - ids.shape[1]), 0)
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     turns = messages[len(system):]
@@ -191,11 +192,12 @@ def fit_prompt(tokenizer, messages: list[dict] | str, max_length: int, max_new_t
         starts = [i for i, m in enumerate(turns) if m["role"] == "user" and i > 0]
         shortest = render_prompt(tokenizer, system + turns[starts[-1]:]) if starts else ids
         if shortest.shape[1] > budget:
-            raise PromptTooLong(
-                f"The message is {shortest.shape[1]:,} tokens long{' with the system prompt' if system else ''}, but the "
-                f"loaded model takes at most {budget:,} (its max length of {max_length:,} tokens, less {room:,} kept for "
-                "the reply). Shorten the message, or load the model with a larger max sequence length on the Model tab."
-            )
+            long = (msg("The message is {n:,} tokens long with the system prompt", n=shortest.shape[1]) if system
+                    else msg("The message is {n:,} tokens long", n=shortest.shape[1]))
+            raise PromptTooLong(msg(
+                "{long}, but the loaded model takes at most {budget:,} (its max length of {max_length:,} tokens, less "
+                "{room:,} kept for the reply). Shorten the message, or load the model with a larger max sequence "
+                "length on the Model tab.", long=long, budget=budget, max_length=max_length, room=room))
         lo, hi, ids = 0, len(starts) - 1, shortest  # the first start that fits: longer prompts come earlier
         while lo < hi:
             mid = (lo + hi) // 2
@@ -369,13 +371,19 @@ def stream(
 def limit_notices(prompt: Prompt, finish: str | None, asked: int, limits: Limits, max_length: int) -> list[str]:
     """What the limits did to a reply, in sentences for the screen: earlier messages left out, and once it
     has finished (`finish`), a cut by the time limit, or by a length limit shorter than the `asked` tokens."""
-    notices = [f"{prompt.dropped} earlier message{'s were' if prompt.dropped > 1 else ' was'} left out: the chat is "
-               f"longer than the model's max length of {max_length:,} tokens."] if prompt.dropped else []
+    notices = []
+    if prompt.dropped == 1:
+        notices.append(msg("1 earlier message was left out: the chat is longer than the model's max length of "
+                           "{max_length:,} tokens.", max_length=max_length))
+    elif prompt.dropped:
+        notices.append(msg("{n} earlier messages were left out: the chat is longer than the model's max length of "
+                           "{max_length:,} tokens.", n=prompt.dropped, max_length=max_length))
     if finish == "time":
-        notices.append(f"The reply was stopped after {limits.seconds:g} s, the time limit per reply "
-                       f"({ENV['seconds']}); the model went on to the next request.")
+        notices.append(msg("The reply was stopped after {seconds:g} s, the time limit per reply ({setting}); the model "
+                           "went on to the next request.", seconds=limits.seconds, setting=ENV['seconds']))
     elif finish == "length" and prompt.max_new_tokens < asked:
-        why = (f"the limit per reply ({ENV['max_new_tokens']})" if prompt.max_new_tokens == limits.max_new_tokens
-               else f"all the prompt leaves of the model's max length of {max_length:,} tokens")
-        notices.append(f"The reply stopped at {prompt.max_new_tokens:,} tokens, {why}.")
+        why = (msg("the limit per reply ({setting})", setting=ENV['max_new_tokens'])
+               if prompt.max_new_tokens == limits.max_new_tokens
+               else msg("all the prompt leaves of the model's max length of {max_length:,} tokens", max_length=max_length))
+        notices.append(msg("The reply stopped at {n:,} tokens, {why}.", n=prompt.max_new_tokens, why=why))
     return notices

@@ -16,14 +16,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from engine.data.lorebook import Lorebook
 from engine.files import write_text
 from engine.i18n import joined, msg
 from engine.validation import sentence
 
 FORMAT = "lora-workbench-chat"
 MAX_BYTES = 20 * 2**20
+_LOREBOOK = TypeAdapter(Lorebook)
 
 
 class ChatHistoryError(ValueError):
@@ -55,6 +57,8 @@ class Chat(BaseModel):
     adapter: str | None = Field(None, description="the side that answered: 'base', a run, or RUN:checkpoint-N")
     preset: str | None = Field(None, description="the sampling preset chosen")
     greeting: str = Field("", description="the character's first message, where the chat starts again on Clear")
+    lorebook: Lorebook | None = Field(None, description="the card's lorebook: its entries join the system prompt of "
+                                                        "a reply when the recent messages call them up")
     messages: list[Message] = Field(default_factory=list)
 
     def to_json(self) -> str:
@@ -72,8 +76,24 @@ class Chat(BaseModel):
 def from_card(card) -> Chat:
     """A new chat with a character card (engine.data.Card): its name, system prompt and first message."""
     opening = card.fill(card.first_message)
-    return Chat(character=card.name, system=card.system_prompt(), greeting=opening,
+    return Chat(character=card.name, system=card.system_prompt(), greeting=opening, lorebook=card.chat_lorebook(),
                 messages=[Message(role="assistant", content=opening)] if opening else [])
+
+
+def lorebook_of(value) -> Lorebook | None:
+    """The lorebook a page kept (a Chat's `lorebook` as JSON), or None where there is none or it is damaged."""
+    try:
+        return _LOREBOOK.validate_python(value) if value else None
+    except ValidationError:
+        return None
+
+
+def reply_system(system: str, lorebook: Lorebook | None, messages: list[dict]) -> tuple[str, list[str]]:
+    """The system prompt for the next reply: the chat's own, then the lorebook entries that the recent
+    `messages` call up (constant ones always); and the names of those entries, to show which joined."""
+    entries = lorebook.active(messages) if lorebook else []
+    parts = [system.strip() if system else "", *(e.content.strip() for e in entries)]
+    return "\n\n".join(p for p in parts if p), [e.name or ", ".join(e.keys[:2]) for e in entries]
 
 
 def restore(saved) -> Chat:

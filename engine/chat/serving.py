@@ -31,7 +31,7 @@ from transformers.cache_utils import DynamicLayer
 
 from engine.chat.generation import Limits, Prompt, Reply, Stats, limit_notices
 from engine.chat.sampling import Sampling
-from engine.i18n import msg
+from engine.i18n import joined, msg
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Scheduler:
     def replies(self, rows: list[Row], tokenizer) -> Iterator[list[Reply]]:
         """The rows' growing replies together (rows submitted together share one wake-up), at most every
         UPDATE_S; in the last item each carries its statistics. A reader that goes away ends its rows."""
-        notices = [" ".join(limit_notices(r.prompt, None, r.asked, r.limits, r.max_length)) for r in rows]
+        notices = [joined(limit_notices(r.prompt, None, r.asked, r.limits, r.max_length)) for r in rows]
         finished = False
         try:
             while True:

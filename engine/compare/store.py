@@ -34,19 +34,19 @@ class Message(_Record):
 
 
 class ComparisonRecord(_Record):
-    """One prompt answered by two sides (engine.compare.comparison.Comparison.record)."""
+    """One prompt answered by two sides, or three (engine.compare.comparison.Comparison.record)."""
 
     type: Literal["comparison"]
     id: str
     time: str
     source: str = "typed"
     messages: list[Message] = Field(min_length=1)
-    sides: tuple[str, str]
+    sides: tuple[str, str] | tuple[str, str, str]
     labels: dict[str, str] = {}
     preset: str = ""
     sampling: dict[str, Any] = {}
     blind: bool = False
-    shown: tuple[str, str]
+    shown: tuple[str, str] | tuple[str, str, str]
     replies: dict[str, str] = {}
     stats: dict[str, str] = {}
     runs: list[str] = []
@@ -152,9 +152,11 @@ class Tally:
         return (self.wins + self.ties / 2) / self.count if self.count else 0.0
 
     def summary(self, label=lambda spec: spec) -> str:
-        return (f"**{label(self.challenger)}** vs **{label(self.reference)}**: win rate {self.win_rate:.0%} of "
-                f"{self.count} vote{'s' if self.count != 1 else ''} ({self.wins} won, {self.losses} lost, "
-                f"{self.ties} tie{'s' if self.ties != 1 else ''}; a tie counts half)")
+        votes = msg("{n} vote", n=self.count) if self.count == 1 else msg("{n} votes", n=self.count)
+        ties = msg("{n} tie", n=self.ties) if self.ties == 1 else msg("{n} ties", n=self.ties)
+        return msg("**{challenger}** vs **{reference}**: win rate {rate} of {votes} ({wins} won, {losses} lost, "
+                   "{ties}; a tie counts half)", challenger=label(self.challenger), reference=label(self.reference),
+                   rate=f"{self.win_rate:.0%}", votes=votes, wins=self.wins, losses=self.losses, ties=ties)
 
 
 def tally(votes: list[dict]) -> list[Tally]:

@@ -15,13 +15,13 @@ import json
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.data.errors import DataError
 from engine.data.limits import MAX_CARD_CHUNK_BYTES, human, max_file_bytes, parse_json
 from engine.data.lorebook import Lorebook, is_lorebook, lorebook_from_dict
-from engine.i18n import msg
+from engine.i18n import Message, msg
 
 PYGMALION_KEYS = {"char_name": "name", "char_persona": "description", "world_scenario": "scenario",
                   "char_greeting": "first_mes", "example_dialogue": "mes_example"}
@@ -60,11 +60,18 @@ class Card:
             parts.append(f"Scenario: {self.scenario}")
         return self.fill("\n".join(p for p in parts if p and p.strip()), user)
 
+    def chat_lorebook(self, user: str = "User") -> Lorebook | None:
+        """The lorebook with the card's macros filled in, as chat uses it."""
+        if not self.lorebook:
+            return None
+        return replace(self.lorebook, entries=tuple(replace(e, content=self.fill(e.content, user))
+                                                    for e in self.lorebook.entries))
+
     def chat_system_prompt(self, messages: list[dict] = (), user: str = "User") -> str:
         """The system prompt for the next reply in a chat: the card's, then the lorebook entries that the
         recent `messages` call up by keyword (constant entries always). Training rows never hold these."""
-        lore = self.lorebook.context(messages) if self.lorebook else ""
-        return "\n\n".join(p for p in (self.system_prompt(user), self.fill(lore, user)) if p)
+        lore = self.chat_lorebook(user).context(messages) if self.lorebook else ""
+        return "\n\n".join(p for p in (self.system_prompt(user), lore) if p)
 
     def opening(self, user: str = "User") -> list[dict]:
         """The start of a chat with this character: its system prompt (with the constant lorebook
@@ -84,19 +91,23 @@ class Card:
         """How many example dialogues (`<START>` blocks with turns) the card holds."""
         return sum(1 for block in _START.split(self.example_dialogue or "") if self._turns(block, "User"))
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """What the card gives a data set, for the report."""
         count = self.examples()
-        if count:
-            rows = (f"its {count} example dialogue{'s' if count > 1 else ''} (`<START>` blocks) become the "
-                    f"training rows, `{{{{char}}}}` filled in as '{self.name}' and `{{{{user}}}}` as the user name chosen "
-                    "(default 'User')")
+        if count == 1:
+            rows = msg("its 1 example dialogue (`<START>` block) becomes the training row, `{{{{char}}}}` filled in as "
+                       "'{name}' and `{{{{user}}}}` as the user name chosen (default 'User')", name=self.name)
+        elif count:
+            rows = msg("its {count} example dialogues (`<START>` blocks) become the training rows, `{{{{char}}}}` filled "
+                       "in as '{name}' and `{{{{user}}}}` as the user name chosen (default 'User')", count=count,
+                       name=self.name)
         else:
-            rows = ("it has no example dialogues (`mes_example` with `<START>` blocks), so its only row is the opening, "
-                    "which has no user turn to learn from")
-        lore = (f" Its {self.lorebook.describe()} is kept as card context for chat (the entries the messages call "
-                "up join the system prompt), never as training rows." if self.lorebook else "")
-        return f"Character card '{self.name}' ({self.spec.upper()}): {rows}.{lore}"
+            rows = msg("it has no example dialogues (`mes_example` with `<START>` blocks), so its only row is the "
+                       "opening, which has no user turn to learn from")
+        lore = (msg(" Its {book} is kept as card context for chat (the entries the messages call up join the system "
+                    "prompt), never as training rows.", book=self.lorebook.describe()) if self.lorebook else "")
+        return msg("Character card '{name}' ({spec}): {rows}.{lore}", name=self.name, spec=self.spec.upper(), rows=rows,
+                   lore=lore)
 
     def _turns(self, block: str, user: str) -> list[dict]:
         speaker = re.compile(rf"^\s*(\{{\{{user\}}\}}|<USER>|{re.escape(user)}|\{{\{{char\}}\}}|<BOT>|{re.escape(self.name)})\s*:",
@@ -177,7 +188,8 @@ def card_json_from_png(path: Path, notes: list[str] | None = None) -> dict:
         return found["ccv3"]
     if isinstance(found.get("chara"), dict):
         if "ccv3" in found:
-            notes.append("The PNG's 'ccv3' chunk (spec V3) is damaged, so the card was read from its 'chara' chunk (V2).")
+            notes.append(msg("The PNG's 'ccv3' chunk (spec V3) is damaged, so the card was read from its 'chara' chunk "
+                             "(V2)."))
         return found["chara"]
     raise DataError(msg("The character card inside '{name}' is damaged: its text is not a card's JSON. Export it "
                         "again.", name=path.name))

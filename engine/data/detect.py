@@ -25,6 +25,10 @@ PAIRS = (
     ("query", "answer"), ("query", "response"), ("input", "output"), ("input", "response"),
     ("context", "response"), ("instruction", "response"), ("instruction", "output"), ("user", "assistant"),
     ("human", "assistant"), ("human", "gpt"), ("message", "reply"), ("source", "target"),
+    # Chinese headers, simplified and traditional. Not 指令/输入/输出: that is Alpaca's three columns, which a
+    # pair would cut to two.
+    ("问题", "回答"), ("问题", "答案"), ("問題", "回答"), ("問題", "答案"), ("问", "答"), ("問", "答"),
+    ("提示", "回复"), ("用户", "助手"),
 )
 SYSTEM_COLUMNS = ("system", "system_prompt", "persona")
 PERSONA_COLUMNS = ("bot_description", "persona", "bot_persona", "char_persona", "description", "system")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.i18n import Message, msg
+
 DEFAULT_SCAN_DEPTH = 2  # SillyTavern's default: the last two messages are searched for keys
 
 
@@ -50,11 +52,13 @@ class Lorebook:
         """The active entries' text, one paragraph each, for the prompt."""
         return "\n\n".join(e.content.strip() for e in self.active(messages))
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         names = [e.name or ", ".join(e.keys[:2]) for e in self.entries if e.name or e.keys][:3]
         shown = f" ({', '.join(repr(n) for n in names)}{', ...' if len(self.entries) > 3 else ''})" if names else ""
-        title = f"'{self.name}' " if self.name else ""
-        return f"lorebook {title}with {len(self.entries)} entr{'y' if len(self.entries) == 1 else 'ies'}{shown}"
+        title = f" '{self.name}'" if self.name else ""
+        if len(self.entries) == 1:
+            return msg("lorebook{title} with 1 entry{shown}", title=title, shown=shown)
+        return msg("lorebook{title} with {count} entries{shown}", title=title, count=len(self.entries), shown=shown)
 
 
 def is_lorebook(record) -> bool:

@@ -44,14 +44,13 @@ def check_record(record: dict, name: str) -> None:
     """Raise `DataError` where a JSON file's one object is a lorebook rather than records."""
     if is_lorebook(record):
         book = lorebook_from_dict(record)
-        what = "a NovelAI lorebook" if "lorebookVersion" in record else "a SillyTavern World Info file"
-        raise DataError(
-            f"'{name}' is {what}, a {book.describe()}: background facts that chat adds "
-            "to the prompt when their keywords come up. It is context for chatting with a character, not "
-            "training examples. To use it, link it to the character in SillyTavern (exporting the card then "
-            "embeds it) and open that card in Chat. To train, bring conversations: a SillyTavern chat export "
-            "(.jsonl), or the character card itself, whose example dialogues become rows."
-        )
+        what = msg("a NovelAI lorebook") if "lorebookVersion" in record else msg("a SillyTavern World Info file")
+        raise DataError(msg(
+            "'{name}' is {what}, a {book}: background facts that chat adds to the prompt when their keywords come "
+            "up. It is context for chatting with a character, not training examples. To use it, link it to the "
+            "character in SillyTavern (exporting the card then embeds it) and open that card in Chat. To train, "
+            "bring conversations: a SillyTavern chat export (.jsonl), or the character card itself, whose example "
+            "dialogues become rows.", name=name, what=what, book=book.describe()))
 
 
 def no_known_shape(name: str, records: list[dict], columns: list[str]) -> str:
@@ -59,20 +58,21 @@ def no_known_shape(name: str, records: list[dict], columns: list[str]) -> str:
     kinds = {c: _kind([r.get(c) for r in records if c in r]) for c in columns}
     texts = [c for c, k in kinds.items() if k == "text"]
     others = ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "text")
-    shown = f"Columns seen: {named(columns)}" + (f"; what they hold: {others}" if others and len(columns) <= 20 else "") + "."
+    shown = (msg("Columns seen: {columns}; what they hold: {others}.", columns=named(columns), others=others)
+             if others and len(columns) <= 20 else msg("Columns seen: {columns}.", columns=named(columns)))
     if not texts:
-        return (f"'{name}' has no column that holds a conversation or text to train on. {shown} A data set for "
-                "fine-tuning needs, in each row, a prompt and a reply (e.g. prompt,response or instruction,output), "
-                "a conversation (a messages list), or a text column; check that this is the file you meant. "
-                f"Known shapes: {known_shapes()}.")
+        return msg("'{name}' has no column that holds a conversation or text to train on. {shown} A data set for "
+                   "fine-tuning needs, in each row, a prompt and a reply (e.g. prompt,response or instruction,output), "
+                   "a conversation (a messages list), or a text column; check that this is the file you meant. "
+                   "Known shapes: {shapes}.", name=name, shown=shown, shapes=known_shapes())
     if len(texts) > 1:
-        example = (f"e.g. the pairs format with prompt <- {texts[0]} and response <- {texts[1]} (command line: "
-                   f"--format pairs --map prompt={texts[0]} --map response={texts[1]})")
+        example = msg("e.g. the pairs format with prompt <- {a} and response <- {b} (command line: --format pairs "
+                      "--map prompt={a} --map response={b})", a=texts[0], b=texts[1])
     else:
-        example = f"e.g. the text format with text <- {texts[0]} (command line: --format text --map text={texts[0]})"
-    return (f"The records of '{name}' have a shape I don't know. {shown} Columns that hold text: "
-            f"{', '.join(texts)}. Choose a format and map your columns to its fields, {example}, or rename them. "
-            f"Known shapes: {known_shapes()}.")
+        example = msg("e.g. the text format with text <- {a} (command line: --format text --map text={a})", a=texts[0])
+    return msg("The records of '{name}' have a shape I don't know. {shown} Columns that hold text: {texts}. Choose a "
+               "format and map your columns to its fields, {example}, or rename them. Known shapes: {shapes}.",
+               name=name, shown=shown, texts=", ".join(texts), example=example, shapes=known_shapes())
 
 
 def _kind(values: list) -> str:

@@ -10,7 +10,9 @@ training template of `engine.chat.templates` (the model's own, or ChatML / Alpac
 
 from __future__ import annotations
 
+import hashlib
 import json
+import string
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,6 +49,9 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
         # Gemma 2 has no system role; Gemma 3's template does this itself.
         first = messages[1]
         messages = [{**first, "content": messages[0]["content"] + "\n\n" + first["content"]}, *messages[2:]]
+    messages = [_object_arguments(m) if m.get("tool_calls") else m for m in messages]
+    if family and family.tool_call_id_length and any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
+        messages = with_call_ids(messages, family.tool_call_id_length)
     if "tool_calls" not in template and any(m.get("tool_calls") for m in messages):
         messages = [_call_as_text(m) if m.get("tool_calls") else m for m in messages]
     if tools and "tools" not in template:
@@ -57,6 +62,67 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
             messages = [{"role": "system", "content": described}, *messages]
         tools = None
     return messages, tools
+
+
+def _object_arguments(message: dict) -> dict:
+    """OpenAI's tool calls hold their arguments as a JSON string; chat templates write an object's JSON
+    (transformers' convention, and mistral-common's encoding) but a string as a quoted string, which is
+    not what the model writes. A string that holds a JSON object becomes that object."""
+    calls = []
+    for call in message["tool_calls"]:
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                parsed = json.loads(arguments)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                call = {**call, "function": {**function, "arguments": parsed}}
+        calls.append(call)
+    return {**message, "tool_calls": calls}
+
+
+def with_call_ids(messages: list[dict], length: int) -> list[dict]:
+    """The conversation with each tool call's id, and its result's, made `length` letters and digits
+    (Mistral's templates and mistral-common take 9): an id that is one already is kept, any other
+    gives the same new one wherever it appears, so a result still names its call; a call without an
+    id gets one from its place, and a result without one answers the next call not yet answered."""
+    out, made, waiting = [], {}, []
+    for i, m in enumerate(messages):
+        if m.get("tool_calls"):
+            calls = []
+            for j, call in enumerate(m["tool_calls"]):
+                original = str(call.get("id") or f"call {i}.{j}")
+                made[original] = call_id(original, length)
+                calls.append({**call, "id": made[original]})
+            waiting = [c["id"] for c in calls]
+            m = {**m, "tool_calls": calls}
+        elif m["role"] == "tool":
+            if m.get("tool_call_id"):
+                original = str(m["tool_call_id"])
+                new = made.get(original) or call_id(original, length)
+            else:
+                new = waiting[0] if waiting else call_id(f"result {i}", length)
+            waiting = [w for w in waiting if w != new]
+            m = {**m, "tool_call_id": new}
+        out.append(m)
+    return out
+
+
+ID_CHARACTERS = string.ascii_letters + string.digits
+
+
+def call_id(original: str, length: int) -> str:
+    """`original` where it is `length` letters and digits already, else as many drawn from its hash."""
+    if len(original) == length and original.isascii() and original.isalnum():
+        return original
+    n = int.from_bytes(hashlib.sha256(original.encode("utf-8")).digest(), "big")
+    chars = []
+    for _ in range(length):
+        n, r = divmod(n, len(ID_CHARACTERS))
+        chars.append(ID_CHARACTERS[r])
+    return "".join(chars)
 
 
 def _call_as_text(message: dict) -> dict:

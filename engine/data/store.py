@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFERENCE = "preference.jsonl"  # beside data.jsonl, for preference training (DPO, ORPO, KTO)
 TOKENIZED = ".tokenized"  # the rendered data sets, by fingerprint: not a data set (no meta.json), deletable
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3  # 3: Mistral tool-call ids of 9 letters and digits, JSON-string arguments as objects (render)
 
 
 class SourceFile(BaseModel):

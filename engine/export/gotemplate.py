@@ -2,7 +2,9 @@
 Ollama does, so that an exported Modelfile can be checked against the training template here.
 
 Supported: {{ value }}, if / else if / else, range (with `$i, $m :=`), the functions and, or, not, eq,
-ne, len, lt, le, gt, ge, slice, variables, fields, string and number literals, and the `{{-` / `-}}` whitespace trimming.
+ne, len, lt, le, gt, ge, slice, json, variables (declared with `:=`, assigned with `=`), fields, string and
+number literals, and the `{{-` / `-}}` whitespace trimming. A map or list prints as Go's encoding/json writes
+it, as Ollama's tool types (api.Tool, the tool-call arguments) print themselves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ import re
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
 _TOKEN = re.compile(r'\(|\)|"(?:[^"\\]|\\.)*"|[^\s()]+')
+_ASSIGN = re.compile(r"(\$\w*)\s*(:=|=)\s*(.+)", re.S)
+
+
+def go_json(value) -> str:
+    """`value` as Go's json.Marshal writes it: compact, with <, > and & escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 _FUNCS = {
     "and": lambda *a: next((x for x in a if not _truth(x)), a[-1]),
     "or": lambda *a: next((x for x in a if _truth(x)), a[-1]),
@@ -24,6 +35,7 @@ _FUNCS = {
     "gt": lambda a, b: a > b,
     "ge": lambda a, b: a >= b,
     "slice": lambda x, i=0, j=None: x[i:j],
+    "json": go_json,
 }
 
 
@@ -86,6 +98,8 @@ def _parse(parts: list[tuple[str, str]], i: int = 0, stop: tuple[str, ...] = ())
                 names = [n.strip() for n in decl.split(",")]
             inner, i, _ = _parse(parts, i, ("end",))
             nodes.append(("range", names, spec.strip(), inner))
+        elif assign := _ASSIGN.fullmatch(body):
+            nodes.append(("assign", *assign.groups()))
         else:
             nodes.append(("value", body))
     if stop:
@@ -128,18 +142,32 @@ def _operand(tok: str, scope: dict):
         return int(tok)
     if tok.startswith("$"):
         name, _, path = tok.partition(".")
-        if name not in scope["vars"]:
-            raise GoTemplateError(f"Undefined variable {name} in a Go template.")
-        value = scope["vars"][name]
+        value = _frame(scope, name)[name]
     elif tok.startswith("."):
         value, path = scope["dot"], tok[1:]
     else:
         raise GoTemplateError(f"Unknown function or value {tok!r} in a Go template.")
     for field in filter(None, path.split(".")):
+        # A struct that prints as its JSON (Ollama's api.Tool) is held as that JSON: its field Function is "function".
+        json_name = field[:1].lower() + field[1:]
+        if isinstance(value, dict) and field not in value and json_name in value:
+            field = json_name
         if not isinstance(value, dict) or field not in value:
             raise GoTemplateError(f"No field {field!r} in {tok!r}.")
         value = value[field]
     return value
+
+
+def _frame(scope: dict, name: str) -> dict:
+    """The innermost block's variables that hold `name` (a block sees those of the blocks around it)."""
+    frame = next((f for f in reversed(scope["vars"]) if name in f), None)
+    if frame is None:
+        raise GoTemplateError(f"Undefined variable {name} in a Go template.")
+    return frame
+
+
+def _block(scope: dict, dot, **variables) -> dict:
+    return {"dot": dot, "vars": [*scope["vars"], variables]}
 
 
 def _run(nodes: list, scope: dict, out: list[str]) -> None:
@@ -148,27 +176,26 @@ def _run(nodes: list, scope: dict, out: list[str]) -> None:
             out.append(node[1])
         elif node[0] == "value":
             value = _eval(node[1], scope)
-            out.append("" if value is None else str(value))
+            out.append("" if value is None else go_json(value) if isinstance(value, (dict, list)) else str(value))
+        elif node[0] == "assign":
+            _, name, op, expr = node
+            (scope["vars"][-1] if op == ":=" else _frame(scope, name))[name] = _eval(expr, scope)
         elif node[0] == "if":
             for cond, body in node[1]:
                 if _truth(_eval(cond, scope)):
-                    _run(body, scope, out)
+                    _run(body, _block(scope, scope["dot"]), out)
                     break
             else:
-                _run(node[2], scope, out)
+                _run(node[2], _block(scope, scope["dot"]), out)
         else:
             _, names, expr, body = node
             for index, item in enumerate(_eval(expr, scope) or []):
-                variables = dict(scope["vars"])
-                if len(names) == 2:
-                    variables[names[0]], variables[names[1]] = index, item
-                elif names:
-                    variables[names[0]] = item
-                _run(body, {"dot": item, "vars": variables}, out)
+                variables = {names[0]: index, names[1]: item} if len(names) == 2 else {names[0]: item} if names else {}
+                _run(body, _block(scope, item, **variables), out)
 
 
 def render_go(template: str, data: dict) -> str:
     nodes, _, _ = _parse(_lex(template))
     out: list[str] = []
-    _run(nodes, {"dot": data, "vars": {"$": data}}, out)
+    _run(nodes, {"dot": data, "vars": [{"$": data}]}, out)
     return "".join(out)

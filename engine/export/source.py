@@ -129,11 +129,10 @@ def require_disk(folder: Path, need: int) -> None:
     free = shutil.disk_usage(probe).free
     need = int(need * 1.05) + 100 * 2**20
     if free < need:
-        raise ExportError(
-            f"Not enough free disk space in {probe}: this export needs about {need / 2**30:.1f} GiB and "
-            f"{free / 2**30:.1f} GiB is free. Free some space (old exports and checkpoints under the run folders are "
-            "the usual suspects) or export to another disk with --out."
-        )
+        raise ExportError(msg(
+            "Not enough free disk space in {probe}: this export needs about {need:.1f} GiB and {free:.1f} GiB is "
+            "free. Free some space (old exports and checkpoints under the run folders are the usual suspects) or "
+            "export to another disk with --out.", probe=probe, need=need / 2**30, free=free / 2**30))
 
 
 def exportable_runs(workspace: Workspace) -> list[str]:

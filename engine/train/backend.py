@@ -22,6 +22,7 @@ class Settings:
     optimizer: str  # the TrainingArguments `optim`
     gradient_checkpointing: bool
     checkpointed_layers: int | None = None  # with checkpointing on: how many layers recompute (None: all)
+    sharded: bool = False  # FSDP across the run's processes (the plan's choice, plan.sharding), else DDP or one
 
     def describe(self) -> Message:
         precision = self.weights_dtype if self.mixed_precision == "no" else msg(
@@ -70,6 +71,11 @@ def choose(config: RunConfig, hw: Hardware) -> tuple[Settings, list[str]]:
             problems.append(msg("train.processes: {count} processes need {count} GPUs, one each, and this machine "
                                 "has {gpus}. Choose {gpus} or fewer, or leave it empty.",
                                 count=config.train.processes, gpus=gpus))
+    if hw.device != "cuda" and config.train.sharding == "fsdp" and (config.train.processes or 1) > 1:
+        # accelerate 1.15 turns FSDP on only for GPU-like devices: on a CPU the processes would train with DDP.
+        problems.append(msg("train.sharding: FSDP splits the model across NVIDIA GPUs, and this machine has "
+                            "{hardware}, where several processes train with DDP. Choose 'auto' or 'ddp'.",
+                            hardware=hw.name))
     checkpointing = {"on": True, "off": False, "auto": hw.device == "cuda"}[config.lora.gradient_checkpointing]
     return Settings(hw.device, hw.backend, weights, mixed, optimizer, checkpointing), problems
 
@@ -159,7 +165,7 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path, adapt
     if adapter is not None:  # untested here: no CUDA on the build machines
         return _continue(model, adapter), tokenizer
     model = FastLanguageModel.get_peft_model(
-        model, r=lora.r, target_modules=lora.target_modules, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        model, r=lora.r, target_modules=lora.targets(model.config.model_type), lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         bias=lora.bias, use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
         random_state=lora.random_state, use_rslora=lora.use_rslora, loftq_config=_loftq(lora.loftq),
     )
@@ -168,25 +174,39 @@ def _load_unsloth(config: RunConfig, settings: Settings, model_path: Path, adapt
 
 def checkpoint_layers(model, settings: Settings) -> int:
     """Checkpoint `settings.checkpointed_layers` of the model's decoder layers (all where None); the others
-    keep their activations. unsloth's own `skip_checkpointing` spreads the kept layers evenly; on the
-    transformers backend the first layers are checkpointed. Returns how many are."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    k = len(layers) if settings.checkpointed_layers is None else min(settings.checkpointed_layers, len(layers))
+    keep their activations. Returns how many are."""
     if not settings.gradient_checkpointing:
         return 0
+    if settings.backend != "unsloth":
+        # The trainer would turn every layer on again (its gradient_checkpointing is off: trainer.training_args).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    layers = decoder_layers(model)
+    k = len(layers) if settings.checkpointed_layers is None else min(settings.checkpointed_layers, len(layers))
+    set_checkpointed(model, settings, k)
+    return k
+
+
+def decoder_layers(model) -> list:
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+def set_checkpointed(model, settings: Settings, k: int) -> None:
+    """Checkpoint k decoder layers from the next forward on (checkpointing must be on, checkpoint_layers).
+    unsloth's own `skip_checkpointing` spreads the kept layers evenly; it only ever marks more layers, so
+    the marks of an earlier call are taken off first. On the transformers backend the first k are."""
+    layers = decoder_layers(model)
     if settings.backend == "unsloth":
         from unsloth.models._utils import skip_checkpointing
 
+        for layer in layers:
+            layer.__dict__.pop("_unsloth_skip_checkpoint", None)
         if k < len(layers):
             skip_checkpointing(model, "max" if k == 0 else len(layers) - k)
-        return k
-    # The trainer would turn every layer on again (its gradient_checkpointing is off: trainer.training_args).
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return
     for i, layer in enumerate(layers):
         layer.gradient_checkpointing = i < k
-    return k
 
 
 def _load_transformers(config: RunConfig, settings: Settings, model_path: Path, adapter: Path | None = None):
@@ -198,35 +218,61 @@ def _load_transformers(config: RunConfig, settings: Settings, model_path: Path, 
 
     lora = config.lora
     dtype = getattr(torch, settings.weights_dtype)
+    # FSDP shards the 4-bit weights with the others only when they are stored in the same dtype (bitsandbytes'
+    # FSDP-QLoRA guide: quant_storage equal to the model's dtype).
+    storage = {"bnb_4bit_quant_storage": dtype} if settings.sharded else {}
     quantization = BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+        **storage,
     ) if config.model.load_in_4bit else None
     tokenizer = load_tokenizer(model_path, None, trust_remote_code=config.model.trust_remote_code)
+    if settings.sharded:
+        _fsdp_loading()
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, quantization_config=quantization, attn_implementation="sdpa",
-        trust_remote_code=config.model.trust_remote_code, device_map={"": _device(settings.device)},
+        trust_remote_code=config.model.trust_remote_code,
+        device_map={"": _device(settings.device, settings.sharded and quantization is None)},
     )
-    if quantization is not None:
+    # prepare_model_for_kbit_training upcasts the norms and embeddings to float32, and FSDP-QLoRA wants every
+    # parameter in the storage dtype; the checkpointing it would turn on is backend.checkpoint_layers' anyway.
+    if quantization is not None and not settings.sharded:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
     if adapter is not None:
         return _continue(model, adapter), tokenizer
     torch.manual_seed(lora.random_state)
+    targets = lora.targets(model.config.model_type)
     peft_config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias, use_rslora=lora.use_rslora,
-        target_modules=[m for m in lora.target_modules if m not in EMBEDDING_MODULES],
+        target_modules=[m for m in targets if m not in EMBEDDING_MODULES],
         # Embeddings and the LM head train fully, as unsloth does when they are named as targets.
-        modules_to_save=[m for m in lora.target_modules if m in EMBEDDING_MODULES] or None,
+        modules_to_save=[m for m in targets if m in EMBEDDING_MODULES] or None,
         init_lora_weights="loftq" if lora.loftq else True, loftq_config=_loftq(lora.loftq) or {},
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config), tokenizer
 
 
-def _device(device: str) -> str:
-    """Each process of a run on several GPUs holds its model on its own GPU."""
+def _device(device: str, on_host: bool = False) -> str:
+    """Each process of a run on several GPUs holds its model on its own GPU; a 16-bit model that FSDP shards
+    loads into host memory first (`on_host`), and only its shards move to the GPUs."""
     from engine.train import distributed
 
+    if on_host:
+        return "cpu"
     return f"cuda:{distributed.local_rank()}" if device == "cuda" and distributed.world() > 1 else device
+
+
+def _fsdp_loading() -> None:
+    """accelerate's FSDP loading (`cpu_ram_efficient_loading`), as `accelerate launch` sets it up: the weights
+    FSDP splits come from local rank 0, broadcast as it shards the model; transformers looks for the setting
+    in the environment and for an initialised process group while it loads."""
+    import os
+
+    from accelerate import PartialState
+
+    os.environ["ACCELERATE_USE_FSDP"] = "true"
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "true"
+    PartialState()
 
 
 def _loftq(enabled: bool):

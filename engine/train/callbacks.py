@@ -104,10 +104,25 @@ class StopCallback(TrainerCallback):
 class ProbeCallback(TrainerCallback):
     """Answers the probe prompts with each checkpoint, so the run shows how the answers change."""
 
-    def __init__(self, run_dir: Path, prompts: list[str], max_new_tokens: int, events: EventLog):
+    def __init__(self, run_dir: Path, prompts: list[str], max_new_tokens: int, events: EventLog, sharded: bool = False):
         self.run_dir, self.prompts, self.max_new_tokens, self.events = run_dir, prompts, max_new_tokens, events
+        self.sharded = sharded
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        # Under FSDP the untrained model answers once it is sharded (a 16-bit model loads into host memory).
+        if self.sharded and state.global_step == 0 and self._answer(state, model, processing_class):
+            self.events.message("The probe prompts were answered by the untrained model (step 0).")
 
     def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.prompts and state.is_world_process_zero:
-            probes.record(self.run_dir, state.global_step, model, processing_class, self.prompts, self.max_new_tokens)
+        if self._answer(state, model, processing_class):
             self.events.message(f"Checkpoint at step {state.global_step} saved; probe prompts answered.")
+
+    def _answer(self, state, model, tokenizer) -> bool:
+        """Rank 0 records the answers (True); a sharded model's forward gathers from every process, so
+        under FSDP the others generate along."""
+        if self.prompts and state.is_world_process_zero:
+            probes.record(self.run_dir, state.global_step, model, tokenizer, self.prompts, self.max_new_tokens)
+            return True
+        if self.prompts and self.sharded:
+            probes.answer(model, tokenizer, self.prompts, self.max_new_tokens)
+        return False

@@ -82,7 +82,8 @@ class LoraSection(_Section):
     target_modules: list[str] = Field(
         default_factory=lambda: list(LINEAR_MODULES), min_length=1, title="Layers to adapt (target modules)",
         description="Layers that get adapters: attention q/k/v/o and the MLP gate/up/down. Adding embed_tokens and "
-        "lm_head trains them fully (more memory; the tutorial's second example, with r=32, alpha=64).",
+        "lm_head trains them fully (more memory; the tutorial's second example, with r=32, alpha=64). With all "
+        "seven ticked, a model that fuses them (Phi-3: qkv_proj, gate_up_proj) adapts its own fused layers.",
     )
     bias: Literal["none", "all", "lora_only"] = Field(
         "none", title="Train biases", description="Train the layers' biases too; 'none' is the usual choice.",
@@ -109,6 +110,15 @@ class LoraSection(_Section):
         "'auto' on a GPU the plan checkpoints the fewest that fit in memory (faster); with 'on', every layer.",
     )
     random_state: int = Field(3407, title="Adapter seed", description="Seed for the adapter's starting weights.")
+
+    def targets(self, model_type: str | None) -> list[str]:
+        """The layers adapted in a model of this config model_type. The default list names layers that
+        some families lack (Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj), so where the
+        linear layers chosen are the default ones, the family's own (families.yaml) replace them."""
+        embeddings = [m for m in self.target_modules if m in EMBEDDING_MODULES]
+        if {m for m in self.target_modules if m not in EMBEDDING_MODULES} != set(LINEAR_MODULES):
+            return list(self.target_modules)
+        return families.target_modules(model_type) + embeddings
 
 
 class TrainSection(_Section):
@@ -140,6 +150,14 @@ class TrainSection(_Section):
         None, ge=1, le=64, title="Processes (GPUs)",
         description="Training processes on this machine, one a GPU (none set: every GPU when there are several, "
         "else one). The effective batch stays batch size x accumulation: each process accumulates its share.",
+    )
+    sharding: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", title="Sharding (several GPUs)",
+        description="How several processes hold the model: DDP gives each GPU a whole copy (fastest), FSDP splits "
+        "the weights, adapter and optimizer across the GPUs, for a model that does not fit one card. 'auto' takes "
+        "DDP where a copy fits each GPU, else FSDP. One process ignores it.",
+        json_schema_extra=_labels(auto="auto (DDP where it fits)", ddp="DDP (a copy a GPU)",
+                                  fsdp="FSDP (split across the GPUs)"),
     )
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"] = Field(
         "linear", title="Learning-rate schedule",

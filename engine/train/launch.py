@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from engine.access import require_owner
 from engine.chat.models import ModelManager
+from engine.i18n import joined, msg
 from engine.train import line, runs
 from engine.train.config import RunConfig
 from engine.train.sources import absolute_dataset, check_sources
@@ -20,6 +21,9 @@ def start(workspace: Workspace, manager: ModelManager, config: RunConfig, name: 
     run = line.join(workspace, config, (name or "").strip() or None)
     if run.state == "waiting":
         ahead = runs.active_run(workspace)
-        notes.insert(0, f"It waits in line at place {line.place(workspace, run.name)} and starts by itself when "
-                        f"{'**' + ahead.name + '**' if ahead else 'the run before it'} ends.")
-    return run, " ".join(n for n in notes if n)
+        place = line.place(workspace, run.name)
+        notes.insert(0, msg("It waits in line at place {place} and starts by itself when **{ahead}** ends.",
+                            place=place, ahead=ahead.name) if ahead else
+                     msg("It waits in line at place {place} and starts by itself when the run before it ends.",
+                         place=place))
+    return run, joined(n for n in notes if n)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Shape:
     vocab: int
     linear: dict[str, tuple[int, int]]  # LoRA target name -> (in, out) features, per layer
     embedding_parameters: int  # embed_tokens + lm_head (counted once when tied)
+    model_type: str | None = None  # the config's, which picks the family's LoRA targets
 
 
 @dataclass
@@ -56,10 +57,24 @@ class Memory:
     logits: float
     slack: float  # memory the allocator keeps after batches of changing sizes
     runtime: float  # the CUDA context, or the Python process with its libraries
+    # Under FSDP, a 4-bit model's whole quantized weights on each GPU while it loads: transformers 5.17
+    # quantizes on the GPU, before the model is sharded.
+    loading: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.weights + self.adapter + self.activations + self.logits + self.slack + self.runtime
+        training = self.weights + self.adapter + self.activations + self.logits + self.slack + self.runtime
+        return max(training, self.loading + self.runtime)
+
+
+@dataclass
+class Sharding:
+    """How a run of several processes holds the model: DDP (a whole copy each) or FSDP (split across them)."""
+
+    strategy: str  # ddp | fsdp
+    shards: int  # the processes the weights are split across (1 under DDP)
+    words: str  # which, and why, for the plan
+    problem: str | None = None  # why it cannot start: the model fits neither way
 
 
 @dataclass
@@ -94,7 +109,8 @@ class Plan:
     speed_measured: bool = False  # on this machine; otherwise the time is an assumption, and says so
     measured_peak_gb: float | None = None  # the peak memory of the same measured steps
     seconds: float | None = None
-    processes: int = 1  # training processes (one a GPU), each with its own copy of the model
+    processes: int = 1  # training processes (one a GPU)
+    sharding: Sharding | None = None  # with several processes: DDP or FSDP, and why
     checkpointing: checkpointing.Choice | None = None  # the layers checkpointed and the batch, on a GPU
 
     @property
@@ -130,9 +146,13 @@ class Plan:
                          msg("**Time:** about {time} at {speed:.0f} tokens/s ({source}), {count} processes assumed "
                              "{count} times as fast as one (not measured here).", time=duration(self.seconds),
                              speed=self.tokens_per_s, source=self.speed_source, count=self.processes))
-        if self.processes > 1:
+        if self.sharding is not None and self.sharding.strategy == "fsdp":
+            lines.append(msg("**Processes:** {count} (torchrun, FSDP), the model split across their GPUs; the memory "
+                             "above is each GPU's share; rank 0 writes the run folder. {why}", count=self.processes,
+                             why=self.sharding.words))
+        elif self.sharding is not None:
             lines.append(msg("**Processes:** {count} (torchrun, DDP), each holding the memory above on its own GPU; "
-                             "rank 0 writes the run folder.", count=self.processes))
+                             "rank 0 writes the run folder. {why}", count=self.processes, why=self.sharding.words))
         lines.append(msg("**Backend:** {backend}.", backend=self.settings.describe()))
         if self.checkpointing and self.settings.gradient_checkpointing:
             lines.append(msg("**Checkpointing:** {choice}.", choice=self.checkpointing.words()))
@@ -150,6 +170,10 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     hw = hw or detect()
     settings, problems = choose(config, hw)
     tokenizer, shape = tokenizer_and_shape(config, workspace)
+    if missing := [m for m in config.lora.targets(shape.model_type) if m not in shape.linear and m not in EMBEDDING_MODULES]:
+        problems = [*problems, msg("lora.target_modules: this model has no layers named {missing}; its layers are "
+                                   "{layers}. Tick all seven for the model's own, or only layers it has.",
+                                   missing=", ".join(missing), layers=", ".join(shape.linear))]
     prepare_tokenizer(tokenizer, template_choice=config.template)
     train_rows, _ = split(load_conversations(config.dataset, workspace=workspace), config.train)
     data = tokenize(tokenizer, train_rows, config.model.max_seq_length, config.train.assistant_only_loss,
@@ -162,24 +186,31 @@ def make(config: RunConfig, workspace: Workspace, hw: Hardware | None = None) ->
     per_epoch = max(1, math.ceil(batches / distributed.accumulation(t.gradient_accumulation, count)))
     total = t.max_steps or math.ceil(t.epochs * per_epoch)
     free = hw.free_bytes()
+    if settings.device == "cuda":
+        free = checkpointing.budget(free)
+    shard = sharding(config, settings, shape, count, free) if count > 1 else None
+    if shard is not None:
+        settings = replace(settings, sharded=shard.strategy == "fsdp")
+        problems = problems + ([shard.problem] if shard.problem else [])
+    shards = shard.shards if shard else 1
     choice = None
     if settings.device == "cuda":
-        choice = checkpointing.choose(config, settings, shape, data.lengths, checkpointing.budget(free))
+        choice = checkpointing.choose(config, settings, shape, data.lengths, free, shards, per_batch=count == 1)
         settings, free = choice.settings, int(choice.budget_bytes)
     sized = config if choice is None else with_changes(config, {"train.batch_size": choice.batch_size,
                                                               "train.gradient_accumulation": choice.gradient_accumulation})
-    memory = estimate_memory(shape, sized, settings, largest_batch_tokens(data.lengths, sized))
+    memory = estimate_memory(shape, sized, settings, largest_batch_tokens(data.lengths, sized), shards)
     plan = Plan(
         config=config, settings=settings, problems=problems, notes=advice_notes(config, len(data.rows)),
         conversations=data.conversations, rows=len(data.rows), truncated=data.truncated, dropped=data.dropped,
         tokens_per_epoch=data.tokens, trained_tokens_per_epoch=data.trained_tokens, longest=data.longest,
         steps_per_epoch=per_epoch, total_steps=total, epochs=total / per_epoch,
-        memory=memory, free_bytes=free, verdict=verdict(memory.total, free), checkpointing=choice,
+        memory=memory, free_bytes=free, verdict=verdict(memory.total, free), checkpointing=choice, sharding=shard,
     )
     if config.method != "supervised":
         plan.notes.insert(0, plan_note(workspace, config))
     if plan.verdict != FITS:
-        plan.fixes = _fixes(config, settings, hw, shape, data.lengths)
+        plan.fixes = _fixes(config, settings, hw, shape, data.lengths, count, shards)
     speed = speed_of(config, settings, workspace, shape.parameters)
     plan.tokens_per_s, plan.speed_source, plan.speed_measured = speed.tokens_per_s, speed.source, speed.measured
     plan.measured_peak_gb = speed.peak_memory_gb
@@ -202,6 +233,48 @@ def verdict(need: float, free: float) -> str:
     return FITS if need <= 0.8 * free else TIGHT if need <= free else WONT_FIT
 
 
+def sharding(config: RunConfig, settings: Settings, shape: Shape, count: int, free: float) -> Sharding:
+    """DDP or FSDP for `count` processes with `free` bytes a GPU, from the model's own memory: the choice
+    sees a full batch at the maximum length, so the plan and every worker (which has not read the data
+    when it must choose, before the model loads) make the same one. 'auto' takes DDP where a whole copy
+    fits within the plan's margin, else FSDP; a model that fits neither way cannot start."""
+    batch = config.train.batch_size * config.model.max_seq_length
+    whole = estimate_memory(shape, config, settings, batch).total
+    split = estimate_memory(shape, config, settings, batch, count).total
+    asked = config.train.sharding
+    if settings.device != "cuda":  # accelerate shards only across GPUs (backend.choose refuses 'fsdp' here)
+        return Sharding("ddp", 1, msg("DDP: on {device} several processes train with DDP only.",
+                                      device=settings.device))
+    sizes = dict(whole=whole / GiB, split=split / GiB, free=free / GiB, count=count)
+    if asked == "ddp" or (asked == "auto" and verdict(whole, free) == FITS):
+        words = msg("DDP: a whole copy (about {whole:.1f} GiB a GPU) fits each GPU's {free:.1f} GiB, and DDP is "
+                    "the faster way." if asked == "auto" else
+                    "DDP (your setting): a whole copy needs about {whole:.1f} GiB a GPU of {free:.1f} GiB; FSDP "
+                    "across {count} would need about {split:.1f} GiB.", **sizes)
+        strategy = Sharding("ddp", 1, words)
+    else:
+        words = msg("FSDP: a whole copy needs about {whole:.1f} GiB a GPU, more than fits in {free:.1f} GiB; split "
+                    "across {count} GPUs, about {split:.1f} GiB each." if asked == "auto" else
+                    "FSDP (your setting): split across {count} GPUs, about {split:.1f} GiB each of {free:.1f} GiB "
+                    "(a whole copy: about {whole:.1f} GiB).", **sizes)
+        strategy = Sharding("fsdp", count, words)
+    if min(whole, split) > free:
+        strategy.problem = msg("train.sharding: the model does not fit these {count} GPUs either way: a whole copy "
+                               "needs about {whole:.1f} GiB a GPU (DDP), split across them about {split:.1f} GiB "
+                               "(FSDP), and each has {free:.1f} GiB. Load it in 4-bit, use more GPUs, a shorter "
+                               "maximum length or a smaller model.", **sizes)
+        if config.model.load_in_4bit:
+            strategy.problem = joined([strategy.problem, msg(
+                "A 4-bit model loads whole onto each GPU before it is split (transformers quantizes on the GPU).")])
+    elif strategy.strategy == "fsdp" and config.method != "supervised":
+        strategy.problem = msg("train.sharding: FSDP trains supervised runs only; a {method} run needs a whole copy "
+                               "of the model on each GPU (DDP) or one process.", method=config.method.upper())
+    elif strategy.strategy == "fsdp" and settings.backend == "unsloth" and asked == "auto":
+        strategy.problem = msg("train.sharding: this run needs FSDP, and unsloth must know it before it loads: set "
+                               "train.sharding to 'fsdp'.")
+    return strategy
+
+
 def duration(seconds: float) -> Message:
     if seconds < 90:
         return msg("{n:.0f} s", n=seconds)
@@ -212,19 +285,32 @@ def duration(seconds: float) -> Message:
 
 # ---- memory --------------------------------------------------------------------------------------
 
-def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_tokens: int) -> Memory:
+def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_tokens: int,
+                    shards: int = 1) -> Memory:
+    """One process's memory; with `shards` > 1, under FSDP split across that many processes."""
     lora = config.lora
     weight_bytes = 4 if settings.weights_dtype == "float32" else 2
     if config.model.load_in_4bit:  # nf4 with double quantisation; embeddings and norms stay 16-bit
-        linear = shape.parameters - shape.embedding_parameters
-        weights = linear * 0.53 + shape.embedding_parameters * 2
+        embedding = shape.embedding_parameters * 2
+        weights = (shape.parameters - shape.embedding_parameters) * 0.53 + embedding
     else:
+        embedding = shape.embedding_parameters * weight_bytes
         weights = shape.parameters * weight_bytes
-    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in lora.target_modules)
+    targets = lora.targets(shape.model_type)
+    trainable = sum(lora.r * (i + o) for name, (i, o) in shape.linear.items() if name in targets)
     trainable *= shape.layers
-    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(lora.target_modules) else 0
+    full = shape.embedding_parameters if set(EMBEDDING_MODULES) & set(targets) else 0
     optimizer_bytes = 2 if "8bit" in settings.optimizer else 8
     adapter = (trainable + full) * (4 + 4 + optimizer_bytes)
+    loading = 0.0
+    if shards > 1:
+        # Each process keeps its share of every decoder layer, and gathers a whole layer while it computes
+        # it and the next one ahead of time; the embeddings and LM head belong to the outermost unit, which
+        # FSDP2 keeps gathered from the forward to the end of the backward.
+        layers = weights - embedding
+        loading = weights if config.model.load_in_4bit else 0.0
+        weights = layers / shards + 2 * layers / shape.layers + embedding
+        adapter /= shards
     if settings.device != "cuda" and settings.mixed_precision == "bf16":
         weights += shape.parameters * 2
     # Stored activations per token and layer: the inputs and outputs of attention and MLP, and a
@@ -246,7 +332,7 @@ def estimate_memory(shape: Shape, config: RunConfig, settings: Settings, batch_t
     # of every size it has seen (the growth measured: bench/RESULTS.md).
     slack = (activations + logits) * (0.25 if settings.device == "cuda" else 0.75)
     runtime = 0.6 * GB
-    return Memory(weights, adapter, activations, logits, slack, runtime)
+    return Memory(weights, adapter, activations, logits, slack, runtime, loading)
 
 
 def largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
@@ -258,8 +344,11 @@ def largest_batch_tokens(lengths: list[int], config: RunConfig) -> int:
     return sum(sorted(lengths, reverse=True)[: t.batch_size])
 
 
-def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int]) -> list[Fix]:
+def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, lengths: list[int], count: int = 1,
+           shards: int = 1) -> list[Fix]:
     options: list[tuple[Message, dict]] = []
+    if count > 1 and shards == 1 and settings.device == "cuda":
+        options.append((msg("Split the model across the {count} GPUs (FSDP)", count=count), {"train.sharding": "fsdp"}))
     if hw.can_4bit and not config.model.load_in_4bit:
         options.append((msg("Load the model in 4-bit (QLoRA)"), {"model.load_in_4bit": True}))
     if not settings.gradient_checkpointing:
@@ -279,8 +368,10 @@ def _fixes(config: RunConfig, settings: Settings, hw: Hardware, shape: Shape, le
     for label, changes in options:
         changed = with_changes(config, changes)
         changed_settings, _ = choose(changed, hw)
+        split = count if changed.train.sharding == "fsdp" else shards
+        changed_settings = replace(changed_settings, sharded=split > 1)
         cut = [min(n, changed.model.max_seq_length) for n in lengths]
-        need = estimate_memory(shape, changed, changed_settings, largest_batch_tokens(cut, changed)).total
+        need = estimate_memory(shape, changed, changed_settings, largest_batch_tokens(cut, changed), split).total
         fixes.append(Fix(msg("{label}: about {need:.1f} GiB", label=label, need=need / GiB), changes, need / GB))
     return fixes
 
@@ -294,7 +385,8 @@ def speed_key(config: RunConfig, settings: Settings) -> str:
         settings.gradient_checkpointing, t.batching, t.batch_size, lora.r, len(lora.target_modules),
         *(() if config.method == "supervised" else (config.method,))))  # preference steps compute more
     partly = settings.gradient_checkpointing and settings.checkpointed_layers is not None
-    return key + f"|{settings.checkpointed_layers}" if partly else key
+    key = key + f"|{settings.checkpointed_layers}" if partly else key
+    return key + "|fsdp" if settings.sharded else key  # gathering the shards takes part of each step
 
 
 def known_speed(workspace: Workspace, config: RunConfig, settings: Settings) -> dict | None:
@@ -377,6 +469,7 @@ def shape_of(model_config, trust: bool = False) -> Shape:
         parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
         hidden=text.hidden_size, intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
         vocab=text.vocab_size, linear=linear, embedding_parameters=sum(embeddings.values()),
+        model_type=model_config.model_type,
     )
 
 

@@ -25,7 +25,8 @@ from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from engine.train import distributed
-from engine.train.backend import Settings
+from engine.train.backend import Settings, set_checkpointed
+from engine.train.checkpointing import Choice
 from engine.train.config import RunConfig
 
 
@@ -66,12 +67,31 @@ def common_args(config: RunConfig, settings: Settings, output_dir: Path, measure
         fp16=settings.mixed_precision == "fp16",
         gradient_checkpointing=False,  # the backend turns it on, for the layers chosen (backend.checkpoint_layers)
         disable_tqdm=True, dataloader_pin_memory=settings.device == "cuda",
+        **(fsdp_args(settings) if settings.sharded else {}),
     )
 
 
+def fsdp_args(settings: Settings) -> dict:
+    """accelerate's FSDP2 through the trainer's arguments (transformers 5.17 `fsdp_config` keys): every
+    decoder layer its own unit, its weights, LoRA parameters, gradients and optimizer state split across
+    the processes (`reshard_after_forward`: a full shard). FSDP2 shards parameter by parameter, so frozen
+    and trainable ones share a unit without FSDP1's `use_orig_params`; the trainer wraps by the model's
+    own decoder layer class (its `_no_split_modules`, with peft's policy for the LoRA layers) and keeps
+    4-bit weights in their storage dtype. Checkpointing stays the backend's (backend.checkpoint_layers)."""
+    return dict(fsdp=True, fsdp_config={
+        "version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",  # rank 0 saves a whole adapter
+    })
+
+
 class WorkbenchTrainer(SFTTrainer):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, checkpointing: Choice | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        # The plan's per-batch choice (engine/train/checkpointing.py): each batch checkpoints the fewest layers
+        # that hold it; the layers start as the largest batch needs them (backend.checkpoint_layers).
+        self.checkpointing = checkpointing if checkpointing is not None and checkpointing.limits else None
+        self.checkpointed = checkpointing.most if self.checkpointing else None
+        self.batches_by_layers: dict[int, int] = {}  # checkpointed layers -> batches trained with them
         self.real_tokens = 0  # non-padding tokens trained on by this process: behind tokens/s in the events
         self.accuracies: dict[str, list[float]] = {"train": [], "eval": []}  # of the plain loss, since the last log
 
@@ -84,6 +104,15 @@ class WorkbenchTrainer(SFTTrainer):
 
         self.optimizer.load_state_dict(torch.load(Path(checkpoint) / OPTIMIZER_NAME, map_location="cpu", weights_only=True))
         self.lr_scheduler.load_state_dict(torch.load(Path(checkpoint) / SCHEDULER_NAME, weights_only=True))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.checkpointing:
+            k = self.checkpointing.layers_for(inputs["input_ids"].numel())  # padded and packed rows count whole
+            if k != self.checkpointed:
+                set_checkpointed(self.model, self.checkpointing.settings, k)
+                self.checkpointed = k
+            self.batches_by_layers[k] = self.batches_by_layers.get(k, 0) + 1
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.model.training:

@@ -10,6 +10,7 @@ probes.jsonl); the libraries are imported only once the status says the worker l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import statistics
@@ -76,6 +77,10 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.hardware import detect
 
     began, startup = time.perf_counter(), {}  # seconds from here to each stage before step 1, for the events
+    run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
+    if distributed.world() > 1 and run.config.train.sharding == "fsdp":
+        # unsloth's own FSDP2 path (docs/training.md), set before unsloth is imported; not run here
+        os.environ.setdefault("UNSLOTH_FSDP2", "1")
     hw = detect()
     from datasets import Dataset
 
@@ -89,13 +94,25 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     from engine.train.trainer import StartupCallback, WorkbenchTrainer, training_args
 
     # 1. The config, and what this machine makes of it.
-    run = runs.Run(run_dir.name, run_dir, runs.read_status(run_dir))
     config = run.config
     events = EventLog(run_dir)
     main = distributed.is_main()
     if not main:
         events = runs.QuietLog(run_dir)
     settings = backend.resolve(config, hw)
+    model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code, anywhere=True)
+    shards = 1
+    if distributed.world() > 1:  # DDP or FSDP, as the plan chose, before the model loads
+        from transformers import AutoConfig
+
+        free = checkpointing.budget(_gpu_memory()) if settings.device == "cuda" else hw.free_bytes()
+        trust = config.model.trust_remote_code
+        shard = plan.sharding(config, settings, plan.shape_of(AutoConfig.from_pretrained(
+            model_path, trust_remote_code=trust), trust), distributed.world(), free)
+        if shard.problem:
+            raise ConfigError(shard.problem)
+        settings, shards = dataclasses.replace(settings, sharded=shard.strategy == "fsdp"), shard.shards
+        events.message(shard.words)
     if not measure_steps and main:
         update_status(run_dir, backend=settings.as_dict(), processes=distributed.world())
     events.message(f"Training with {settings.describe()} on {hw.name}"
@@ -109,7 +126,6 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     startup["libraries"] = time.perf_counter() - began
 
     # 2. The model with a fresh LoRA adapter, and the tokenizer with its training template.
-    model_path = resolve_model(config.model.name_or_path, workspace, config.model.trust_remote_code, anywhere=True)
     start_adapter = methods.starting_adapter(workspace, config)
     model, tokenizer = backend.load(config, settings, model_path, start_adapter)
     tokenizer = prepare_tokenizer(tokenizer, template_choice=config.template)
@@ -135,13 +151,15 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     startup["data"] = time.perf_counter() - began
 
     # The layers checkpointed and the batch (the plan's choice on a GPU: engine/train/checkpointing.py).
+    choice = None
     if settings.device == "cuda":
         import torch
         from transformers import AutoConfig
 
         free, held = torch.cuda.mem_get_info()[0], torch.cuda.memory_reserved()
         choice = checkpointing.choose(config, settings, plan.shape_of(AutoConfig.from_pretrained(model_path)),
-                                      data.lengths, checkpointing.budget(free + held))
+                                      data.lengths, checkpointing.budget(free + held), shards,
+                                      per_batch=distributed.world() == 1)
         settings = choice.settings
         config = config.model_copy(update={"train": config.train.model_copy(update={
             "batch_size": choice.batch_size, "gradient_accumulation": choice.gradient_accumulation})})
@@ -151,7 +169,8 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     backend.checkpoint_layers(model, settings)
 
     # 4. The probe prompts, answered by the untrained model: what the run is compared with.
-    if config.probes.prompts and not measure_steps and main and 0 not in probes.recorded_steps(run_dir):
+    if config.probes.prompts and not measure_steps and main and not settings.sharded \
+            and 0 not in probes.recorded_steps(run_dir):
         probes.record(run_dir, 0, model, tokenizer, config.probes.prompts, config.probes.max_new_tokens)
         events.message("The probe prompts were answered by the untrained model (step 0).")
 
@@ -162,11 +181,13 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
         train_dataset=Dataset.from_list(data.rows),
         eval_dataset=Dataset.from_list(eval_data.rows) if eval_data.rows else None,
         callbacks=[  # in this order: the probes answer before the progress clock restarts after a save
-            ProbeCallback(run_dir, config.probes.prompts, config.probes.max_new_tokens, events),
+            ProbeCallback(run_dir, config.probes.prompts, config.probes.max_new_tokens, events,
+                          settings.sharded and not measure_steps),
             ProgressCallback(events, settings.device),
             StopCallback(stop),
             StartupCallback(events, began, startup),
         ],
+        checkpointing=choice,
     )
     startup["trainer"] = time.perf_counter() - began
 
@@ -177,6 +198,9 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if resume_from:
         events.message(f"Resuming from {resume_from.name}.")
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if trainer.batches_by_layers:
+        events.message(msg("Checkpointed layers per batch (layers: batches): {counts}.", counts=", ".join(
+            f"{k}: {n}" for k, n in sorted(trainer.batches_by_layers.items()))))
     steps = [e for e in events.read() if e.get("type") == "step"]
     rates = [e["tokens_per_s"] for e in steps if e.get("tokens_per_s")]
     if rates and main:
@@ -186,14 +210,22 @@ def train(run_dir: Path, workspace: Workspace, stop: threading.Event, measure_st
     if measure_steps:
         return "completed"
 
-    # 7. The adapter, with the tokenizer and the exact chat template it was trained with.
+    # 7. The adapter, with the tokenizer and the exact chat template it was trained with. Under FSDP every
+    # process gives its shards, and rank 0 gets the whole state to save.
+    whole = trainer.accelerator.get_state_dict(trainer.model) if settings.sharded else None
     if main:
         with atomic_dir(run_dir / "adapter") as tmp:
-            trainer.model.save_pretrained(tmp)
+            trainer.model.save_pretrained(tmp, state_dict=whole)  # None: the model's own
             tokenizer.save_pretrained(tmp)
     state = "stopped" if stop.is_set() else "completed"
     events.message(f"Training {state} at step {trainer.state.global_step}; the adapter is saved.")
     return state
+
+
+def _gpu_memory() -> int:
+    import torch
+
+    return torch.cuda.mem_get_info()[0]
 
 
 def _explain(e: Exception, run_dir: Path) -> tuple[str, str | None]:

@@ -8,10 +8,14 @@
 // Modelfile SYSTEM goes first when the chat has no system message, consecutive messages of one
 // role are joined with a blank line (collate), .System is every system message joined, the
 // function map is json, currentDate, yesterdayDate (slice, len, eq... are Go's builtins), and
-// missing keys render as zero values.
+// missing keys render as zero values. Tools and tool-call arguments print themselves as Ollama's
+// api types do (String() is json.Marshal: compact JSON), in api.Tool's field order down to the
+// parameters; the properties and the arguments keep the order they came in, as Ollama's ordered
+// maps do.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,15 +24,66 @@ import (
 	"time"
 )
 
+// raw is a JSON value kept as it came; it prints as json.Marshal writes it (compact, <>& escaped).
+type raw json.RawMessage
+
+func (r *raw) UnmarshalJSON(b []byte) error { *r = append(raw(nil), b...); return nil }
+func (r raw) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+func (r raw) String() string { b, _ := json.Marshal(r); return string(b) }
+
+// arguments is api.ToolCallFunctionArguments: an object, "{}" when there is none.
+type arguments struct{ raw }
+
+func (a arguments) MarshalJSON() ([]byte, error) {
+	if len(bytes.TrimSpace(a.raw)) == 0 || bytes.Equal(bytes.TrimSpace(a.raw), []byte("null")) {
+		return []byte("{}"), nil
+	}
+	return a.raw, nil
+}
+func (a arguments) String() string { b, _ := json.Marshal(a); return string(b) }
+
+type toolFunctionParameters struct {
+	Type       string   `json:"type"`
+	Defs       any      `json:"$defs,omitempty"`
+	Items      any      `json:"items,omitempty"`
+	Required   []string `json:"required,omitempty"`
+	Properties raw      `json:"properties"`
+}
+
+type toolFunction struct {
+	Name        string                 `json:"name"`
+	Description string                 `json:"description,omitempty"`
+	Parameters  toolFunctionParameters `json:"parameters"`
+}
+
+func (t toolFunction) String() string { b, _ := json.Marshal(t); return string(b) }
+
+type tool struct {
+	Type     string       `json:"type"`
+	Items    any          `json:"items,omitempty"`
+	Function toolFunction `json:"function"`
+}
+
+func (t tool) String() string { b, _ := json.Marshal(t); return string(b) }
+
+type tools []tool
+
+func (t tools) String() string { b, _ := json.Marshal(t); return string(b) }
+
 type toolCallFunction struct {
-	Index     int
-	Name      string
-	Arguments map[string]any
+	Index     int       `json:"index"`
+	Name      string    `json:"name"`
+	Arguments arguments `json:"arguments"`
 }
 
 type toolCall struct {
-	ID       string
-	Function toolCallFunction
+	ID       string           `json:"id"`
+	Function toolCallFunction `json:"function"`
 }
 
 type message struct {
@@ -44,7 +99,7 @@ type request struct {
 	Template string    `json:"template"`
 	System   string    `json:"system"`
 	Messages []message `json:"messages"`
-	Tools    []any     `json:"tools"`
+	Tools    tools     `json:"tools"`
 	Think    bool      `json:"think"`
 }
 
