@@ -1,6 +1,6 @@
 """The Chat tab's additions in Chromium against a launched `python app.py` (the default model
 loaded): answering with a run's adapter and back with the base, a character card, and chat
-export and import; bad files leave everything as it was."""
+export and import; bad files leave everything as it was; after Regenerate, the better reply marked."""
 
 from __future__ import annotations
 
@@ -195,6 +195,44 @@ def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_it(app_ser
     expect(bots).to_have_count(1)  # the same message, longer
     longer = bots.first.inner_text().strip()
     assert longer.startswith(first) and len(longer) > len(first)
+    page.close()
+
+
+def seeded(page, seed: int, max_new_tokens: int | None = None) -> None:
+    """The Leaderboard preset (sampled) with a fixed seed: a regeneration with another seed answers differently."""
+    page.locator("#sampling").get_by_text("Sampling", exact=True).click()
+    if max_new_tokens:
+        max_new = page.locator("#max-new-tokens input[type=number]")
+        max_new.fill(str(max_new_tokens))
+        max_new.press("Enter")
+    page.locator("#sampling").get_by_label("Seed").fill(str(seed))
+    page.locator("#sampling").get_by_text("Sampling", exact=True).click()
+
+
+@pytest.mark.browser
+def test_after_regenerate_the_better_reply_is_marked_and_saved_as_a_pair(app_server, browser):
+    url, ws = app_server
+    page = open_chat(browser, url)
+    row = page.locator("#chat-choice")
+    seeded(page, 1, max_new_tokens=12)
+    first = say(page, "Tell me a story about the sea.")
+    expect(row).to_be_hidden()  # one reply: nothing to choose between
+
+    seeded(page, 2)
+    page.get_by_role("button", name="Regenerate").click()
+    expect(row).to_be_visible(timeout=ANSWER_S)
+    second = answer(page)
+    assert second != first
+    expect(page.locator("#chat-choice-question")).to_contain_text(first.splitlines()[0])
+    page.screenshot(path=str(ARTIFACTS / "chat-choice.png"))
+    page.locator("#chat-earlier-better").click()
+    expect(page.locator("#chat-note")).to_contain_text("Saved the earlier reply as better")
+    expect(row).to_be_hidden()
+    [saved] = [json.loads(line) for line in (ws.root / "chat-choices.jsonl").read_text().splitlines()]
+    assert saved["prompt"] == [{"role": "user", "content": "Tell me a story about the sea."}]
+    # The page shows the replies rendered as Markdown: their first lines are compared with what was saved.
+    assert first.splitlines()[0] in saved["chosen"][0]["content"]
+    assert second.splitlines()[0] in saved["rejected"][0]["content"]
     page.close()
 
 

@@ -1,6 +1,6 @@
 """The Chat and Model tabs' handlers called as plain functions of a Context, no browser, on a real
 workspace and the default model: a reply cut at the length limit says so and Continue extends that same
-message; a card or chat imported over a conversation waits for Replace or Keep; what the browser
+message; after Regenerate the better of the two replies is saved as a preference pair; a card or chat imported over a conversation waits for Replace or Keep; what the browser
 keeps brings the chat back; 4-bit is refused on this CPU machine, in the form and in the handler."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from engine.chat import choices
 from engine.chat.generation import render_prompt
 from engine.chat.models import ModelManager
 from engine.compare import sides
 from engine.hardware import detect
+from engine.train import pairs
 from ui import build, chat_tab, model_tab
 from ui.context import Context
 from ui.widgets import bind
@@ -67,6 +69,52 @@ def test_a_reply_cut_at_the_length_limit_says_so_and_continue_extends_that_messa
     with pytest.raises(gr.Error, match="no reply to continue"):
         last(bind(chat_tab.go_on, ctx)([{"role": "user", "content": "Hi"}], "", None, sides.BASE, *precise(6),
                                         request=request))
+
+
+def sampled(max_new_tokens: int, seed: int) -> list:
+    """The sampling form's values: temperature 1 with a fixed seed, so two seeds give two different replies."""
+    return [1.0, 1.0, 0, 0.0, 1.0, max_new_tokens, str(seed), True]
+
+
+def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pair(ctx):
+    ctx.manager.load("default")
+    request = gr.Request(session_hash="one-browser")
+    system = "Be brief."
+    _, history = chat_tab.add_user(ctx, "Name a colour.", [])
+    history, *_ = last(chat_tab.answer(ctx, history, system, None, sides.BASE, *sampled(8, seed=1), request=request))
+    answered, aside, row, question = chat_tab.offer(ctx, history, system, sides.BASE, None)
+    assert (answered, aside, row.visible, question) == (sides.BASE, None, False, "")  # one reply: nothing to choose
+    first = history[-1]["content"]
+
+    # Regenerate: the reply is kept aside with the conversation it answers and the side that wrote it.
+    asked, aside, row = chat_tab.set_aside(ctx, history, system, answered, None)
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]
+    assert asked == history[:-1] and row.visible is False
+    assert aside == {"prompt": conversation, "reply": first, "side": sides.BASE}
+    # A regeneration that got no reply (the model was busy) keeps the earlier reply aside for the next one.
+    assert chat_tab.set_aside(ctx, asked, system, answered, aside)[1] == aside
+    history, *_ = last(chat_tab.answer(ctx, asked, system, None, sides.BASE, *sampled(8, seed=2), request=request))
+    second = history[-1]["content"]
+    assert second and second != first
+    answered, aside, row, question = chat_tab.offer(ctx, history, system, sides.BASE, aside)
+    assert row.visible and "Which reply is better?" in question and first.strip().splitlines()[0] in question
+
+    kept, row, note = chat_tab.mark(ctx, "earlier", history, system, answered, aside)
+    assert kept is None and row.visible is False and "Saved the earlier reply as better" in note and "(1 chat" in note
+    [saved] = choices.records(ctx.workspace)
+    assert saved["prompt"] == conversation and saved["sides"] == {"chosen": sides.BASE, "rejected": sides.BASE}
+    assert saved["chosen"] == [{"role": "assistant", "content": first}]
+    assert saved["rejected"] == [{"role": "assistant", "content": second}]
+    assert pairs.from_chat(ctx.workspace).records == [{k: saved[k] for k in ("prompt", "chosen", "rejected")}]
+
+    # Once the chat moves on, the earlier reply no longer answers it: nothing is asked, a late press is refused.
+    _, talk = chat_tab.add_user(ctx, "And another?", history)
+    talk = talk + [{"role": "assistant", "content": "Blue."}]
+    answered, stale, row, _ = chat_tab.offer(ctx, talk, system, sides.BASE, aside)
+    assert stale is None and row.visible is False
+    with pytest.raises(gr.Error, match="no two replies to choose between"):
+        bind(chat_tab.mark, ctx, "new")(talk, system, answered, aside)
+    assert len(choices.records(ctx.workspace)) == 1
 
 
 def test_a_card_over_a_conversation_waits_for_replace_or_keep(ctx):

@@ -1,5 +1,6 @@
 """Preference tuning (DPO, ORPO, KTO) through the real worker subprocess on the tiny model, from a saved
-preference data set, from a supervised run's adapter, and from blind Compare votes."""
+preference data set, from a supervised run's adapter, from blind Compare votes, and from the chat choices
+(a regenerated reply marked better or worse on the Chat tab)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,52 @@ def test_blind_votes_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model
     run = wait_for("from-votes", workspace, ended)
     assert run.state == "completed", run.status
     assert any("DPO on 8 records (8 from votes of voted)" in e.get("text", "") for e in run.events)
+
+
+def test_chat_choices_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model_path, tmp_path):
+    from engine.chat import choices
+    from ui.context import Context
+    from ui.train_preference import chat_box, pairs_view
+
+    rows = tmp_path / "plain.jsonl"
+    rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
+                                                     {"role": "assistant", "content": f"Reply number {i}, friend."}]}) + "\n"
+                            for i in range(4)))
+    import_file(workspace, "plain", rows)
+    for i in range(6):  # as the Chat tab saves them: the conversation with its system prompt, each reply's side
+        conversation = [{"role": "system", "content": "You are a pirate."},
+                        {"role": "user", "content": f"Question number {i}?"}]
+        choices.save(workspace, conversation, f"Answer {i}. Arr, matey!", f"Answer {i}.", "base", "base")
+    with choices.path(workspace).open("a") as f:  # a line cut by a crash, and one of another shape: left out
+        f.write('{"prompt": [], "chosen": "x"}\n{"time": "cut')
+    for bad, why in (([{"role": "user", "content": "Hi?"}], "the same"),
+                     ([{"role": "system", "content": "Be brief."}], "ending with your message")):
+        with pytest.raises(choices.ChoiceError, match=why):
+            choices.save(workspace, bad, "Same reply.", "Same reply." if why == "the same" else "Other.", "base", "base")
+
+    assert pairs.sources(workspace, validate(config(tiny_model_path, "plain", "dpo"))) == []  # not asked for
+    dpo = validate(config(tiny_model_path, "plain", "dpo", preference={"chat_choices": True}))
+    [source] = pairs.sources(workspace, dpo)
+    assert source.name == "chat choices" and len(source.records) == 6
+    assert source.records[0] == {"prompt": [{"role": "system", "content": "You are a pirate."},
+                                            {"role": "user", "content": "Question number 0?"}],
+                                 "chosen": [{"role": "assistant", "content": "Answer 0. Arr, matey!"}],
+                                 "rejected": [{"role": "assistant", "content": "Answer 0."}]}
+    counts, shown = pairs.first_preview(workspace, dpo)
+    assert counts == [("chat choices", 6)]
+    assert "You are a pirate." in shown["chosen"].segments[0][0]  # the system prompt is part of the prompt
+    ctx = Context(workspace=workspace, manager=None, hardware=None)
+    assert chat_box(ctx).label == "Chat choices (6 pairs)"  # the Train tab's switch counts them
+    text, rendered = pairs_view(ctx, dpo)
+    assert "**chat choices:** 6 records" in text and "Arr, matey!" in rendered
+    with pytest.raises(ConfigError, match="preference methods"):
+        validate(config(tiny_model_path, "plain", "supervised", preference={"chat_choices": True}))
+
+    runs.start_run(workspace, dpo, name="from-chat")
+    run = wait_for("from-chat", workspace, ended)
+    assert run.state == "completed", run.status
+    assert any("DPO on 6 records (6 from chat choices)" in e.get("text", "") for e in run.events)
+    assert steps_of(run)[-1]["reward_margin"] is not None
 
 
 def test_a_run_without_pairs_says_where_pairs_come_from(workspace, tiny_model_path, tmp_path):

@@ -1,5 +1,6 @@
 """Chat tab: multi-turn chat with the resident model, a system prompt, sampling presets with
-editable values, streaming, stop, continue, regenerate and clear; answering with the base model or a
+editable values, streaming, stop, continue, regenerate (then which of the two replies is better, saved as a
+preference pair: engine.chat.choices) and clear; answering with the base model or a
 run's adapter (attached to the loaded base, never reloading it); character cards; chat export and
 import. Also the `generate` API endpoint. The chat, its system prompt, character and preset are kept
 in the person's browser (localStorage), so a reload brings them back; the server keeps none of it."""
@@ -11,6 +12,7 @@ import time
 
 import gradio as gr
 
+from engine.chat import choices
 from engine.chat import history as chat_history
 from engine.chat import thinking
 from engine.chat.history import Chat
@@ -171,6 +173,81 @@ def drop_last_answer(ctx: Context, history):
     return history
 
 
+def _asked(history: list[dict]) -> list[dict]:
+    """The chat without its last reply."""
+    while history and history[-1]["role"] == "assistant":
+        history = history[:-1]
+    return history
+
+
+def _reply(history: list[dict]) -> str:
+    """The last reply's answer, a thinking model's folded thoughts left out ('' when the chat ends with the
+    person's message)."""
+    tail = history[len(_asked(history)):]
+    return "".join(text_of(m["content"]) for m in tail if not (m.get("metadata") or {}).get("title"))
+
+
+@visitor_ok
+def set_aside(ctx: Context, history, system, answered, aside):
+    """Regenerate: the chat without its last reply, that reply kept aside (with the conversation it answers
+    and the side that wrote it) to be judged against the new one, and the question hidden meanwhile."""
+    asked = drop_last_answer(ctx, history)
+    prompt = to_messages(asked, system)
+    if _reply(history).strip():
+        aside = {"prompt": prompt, "reply": _reply(history), "side": answered or ""}
+    elif not aside or aside["prompt"] != prompt:  # no reply came (busy): the one before it stays aside
+        aside = None
+    return asked, aside, gr.Row(visible=False)
+
+
+def _same_turn(history, system, aside) -> bool:
+    return bool(aside) and bool(_reply(history).strip()) and to_messages(_asked(history), system) == aside["prompt"]
+
+
+@visitor_ok
+def offer(ctx: Context, history, system, spec, aside):
+    """After a reply: the side that wrote it, and, where a regenerated reply and the one set aside answer the
+    same conversation, the question which is better. Returns [answered, aside, choice row, question]."""
+    if not _same_turn(history, system, aside):
+        return spec, None, gr.Row(visible=False), ""
+    earlier = aside["reply"].strip()
+    if _reply(history).strip() == earlier:
+        return spec, aside, gr.Row(visible=False), ""
+    shown = earlier if len(earlier) <= 600 else earlier[:600] + "…"
+    quoted = "\n".join("> " + line for line in shown.splitlines())
+    return spec, aside, gr.Row(visible=True), t("**Which reply is better?** The new one above, or the earlier "
+                                                 "one:\n\n{reply}", reply=quoted)
+
+
+@visitor_ok
+def mark(ctx: Context, better: str, history, system, answered, aside):
+    """Save the new reply and the earlier one as a preference pair, `better` ("new" or "earlier") chosen.
+    Returns [aside, choice row, note]."""
+    if not _same_turn(history, system, aside):
+        raise gr.Error(t("There are no two replies to choose between: press Regenerate for another reply first."))
+    new, earlier = (_reply(history), answered or ""), (aside["reply"], aside["side"])
+    (chosen, chosen_side), (rejected, rejected_side) = (new, earlier) if better == "new" else (earlier, new)
+    choices.save(ctx.workspace, aside["prompt"], chosen, rejected, chosen_side, rejected_side)
+    n = len(choices.records(ctx.workspace))
+    note = (t("Saved the new reply as better than the earlier one, a preference pair ({n} chat choices in the "
+              "workspace; the Train tab's *Chat choices* trains on them).", n=n) if better == "new" else
+            t("Saved the earlier reply as better than the new one, a preference pair ({n} chat choices in the "
+              "workspace; the Train tab's *Chat choices* trains on them).", n=n))
+    return None, gr.Row(visible=False), note
+
+
+@visitor_ok
+def hide_choice(ctx: Context):
+    """A new message: the question about the last two replies goes while the chat moves on."""
+    return gr.Row(visible=False)
+
+
+@visitor_ok
+def forget(ctx: Context):
+    """A chat cleared or replaced: no reply set aside, nobody known to have written the replies."""
+    return None, None, gr.Row(visible=False)
+
+
 @visitor_ok
 def stop(ctx: Context, request: gr.Request):
     cancel_flag(request).set()
@@ -322,6 +399,10 @@ def render(ctx: Context) -> None:
         stop_button = gr.Button(_("Stop"), elem_id="chat-stop")
         regenerate = gr.Button(_("Regenerate"))
         clear_button = gr.Button(_("Clear"), elem_id="chat-clear")
+    with gr.Row(visible=False, elem_id="chat-choice") as choice_row:  # after a regeneration
+        question_choice = gr.Markdown(elem_id="chat-choice-question")
+        new_better = gr.Button(_("The new reply is better"), scale=0, min_width=190, elem_id="chat-new-better")
+        earlier_better = gr.Button(_("The earlier one was better"), scale=0, min_width=190, elem_id="chat-earlier-better")
     stats = gr.Markdown(elem_id="chat-stats")
     with gr.Row():
         card = gr.UploadButton(_("Import character card"), file_types=[".json", ".png"], elem_id="chat-card")
@@ -342,17 +423,28 @@ def render(ctx: Context) -> None:
     lore = gr.JSON(None, visible="hidden", elem_id="chat-lorebook")  # a card's lorebook; on the page, so kept by REMEMBER
     pending = gr.State(None)  # an imported chat waiting for Replace or Keep
     kept = gr.BrowserState(None, storage_key="lora-workbench-chat")
+    answered = gr.State(None)  # the side that wrote the last reply on screen (None: not known, e.g. imported)
+    aside = gr.State(None)  # the reply before a regeneration, with the conversation it answers and its side
 
     private = {"api_visibility": "private"}
     streamed = [chatbot, stats, cut, more]
+    offered = ([chatbot, system, chosen, aside], [answered, aside, choice_row, question_choice])
     for trigger in (message.submit, send.click):
         trigger(bind(add_user, ctx), [message, chatbot], [message, chatbot], **private).then(
-            bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private)
-    regenerate.click(bind(drop_last_answer, ctx), chatbot, chatbot, **private).then(
-        bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private)
-    more.click(bind(go_on, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private)
+            bind(hide_choice, ctx), None, choice_row, **private).then(
+            bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
+            bind(offer, ctx), *offered, **private)
+    regenerate.click(bind(set_aside, ctx), [chatbot, system, answered, aside], [chatbot, aside, choice_row],
+                     **private).then(
+        bind(answer, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
+        bind(offer, ctx), *offered, **private)
+    more.click(bind(go_on, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
+        bind(offer, ctx), *offered, **private)
+    for button, better in ((new_better, "new"), (earlier_better, "earlier")):
+        button.click(bind(mark, ctx, better), [chatbot, system, answered, aside], [aside, choice_row, note], **private)
     stop_button.click(bind(stop, ctx), None, None, **private)
-    clear_button.click(bind(clear, ctx), greeting, streamed, **private)
+    clear_button.click(bind(clear, ctx), greeting, streamed, **private).then(
+        bind(forget, ctx), None, [answered, aside, choice_row], **private)
     adapter.input(bind(choose, ctx), [adapter, chosen], [chosen, adapter, note], **private)
     refresh.click(bind(refresh_sides, ctx), chosen, adapter, **private)
     follow(ctx, bind(refresh_sides, ctx), chosen, adapter)
@@ -361,7 +453,8 @@ def render(ctx: Context) -> None:
     shown = [system, character, chatbot, greeting, lore, note, stats, pending, confirm, question, cut, more]
     card.upload(bind(import_card, ctx), [card, *on_screen], shown, **private)
     upload.upload(bind(import_chat, ctx), [upload, *on_screen], shown, **private)
-    replace_button.click(bind(replace, ctx), pending, shown, **private)
+    replace_button.click(bind(replace, ctx), pending, shown, **private).then(
+        bind(forget, ctx), None, [answered, aside, choice_row], **private)
     keep_button.click(bind(keep, ctx), None, [pending, confirm, note], **private)
     export.click(bind(export_chat, ctx), [*on_screen, chosen, choice], exported, **private)
 

@@ -1,5 +1,5 @@
 """The Train tab's preference tuning: the method (supervised, DPO, ORPO, KTO) with beta, the run to start
-from and the runs whose votes add pairs; how many pairs each source gives, with one pair rendered as it
+from, the runs whose votes add pairs and whether the chat choices do; how many pairs each source gives, with one pair rendered as it
 trains (the trained tokens of the chosen and the rejected reply marked); the reward chart of a
 preference run. What it decides lives in engine.train (pairs, methods)."""
 
@@ -17,7 +17,7 @@ from ui.dataset_view import MASKED, TRAINED
 from ui.i18n import _, t
 from ui.widgets import bind, follow, keep_choice
 
-PATHS = ["method", "preference.beta", "preference.start_from", "preference.votes_from"]
+PATHS = ["method", "preference.beta", "preference.start_from", "preference.votes_from", "preference.chat_choices"]
 
 
 def start_choices(ctx: Context) -> list[tuple[str, str]]:
@@ -26,6 +26,11 @@ def start_choices(ctx: Context) -> list[tuple[str, str]]:
 
 def vote_choices(ctx: Context) -> list[tuple[str, str]]:
     return [(t("{run} ({n} pairs)", run=name, n=n), name) for name, n in pairs.voted_runs(ctx.workspace)]
+
+
+def chat_box(ctx: Context) -> gr.Checkbox:
+    """The chat choices' switch, its label counting the pairs saved so far."""
+    return gr.Checkbox(label=t("Chat choices ({n} pairs)", n=len(pairs.from_chat(ctx.workspace).records)))
 
 
 def fields(ctx: Context, initial: dict, preset: str) -> list[gr.components.Component]:
@@ -43,6 +48,8 @@ def fields(ctx: Context, initial: dict, preset: str) -> list[gr.components.Compo
             elif s.kind == "runs":
                 made.append(gr.Dropdown(vote_choices(ctx), value=initial[path], label=_(s.label), info=_(s.help),
                                         multiselect=True, elem_id="train-votes-from"))
+            elif s.kind == "bool":
+                made.append(gr.Checkbox(initial[path], label=_(s.label), info=_(s.help), elem_id="train-chat-choices"))
             else:
                 made.append(gr.Number(initial[path], label=_(s.label), info=_(s.help), elem_id="train-beta"))
     return made
@@ -78,8 +85,8 @@ def pairs_view(ctx: Context, config: RunConfig) -> tuple[str, str]:
     counts, shown = pairs.first_preview(ctx.workspace, config)
     lines = [t("- **{source}:** {n} records", source=name, n=n) for name, n in counts]
     if not lines:
-        lines = [t("No source gives preference records yet: pick a data set with chosen and rejected replies, or "
-                   "runs whose blind Compare votes chose an answer.")]
+        lines = [t("No source gives preference records yet: pick a data set with chosen and rejected replies, "
+                   "runs whose blind Compare votes chose an answer, or the chat choices.")]
     if shown is None:
         return "\n".join(lines), ""
     legend = t("The first record, rendered with the model's chat template; the trained tokens are "
@@ -125,3 +132,4 @@ def panel(ctx: Context, method_fields: list, show_pairs, inputs: list) -> None:
         rendered = gr.HTML(elem_id="train-pairs-preview")
     show.click(bind(show_pairs, ctx), inputs, [counts, rendered], api_name="train_pairs")
     follow(ctx, bind(run_lists, ctx), method_fields[2:4], method_fields[2:4])
+    follow(ctx, bind(chat_box, ctx), None, method_fields[4])

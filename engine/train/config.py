@@ -233,7 +233,7 @@ class ProbeSection(_Section):
 
 class PreferenceSection(_Section):
     """Preference tuning (DPO, ORPO, KTO): how far from its start the model may move, where it starts,
-    and which runs' blind votes add pairs to the data set's."""
+    and which runs' blind votes and whether the chat choices add pairs to the data set's."""
 
     beta: float = Field(
         0.1, gt=0, le=10, title="Beta (how far from the start)",
@@ -249,6 +249,11 @@ class PreferenceSection(_Section):
         default_factory=list, title="Votes of runs",
         description="Runs whose blind Compare votes add pairs: the answer voted for, preferred over the other "
         "answer to the same prompt (ties are left out).",
+    )
+    chat_choices: bool = Field(
+        False, title="Chat choices",
+        description="Add the pairs marked on the Chat tab: after Regenerate, the reply marked better is preferred "
+        "over the other one to the same conversation.",
     )
 
 
@@ -281,9 +286,11 @@ class RunConfig(_Section):
         if self.lora.loftq and self.model.load_in_4bit:
             raise ValueError(msg("lora.loftq: LoftQ quantises the model itself, so it cannot start from a 4-bit "
                                  "model; turn off LoftQ or model.load_in_4bit."))
-        if self.method == "supervised" and (self.preference.start_from or self.preference.votes_from):
-            raise ValueError("preference: starting from a run and adding votes are for preference methods; choose "
-                             "method dpo, orpo or kto, or clear preference.start_from and preference.votes_from.")
+        preference = self.preference
+        if self.method == "supervised" and (preference.start_from or preference.votes_from or preference.chat_choices):
+            raise ValueError("preference: starting from a run and adding votes or chat choices are for preference "
+                             "methods; choose method dpo, orpo or kto, or clear preference.start_from, "
+                             "preference.votes_from and preference.chat_choices.")
         return self
 
     def to_yaml(self) -> str:

@@ -1,9 +1,8 @@
 """Preference data for DPO, ORPO and KTO, from where the person has already judged replies: a saved
-data set's preference records, and the blind votes of runs' comparisons (the reply voted for over the
-other reply to the same prompt). Records are in trl's conversational preference format:
+data set's preference records, the blind votes of runs' comparisons (the reply voted for over the
+other reply to the same prompt), and the chat choices (a regenerated reply marked better or worse than
+the one before it, engine.chat.choices). Records are in trl's conversational preference format:
 `{"prompt", "chosen", "rejected"}` pairs, or KTO's `{"prompt", "completion", "label"}`.
-
-Chat regenerations are not a source yet: chats are kept in the browser, with no mark of the better reply.
 """
 
 from __future__ import annotations
@@ -75,12 +74,23 @@ def from_votes(workspace: Workspace, run: str) -> Source:
     return Source(msg("votes of {run}", run=run), "pairs", records)
 
 
+def from_chat(workspace: Workspace) -> Source:
+    """A pair for each regenerated chat reply marked better or worse than the earlier one."""
+    from engine.chat import choices
+
+    keys = ("prompt", "chosen", "rejected")
+    return Source(msg("chat choices"), "pairs", [{k: r[k] for k in keys} for r in choices.records(workspace)])
+
+
 def sources(workspace: Workspace, config: RunConfig) -> list[Source]:
-    """Every source the config names, in order: its data set (when it holds preference data), then each run's votes."""
+    """Every source the config names, in order: its data set (when it holds preference data), each run's
+    votes, then the chat choices."""
     found = []
     if (data := from_dataset(workspace, config.dataset)) is not None:
         found.append(data)
     found.extend(from_votes(workspace, run) for run in config.preference.votes_from)
+    if config.preference.chat_choices:
+        found.append(from_chat(workspace))
     return found
 
 
@@ -97,7 +107,8 @@ def training_records(found: list[Source], method: str) -> list[dict]:
     if not any(s.records for s in found):
         raise ConfigError(msg(
             "There are no preference pairs to train {method} on: pick a data set with chosen and rejected replies "
-            "(or KTO labels), or add runs whose blind Compare votes chose an answer.", method=method.upper()))
+            "(or KTO labels), add runs whose blind Compare votes chose an answer, or take the chat choices (a "
+            "regenerated reply marked better or worse on the Chat tab).", method=method.upper()))
     if method == "kto":
         return [kto for s in found for r in s.records for kto in as_kto(r)]
     unpaired = [s.name for s in found if s.kind == "kto" and s.records]
