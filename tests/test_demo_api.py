@@ -27,6 +27,7 @@ OPEN_TO_VISITORS = {
     "partial", "refresh", "refresh_1", "refresh_2", "refresh_3", "form_lists", "saved_list",
     "goal_blurb", "own_file_row", "reattach", "follow_run",  # Start here: a goal, the file row, its run
     "switch", "hardware_text", "run_lists",  # the language, the Model tab's machine line, the runs to pick from
+    "format_list", "format_list_1", "keep_format", "keep_format_1",  # the Format list in the page's language
 }
 REFUSED = "only the app's owner can do this"
 

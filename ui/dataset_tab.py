@@ -171,6 +171,10 @@ def format_list(current, lang: str | None = None) -> tuple:
     return gr.update(choices=format_choices(lang)), current
 
 
+def keep_format(chosen):
+    return gr.update(value=chosen)
+
+
 def choose_file(file) -> tuple:
     """The uploaded file (or none) as the file to read, detected afresh; the example choice let go, so the
     page shows one source."""
@@ -273,7 +277,7 @@ def render(ctx: Context) -> None:
     kept = gr.State(AUTO)
     for relabel in (gr.on([ctx.demo.load, ctx.tab.select], visitor_ok(format_list), fmt, [fmt, kept], **private),
                     ctx.language.change(visitor_ok(format_list), [fmt, ctx.language], [fmt, kept], **private)):
-        relabel.then(visitor_ok(lambda chosen: gr.update(value=chosen)), kept, fmt, **private)
+        relabel.then(visitor_ok(keep_format), kept, fmt, **private)
 
     def then_preview(event):
         return (event.then(bind(show_example, ctx), preview_inputs, preview_outputs, **private)
