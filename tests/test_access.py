@@ -9,6 +9,7 @@ import pytest
 
 from engine import access, space
 from engine.access import OWNER, VISITOR, Policy, Refused, acting_as
+from engine.chat import choices
 from engine.chat.models import ModelError, ModelManager, resolve_model
 from engine.hardware import detect
 from engine.train.config import ConfigError, RunConfig
@@ -36,6 +37,17 @@ def test_a_visitor_cannot_load_or_unload_the_model(workspace):
         with pytest.raises(Refused, match="only the app's owner can unload"):
             manager.unload()
     assert manager.loaded is None
+
+
+def test_a_visitors_chat_choice_never_reaches_the_owners_training_pairs(workspace):
+    """The replies' text comes from the page, so a visitor could write any pair: only the owner's are saved."""
+    prompt = [{"role": "user", "content": "Who are you?"}]
+    with acting_as(VISITOR):
+        with pytest.raises(Refused, match="only the app's owner can save a chat choice"):
+            choices.save(workspace, prompt, "Anything a visitor typed.", "The model's reply.", "base", "base")
+    assert choices.records(workspace) == []
+    choices.save(workspace, prompt, "Arr, I be Bess.", "I am a model.", "pirate", "base")
+    assert [r["chosen"][0]["content"] for r in choices.records(workspace)] == ["Arr, I be Bess."]
 
 
 def _remote_code_model(folder):

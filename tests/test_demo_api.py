@@ -13,12 +13,12 @@ from gradio_client import Client
 from conftest import launched_app
 
 # The events open to a demo visitor, reviewed: chatting (and its preset, side and session controls, the API's
-# address, and marking the better reply after Regenerate, saved like a vote), comparing and voting, reading
+# address), comparing and voting, reading
 # runs and the live view, the lists that follow the workspace, the banner. Page-load events without inputs
 # (a component's initial value) are open too, and skipped here.
 OPEN_TO_VISITORS = {
     "add_user", "add_user_1", "answer", "answer_1", "answer_2", "go_on", "set_aside", "stop", "clear", "choose",
-    "offer", "offer_1", "offer_2", "offer_3", "mark", "mark_1", "forget", "forget_1", "hide_choice",
+    "offer", "offer_1", "offer_2", "offer_3", "forget", "forget_1", "hide_choice",
     "hide_choice_1", "chat_box",
     "refresh_sides", "refresh_sides_1", "export_chat", "recall", "generate", "lambda", "api_info",
     "lambda_3", "lambda_4", "lambda_5", "lambda_6",  # the end of a run: its next-step row and buttons (tab switches)

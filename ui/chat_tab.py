@@ -219,7 +219,6 @@ def offer(ctx: Context, history, system, spec, aside):
                                                  "one:\n\n{reply}", reply=quoted)
 
 
-@visitor_ok
 def mark(ctx: Context, better: str, history, system, answered, aside):
     """Save the new reply and the earlier one as a preference pair, `better` ("new" or "earlier") chosen.
     Returns [aside, choice row, note]."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.access import require_owner
 from engine.files import append_jsonl, now, read_jsonl
 from engine.i18n import msg
 from engine.workspace import Workspace, inside
@@ -46,7 +47,9 @@ def path(workspace: Workspace) -> Path:
 def save(workspace: Workspace, prompt: list[dict], chosen: str, rejected: str, chosen_side: str,
          rejected_side: str) -> dict:
     """Record that `chosen` answers the conversation `prompt` (ending with the person's message) better
-    than `rejected`; the record saved."""
+    than `rejected`; the record saved. The owner's alone: the replies' text comes from the page, and what is
+    saved here trains the owner's preference runs."""
+    require_owner("save a chat choice")
     if not prompt or prompt[-1].get("role") != "user":
         raise ChoiceError(msg("A chat choice needs the conversation it answers, ending with your message."))
     if not chosen.strip() or not rejected.strip():
