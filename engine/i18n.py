@@ -91,7 +91,8 @@ def tr(text, lang: str | None = None) -> str:
     return text
 
 
-JOINS = {" ": "{a} {b}", "; ": "{a}; {b}", "\n": "{a}\n{b}", "\n\n": "{a}\n\n{b}", "  \n": "{a}  \n{b}", " · ": "{a} · {b}"}
+JOINS = {" ": "{a} {b}", "; ": "{a}; {b}", "\n": "{a}\n{b}", "\n\n": "{a}\n\n{b}", "  \n": "{a}  \n{b}", " · ": "{a} · {b}",
+         ", ": "{a}, {b}"}
 
 
 def joined(parts, sep: str = " "):

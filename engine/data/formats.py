@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.i18n import Message, joined, msg
+
 
 @dataclass(frozen=True)
 class RecordFormat:
@@ -56,5 +58,6 @@ RECORD_FORMATS: dict[str, RecordFormat] = {f.id: f for f in (
 TEXT_RECORD_FORMATS = ("text",)
 
 
-def known_shapes() -> str:
-    return "; ".join(f"{f.id} ({f.looks_like})" for f in RECORD_FORMATS.values())
+def known_shapes() -> Message:
+    """Each shape's id and what it looks like, for a message (the description in the viewer's language)."""
+    return joined((msg("{id} ({looks})", id=f.id, looks=msg(f.looks_like)) for f in RECORD_FORMATS.values()), "; ")

@@ -13,7 +13,7 @@ from engine.data.formats import known_shapes
 from engine.data.limits import human
 from engine.data.lorebook import is_lorebook, lorebook_from_dict
 from engine.data.tables import is_sentence
-from engine.i18n import msg
+from engine.i18n import joined, msg
 
 _LFS = re.compile(rb"\Aversion https://git-lfs\.github\.com/spec/v\d+\s*\n(?:.*\n)*?oid (\w+):(\w+)\s*\nsize (\d+)", re.M)
 _ANNEX = re.compile(rb"\A[./]*\.git/annex/objects/\S+\s*\Z|\A/annex/objects/\S+\s*\Z")
@@ -57,7 +57,7 @@ def no_known_shape(name: str, records: list[dict], columns: list[str]) -> str:
     """The message for records that fit no known shape: what each column holds, and what to do."""
     kinds = {c: _kind([r.get(c) for r in records if c in r]) for c in columns}
     texts = [c for c, k in kinds.items() if k == "text"]
-    others = ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "text")
+    others = joined((msg("{column} ({kind})", column=c, kind=k) for c, k in kinds.items() if k != "text"), ", ")
     shown = (msg("Columns seen: {columns}; what they hold: {others}.", columns=named(columns), others=others)
              if others and len(columns) <= 20 else msg("Columns seen: {columns}.", columns=named(columns)))
     if not texts:
@@ -78,12 +78,12 @@ def no_known_shape(name: str, records: list[dict], columns: list[str]) -> str:
 def _kind(values: list) -> str:
     filled = [v for v in values if v not in (None, "")]
     if not filled:
-        return "empty"
+        return msg("empty")
     if all(isinstance(v, (int, float, bool)) or (isinstance(v, str) and _number(v)) for v in filled):
-        return "numbers"
+        return msg("numbers")
     if any(isinstance(v, (list, dict)) for v in filled):
-        return "lists or objects"
-    return "text" if sum(1 for v in filled if is_sentence(str(v))) * 2 >= len(filled) else "short labels"
+        return msg("lists or objects")
+    return "text" if sum(1 for v in filled if is_sentence(str(v))) * 2 >= len(filled) else msg("short labels")
 
 
 def _number(value: str) -> bool:
