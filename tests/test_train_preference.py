@@ -125,12 +125,17 @@ def _voted_comparisons(workspace, run: str, n: int) -> None:
         store.vote(workspace, record, "tie" if i == n - 1 else "a")
 
 
+def plain_set(workspace, tmp_path, n: int) -> None:
+    """A saved supervised data set 'plain' of `n` one-turn conversations, holding no preference pairs."""
+    rows = tmp_path / "plain.jsonl"
+    rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
+                                                     {"role": "assistant", "content": f"Reply number {i}, friend."}]}) + "\n"
+                            for i in range(n)))
+    import_file(workspace, "plain", rows)
+
+
 def test_blind_votes_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_model_path, tmp_path):
-    sft_data = tmp_path / "sft.jsonl"
-    sft_data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
-                                                         {"role": "assistant", "content": f"Reply number {i}, friend."}]}) + "\n"
-                                for i in range(8)))
-    import_file(workspace, "plain", sft_data)
+    plain_set(workspace, tmp_path, 8)
     runs.start_run(workspace, validate(config(tiny_model_path, "plain", "supervised", train={"max_steps": 2})),
                    name="voted")
     assert wait_for("voted", workspace, ended).state == "completed"
@@ -157,11 +162,7 @@ def test_chat_choices_become_pairs_that_a_dpo_run_trains_on(workspace, tiny_mode
     from ui.context import Context
     from ui.train_preference import chat_box, pairs_view
 
-    rows = tmp_path / "plain.jsonl"
-    rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"},
-                                                     {"role": "assistant", "content": f"Reply number {i}, friend."}]}) + "\n"
-                            for i in range(4)))
-    import_file(workspace, "plain", rows)
+    plain_set(workspace, tmp_path, 4)
     for i in range(6):  # as the Chat tab saves them: the conversation with its system prompt, each reply's side
         conversation = [{"role": "system", "content": "You are a pirate."},
                         {"role": "user", "content": f"Question number {i}?"}]
