@@ -102,6 +102,42 @@ def test_dpo_continues_a_supervised_adapter_and_resumes_after_stop(workspace, ti
     assert any("Continuing the adapter of run sft" in e.get("text", "") for e in run.events)
 
 
+def test_the_reference_of_a_fresh_adapter_is_the_base_model_and_of_a_continued_one_its_copy(tiny_model_path,
+                                                                                             pairs_set, tmp_path):
+    """A fresh adapter computes what the base does, so DPO's reference pass runs without adapters (no
+    "ref" copy, whose matrix products would cost CPU time for nothing); a supervised adapter to continue
+    must be its own reference."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.hardware import detect
+    from engine.train import backend, methods
+
+    run_config = validate(config(tiny_model_path, pairs_set, "dpo"))
+    settings, _ = backend.choose(run_config, detect())
+    rows = [{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Arr."}],
+             "rejected": [{"role": "assistant", "content": "Hello."}]}] * 4
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+
+    def reference_adapters(continued: bool) -> set[str]:
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_path),
+                               LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        if continued:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    if "lora_B" in name:
+                        param.fill_(0.01)
+        trainer = methods.preference_trainer(run_config, settings, model=model, processing_class=tokenizer,
+                                             args=methods.preference_args(run_config, settings, tmp_path),
+                                             train_dataset=Dataset.from_list(rows))
+        return set(trainer.model.peft_config)
+
+    assert reference_adapters(continued=False) == {"default"}
+    assert reference_adapters(continued=True) == {"default", "ref"}
+
+
 def test_a_preference_run_needs_pairs_and_a_finished_run_to_start_from(workspace, tiny_model_path, pairs_set):
     with pytest.raises(ConfigError, match="There is no run named 'nowhere'"):
         runs.start_run(workspace, validate(config(tiny_model_path, pairs_set, "dpo",

@@ -4,7 +4,8 @@ Each trainer counts the real tokens it computes (the prompt and both replies, wi
 tokens/s in the events means what it means for supervised runs, and logs them as `real_tokens`.
 A model that already carries a supervised run's adapter keeps training that adapter; DPO and KTO copy
 it as their reference ("ref" adapter, trl's own handling of a PEFT model), so the run is measured
-against the supervised model it started from and the saved adapter applies to the base model alone.
+against the supervised model it started from and the saved adapter applies to the base model alone;
+a fresh adapter's reference is the base model itself.
 """
 
 from __future__ import annotations
@@ -81,7 +82,20 @@ def preference_trainer(config: RunConfig, settings: Settings, **kwargs):
         _patch_unsloth_dpo()
     logprobs.install()  # DPO's and KTO's log-probabilities where Triton is missing
     _, trainer_class = _classes(config.method)
-    return _counting(trainer_class, _MASKS[config.method])(**kwargs)
+    trainer = _counting(trainer_class, _MASKS[config.method])(**kwargs)
+    _drop_identical_reference(trainer.model)
+    return trainer
+
+
+def _drop_identical_reference(model) -> None:
+    """trl copies a PEFT model's adapter as the "ref" adapter its reference pass runs. A fresh LoRA adapter
+    (every B matrix zero) computes exactly what the base model does, so the reference pass runs with the
+    adapters disabled instead (trl's own path when there is no "ref"): the same log-probabilities without
+    the adapter's matrix products."""
+    if "ref" not in getattr(model, "peft_config", {}):
+        return
+    if all(not p.any() for name, p in model.named_parameters() if ".default." in name and "lora_B" in name):
+        model.delete_adapter("ref")
 
 
 def _patch_unsloth_dpo() -> None:
