@@ -72,6 +72,16 @@ def test_a_refused_name_reads_in_chinese(tmp_path):
     assert not english_words(zh), zh
 
 
+def test_a_wide_tables_column_list_reads_in_chinese():
+    from engine.data.detect import detect
+
+    detection = detect([{f"field{i}": "x" for i in range(25)}] * 2)
+    note = detection.evidence[0]
+    assert "field19 and 5 more" in note, note
+    zh = chinese(note)
+    assert "field19，另有 5 列" in zh and "and" not in zh, zh
+
+
 def test_a_missing_data_set_reads_in_chinese(tmp_path):
     with pytest.raises(DataError) as caught:
         inspect(tmp_path / "nowhere.jsonl", Options())

@@ -53,10 +53,11 @@ def columns_of(records: list[dict]) -> list[str]:
     return list(seen)
 
 
-def named(columns: list[str], limit: int = 20) -> str:
+def named(columns: list[str], limit: int = 20):
     """The first columns by name, for a message: a wide table's list stays readable."""
-    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
-    return (", ".join(columns[:limit]) or "none") + more
+    shown = ", ".join(columns[:limit]) or msg("none")
+    return msg("{columns} and {count} more", columns=shown, count=f"{len(columns) - limit:,}") \
+        if len(columns) > limit else shown
 
 
 def find(columns: list[str], names) -> str | None:
