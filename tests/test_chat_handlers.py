@@ -99,7 +99,7 @@ def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pai
     answered, aside, row, question = chat_tab.offer(ctx, history, system, sides.BASE, aside)
     assert row.visible and "Which reply is better?" in question and first.strip().splitlines()[0] in question
 
-    kept, row, note = chat_tab.mark(ctx, "earlier", history, system, answered, aside)
+    kept, row, note = chat_tab.mark(ctx, "earlier", history, system, None, answered, aside)
     assert kept is None and row.visible is False and "Saved the earlier reply as better" in note and "(1 chat" in note
     [saved] = choices.records(ctx.workspace)
     assert saved["prompt"] == conversation and saved["sides"] == {"chosen": sides.BASE, "rejected": sides.BASE}
@@ -113,7 +113,7 @@ def test_the_better_of_a_regenerated_reply_and_the_earlier_one_is_saved_as_a_pai
     answered, stale, row, _ = chat_tab.offer(ctx, talk, system, sides.BASE, aside)
     assert stale is None and row.visible is False
     with pytest.raises(gr.Error, match="no two replies to choose between"):
-        bind(chat_tab.mark, ctx, "new")(talk, system, answered, aside)
+        bind(chat_tab.mark, ctx, "new")(talk, system, None, answered, aside)
     assert len(choices.records(ctx.workspace)) == 1
 
 
@@ -163,6 +163,32 @@ def test_a_cards_lorebook_joins_a_replys_prompt_when_its_keywords_come_up_and_tr
     saved = chat_tab.export_chat(ctx, history, system, character, greeting, lore, sides.BASE, "Precise").value
     reopened = chat_tab.import_chat(ctx, saved["path"], [], "", "", "", None)
     assert reopened[4] == lore and reopened[0] == system
+
+
+def test_a_chat_choice_keeps_the_lorebook_entries_the_model_saw(ctx):
+    """A pair chosen in a chat whose lorebook added an entry to the reply's prompt is saved with the
+    system prompt the model received (the card's own, then the entry), not the one typed."""
+    ctx.manager.load("default")
+    system, _, chatbot, _, lore, *_ = chat_tab.import_card(ctx, str(ARCHIVIST), [], "", "", "", None)
+    prompts, stream = [], ctx.manager.stream
+    ctx.manager.stream = lambda messages, *a, **k: (prompts.append(messages), stream(messages, *a, **k))[1]
+    request = gr.Request(session_hash="lore-choice")
+    _, history = chat_tab.add_user(ctx, "Tell me about the kingdom.", chatbot.value)
+    history, *_ = last(chat_tab.answer(ctx, history, system, lore, sides.BASE, *sampled(8, seed=1), request=request))
+    answered, aside, *_ = chat_tab.offer(ctx, history, system, sides.BASE, None)
+    first = history[-1]["content"]
+    asked, aside, _ = chat_tab.set_aside(ctx, history, system, answered, aside)
+    history, *_ = last(chat_tab.answer(ctx, asked, system, lore, sides.BASE, *sampled(8, seed=2), request=request))
+    answered, aside, row, _ = chat_tab.offer(ctx, history, system, sides.BASE, aside)
+    assert row.visible and history[-1]["content"] != first
+
+    chat_tab.mark(ctx, "new", history, system, lore, answered, aside)
+    [saved] = choices.records(ctx.workspace)
+    received = saved["prompt"][0]["content"]
+    assert received.startswith(system) and "Eldoria is a mountain kingdom of silver mines" in received
+    assert "silver mines" not in system  # the typed system prompt lacks it; the model's prompt had it
+    assert prompts[0] == prompts[1] == saved["prompt"]  # both replies answered exactly the saved prompt
+    assert saved["chosen"] == [{"role": "assistant", "content": history[-1]["content"]}]
 
 
 def test_what_the_browser_keeps_brings_the_chat_back_to_a_blank_page_only(ctx):

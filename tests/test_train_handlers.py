@@ -216,3 +216,47 @@ def test_a_presets_help_quotes_its_own_values(name):
         help = form.setting(path, name).help
         assert f"{preset.title}: {form.shown(get(config, path))}, {why}." in help, path  # the value from the preset
         assert help.startswith(form.setting(path).help)  # after the setting's general advice
+
+
+def test_the_layer_checkboxes_follow_the_loaded_models_family(ctx, default_model_path):
+    """Phi-3 fuses q/k/v and gate/up: with a Phi-3 model loaded the form offers and ticks its own layers,
+    a run started from the form targets them, a saved config's layers stay offered, and with the
+    default model (or none) the seven default names are back."""
+    from engine.chat import families
+    from engine.train import form
+    from tests.model_shapes import family_model, family_tokenizer
+
+    default = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    fused = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+    at = PATHS.index("lora.target_modules")
+    assert train_tab.layer_list(ctx, default)["choices"] == [*default, "embed_tokens", "lm_head"]  # none loaded
+
+    folder = ctx.workspace.models / "tiny-phi3"
+    tok = family_tokenizer(default_model_path, "phi3", families.by_key("phi3").template_text())
+    family_model("phi3", tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    ctx.manager.load("tiny-phi3")
+    shown = train_tab.layer_list(ctx, default)  # the Train tab shown after the Model tab loaded Phi-3
+    assert shown["choices"] == [*fused, "embed_tokens", "lm_head"] and shown["value"] == fused
+    assert train_tab.layer_list(ctx, [*default, "lm_head"])["value"] == [*fused, "lm_head"]
+    _, *fields = train_tab.pick_preset(ctx, "quick-test", "tiny-phi3", PIRATE)
+    assert fields[at]["choices"] == shown["choices"] and fields[at]["value"] == fused
+
+    runs.create_run(ctx.workspace, presets.build("quick-test", PIRATE), name="first")  # the form's run waits
+    values = [f["value"] for f in fields]
+    train_tab.start(ctx, "phi", "tiny-phi3", PIRATE, "quick-test", *values)
+    assert runs.load_run(ctx.workspace, "phi").config.lora.target_modules == fused
+    for name in ("first", "phi"):
+        runs.update_status(runs.load_run(ctx.workspace, name).path, state="stopped")
+
+    # A saved config naming layers Phi-3's list lacks: Duplicate keeps them ticked, and offered.
+    config = presets.build("quick-test", PIRATE, lora={"target_modules": ["q_proj", "v_proj"]})
+    runs.update_status(runs.create_run(ctx.workspace, config, name="unfused").path, state="stopped")
+    layers = train_tab.duplicate(ctx, "unfused")[7 + at]  # after 3 messages and model, data, picked, preset
+    assert layers["value"] == ["q_proj", "v_proj"] and {"q_proj", "v_proj"} <= set(layers["choices"])
+    assert train_tab.layer_list(ctx, ["q_proj", "v_proj"])["value"] == ["q_proj", "v_proj"]
+
+    ctx.manager.load("default")
+    back = train_tab.layer_list(ctx, fused)
+    assert back["choices"] == [*default, "embed_tokens", "lm_head"] and back["value"] == default
+    assert form.setting("lora.target_modules").choices == (*default, "embed_tokens", "lm_head")

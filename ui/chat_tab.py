@@ -103,6 +103,13 @@ def _cut_note(stats) -> tuple[gr.Markdown, gr.Button]:
     return gr.Markdown(note, visible=cut), gr.Button(visible=cut)
 
 
+def prompt_seen(earlier: list[dict], system: str, lore) -> tuple[list[dict], list[str]]:
+    """The conversation the model receives to answer `earlier`: the chat's system prompt followed by the
+    lorebook entries the recent messages call up; and those entries' names."""
+    system, entries = chat_history.reply_system(system, chat_history.lorebook_of(lore), to_messages(earlier, ""))
+    return to_messages(earlier, system), entries
+
+
 def _stream(ctx: Context, history, system, lore, spec, values: tuple, think: bool, request: gr.Request):
     """Stream the model's answer into the last message of `history` (an assistant message: empty, or one to go on);
     `lore`: a character card's lorebook, whose entries the recent messages call up join the system prompt;
@@ -114,8 +121,7 @@ def _stream(ctx: Context, history, system, lore, spec, values: tuple, think: boo
     hidden = (gr.Markdown(visible=False), gr.Button(visible=False))
     going_on, start = bool(text_of(history[-1]["content"])), len(history) - 1
     earlier = history if going_on else history[:-1]  # a new reply: the template's own prompt
-    system, entries = chat_history.reply_system(system, chat_history.lorebook_of(lore), to_messages(earlier, ""))
-    messages = to_messages(earlier, system)
+    messages, entries = prompt_seen(earlier, system, lore)
     lore_note = t(" · Lorebook entries in this reply's prompt: {names}.", names=", ".join(entries)) if entries else ""
     try:
         replies = ctx.manager.stream(messages, sampling, adapter=name, cancel=cancel, session=request.session_hash,
@@ -219,14 +225,17 @@ def offer(ctx: Context, history, system, spec, aside):
                                                  "one:\n\n{reply}", reply=quoted)
 
 
-def mark(ctx: Context, better: str, history, system, answered, aside):
-    """Save the new reply and the earlier one as a preference pair, `better` ("new" or "earlier") chosen.
+def mark(ctx: Context, better: str, history, system, lore, answered, aside):
+    """Save the new reply and the earlier one as a preference pair, `better` ("new" or "earlier") chosen,
+    answering the conversation as the model received it (the lorebook entries `lore` added to the system
+    prompt for both replies included), so the pair trains in the context it was chosen in.
     Returns [aside, choice row, note]."""
     if not _same_turn(history, system, aside):
         raise gr.Error(t("There are no two replies to choose between: press Regenerate for another reply first."))
     new, earlier = (_reply(history), answered or ""), (aside["reply"], aside["side"])
     (chosen, chosen_side), (rejected, rejected_side) = (new, earlier) if better == "new" else (earlier, new)
-    choices.save(ctx.workspace, aside["prompt"], chosen, rejected, chosen_side, rejected_side)
+    prompt, _ = prompt_seen(_asked(history), system, lore)
+    choices.save(ctx.workspace, prompt, chosen, rejected, chosen_side, rejected_side)
     n = len(choices.records(ctx.workspace))
     note = (t("Saved the new reply as better than the earlier one, a preference pair ({n} chat choices in the "
               "workspace; the Train tab's *Chat choices* trains on them).", n=n) if better == "new" else
@@ -440,7 +449,8 @@ def render(ctx: Context) -> None:
     more.click(bind(go_on, ctx), [chatbot, system, lore, chosen, *values, think], streamed, **private).then(
         bind(offer, ctx), *offered, **private)
     for button, better in ((new_better, "new"), (earlier_better, "earlier")):
-        button.click(bind(mark, ctx, better), [chatbot, system, answered, aside], [aside, choice_row, note], **private)
+        button.click(bind(mark, ctx, better), [chatbot, system, lore, answered, aside], [aside, choice_row, note],
+                     **private)
     stop_button.click(bind(stop, ctx), None, None, **private)
     clear_button.click(bind(clear, ctx), greeting, streamed, **private).then(
         bind(forget, ctx), None, [answered, aside, choice_row], **private)

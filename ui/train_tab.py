@@ -51,24 +51,44 @@ REFRESHED = 1 + 5 + len(CONTROLS) + 2 + 1
 PIRATE = str(EXAMPLES / "pirate.jsonl")
 
 
-def form_values(config) -> list:
-    return form.values(config, PATHS)
+def loaded_type(ctx: Context) -> str | None:
+    """The Model tab's loaded model's model_type: the layer checkboxes offer its family's layers."""
+    return ctx.manager.loaded.model_type if ctx.manager.loaded else None
+
+
+def form_values(config, model_type: str | None = None) -> list:
+    return form.values(config, PATHS, model_type)
 
 
 def config_from(model: str, dataset: str, preset: str | None, values) -> RunConfig:
     return form.config_of(model, dataset, preset, PATHS, list(values))
 
 
-def form_updates(config: RunConfig) -> list:
-    """The form's values for a config, each with its help for the config's preset."""
-    return [gr.update(value=value, info=tr(form.setting(path, config.preset).help))
-            for path, value in zip(PATHS, form_values(config))]
+def form_updates(config: RunConfig, model_type: str | None) -> list:
+    """The form's values for a config, each with its help for the config's preset; the layers offered
+    and ticked are those of a model of `model_type`, plus any the config names beyond them."""
+    updates = []
+    for path, value in zip(PATHS, form_values(config, model_type)):
+        update = gr.update(value=value, info=tr(form.setting(path, config.preset).help))
+        if path == form.MODULES:
+            update["choices"] = list(form.layer_choices(model_type, value))
+        updates.append(update)
+    return updates
 
 
-def _component(path: str, value, preset: str) -> gr.components.Component:
-    s = form.setting(path, preset)
+def layer_list(ctx: Context, chosen) -> dict:
+    """The layer checkboxes once the loaded model may have changed (the page loads, the tab is shown):
+    its family's layers offered, its defaults ticked where the defaults were, hand-picked ones kept."""
+    model_type = loaded_type(ctx)
+    value = form.ticked(model_type, chosen or [])
+    return gr.update(choices=list(form.layer_choices(model_type, value)), value=value)
+
+
+def _component(path: str, value, preset: str, model_type: str | None = None) -> gr.components.Component:
+    s = form.setting(path, preset, model_type)
     if s.kind == "modules":
-        return gr.CheckboxGroup(list(s.choices), value=value, label=_(s.label), info=_(s.help))
+        return gr.CheckboxGroup(list(form.layer_choices(model_type, value)), value=value, label=_(s.label),
+                                info=_(s.help), elem_id="train-layers")
     if s.kind == "lines":
         return gr.Textbox(value, label=_(s.label), lines=4, info=_(s.help))
     if s.kind == "bool":
@@ -176,7 +196,7 @@ def _plan_outputs(p: plan.Plan) -> tuple:
 
 def pick_preset(ctx: Context, choice: str, model: str, dataset: str) -> tuple:
     config = presets.build(choice, dataset or "-", model or "default")
-    return (tr(estimate.preset_help(choice)), *form_updates(config))
+    return (tr(estimate.preset_help(choice)), *form_updates(config, loaded_type(ctx)))
 
 
 def _checked(ctx: Context, model, dataset, preset, values) -> RunConfig:
@@ -207,7 +227,7 @@ def measure(ctx: Context, model, dataset, preset, *values, progress=gr.Progress(
 
 def apply_fix(ctx: Context, i: int, fixes, model, dataset, preset, *values) -> tuple:
     config = with_changes(_checked(ctx, model, dataset, preset, values), fixes[i].changes)
-    return (*form_values(config), *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
+    return (*form_values(config, loaded_type(ctx)), *_plan_outputs(plan.make(config, ctx.workspace, ctx.hardware)))
 
 
 def clear_messages() -> tuple[str, ...]:
@@ -256,7 +276,8 @@ def duplicate(ctx: Context, name) -> tuple:
         raise ValueError(t("Choose a run first."))
     config = runs.load_run(ctx.workspace, name).config
     return (*_said("runs", t("The form now holds **{name}**'s config; change what you like and Start.", name=name)),
-            config.model.name_or_path, config.dataset, True, config.preset or "quick-test", *form_updates(config))
+            config.model.name_or_path, config.dataset, True, config.preset or "quick-test",
+            *form_updates(config, loaded_type(ctx)))
 
 
 @visitor_ok
@@ -277,7 +298,8 @@ def render(ctx: Context) -> None:
         "the plan (what trains, whether it fits, how long it takes), then **Start**. Training runs in its own "
         "process: closing this page or restarting the app does not stop it."
     ))
-    initial = dict(zip(PATHS, form_values(presets.build("quick-test", PIRATE))))
+    model_type = loaded_type(ctx)
+    initial = dict(zip(PATHS, form_values(presets.build("quick-test", PIRATE), model_type)))
     with gr.Row():
         model = gr.Dropdown(model_choices(ctx), value="default", label=_("Model"), allow_custom_value=True,
                             info=_(advice("model.name_or_path")), elem_id="train-model")
@@ -296,7 +318,7 @@ def render(ctx: Context) -> None:
             for i in range(0, len(paths), 3):
                 with gr.Row():
                     for path in paths[i:i + 3]:
-                        fields.append(_component(path, initial[path], "quick-test"))
+                        fields.append(_component(path, initial[path], "quick-test", model_type))
     pairs_place = gr.Column()  # the preference data panel, filled once the form's inputs exist
     with gr.Accordion(_("Probe prompts"), open=False):
         gr.Markdown(_("Answered greedily by the untrained model and at each checkpoint, to watch the answers change."))
@@ -389,3 +411,5 @@ def render(ctx: Context) -> None:
                show_progress="hidden")
     follow(ctx, bind(form_lists, ctx), [model, dataset, picked], [model, dataset])
     follow(ctx, bind(refresh, ctx), selected, refresh_outputs)
+    layers = fields[PATHS.index(form.MODULES)]
+    follow(ctx, bind(layer_list, ctx), layers, layers)

@@ -115,6 +115,11 @@ class Loaded:
                    millions=self.parameters / 1e6, bits=bits, length=self.max_seq_length)
         return base if self.decoding is None else joined([base, msg(DECODING[self.decoding.state])], " · ")
 
+    @property
+    def model_type(self) -> str | None:
+        """The config's model_type (llama, phi3, ...): which family's defaults apply to it."""
+        return getattr(self.model.config, "model_type", None)
+
     @functools.cached_property
     def stops(self) -> frozenset[int]:
         """The tokens that end the assistant's turn."""

@@ -125,6 +125,19 @@ def call_id(original: str, length: int) -> str:
     return "".join(chars)
 
 
+BUILTIN_TOOLS = ("brave_search", "wolfram_alpha", "code_interpreter")  # Llama 3.1's built-in tools
+
+
+def template_variables(messages: list[dict], template: str) -> dict:
+    """`builtin_tools` for a template that takes it (Llama 3.1's): the built-in tools the row's calls
+    name. The template then opens the system turn with "Environment: ipython" and the tools, writes those
+    calls as `<|python_tag|>brave_search.call(query="...")`, and ends every call on `<|eom_id|>`. Left
+    undefined otherwise: the template tests only whether it is defined."""
+    named = {(c.get("function") or {}).get("name") for m in messages for c in m.get("tool_calls") or []}
+    used = [name for name in BUILTIN_TOOLS if name in named]
+    return {"builtin_tools": used} if used and "builtin_tools" in (template or "") else {}
+
+
 def _call_as_text(message: dict) -> dict:
     calls = "\n".join(
         "<tool_call>\n" + json.dumps(c.get("function", c), ensure_ascii=False) + "\n</tool_call>" for c in message["tool_calls"]
@@ -142,19 +155,20 @@ def encode(row: dict, tokenizer) -> dict:
         ids = list(tokenizer(text=text)["input_ids"])
         return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
     messages, tools = fit_to_template(row["messages"], row.get("tools"), tokenizer.chat_template)
+    variables = template_variables(messages, tokenizer.chat_template)
     family = families.of_template(tokenizer.chat_template)
     if family and not has_generation_markers(tokenizer.chat_template):
-        return _encode_family(messages, tools, tokenizer, family)
+        return _encode_family(messages, tools, tokenizer, family, variables)
     out = tokenizer.apply_chat_template(
-        messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, **variables
     )
     return {"input_ids": list(out["input_ids"]), "assistant_masks": list(out["assistant_masks"])}
 
 
-def _encode_family(messages, tools, tokenizer, family) -> dict:
+def _encode_family(messages, tools, tokenizer, family, variables: dict) -> dict:
     from engine.chat.templates import reply_spans
 
-    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **variables)
     out = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     spans = reply_spans(text, family)
     masks = [int(any(a < end and b > start for start, end in spans)) for a, b in out["offset_mapping"]]

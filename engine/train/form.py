@@ -10,12 +10,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from engine.chat import families
 from engine.i18n import Message, joined, msg
 from engine.train.config import EMBEDDING_MODULES, LINEAR_MODULES, RunConfig, advice, field, flatten, get, put, validate
 from engine.train.presets import presets
 
 LINES = "probes.prompts"  # a list of prompts, one a line in a text box
-MODULES = "lora.target_modules"  # a set of layer names, ticked from a fixed list
+MODULES = "lora.target_modules"  # a set of layer names, ticked from the loaded model's family's list
 # Settings whose "none" is 0 in the form, and what 0 means.
 ZERO_IS_NONE = {"train.max_steps": msg("(0 = use epochs)"), "train.processes": msg("(0 = every GPU)")}
 RUN = "preference.start_from"  # a run's name, or none (the base model)
@@ -53,15 +54,34 @@ def preset_note(path: str, preset: str | None) -> str:
     return msg("{preset}: {value}, {why}.", preset=Message(chosen.title), value=shown(value), why=Message(chosen.why[path]))
 
 
-def setting(path: str, preset: str | None = None) -> Setting:
+def layer_choices(model_type: str | None, chosen=()) -> tuple[str, ...]:
+    """The layers the form offers for a model of this config model_type (None: no model loaded): the
+    family's linear layers, the embeddings, then any layer `chosen` names beyond them, so a saved
+    config's own layers stay in the form instead of being dropped."""
+    offered = families.target_modules(model_type) + EMBEDDING_MODULES
+    return tuple(dict.fromkeys([*offered, *chosen]))
+
+
+def ticked(model_type: str | None, chosen) -> list[str]:
+    """The layers ticked for a model of this model_type: where `chosen` holds a family's default layers
+    (the defaults the form showed before), this family's own; layers picked by hand stay as picked."""
+    linear = {m for m in chosen if m not in EMBEDDING_MODULES}
+    defaults = [set(f.target_modules) for f in families.families()] + [set(LINEAR_MODULES)]
+    if linear not in defaults:
+        return list(chosen)
+    return families.target_modules(model_type) + [m for m in chosen if m in EMBEDDING_MODULES]
+
+
+def setting(path: str, preset: str | None = None, model_type: str | None = None) -> Setting:
     """The control for the setting at `path`: its label and help from the run config's field (title,
-    description), then what `preset` chose for it and why."""
+    description), then what `preset` chose for it and why. The layers offered are those of a model of
+    `model_type` (the loaded model's)."""
     info = field(path)
     kind = info.annotation
     label = info.title or path.split(".")[-1].replace("_", " ").capitalize()
     help = joined(part for part in (Message(advice(path)), preset_note(path, preset)) if part)
     if path == MODULES:
-        return Setting(path, label, help, "modules", tuple(LINEAR_MODULES + EMBEDDING_MODULES))
+        return Setting(path, label, help, "modules", layer_choices(model_type))
     if path == LINES:
         return Setting(path, label, help, "lines")
     if path in (RUN, RUNS):
@@ -77,12 +97,15 @@ def setting(path: str, preset: str | None = None) -> Setting:
     return Setting(path, label, help, "int" if integer else "float")
 
 
-def values(config: RunConfig, paths: list[str]) -> list:
-    """The form's values for a config, in the order of `paths`."""
+def values(config: RunConfig, paths: list[str], model_type: str | None = None) -> list:
+    """The form's values for a config, in the order of `paths`; its layers as ticked for a model of
+    `model_type`."""
     out = []
     for path in paths:
         value = get(config, path)
-        if path == LINES:
+        if path == MODULES:
+            value = ticked(model_type, value)
+        elif path == LINES:
             value = "\n".join(value)
         elif path in ZERO_IS_NONE:
             value = value or 0
