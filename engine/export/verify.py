@@ -118,7 +118,7 @@ class VerificationReport:
                          + f"; the export picks the in-app model's next token {self.argmax_agreement:.1%} of the time{need}")
             lines += ["  " + a.line() for a in self.answers]
         if self.runtime is not None:
-            lines += self.runtime.lines(NEW_TOKENS)
+            lines += self.runtime.lines(NEW_TOKENS, near_ties=self.floor is None)
         for t in self.templates:
             lines.append(f"Template, {t.name}: " + ("renders the same as training" if t.same else "DIFFERS:\n" + t.diff))
         lines += [f"Problem: {p}" for p in self.problems]
