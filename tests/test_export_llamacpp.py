@@ -31,8 +31,7 @@ def test_f16_runs_in_llama_cpp_with_the_same_reply_and_stops_at_end_of_turn(defa
     assert any(a.reference_stopped and a.stopped and a.reply == a.reference for a in runtime.answers)
     # the f16 rule: fed llama.cpp's replies, the in-app model ranks each token (and the end) first or a near tie
     assert all(a.gaps and max(a.gaps) <= llamacpp.NEAR_TIE for a in runtime.answers)
-    assert all(len(a.gaps) == min(a.reference_tokens, verify.NEW_TOKENS + a.stopped) or a.reply != a.reference
-               for a in runtime.answers)
+    assert all(len(a.gaps) == a.reference_tokens for a in runtime.answers if a.reply == a.reference)
     assert ", stopped at end of turn" in result.summary() and "the largest gap is" in result.summary()
     assert sum(len(a.reply) for a in runtime.answers) > 100  # real replies, not empty ones
 
@@ -84,11 +83,11 @@ def test_the_f16_rule_fails_a_reply_whose_token_the_in_app_model_ranks_far_below
     prompt = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
                                      return_dict=True)["input_ids"]
     own = model.generate(torch.tensor([prompt]), max_new_tokens=4, do_sample=False)[0, len(prompt):].tolist()
-    assert llamacpp.logit_gaps(model, prompt, own, None) == [0.0] * 4
+    assert llamacpp.logit_gaps(model, prompt, own) == [0.0] * 4
     with torch.no_grad():
         last = model(torch.tensor([prompt + own[:2]])).logits[0, -1].argmin().item()
     wrong = own[:2] + [last]
-    gaps = llamacpp.logit_gaps(model, prompt, wrong, None)
+    gaps = llamacpp.logit_gaps(model, prompt, wrong)
     assert gaps[:2] == [0.0, 0.0] and gaps[2] > 10 * llamacpp.NEAR_TIE
     answer = llamacpp.RuntimeAnswer("Hi", tok.decode(own), tok.decode(wrong), 2, 4, False, False, gaps)
     check = llamacpp.RuntimeCheck(True, [answer])

@@ -309,8 +309,7 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
         report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS)
         if report.runtime.answers:
             in_app = verify.in_app_model(source)
-            llamacpp.judge(report.runtime, in_app, ref.prompt_ids, tokenizer,
-                           stop_token_ids(tokenizer, in_app.generation_config), verify.NEW_TOKENS)
+            llamacpp.judge(report.runtime, in_app, ref.prompt_ids, tokenizer, verify.NEW_TOKENS)
             del in_app
             verify.free()
     modelfile = folder / "Modelfile"

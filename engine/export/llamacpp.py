@@ -20,7 +20,7 @@ END_OF_TURN = " [end of text]\n"  # what llama-completion prints when the model 
 # The largest logit gap below the in-app model's first choice that a token of an f16 file's reply may
 # have: llama.cpp's CPU kernels round activations to 16 bits, which flips near ties (docs/export.md has
 # the measurement); a wrong template, tokenizer or weight is ranked far lower.
-NEAR_TIE = 1.0
+NEAR_TIE = 0.1
 
 
 @dataclass
@@ -32,9 +32,10 @@ class RuntimeAnswer:
     reference_tokens: int
     reference_stopped: bool  # the in-app model ended its turn within the tokens asked for
     stopped: bool  # llama.cpp ended its turn (an end-of-generation token) within them
-    # per token of llama.cpp's reply (retokenized, then its end of turn): the in-app model's top logit
+    # per token of llama.cpp's reply (`printed`, retokenized, with its end of turn): the in-app model's top logit
     # minus this token's, teacher-forced on llama.cpp's reply; 0 where it is the first choice
     gaps: list[float] = field(default_factory=list)
+    printed: str = ""  # llama.cpp's reply with its special tokens (--special), the end token included
 
     @property
     def worst(self) -> tuple[int, float]:
@@ -115,12 +116,12 @@ class RuntimeCheck:
 
 
 def reply(file: Path, prompt: str, new_tokens: int, timeout: float = 300) -> tuple[str, bool]:
-    """llama.cpp's greedy reply to one user message, through the file's own chat template, and whether
-    it ended its turn."""
+    """llama.cpp's greedy reply to one user message, through the file's own chat template, with its
+    special tokens (a think block, the end token), and whether it ended its turn."""
     threads = str(min(4, os.cpu_count() or 2))
     command = [str(RUNTIME), "-m", str(file), "--jinja", "-cnv", "-st", "-p", prompt, "-n", str(new_tokens),
                "--temp", "0", "--seed", "0", "-c", "1024", "-t", threads, "--no-display-prompt", "--simple-io",
-               "--no-warmup"]
+               "--no-warmup", "--special"]
     done = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout,
                           stdin=subprocess.DEVNULL)
     if done.returncode:
@@ -139,7 +140,7 @@ def check(file: Path, prompts, reference_ids: list[list[int]], tokenizer, new_to
     ends = set(tokenizer.all_special_ids)
     for prompt, want in zip(prompts, reference_ids):
         try:
-            text, stopped = reply(file, prompt, new_tokens)
+            printed, stopped = reply(file, prompt, new_tokens)
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
             import logging
 
@@ -149,32 +150,30 @@ def check(file: Path, prompts, reference_ids: list[list[int]], tokenizer, new_to
         reference_stopped = bool(want) and (len(want) < new_tokens or want[-1] in ends)
         words = want[:-1] if reference_stopped else want
         reference = tokenizer.decode(words, skip_special_tokens=True)
+        text = tokenizer.decode(tokenizer(printed, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
         # compared as text: llama.cpp prints pieces, and text need not tokenize back into the same ids
         same = next((k for k in range(len(words))
                      if not text.startswith(tokenizer.decode(words[:k + 1], skip_special_tokens=True))), len(words))
         if reference_stopped and stopped and text == reference:
             same += 1  # the end token, written by both
-        result.answers.append(RuntimeAnswer(prompt, reference, text, same, len(want), reference_stopped, stopped))
+        result.answers.append(RuntimeAnswer(prompt, reference, text, same, len(want), reference_stopped, stopped,
+                                            printed=printed))
     return result
 
 
-def judge(result: RuntimeCheck, model, prompt_ids: list[list[int]], tokenizer, stop_ids: list[int],
-          new_tokens: int) -> None:
-    """Teacher-force the in-app model on each of llama.cpp's replies (tokenized with the training
-    tokenizer, up to `new_tokens` tokens, then the best-ranked end token where llama.cpp stopped)."""
+def judge(result: RuntimeCheck, model, prompt_ids: list[list[int]], tokenizer, new_tokens: int) -> None:
+    """Teacher-force the in-app model on each of llama.cpp's replies as printed (special tokens and the
+    end token included), tokenized with the training tokenizer: up to `new_tokens` tokens and its end."""
     for answer, ids in zip(result.answers, prompt_ids):
-        tokens = tokenizer(answer.reply, add_special_tokens=False)["input_ids"][:new_tokens]
-        answer.gaps = logit_gaps(model, ids, tokens, stop_ids if answer.stopped else None)
+        tokens = tokenizer(answer.printed, add_special_tokens=False)["input_ids"]
+        answer.gaps = logit_gaps(model, ids, tokens[:new_tokens + answer.stopped])
 
 
-def logit_gaps(model, prompt_ids: list[int], tokens: list[int], stop_ids: list[int] | None) -> list[float]:
+def logit_gaps(model, prompt_ids: list[int], tokens: list[int]) -> list[float]:
     import torch
 
     with torch.no_grad():
         x = torch.tensor([prompt_ids + tokens], device=model.device)
         logits = model(x).logits[0, len(prompt_ids) - 1:].float().cpu()
     top = logits.max(-1).values
-    gaps = [(top[i] - logits[i, t]).item() for i, t in enumerate(tokens)]
-    if stop_ids is not None:
-        gaps.append((top[len(tokens)] - logits[len(tokens), stop_ids].max()).item())
-    return gaps
+    return [(top[i] - logits[i, t]).item() for i, t in enumerate(tokens)]
