@@ -307,6 +307,11 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
     if fmt.startswith("gguf-"):
         progress(0.9, "Verifying: the file run by llama.cpp")
         report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS)
+        if report.runtime.answers:
+            in_app = verify.in_app_model(source)
+            llamacpp.judge(report.runtime, in_app, ref.prompt_ids, tokenizer, verify.NEW_TOKENS)
+            del in_app
+            verify.free()
     modelfile = folder / "Modelfile"
     report.templates = verify.compare_templates(tokenizer, exported_template, modelfile if modelfile.exists() else None)
     if (folder / "NO-MODELFILE.txt").exists():

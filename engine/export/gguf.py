@@ -85,7 +85,7 @@ def metadata(path: Path) -> dict:
 
     reader = GGUFReader(str(path))
     fields = {k: f.contents() for k, f in reader.fields.items()
-              if k.startswith("tokenizer.") or k.startswith("general.")}
+              if k.startswith(("tokenizer.", "general.")) or k.endswith(".attention.key_length")}
     types: dict[str, int] = {}
     for tensor in reader.tensors:
         types[tensor.tensor_type.name] = types.get(tensor.tensor_type.name, 0) + 1
@@ -117,5 +117,10 @@ def load(path: Path, dtype, device: str):
     """The GGUF's weights in transformers (dequantised), to compare answers with the in-app model."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    # transformers' GGUF reader leaves some architectures' head_dim (Qwen3's) at the config class's default
+    # instead of the file's attention.key_length; the file's own value is passed in
+    meta = metadata(path)
+    head_dim = meta.get(f"{meta.get('general.architecture')}.attention.key_length")
+    extra = {"head_dim": int(head_dim)} if head_dim else {}
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype, **extra)
     return model.to(device).eval()

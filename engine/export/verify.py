@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from engine.chat.templates import stop_token_ids
 from engine.export.gotemplate import render_go
 from engine.export.llamacpp import RuntimeCheck
 from engine.export.modelfile import accepts, ollama_data, read_modelfile, render_for_ollama, render_jinja
@@ -118,7 +119,7 @@ class VerificationReport:
                          + f"; the export picks the in-app model's next token {self.argmax_agreement:.1%} of the time{need}")
             lines += ["  " + a.line() for a in self.answers]
         if self.runtime is not None:
-            lines += self.runtime.lines(NEW_TOKENS)
+            lines += self.runtime.lines(NEW_TOKENS, near_ties=self.floor is None)
         for t in self.templates:
             lines.append(f"Template, {t.name}: " + ("renders the same as training" if t.same else "DIFFERS:\n" + t.diff))
         lines += [f"Problem: {p}" for p in self.problems]
@@ -163,20 +164,22 @@ def reference(source: ExportSource) -> Reference:
     from engine.files import read_json, write_json
     from engine.hardware import detect
 
+    tokenizer = source.tokenizer()
     adapter = (source.adapter / "adapter_model.safetensors").stat()
     base = source.base_path()
     key = json.loads(json.dumps({
         "adapter": [adapter.st_mtime_ns, adapter.st_size], "base": str(base),
         "base_config": (base / "config.json").stat().st_mtime_ns, "load_in_4bit": source.load_in_4bit,
-        "device": detect().device, "prompts": PROMPTS, "new_tokens": NEW_TOKENS}))
+        "device": detect().device, "prompts": PROMPTS, "new_tokens": NEW_TOKENS, "stops": stop_token_ids(tokenizer)}))
     cached = read_json(source.exports / REFERENCE_FILE, {}) or {}
     if cached.get("key") == key:
         return Reference(cached["prompt_ids"], cached["answers"], getattr(torch, cached["dtype"]), cached["device"])
-    tokenizer = source.tokenizer()
     prompt_ids = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
                                                 return_dict=True)["input_ids"] for p in PROMPTS]
     model = in_app_model(source)
-    ref = Reference(prompt_ids, greedy(model, prompt_ids), next(model.parameters()).dtype, str(model.device))
+    # stopped where chat stops: a model whose config names only <eos> still ends its turn on <end_of_turn>
+    stops = stop_token_ids(tokenizer, model.generation_config)
+    ref = Reference(prompt_ids, greedy(model, prompt_ids, stops), next(model.parameters()).dtype, str(model.device))
     del model
     free()
     write_json(source.exports / REFERENCE_FILE, {"key": key, "prompt_ids": ref.prompt_ids, "answers": ref.answers,
@@ -185,11 +188,12 @@ def reference(source: ExportSource) -> Reference:
 
 
 @torch.no_grad()
-def greedy(model, prompt_ids: list[list[int]]) -> list[list[int]]:
-    """Plain greedy decoding: a fresh generation config, so an export's sampling preset plays no part."""
+def greedy(model, prompt_ids: list[list[int]], stops: list[int] | None = None) -> list[list[int]]:
+    """Plain greedy decoding: a fresh generation config, so an export's sampling preset plays no part.
+    It ends on `stops` (the ids chat stops on: stop_token_ids) or else the model's own eos."""
     from transformers import GenerationConfig
 
-    eos = model.generation_config.eos_token_id
+    eos = stops or model.generation_config.eos_token_id
     model.generation_config = GenerationConfig(max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=eos,
                                                pad_token_id=eos[0] if isinstance(eos, list) else eos)
     out = []
@@ -226,7 +230,7 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
 
 
 def compare_answers(model, ref: Reference, tokenizer) -> list[Answer]:
-    exported = greedy(model, ref.prompt_ids)
+    exported = greedy(model, ref.prompt_ids, stop_token_ids(tokenizer, model.generation_config))
     out = []
     for prompt, ids, want, got in zip(PROMPTS, ref.prompt_ids, ref.answers, exported):
         k = first_difference(want, got)

@@ -1,0 +1,115 @@
+"""Every family of engine/chat/families.yaml that llama.cpp's converter takes, exported as GGUF (f16 and
+q8_0) through the app's exporter and run by llama.cpp itself (llama-completion --jinja, the chat template
+embedded in the file): on a tiny model of the family's architecture with its real template and special
+tokens (SmolLM2's vocabulary; Mistral Nemo with Nemo's tekken vocabulary), the report's llama.cpp check
+passes (f16: each token of llama.cpp's reply is the in-app model's first choice or a near tie; q8_0:
+runs cleanly, beside its floor) and llama.cpp stops at the end of the turn where the in-app model does.
+
+Random tiny weights give flat logits, near ties everywhere, where greedy decoding is decided by rounding
+and any comparison with another runtime is meaningless. So each tiny model is first trained (full
+weights, a few dozen Adam steps) to answer the verification prompts with a short reply and its end of
+turn, rendered by the family's template: like a real model, it then has peaked, deterministic
+predictions, and a reply that ends, which is what lets "stops at the end of turn" be checked.
+
+Left out, as llama.cpp's converters cannot take them with a BPE vocabulary the way the app tokenizes:
+Gemma 2 (Gemma2Model.set_vocab reads only a sentencepiece tokenizer.model) and Phi-3 (Phi3MiniModel
+reads a sentencepiece tokenizer.model, or a BPE vocabulary only when tokenizer_config.json names
+GPT2Tokenizer; transformers 5 then loads it with GPT-2's own pre-tokenizer, which splits text unlike
+SmolLM2's tokenizer.json, e.g. "world\n\n 3333", so the file would not tokenize as training did), and
+Qwen2.5 here only: for a qwen2 config, transformers 5's AutoTokenizer (which the converter calls) loads
+Qwen2Tokenizer whatever tokenizer_config.json names, with Qwen2's pre-tokenizer, so SmolLM2's vocabulary
+hashes as no known one and the converter stops (a real Qwen2.5 vocabulary is Qwen2's own and converts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from export_runs import ensure_llama_cpp, make_run
+
+from engine.chat import families
+from engine.chat.templates import prepare_tokenizer
+from engine.data.render import encode
+from engine.export import llamacpp, verify
+from engine.export.exporter import export
+from tests.model_shapes import family_model, family_tokenizer
+from tests.test_families import CASES
+
+REPLIES = ("Paris is the capital of France.", "Red leaves drift down, autumn is here.",
+           "A neural network is layers of simple units. It learns from examples.")
+CONVERTED = sorted(set(CASES) - {"gemma2", "phi3", "qwen2.5"})  # see the docstring
+
+
+def tokenizer_of(key: str, default_model_path):
+    if key == "mistral-nemo":  # as tests/test_mistral_common.py builds it: transformers' tekken converter
+        from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer
+
+        from tests.test_mistral_common import TEKKEN
+
+        return prepare_tokenizer(convert_tekken_tokenizer(str(TEKKEN), chat_template=families.by_key(key).template_text()))
+    return prepare_tokenizer(family_tokenizer(default_model_path, CASES[key][1], families.by_key(key).template_text()))
+
+
+def model_of(key: str, tokenizer):
+    if key != "mistral-nemo":
+        return family_model(CASES[key][0], tokenizer)
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)  # as tests/test_mistral_common.py's Nemo-shaped model: head_dim 32, Nemo's vocabulary
+    return MistralForCausalLM(MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, max_position_embeddings=1024, rope_theta=1_000_000.0, bos_token_id=1,
+        eos_token_id=2, tie_word_embeddings=True))
+
+
+def taught(model, tokenizer, steps: int = 80):
+    """Train the whole tiny model on the verification prompts' replies (assistant tokens only)."""
+    rows = [encode({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": r}]}, tokenizer)
+            for p, r in zip(verify.PROMPTS, REPLIES)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        for row in rows:
+            ids = torch.tensor([row["input_ids"]])
+            labels = torch.tensor([[t if m else -100 for t, m in zip(row["input_ids"], row["assistant_masks"])]])
+            loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    return loss.item()
+
+
+@pytest.fixture(scope="module", params=CONVERTED)
+def family_run(request, new_workspace, default_model_path, tmp_path_factory):
+    ensure_llama_cpp("runtime")
+    key = request.param
+    tokenizer = tokenizer_of(key, default_model_path)
+    model = model_of(key, tokenizer)
+    assert taught(model, tokenizer) < 0.05  # it learned the replies: peaked predictions
+    folder = tmp_path_factory.mktemp("models") / f"tiny-{key}"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    ws = new_workspace(f"export-{key}")
+    make_run(ws, key, str(folder), folder, scale=0.002)
+    return ws, key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["gguf-f16", "gguf-q8_0"])
+def test_the_familys_gguf_chats_in_llama_cpp_through_its_embedded_template(family_run, fmt):
+    ws, key = family_run
+    result = export(ws, key, fmt)
+    summary = result.summary()
+    print(summary)
+    report, runtime = result.report, result.report.runtime
+    assert runtime.built and not runtime.problem and runtime.passed if fmt == "gguf-f16" else runtime.runs_cleanly
+    assert result.passed, summary
+    # the template embedded in the file is the training one (the report renders it), llama.cpp read it (--jinja)
+    assert any(t.name == "exported tokenizer's template" and t.same for t in report.templates), summary
+    # the in-app model ends every reply; llama.cpp ended each one where it did, with the same words
+    assert all(a.reference_stopped and a.stopped for a in runtime.answers), summary
+    assert sum(a.reply == a.reference for a in runtime.answers) >= 2, summary
+    assert all(a.reply.strip() for a in runtime.answers)
+    assert "llama.cpp: " in summary and ", stopped at end of turn" in summary
+    if fmt == "gguf-f16":
+        assert all(max(a.gaps) <= llamacpp.NEAR_TIE for a in runtime.answers) and "the largest gap is" in summary
