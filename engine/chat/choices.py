@@ -1,8 +1,9 @@
 """Chat regenerations the person judged: after Regenerate the Chat tab keeps the earlier reply aside and
 asks which of the two replies is better. Each answer is saved in the workspace as `chat-choices.jsonl`,
 one trl conversational preference record a line (`prompt`: the conversation so far as the model received
-it, its system prompt with the lorebook entries that joined it included; `chosen`; `rejected`) with the side (base model or adapter) that wrote each reply. Preference
-tuning reads them as the "chat choices" source (engine.train.pairs)."""
+it, its system prompt with the lorebook entries that joined it included; `chosen`; `rejected`) with the
+side (base model or adapter) that wrote each reply. Preference tuning reads them as the "chat choices"
+source (engine.train.pairs)."""
 
 from __future__ import annotations
 
