@@ -24,7 +24,7 @@ OPEN_TO_VISITORS = {
     "lambda_3", "lambda_4", "lambda_5", "lambda_6",  # the end of a run: its next-step row and buttons (tab switches)
     "show_run", "pick_example_1", "run_compare", "stop_1", "vote", "vote_1", "vote_2", "compare",
     "show", "tick", "_pick_row", "_keep", "show_run_1", "show_download", "show_1", "show_access",
-    "partial", "refresh", "refresh_1", "refresh_2", "refresh_3", "form_lists", "saved_list",
+    "partial", "refresh", "refresh_1", "refresh_2", "refresh_3", "form_lists", "layer_list", "saved_list",
     "goal_blurb", "own_file_row", "reattach", "follow_run",  # Start here: a goal, the file row, its run
     "switch", "hardware_text", "run_lists",  # the language, the Model tab's machine line, the runs to pick from
     "format_list", "format_list_1", "keep_format", "keep_format_1",  # the Format list in the page's language

@@ -97,6 +97,23 @@ def test_the_f16_rule_fails_a_reply_whose_token_the_in_app_model_ranks_far_below
     assert not llamacpp.RuntimeCheck(True, [wrong_start]).passed  # not scored: no pass
 
 
+def test_a_reply_is_judged_on_the_in_app_models_own_tokens_where_it_wrote_the_same_text(tiny_model_path):
+    """"Par" + "is" prints as "Paris", which tokenizes as one other token: the in-app model's ids are kept
+    for the text both wrote, and only what follows the point where the replies part is tokenized again."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    par, is_ = (tok(t, add_special_tokens=False)["input_ids"] for t in ("Par", "is"))
+    assert tok("Paris", add_special_tokens=False)["input_ids"] not in (par + is_, [])
+    ids = par + is_ + [tok.eos_token_id]
+    same = llamacpp.RuntimeAnswer("p", "Paris", "Paris", 3, 3, True, True, printed="Paris" + tok.eos_token,
+                                  reference_ids=ids)
+    assert llamacpp.printed_tokens(same, tok) == ids
+    parted = llamacpp.RuntimeAnswer("p", "Paris", "Paris, France", 2, 3, True, True, printed="Paris, France",
+                                    reference_ids=ids)
+    assert llamacpp.printed_tokens(parted, tok) == par + is_ + tok(", France", add_special_tokens=False)["input_ids"]
+
+
 def test_without_the_runtime_the_report_says_how_to_build_it(monkeypatch, tmp_path):
     monkeypatch.setattr(llamacpp, "RUNTIME", tmp_path / "bin" / "llama-completion")  # not built here
     check = llamacpp.check(tmp_path / "x.gguf", verify.PROMPTS, [[1]] * 3, None, verify.NEW_TOKENS)

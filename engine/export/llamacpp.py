@@ -36,6 +36,7 @@ class RuntimeAnswer:
     # minus this token's, teacher-forced on llama.cpp's reply; 0 where it is the first choice
     gaps: list[float] = field(default_factory=list)
     printed: str = ""  # llama.cpp's reply with its special tokens (--special), the end token included
+    reference_ids: list[int] = field(default_factory=list)  # the in-app model's reply, its end token included
 
     @property
     def worst(self) -> tuple[int, float]:
@@ -157,7 +158,7 @@ def check(file: Path, prompts, reference_ids: list[list[int]], tokenizer, new_to
         if reference_stopped and stopped and text == reference:
             same += 1  # the end token, written by both
         result.answers.append(RuntimeAnswer(prompt, reference, text, same, len(want), reference_stopped, stopped,
-                                            printed=printed))
+                                            printed=printed, reference_ids=list(want)))
     return result
 
 
@@ -165,8 +166,19 @@ def judge(result: RuntimeCheck, model, prompt_ids: list[list[int]], tokenizer, n
     """Teacher-force the in-app model on each of llama.cpp's replies as printed (special tokens and the
     end token included), tokenized with the training tokenizer: up to `new_tokens` tokens and its end."""
     for answer, ids in zip(result.answers, prompt_ids):
-        tokens = tokenizer(answer.printed, add_special_tokens=False)["input_ids"]
+        tokens = printed_tokens(answer, tokenizer)
         answer.gaps = logit_gaps(model, ids, tokens[:new_tokens + answer.stopped])
+
+
+def printed_tokens(answer: RuntimeAnswer, tokenizer) -> list[int]:
+    """llama.cpp's reply as token ids: the in-app model's own ids for the text both wrote the same from
+    the start, then the rest tokenized. Text need not tokenize back into the ids that wrote it (a random
+    or odd reply may merge into other tokens), so only the part after the two part ways is retokenized."""
+    ids, printed = answer.reference_ids, answer.printed
+    k = next((k for k in range(len(ids), 0, -1)
+              if printed.startswith(tokenizer.decode(ids[:k], skip_special_tokens=False))), 0)
+    rest = printed[len(tokenizer.decode(ids[:k], skip_special_tokens=False)):] if k else printed
+    return ids[:k] + (tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else [])
 
 
 def logit_gaps(model, prompt_ids: list[int], tokens: list[int]) -> list[float]:
