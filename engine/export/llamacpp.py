@@ -126,7 +126,9 @@ def reply(file: Path, prompt: str, new_tokens: int, timeout: float = 300) -> tup
     done = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout,
                           stdin=subprocess.DEVNULL)
     if done.returncode:
-        raise RuntimeError("\n".join(done.stderr.strip().splitlines()[-5:]))
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
+        raise RuntimeError("\n".join(said) or msg("llama-completion ended with exit code {code} and printed nothing.",
+                                                  code=done.returncode))
     text = done.stdout.removesuffix("\n\n")  # llama-completion's last words are a blank line
     stopped = text.endswith(END_OF_TURN)
     return text.removesuffix(END_OF_TURN), stopped
