@@ -177,9 +177,9 @@ def printed_tokens(answer: RuntimeAnswer, tokenizer) -> list[int]:
     the start, then the rest tokenized. Text need not tokenize back into the ids that wrote it (a random
     or odd reply may merge into other tokens), so only the part after the two part ways is retokenized."""
     ids, printed = answer.reference_ids, answer.printed
-    k = next((k for k in range(len(ids), 0, -1)
-              if printed.startswith(tokenizer.decode(ids[:k], skip_special_tokens=False))), 0)
-    rest = printed[len(tokenizer.decode(ids[:k], skip_special_tokens=False)):] if k else printed
+    heads = ((k, tokenizer.decode(ids[:k], skip_special_tokens=False)) for k in range(len(ids), 0, -1))
+    k, head = next(((k, head) for k, head in heads if printed.startswith(head)), (0, ""))
+    rest = printed[len(head):]
     return ids[:k] + (tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else [])
 
 
