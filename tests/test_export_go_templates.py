@@ -88,16 +88,16 @@ SYSTEM = {"role": "system", "content": "You are a helpful assistant who answers 
 CHATS = {"one turn": [U1], "multi-turn": [U1, A1, U2, A2, U3], "multi-turn with a system prompt": [SYSTEM, U1, A1, U2, A2, U3]}
 
 
-def word_tokenizer(bos: str | None, eos: str):
+def word_tokenizer(bos: str | None, eos: str, adds_bos: bool = True):
     """A word-level tokenizer that puts `bos` first by itself (as Llama 3's, Gemma's and Mistral's do), so the
-    BOS a chat template writes is left for llama.cpp to add."""
+    BOS a chat template writes is left for llama.cpp to add; `adds_bos=False` leaves it to the template."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     words = [w for w in (bos, eos, "x") if w]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=eos))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    if bos:
+    if bos and adds_bos:
         tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 0)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos)
 
@@ -160,6 +160,22 @@ def test_a_modelfile_system_prompt_renders_like_training_with_it(name, tiny_mode
     assert written["template"] == go and written["system"] == system
     want = render_for_ollama(tok, template, [{"role": "system", "content": system}, *chat])
     assert go_render(written["template"], chat, system=written["system"]) == want
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n in MISTRAL or (n in TRL and TRL[n][0])])
+def test_a_bos_the_tokenizer_leaves_to_the_template_is_written_by_the_modelfile_too(name):
+    """A tokenizer that adds no BOS itself (a fine-tune's, or SmolLM2's vocabulary with a family's tokens)
+    leaves the template's BOS in the prompt text, and the GGUF adds none: the Modelfile must write it."""
+    import trl
+
+    bos = TRL[name][0] if name in TRL else "<s>"
+    tok = word_tokenizer(bos, TRL[name][1] if name in TRL else "</s>", adds_bos=False)
+    template = MISTRAL[name] if name in MISTRAL else (Path(trl.__file__).parent / "chat_templates" / f"{name}.jinja").read_text()
+    go = go_template_for(tok, template)
+    writes_bos = render_for_ollama(tok, template, [U1]).startswith(bos)  # Phi-3's templates write none
+    assert go.startswith(bos) == writes_bos and writes_bos == (not name.startswith("phi3"))
+    for what, chat in chats_for(tok, template).items():
+        assert go_render(go, chat) == render_for_ollama(tok, template, chat), f"{name}, {what}"
 
 
 def test_the_apps_own_go_evaluator_agrees_with_go(case):

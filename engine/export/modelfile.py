@@ -279,6 +279,26 @@ def go_template_for(tokenizer, template: str) -> str:
     tool_probes = [m for m in TOOL_PROBES if accepts(tokenizer, template, m, PROBE_TOOLS)] \
         if "tool_calls" in template else []
     tool_want = [render_for_ollama(tokenizer, template, m, PROBE_TOOLS) for m in tool_probes]
+    go = _known_template(tokenizer, probes, want, tool_probes, tool_want)
+    # A BOS the template writes and the tokenizer does not add itself stays in the prompt text (the GGUF then
+    # adds none either), so the TEMPLATE writes it too, and Ollama reads it back as the special token.
+    bos = tokenizer.bos_token or ""
+    if go is None and bos and all(w.startswith(bos) for w in want + tool_want):
+        go = _known_template(tokenizer, probes, [w[len(bos):] for w in want], tool_probes,
+                             [w[len(bos):] for w in tool_want])
+        go = bos + go if go is not None else None
+    if go is not None:
+        return go
+    raise ExportError(
+        "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
+        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma, Phi-3 and Mistral v3/v7), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
+        "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
+        + want[0][:200]
+    )
+
+
+def _known_template(tokenizer, probes, want, tool_probes, tool_want) -> str | None:
+    """The first of the known Go templates whose Ollama rendering of each probe is the wanted text."""
     tool_candidates = []
     default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", want[0], re.S)
     if tool_probes:
@@ -308,12 +328,7 @@ def go_template_for(tokenizer, template: str) -> str:
     for go in candidates:
         if all(render_go(go, ollama_data(m)) == w for m, w in zip(probes, want)):
             return go
-    raise ExportError(
-        "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
-        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma, Phi-3 and Mistral v3/v7), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
-        "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
-        + want[0][:200]
-    )
+    return None
 
 
 def _quote(text: str) -> str:
