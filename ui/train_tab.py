@@ -85,9 +85,9 @@ def layer_list(ctx: Context, chosen) -> dict:
 
 
 def _component(path: str, value, preset: str, model_type: str | None = None) -> gr.components.Component:
-    s = form.setting(path, preset, model_type)
+    s = form.setting(path, preset, model_type, value if path == form.MODULES else ())
     if s.kind == "modules":
-        return gr.CheckboxGroup(list(form.layer_choices(model_type, value)), value=value, label=_(s.label),
+        return gr.CheckboxGroup(list(s.choices), value=value, label=_(s.label),
                                 info=_(s.help), elem_id="train-layers")
     if s.kind == "lines":
         return gr.Textbox(value, label=_(s.label), lines=4, info=_(s.help))

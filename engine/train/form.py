@@ -72,16 +72,16 @@ def ticked(model_type: str | None, chosen) -> list[str]:
     return families.target_modules(model_type) + [m for m in chosen if m in EMBEDDING_MODULES]
 
 
-def setting(path: str, preset: str | None = None, model_type: str | None = None) -> Setting:
+def setting(path: str, preset: str | None = None, model_type: str | None = None, chosen=()) -> Setting:
     """The control for the setting at `path`: its label and help from the run config's field (title,
     description), then what `preset` chose for it and why. The layers offered are those of a model of
-    `model_type` (the loaded model's)."""
+    `model_type` (the loaded model's), and those `chosen` names beyond them."""
     info = field(path)
     kind = info.annotation
     label = info.title or path.split(".")[-1].replace("_", " ").capitalize()
     help = joined(part for part in (Message(advice(path)), preset_note(path, preset)) if part)
     if path == MODULES:
-        return Setting(path, label, help, "modules", layer_choices(model_type))
+        return Setting(path, label, help, "modules", layer_choices(model_type, chosen))
     if path == LINES:
         return Setting(path, label, help, "lines")
     if path in (RUN, RUNS):
