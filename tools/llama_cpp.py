@@ -92,8 +92,27 @@ def quantizer(target: Path) -> Path:
     return _build(target, "llama-quantize", "about 4 minutes")
 
 
+# llama-completion's main() returns without flushing llama.cpp's asynchronous logger, which it prints the
+# reply through, so a fast run (a tiny model) can exit with its reply's tail, or all of it, unprinted;
+# log.h asks callers to flush before exit, and this main() does.
+COMPLETION_MAIN = """#include "log.h"
+
+int llama_completion(int argc, char ** argv);
+
+int main(int argc, char ** argv) {
+    const int code = llama_completion(argc, argv);
+    common_log_flush(common_log_main());
+    return code;
+}
+"""
+
+
 def runtime(target: Path) -> Path:
     """llama.cpp's own chat program, which the export's check runs a GGUF through (engine/export/llamacpp.py)."""
+    main = converter(target) / "tools" / "completion" / "main.cpp"
+    if main.read_text() != COMPLETION_MAIN:
+        main.write_text(COMPLETION_MAIN)
+        (target / "bin" / "llama-completion").unlink(missing_ok=True)  # built from the main() that loses output
     return _build(target, "llama-completion", "a few minutes, more on a busy machine")
 
 

@@ -17,6 +17,7 @@ from engine.i18n import msg
 
 RUNTIME = TOOLS / "bin" / "llama-completion"
 END_OF_TURN = " [end of text]\n"  # what llama-completion prints when the model writes an end-of-generation token
+FINISHED = "total time ="  # in the timings llama-completion prints (to stderr) as it exits normally
 # The largest logit gap below the in-app model's first choice that a token of an f16 file's reply may
 # have: llama.cpp's CPU kernels round activations to 16 bits, which flips near ties (docs/export.md has
 # the measurement); a wrong template, tokenizer or weight is ranked far lower.
@@ -118,7 +119,9 @@ class RuntimeCheck:
 
 def reply(file: Path, prompt: str, new_tokens: int, timeout: float = 300) -> tuple[str, bool]:
     """llama.cpp's greedy reply to one user message, through the file's own chat template, with its
-    special tokens (a think block, the end token), and whether it ended its turn."""
+    special tokens (a think block, the end token), and whether it ended its turn. A run that did not
+    print its closing timings lost part of its output (a llama-completion not built by
+    tools/llama_cpp.py, which makes it flush its log) and is reported, never judged."""
     threads = str(min(4, os.cpu_count() or 2))
     command = [str(RUNTIME), "-m", str(file), "--jinja", "-cnv", "-st", "-p", prompt, "-n", str(new_tokens),
                "--temp", "0", "--seed", "0", "-c", "1024", "-t", threads, "--no-display-prompt", "--simple-io",
@@ -129,6 +132,9 @@ def reply(file: Path, prompt: str, new_tokens: int, timeout: float = 300) -> tup
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
         raise RuntimeError("\n".join(said) or msg("llama-completion ended with exit code {code} and printed nothing.",
                                                   code=done.returncode))
+    if FINISHED not in done.stderr:
+        raise RuntimeError(msg("llama-completion exited before it had printed its whole reply; build it "
+                               "again with `make gguf-runtime`, which makes it print all of it."))
     text = done.stdout.removesuffix("\n\n")  # llama-completion's last words are a blank line
     stopped = text.endswith(END_OF_TURN)
     return text.removesuffix(END_OF_TURN), stopped
