@@ -121,9 +121,9 @@ FAMILY_SHAPES = {
     "qwen3": ("Qwen3Config", "qwen", {"head_dim": 16}),
     "qwen2": ("Qwen2Config", "qwen", {}),
     "llama": ("LlamaConfig", "llama3", {}),
-    "gemma2": ("Gemma2Config", "gemma", {"head_dim": 16}),
+    "gemma2": ("Gemma2Config", "gemma", {"head_dim": 256}),  # = query_pre_attn_scalar, as llama.cpp and GGUF readers take it
     "gemma3_text": ("Gemma3TextConfig", "gemma", {"head_dim": 16}),
-    "phi3": ("Phi3Config", "phi3", {}),
+    "phi3": ("Phi3Config", "phi3", {"pad_token_id": None}),  # its default, 32000, is past a small vocabulary
 }
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=2048, tie_word_embeddings=True)
@@ -137,6 +137,49 @@ def family_tokenizer(base_path, tokens: str, template: str):
     tok = AutoTokenizer.from_pretrained(base_path)
     tok.add_special_tokens({"bos_token": bos, "eos_token": eos, "additional_special_tokens": specials})
     tok.chat_template = template
+    return tok
+
+
+# How each sentencepiece family's own tokenizer files are laid out: its tokenizer class, the special pieces
+# at the front (pad, eos, bos, unk ids), whether the turn markers are pieces of the model (Gemma, with its
+# <mask>) or tokens added after it (Phi-3), and Phi-3's Llama habits: a dummy prefix space before every
+# stretch of text (the legacy Llama normalizer its tokenizer.json has) and turn markers that swallow the
+# whitespace after them (rstrip), which llama.cpp also applies to Phi-3's special tokens.
+SENTENCEPIECE = {
+    "gemma": ("GemmaTokenizer", dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+                                     bos_piece="<bos>", unk_piece="<unk>", add_dummy_prefix=False), True, False),
+    "phi3": ("LlamaTokenizer", dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1, add_dummy_prefix=True), False, True),
+}
+
+
+def sentencepiece_tokenizer(folder: Path, tokens: str, template: str):
+    """A family's tokenizer as its Hub folder ships it: a sentencepiece `tokenizer.model` (a small BPE one,
+    trained here on the pirate data set's text, byte fallback for the rest) with the family's special
+    tokens, loaded by transformers (which converts it, through protobuf) and saved beside it."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    from tokenizers import AddedToken
+
+    tokenizer_class, layout, turns_in_model, llama_habits = SENTENCEPIECE[tokens]
+    bos, eos, specials = FAMILY_TOKENS[tokens]
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = folder / "corpus.txt"
+    corpus.write_text((Path(__file__).resolve().parent.parent / "examples" / "data" / "pirate.jsonl").read_text())
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / "tokenizer"), vocab_size=1000, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, split_digits=True, remove_extra_whitespaces=False,
+        normalization_rule_name="identity", allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2,
+        user_defined_symbols=["<mask>", *specials] if turns_in_model else [], **layout)
+    corpus.unlink()
+    (folder / "tokenizer.vocab").unlink()
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": tokenizer_class, "bos_token": bos, "unk_token": "<unk>", "legacy": llama_habits}))
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_special_tokens({"bos_token": bos, "eos_token": eos, "additional_special_tokens": [
+        AddedToken(t, rstrip=llama_habits, normalized=False, special=True) for t in specials]})
+    tok.chat_template = template
+    tok.save_pretrained(folder)
     return tok
 
 

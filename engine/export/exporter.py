@@ -154,7 +154,7 @@ def _write_adapter(source: ExportSource, base: Path, out: Path, sampling: Sampli
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         if (source.adapter / name).exists():
             shutil.copy2(source.adapter / name, out / name)
-    source.export_tokenizer().save_pretrained(out)
+    _save_tokenizer(source.export_tokenizer(), base, out)
 
 
 def _merge(source: ExportSource, base: Path, progress: OnProgress):
@@ -171,13 +171,36 @@ def _merge(source: ExportSource, base: Path, progress: OnProgress):
     return PeftModel.from_pretrained(model, source.adapter).merge_and_unload()
 
 
-def _save_merged(model, tokenizer, out: Path, sampling: Sampling | None) -> None:
+def _save_merged(model, tokenizer, base: Path, out: Path, sampling: Sampling | None) -> None:
     if sampling is not None:
         model.generation_config.update(**sampling.generate_kwargs())
         model.generation_config.eos_token_id = stop_token_ids(tokenizer, model.generation_config)
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
+    _save_tokenizer(tokenizer, base, out)
+
+
+def _save_tokenizer(tokenizer, base: Path, out: Path) -> None:
+    """The tokenizer, with the base model's sentencepiece `tokenizer.model` beside it and tokenizer_config.json
+    completed as transformers 4 wrote it. transformers 5 writes only tokenizer.json, while llama.cpp's
+    converter reads the vocabulary of Gemma 2, Phi-3 and other sentencepiece families from tokenizer.model,
+    learns which tokens are special (the turn markers) from tokenizer_config.json's added_tokens_decoder
+    alone, and adds a BOS unless its add_bos_token says not to: without them the file would spell
+    `<start_of_turn>` out as text, or put a BOS before Phi-3's prompt that training never had."""
     tokenizer.save_pretrained(out)
+    spm = Path(base) / "tokenizer.model"
+    if not spm.is_file():
+        return
+    if not (out / spm.name).exists():
+        shutil.copy2(spm, out / spm.name)
+    config = read_json(out / "tokenizer_config.json", {})
+    config["added_tokens_decoder"] = {
+        str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,
+                 "single_word": t.single_word, "special": t.special}
+        for i, t in sorted(tokenizer.added_tokens_decoder.items())}
+    config["add_bos_token"] = bool(getattr(tokenizer, "add_bos_token", True))
+    config["add_eos_token"] = bool(getattr(tokenizer, "add_eos_token", False))
+    write_json(out / "tokenizer_config.json", config)
 
 
 def _sixteen_bit(base: Path) -> torch.dtype:
@@ -200,7 +223,7 @@ def _write_merged16(source: ExportSource, base: Path, out: Path, sampling: Sampl
                     progress: OnProgress) -> None:
     model = _merge(source, base, progress)
     progress(0.3, "Saving 16-bit safetensors")
-    _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), out, sampling)
+    _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), base, out, sampling)
     del model
     verify.free()
 
@@ -217,7 +240,7 @@ def _write_merged4(source: ExportSource, base: Path, out: Path, sampling: Sampli
         BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=dtype)))
     model.save_pretrained(out)
-    source.export_tokenizer().save_pretrained(out)
+    _save_tokenizer(source.export_tokenizer(), base, out)
     del model
     shutil.rmtree(staging)
     verify.free()
@@ -229,7 +252,7 @@ def _write_gguf(source: ExportSource, base: Path, out: Path, sampling: Sampling,
     model = _merge(source, base, progress)
     progress(0.2, msg("Saving the merged model for the converter"))
     tokenizer = source.export_tokenizer()
-    _save_merged(model.to(torch.float32), tokenizer, staging, None)
+    _save_merged(model.to(torch.float32), tokenizer, base, staging, None)
     del model
     verify.free()
     file = out / f"{source.name}-{quant}.gguf"
