@@ -12,7 +12,7 @@ run: $(APP_STAMP) gguf-tools
 	$(BIN)/python app.py
 
 test: $(DEV_STAMP) browser go-toolchain gguf-quantizer gguf-runtime
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=30
 
 install: $(APP_STAMP)
 

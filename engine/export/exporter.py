@@ -222,7 +222,7 @@ def _to_sixteen_bit(model, dtype: torch.dtype):
 def _write_merged16(source: ExportSource, base: Path, out: Path, sampling: Sampling, preset: str, system: str,
                     progress: OnProgress) -> None:
     model = _merge(source, base, progress)
-    progress(0.3, "Saving 16-bit safetensors")
+    progress(0.3, msg("Saving 16-bit safetensors"))
     _save_merged(_to_sixteen_bit(model, _sixteen_bit(base)), source.export_tokenizer(), base, out, sampling)
     del model
     verify.free()
@@ -303,10 +303,10 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
         floor = EXPORT_FORMATS["merged4"].floor  # trained on a 4-bit base, merged into the full-precision one
     report = verify.VerificationReport(fmt, str(target), "identical answers" if floor is None else f"the same next token {floor:.0%} of the time or more",
                            floor)
-    progress(0.5, "Verifying: answers of the in-app model (base + adapter)")
+    progress(0.5, msg("Verifying: answers of the in-app model (base + adapter)"))
     ref = verify.reference(source)
     tokenizer = source.tokenizer()
-    progress(0.75, "Verifying: loading the export back")
+    progress(0.75, msg("Verifying: loading the export back"))
     if fmt == "adapter":
         model = verify.in_app_model(source, adapter=folder)
         exported_template = _saved_template(folder)
@@ -323,12 +323,12 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
         report.problems += gguf.tokenizer_check(file, tokenizer)
         exported_template = gguf.metadata(file).get("tokenizer.chat_template")
         model = gguf.load(file, ref.dtype, ref.device)
-    progress(0.85, "Verifying: comparing greedy answers")
+    progress(0.85, msg("Verifying: comparing greedy answers"))
     report.answers = verify.compare_answers(model, ref, tokenizer)
     del model
     verify.free()
     if fmt.startswith("gguf-"):
-        progress(0.9, "Verifying: the file run by llama.cpp")
+        progress(0.9, msg("Verifying: the file run by llama.cpp"))
         report.runtime = llamacpp.check(file, verify.PROMPTS, ref.answers, tokenizer, verify.NEW_TOKENS)
         if report.runtime.answers:
             in_app = verify.in_app_model(source)
