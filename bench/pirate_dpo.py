@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from examples.make_pirate import catchphrase_rate, voice_rate  # noqa: E402
-from examples.pirate_pairs import HELDOUT16, loops, pairs_of  # noqa: E402
+from examples.pirate_pairs import HELDOUT16, loops, write  # noqa: E402
 
 SETTINGS = [("ending", 1e-4), ("ending", 5e-5)]
 
@@ -82,10 +82,8 @@ def main() -> None:
         rate(sft.adapter, "supervised", steps=args.sft_steps)
 
         for kind, lr in settings:
-            data_file = Path(tmp) / f"{kind}.jsonl"
-            data_file.write_text("".join(json.dumps(p) + "\n" for p in pairs_of(kind)))
             if not (ws.datasets / kind).exists():
-                import_file(ws, kind, data_file)
+                import_file(ws, kind, write(Path(tmp) / f"{kind}.jsonl", kind))
             dpo = json.loads(json.dumps(quick))
             dpo.update(method="dpo", dataset=kind, preference={"start_from": "sft", "beta": 0.1})
             save = max(1, args.dpo_steps // 2)
