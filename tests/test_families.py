@@ -51,6 +51,14 @@ CALL_SYNTAX = {
 }
 
 
+def trl_training_copy(family) -> Path:
+    return Path(trl.__file__).parent / "chat_templates" / f"{family.template.removeprefix('trl:')}_training.jinja"
+
+
+TRL_MARKED = sorted(k for k in CASES if families.by_key(k).template.startswith("trl:")
+                    and trl_training_copy(families.by_key(k)).exists())
+
+
 def test_every_family_row_has_a_case_here():
     assert set(CASES) == {f.key for f in families.families()}
 
@@ -96,13 +104,13 @@ def test_exactly_each_assistant_reply_and_its_end_of_turn_are_trained(family):
     assert "Talk like a pirate." in preview({"messages": CHAT}, tok).text
 
 
+@pytest.mark.parametrize("family", TRL_MARKED, indirect=True)
 def test_the_masks_are_those_of_trls_training_template(family):
     """trl's copies also train the newline after the end of turn (and Phi-3's closing eos), text a
-    reply never writes since chat stops at the end of turn; otherwise the masks agree."""
+    reply never writes since chat stops at the end of turn; otherwise the masks agree. (For the families
+trl has no training copy of, the trained pieces above are the check.)"""
     family, _, tok = family
-    marked = Path(trl.__file__).parent / "chat_templates" / f"{family.template.removeprefix('trl:')}_training.jinja"
-    if not family.template.startswith("trl:") or not marked.exists():
-        pytest.skip("trl ships no training copy of this family's template; the trained pieces are checked above")
+    marked = trl_training_copy(family)
     # trl's Qwen3 copy writes think blocks into every turn, unlike the model's own: one turn only there.
     for messages in (CHAT[1:3], CHAT) if family.key != "qwen3" else (CHAT[1:3],):
         theirs = tok.apply_chat_template(chat(family, messages), chat_template=marked.read_text(), tokenize=True,
@@ -140,11 +148,9 @@ def test_lora_adapts_the_familys_layers_and_the_masked_loss_trains(family):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
 
 
+@pytest.mark.parametrize("family", sorted(CALL_SYNTAX), indirect=True)
 def test_tool_calls_render_through_the_templates_own_syntax(family):
     family, _, tok = family
-    if family.key not in CALL_SYNTAX:
-        assert "tool_calls" not in family.template_text()
-        pytest.skip("this template has no syntax for tool calls (the app writes them into the reply)")
     p = preview({"messages": TOOL_CHAT, "tools": TOOLS}, tok)
     assert p.text == tok.apply_chat_template(TOOL_CHAT, tools=TOOLS, tokenize=False)
     trained = [piece for piece, on in p.segments if on]
@@ -154,6 +160,18 @@ def test_tool_calls_render_through_the_templates_own_syntax(family):
     openai = [{**m, "tool_calls": [{**CALL, "function": {**CALL["function"], "arguments": '{"city":"Paris"}'}}]}
               if m.get("tool_calls") else m for m in TOOL_CHAT]
     assert preview({"messages": openai, "tools": TOOLS}, tok).text == p.text
+
+
+@pytest.mark.parametrize("family", sorted(set(CASES) - set(CALL_SYNTAX)), indirect=True)
+def test_a_template_without_call_syntax_trains_the_call_written_into_the_reply(family):
+    family, _, tok = family
+    assert "tool_calls" not in family.template_text()
+    p = preview({"messages": TOOL_CHAT, "tools": TOOLS}, tok)
+    trained = [piece for piece, on in p.segments if on]
+    assert trained[0].startswith('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>')
+    assert trained[-1].startswith("It is sunny.") and "Sunny" not in "".join(trained)
+    if not family.tool_role:  # Gemma: the result is read in a user turn, as the template alternates turns
+        assert "<start_of_turn>user\n<tool_response>\nSunny\n</tool_response><end_of_turn>" in p.text
 
 
 def test_qwen3_thinking_rows_on_and_off(default_model_path):

@@ -30,6 +30,7 @@ class Family(BaseModel, frozen=True):
     modelfile: str
     target_modules: tuple[str, ...]
     tool_call_id_length: int | None = None  # the template takes tool-call ids of exactly this many letters and digits
+    tool_role: bool = True  # False: the template takes no tool turns (tool results go into a user turn)
 
     def matches(self, template: str) -> bool:
         return all(s in template for s in self.signature)

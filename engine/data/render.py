@@ -42,18 +42,16 @@ def has_own_template(model_path: str) -> bool:
 
 def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[dict], list | None]:
     """Keep tool calls and tool definitions visible to a template that has no place for them: calls
-    become text in the reply, definitions a paragraph of the system turn."""
+    become text in the reply, results text in a user turn, definitions a paragraph of the system turn."""
     tools = json.loads(tools) if isinstance(tools, str) else tools
     family = families.of_template(template)
-    if family and family.system == "none" and len(messages) > 1 and messages[0]["role"] == "system":
-        # Gemma 2 has no system role; Gemma 3's template does this itself.
-        first = messages[1]
-        messages = [{**first, "content": messages[0]["content"] + "\n\n" + first["content"]}, *messages[2:]]
     messages = [_object_arguments(m) if m.get("tool_calls") else m for m in messages]
     if family and family.tool_call_id_length and any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
         messages = with_call_ids(messages, family.tool_call_id_length)
     if "tool_calls" not in template and any(m.get("tool_calls") for m in messages):
         messages = [_call_as_text(m) if m.get("tool_calls") else m for m in messages]
+    if family and not family.tool_role and any(m["role"] == "tool" for m in messages):
+        messages = _results_as_user_text(messages)
     if tools and "tools" not in template:
         described = "You can call these tools:\n" + json.dumps(tools, ensure_ascii=False)
         if messages and messages[0]["role"] == "system":
@@ -61,6 +59,10 @@ def fit_to_template(messages: list[dict], tools, template: str) -> tuple[list[di
         else:
             messages = [{"role": "system", "content": described}, *messages]
         tools = None
+    if family and family.system == "none" and len(messages) > 1 and messages[0]["role"] == "system":
+        # Gemma 2 has no system role; Gemma 3's template does this itself.
+        first = messages[1]
+        messages = [{**first, "content": messages[0]["content"] + "\n\n" + first["content"]}, *messages[2:]]
     return messages, tools
 
 
@@ -144,6 +146,20 @@ def _call_as_text(message: dict) -> dict:
     )
     content = f"{message['content']}\n{calls}".strip()
     return {k: v for k, v in {**message, "content": content}.items() if k != "tool_calls"}
+
+
+def _results_as_user_text(messages: list[dict]) -> list[dict]:
+    """Each tool result as `<tool_response>` text in a user turn, merged with the user turns beside it
+    (templates like Gemma's refuse two user turns in a row)."""
+    out = []
+    for m in messages:
+        if m["role"] == "tool":
+            m = {"role": "user", "content": f"<tool_response>\n{m['content']}\n</tool_response>"}
+        if out and m["role"] == "user" == out[-1]["role"]:
+            previous = out.pop()
+            m = {**previous, "content": previous["content"] + "\n" + m["content"]}
+        out.append(m)
+    return out
 
 
 def encode(row: dict, tokenizer) -> dict:
