@@ -320,9 +320,10 @@ def _verify(source: ExportSource, fmt: str, folder: Path, target: Path, progress
         exported_template = _saved_template(folder)
     else:
         file = next(folder.glob("*.gguf"))
-        report.problems += gguf.tokenizer_check(file, tokenizer)
-        exported_template = gguf.metadata(file).get("tokenizer.chat_template")
-        model = gguf.load(file, ref.dtype, ref.device)
+        meta = gguf.metadata(file)
+        report.problems += gguf.tokenizer_check(meta, tokenizer)
+        exported_template = meta.get("tokenizer.chat_template")
+        model = gguf.load(file, meta, ref.dtype, ref.device)
     progress(0.85, msg("Verifying: comparing greedy answers"))
     report.answers = verify.compare_answers(model, ref, tokenizer)
     del model

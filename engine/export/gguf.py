@@ -93,33 +93,34 @@ def metadata(path: Path) -> dict:
     return fields
 
 
-def tokenizer_check(path: Path, tokenizer) -> list[str]:
-    """What llama.cpp would do differently from the training tokenizer: vocabulary, end of turn, BOS."""
-    meta = metadata(path)
+def tokenizer_check(meta: dict, tokenizer) -> list[str]:
+    """What llama.cpp would do differently from the training tokenizer (`meta`: the file's `metadata`):
+    vocabulary, end of turn, BOS."""
     problems = []
     tokens = meta.get("tokenizer.ggml.tokens") or []
     expected = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     if tokens[: len(expected)] != expected:
         wrong = next((i for i, (a, b) in enumerate(zip(tokens, expected)) if a != b), min(len(tokens), len(expected)))
-        problems.append(f"The GGUF vocabulary differs from the tokenizer's from token id {wrong}.")
+        problems.append(msg("The GGUF vocabulary differs from the tokenizer's from token id {id}.", id=wrong))
     eos = meta.get("tokenizer.ggml.eos_token_id")
     if eos != tokenizer.eos_token_id:
-        problems.append(f"The GGUF end-of-text token is id {eos}; the tokenizer's is {tokenizer.eos_token_id} "
-                        f"({tokenizer.eos_token}), so replies may not stop.")
+        problems.append(msg("The GGUF end-of-text token is id {eos}; the tokenizer's is {id} ({token}), so replies "
+                            "may not stop.", eos=eos, id=tokenizer.eos_token_id, token=tokenizer.eos_token))
     adds_bos = bool(tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id])
     if bool(meta.get("tokenizer.ggml.add_bos_token", False)) != adds_bos:
-        problems.append(f"llama.cpp would {'add' if meta.get('tokenizer.ggml.add_bos_token') else 'not add'} a "
-                        f"start token ({tokenizer.bos_token}) that training did{'' if adds_bos else ' not'} add.")
+        problems.append(msg("llama.cpp would not add the start token ({token}) that training added.", token=tokenizer.bos_token)
+                        if adds_bos else
+                        msg("llama.cpp would add a start token ({token}) that training did not add.", token=tokenizer.bos_token))
     return problems
 
 
-def load(path: Path, dtype, device: str):
-    """The GGUF's weights in transformers (dequantised), to compare answers with the in-app model."""
+def load(path: Path, meta: dict, dtype, device: str):
+    """The GGUF's weights in transformers (dequantised), to compare answers with the in-app model
+    (`meta`: the file's `metadata`, read once: the reader parses the whole vocabulary each time)."""
     from transformers import AutoModelForCausalLM
 
     # transformers' GGUF reader leaves some architectures' head_dim (Qwen3's) at the config class's default
     # instead of the file's attention.key_length; the file's own value is passed in
-    meta = metadata(path)
     head_dim = meta.get(f"{meta.get('general.architecture')}.attention.key_length")
     extra = {"head_dim": int(head_dim)} if head_dim else {}
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype, **extra)
