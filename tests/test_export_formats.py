@@ -117,6 +117,29 @@ def test_gguf_is_written_with_a_modelfile_and_verified(tiny_run, quant, tensor_t
     assert _finished(result.path)["argmax_agreement"] == pytest.approx(report.argmax_agreement)
 
 
+
+def test_the_tokenizer_check_names_what_llama_cpp_would_do_differently(tiny_run):
+    """The metadata of the f16 file, then altered as a broken conversion would write it: each difference is
+    named, in the viewer's language."""
+    from engine.i18n import tr
+    from engine.export.source import open_source
+
+    if not (tiny_run.runs / "tiny" / "exports" / "gguf-f16").exists():
+        export(tiny_run, "tiny", "gguf-f16")
+    meta = gguf.metadata(tiny_run.runs / "tiny" / "exports" / "gguf-f16" / "tiny-f16.gguf")
+    tokenizer = open_source(tiny_run, "tiny").tokenizer()
+    assert gguf.tokenizer_check(meta, tokenizer) == []
+    tokens = list(meta["tokenizer.ggml.tokens"])
+    tokens[7] = "spelled-differently"
+    broken = {**meta, "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.eos_token_id": 0, "tokenizer.ggml.add_bos_token": True}
+    problems = gguf.tokenizer_check(broken, tokenizer)
+    assert problems == [
+        "The GGUF vocabulary differs from the tokenizer's from token id 7.",
+        f"The GGUF end-of-text token is id 0; the tokenizer's is {tokenizer.eos_token_id} ({tokenizer.eos_token}), "
+        "so replies may not stop.",
+        f"llama.cpp would add a start token ({tokenizer.bos_token}) that training did not add."]
+    assert tr(problems[0], "zh-CN") == "GGUF 文件的词表从第 7 号词元起与分词器的不同。"
+
 def test_modelfile_is_rewritten_beside_the_gguf_with_a_system_prompt(tiny_run):
     if not (tiny_run.runs / "tiny" / "exports" / "gguf-f16").exists():
         export(tiny_run, "tiny", "gguf-f16")

@@ -20,6 +20,7 @@ from pathlib import Path
 from engine.export.gotemplate import render_go
 from engine.export.source import ExportError
 from engine.chat.sampling import Sampling
+from engine.i18n import msg
 
 PROBES = (
     [{"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2"}],
@@ -289,12 +290,11 @@ def go_template_for(tokenizer, template: str) -> str:
         go = bos + go if go is not None else None
     if go is not None:
         return go
-    raise ExportError(
+    raise ExportError(msg(
         "No Ollama template here renders exactly like this model's chat template (the known ones are ChatML, "
-        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma, Phi-3 and Mistral v3/v7), so no Modelfile was written. The GGUF file itself is complete and carries the chat template "
-        "for llama.cpp; write the Modelfile's TEMPLATE by hand if you use Ollama.\nThe template starts: "
-        + want[0][:200]
-    )
+        "Alpaca, Llama 3, Llama 3.1/3.2, Gemma, Phi-3 and Mistral v3/v7), so no Modelfile was written. The GGUF file "
+        "itself is complete and carries the chat template for llama.cpp; write the Modelfile's TEMPLATE by hand if "
+        "you use Ollama.\nThe template starts: {start}", start=want[0][:200]))
 
 
 def _known_template(tokenizer, probes, want, tool_probes, tool_want) -> str | None:
@@ -333,7 +333,7 @@ def _known_template(tokenizer, probes, want, tool_probes, tool_want) -> str | No
 
 def _quote(text: str) -> str:
     if '"""' in text:
-        raise ExportError('The system prompt contains """, which a Modelfile cannot hold; remove it and export again.')
+        raise ExportError(msg('The system prompt contains """, which a Modelfile cannot hold; remove it and export again.'))
     return f'"""{text}"""'
 
 
