@@ -108,7 +108,7 @@ def test_exactly_each_assistant_reply_and_its_end_of_turn_are_trained(family):
 def test_the_masks_are_those_of_trls_training_template(family):
     """trl's copies also train the newline after the end of turn (and Phi-3's closing eos), text a
     reply never writes since chat stops at the end of turn; otherwise the masks agree. (For the families
-trl has no training copy of, the trained pieces above are the check.)"""
+    trl has no training copy of, the trained pieces above are the check.)"""
     family, _, tok = family
     marked = trl_training_copy(family)
     # trl's Qwen3 copy writes think blocks into every turn, unlike the model's own: one turn only there.

@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -69,4 +68,3 @@ def fetch(target: Path = TARGET) -> Path:
 
 if __name__ == "__main__":
     fetch()
-    sys.exit(0)
